@@ -1,0 +1,141 @@
+"""The Profile: what the interview learned about the user's goal and costs.
+
+The JSON shape is a contract (see shared/design.md). Unknown values are `None`, never
+guessed silently: `with_defaults` fills them and reports each filled slot as assumed.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+SUBJECT_TYPES = ("person", "animal", "object", "style", "concept", "general")
+BASE_MODELS = ("sd15", "sd21", "sdxl")
+FACTORS = ("accuracy", "flexibility", "preservation")
+
+# Sensible defaults used when the user does not know or skips. Each is a value a newcomer
+# on a mid-range card would plausibly have; they are always reported as assumed.
+DEFAULTS: dict[str, Any] = {
+    "subject_type": "object",
+    "n_images": 10,
+    "captions": False,
+    "accuracy": 3,
+    "flexibility": 3,
+    "preservation": 3,
+    "vram_gb": 12.0,
+    "time_budget_min": 60.0,
+    "n_runs": 3,
+    "base_model": "sd15",
+}
+
+# Plausible bounds; values outside are rejected with a message (not clamped).
+BOUNDS: dict[str, tuple[float, float]] = {
+    "n_images": (1, 100_000),
+    "vram_gb": (2, 640),
+    "time_budget_min": (1, 60 * 24 * 30),
+    "n_runs": (1, 100),
+    "max_output_mb": (0.01, 100_000),
+}
+
+
+class ProfileError(ValueError):
+    """A profile value is wrong; the message names the slot."""
+
+
+@dataclass
+class Profile:
+    goal: str | None = None                 # free text: what the user wants to make
+    subject_type: str | None = None         # one of SUBJECT_TYPES
+    class_noun: str | None = None           # "dog", "woman", "sneaker": the DreamBooth class
+    n_images: int | None = None             # training images the user has
+    captions: bool | None = None            # are the images captioned?
+    accuracy: int | None = None             # 1-5: how exactly the subject must be replicated
+    flexibility: int | None = None          # 1-5: how far from the training images it must go
+    preservation: int | None = None         # 1-5: how much of the base model must stay intact
+    vram_gb: float | None = None            # GPU memory in GB
+    gpu_name: str | None = None             # the card, when the user named one
+    time_budget_min: float | None = None    # GPU minutes for one run
+    n_runs: int | None = None               # how many runs the user will iterate
+    base_model: str | None = None           # one of BASE_MODELS
+    max_output_mb: float | None = None      # size cap of the output file (sharing), optional
+    dream_prompts: list[str] = field(default_factory=list)  # the user's own target prompts
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Profile":
+        if not isinstance(data, dict):
+            raise ProfileError(f"a profile must be a JSON object, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ProfileError(f"unknown profile key(s) {unknown}; known keys: {sorted(known)}")
+        clean = dict(data)
+        if clean.get("dream_prompts") is None:
+            clean["dream_prompts"] = []
+        return cls(**clean)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Profile":
+        path = Path(path)
+        if not path.is_file():
+            raise ProfileError(f"profile file {str(path)!r} does not exist")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ProfileError(f"profile file {str(path)!r} is not valid JSON: {e}") from None
+        return cls.from_dict(data)
+
+    def missing(self) -> list[str]:
+        """Slots still unknown (None), in interview order."""
+        return [name for name in DEFAULTS if getattr(self, name) is None]
+
+    def with_defaults(self) -> tuple["Profile", list[str]]:
+        """A copy with every unknown slot filled by its default, and the names filled."""
+        data = self.to_dict()
+        assumed = []
+        for name, value in DEFAULTS.items():
+            if data[name] is None:
+                data[name] = value
+                assumed.append(name)
+        return Profile.from_dict(data), assumed
+
+
+def validate(p: Profile) -> None:
+    """Raise ProfileError naming the first bad slot."""
+    if p.goal is not None and not isinstance(p.goal, str):
+        raise ProfileError(f"goal must be text, got {type(p.goal).__name__}")
+    if p.subject_type is not None and p.subject_type not in SUBJECT_TYPES:
+        raise ProfileError(f"subject_type={p.subject_type!r}; pick one of {list(SUBJECT_TYPES)}")
+    if p.base_model is not None and p.base_model not in BASE_MODELS:
+        raise ProfileError(f"base_model={p.base_model!r}; pick one of {list(BASE_MODELS)}")
+    for name in FACTORS:
+        v = getattr(p, name)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 5:
+            raise ProfileError(f"{name}={v!r}; must be a whole number from 1 to 5")
+    if p.captions is not None and not isinstance(p.captions, bool):
+        raise ProfileError(f"captions={p.captions!r}; must be true or false")
+    for name, (lo, hi) in BOUNDS.items():
+        v = getattr(p, name)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ProfileError(f"{name}={v!r}; must be a number")
+        if name in ("n_images", "n_runs") and not float(v).is_integer():
+            raise ProfileError(f"{name}={v!r}; must be a whole number")
+        if not lo <= v <= hi:
+            raise ProfileError(f"{name}={v!r} is out of range; expected {lo:g} to {hi:g}")
+    for name in ("class_noun", "gpu_name"):
+        v = getattr(p, name)
+        if v is not None and not isinstance(v, str):
+            raise ProfileError(f"{name} must be text, got {type(v).__name__}")
+    if not isinstance(p.dream_prompts, list) or not all(isinstance(s, str) for s in p.dream_prompts):
+        raise ProfileError("dream_prompts must be a list of strings")
