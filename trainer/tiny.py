@@ -1,0 +1,302 @@
+"""The built-in tiny Stable Diffusion model: random weights, built from configs, no download.
+
+Tests, demos and benchmarks need a real diffusers pipeline folder that loads through the same
+`from_pretrained(dir, local_files_only=True)` path a user's checkpoint takes, but this project
+cannot reach a model hub. So we build one: small enough that a training step at 64 px runs in a
+fraction of a second on CPU, large enough that LoRA targets (`to_q`, `to_k`, `to_v`, `to_out.0`)
+exist and that changed weights visibly change the image.
+
+The sizes follow diffusers' own pipeline tests (`get_dummy_components`, the (32, 64) variant).
+The tokenizer is a real byte-level CLIP BPE whose merges are learned here from a small built-in
+corpus, so every prompt tokenizes (no `<unk>`) and different prompts give different ids.
+
+Everything is seeded and built inside `torch.random.fork_rng`, so the same arch gives
+byte-identical weight files and the caller's RNG state is untouched.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+TINY_RESOLUTION = 64          # pixel side the tiny model generates and trains at
+TINY_SEED = 0                 # seed of every component's random init
+TINY_VERSION = "1"            # bump when the recipe changes, so cached copies are rebuilt
+ARCHS = ("sd15", "sdxl")
+# base_model names that mean "the built-in tiny model" -> its arch
+TINY_MODELS = {"tiny": "sd15", "tiny-sdxl": "sdxl"}
+
+_VERSION_FILE = "tiny_model_version.txt"
+_VOCAB_SIZE = 1000            # 256 bytes + 256 bytes</w> + 486 merges + 2 specials
+_BOS, _EOS = "<|startoftext|>", "<|endoftext|>"
+
+# Text the BPE merges are learned from: the words people put in Stable Diffusion prompts.
+# Any text tokenizes (byte fallback); this only decides which words get short ids.
+_CORPUS = """
+a photo of sks dog. a photo of a dog. a photo of a cat. a photo of a person. a portrait of a man.
+a portrait of a woman. a painting of a house in the style of van gogh. a watercolor painting of a
+mountain landscape at sunset. an oil painting of a city street at night with neon lights.
+a close up photo of a red car on the road. a cute puppy sitting on the grass in the park.
+a dog wearing a hat and sunglasses on the beach. a cat sleeping on a sofa next to the window.
+a digital illustration of a castle in the clouds, highly detailed, sharp focus, trending art.
+a pencil sketch of an old tree in the forest. a black and white photograph of a bridge over a river.
+a toy robot standing on a wooden table. a backpack on a chair. a vase with flowers on a kitchen table.
+a teapot, a cup, a bottle, a clock, a shoe, a bag, a book, a lamp, a plant, a car, a bike, a boat.
+a man with a beard smiling, a young woman with long hair, a child playing with a ball, an old man.
+cinematic lighting, soft light, studio photo, professional photography, 4k, 8k, high resolution,
+best quality, masterpiece, bokeh, depth of field, film grain, anime style, cartoon, 3d render,
+pixel art, concept art, fantasy, science fiction, cyberpunk, steampunk, minimalist, abstract, logo,
+icon, sticker, poster, comic book, studio ghibli, pop art, impressionism, cubism, surrealism.
+blue sky, green field, white snow, yellow sun, orange fire, purple flower, pink dress, brown bear,
+gray wall, golden hour, blue hour, rainy day, foggy morning, winter, summer, spring, autumn.
+in the snow, in the water, under the sea, in space, on the moon, in a garden, in a room, at home.
+front view, side view, back view, top view, full body, upper body, face, eyes, hands, smile.
+"""
+
+
+# --- tokenizer ---------------------------------------------------------------------------
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP table mapping each byte to a printable unicode character."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+def learn_bpe_merges(text: str, n_merges: int) -> list[tuple[str, str]]:
+    """Learn up to `n_merges` CLIP-style BPE merges from `text` (words end in `</w>`).
+
+    Plain BPE: repeatedly merge the most frequent adjacent pair; ties break on the pair itself
+    so the result is deterministic. Stops early when every word is a single symbol.
+    """
+    byte_map = _bytes_to_unicode()
+    # the same word split CLIP uses, restricted to what matters for a learned vocab
+    words = Counter(re.findall(r"[^\W\d_]+|\d|[^\s\w]+", text.lower()))
+    splits: dict[tuple[str, ...], int] = {}
+    for word, freq in words.items():
+        chars = [byte_map[b] for b in word.encode("utf-8")]
+        chars[-1] += "</w>"
+        splits[tuple(chars)] = splits.get(tuple(chars), 0) + freq
+    merges: list[tuple[str, str]] = []
+    while len(merges) < n_merges:
+        pairs: Counter = Counter()
+        for symbols, freq in splits.items():
+            for pair in zip(symbols, symbols[1:]):
+                pairs[pair] += freq
+        if not pairs:
+            break
+        best = min(pairs, key=lambda p: (-pairs[p], p))
+        merges.append(best)
+        merged: dict[tuple[str, ...], int] = {}
+        for symbols, freq in splits.items():
+            out, i = [], 0
+            while i < len(symbols):
+                if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == best:
+                    out.append(symbols[i] + symbols[i + 1])
+                    i += 2
+                else:
+                    out.append(symbols[i])
+                    i += 1
+            merged[tuple(out)] = merged.get(tuple(out), 0) + freq
+        splits = merged
+    return merges
+
+
+def build_clip_vocab(n_merges: int = _VOCAB_SIZE - 514) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """(vocab, merges) in CLIP's layout: bytes, bytes+</w>, merges, then the two specials last."""
+    merges = list(_corpus_merges(n_merges))
+    tokens = list(_bytes_to_unicode().values())
+    tokens += [t + "</w>" for t in tokens]
+    tokens += ["".join(m) for m in merges]
+    tokens += [_BOS, _EOS]
+    if len(set(tokens)) != len(tokens):  # a merge equal to a byte token would shift every id
+        raise RuntimeError("tiny tokenizer vocab has duplicate tokens")
+    return {t: i for i, t in enumerate(tokens)}, merges
+
+
+@functools.lru_cache(maxsize=4)
+def _corpus_merges(n_merges: int) -> tuple[tuple[str, str], ...]:
+    # learning takes a few hundred ms of pure Python; SDXL and tests ask for it repeatedly
+    return tuple(learn_bpe_merges(_CORPUS, n_merges))
+
+
+def make_tiny_tokenizer(pad_token: str = _EOS):
+    """A CLIPTokenizer over the locally learned vocab, 77 tokens like every SD text encoder.
+
+    SD 1.x pads with `<|endoftext|>`; SDXL's second tokenizer pads with `!` (pass `pad_token="!"`).
+    """
+    from transformers import CLIPTokenizer
+
+    vocab, merges = build_clip_vocab()
+    return CLIPTokenizer(vocab=vocab, merges=merges, unk_token=_EOS, bos_token=_BOS, eos_token=_EOS,
+                         pad_token=pad_token, model_max_length=77)
+
+
+# --- model components --------------------------------------------------------------------
+def _text_config(tokenizer, projection: bool):
+    from transformers import CLIPTextConfig
+
+    # Real eos id (not the legacy eos_token_id=2): transformers then pools at the first eos,
+    # which stays right when textual inversion appends tokens after the specials.
+    return CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_attention_heads=4,
+        num_hidden_layers=2, max_position_embeddings=77, layer_norm_eps=1e-5, hidden_act="quick_gelu",
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, projection_dim=32 if projection else 512)
+
+
+def _vae():
+    from diffusers import AutoencoderKL
+
+    # Two blocks: one 2x downsample, so 64 px images <-> 32 px latents.
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 64),
+        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+        layers_per_block=1, norm_num_groups=32, sample_size=TINY_RESOLUTION)
+
+
+def _unet(arch: str):
+    from diffusers import UNet2DConditionModel
+
+    common = dict(
+        sample_size=TINY_RESOLUTION // 2, in_channels=4, out_channels=4, layers_per_block=1,
+        block_out_channels=(32, 64), norm_num_groups=32,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"))
+    if arch == "sd15":
+        return UNet2DConditionModel(cross_attention_dim=32, attention_head_dim=8, **common)
+    # SDXL: cross-attention sees both encoders' hidden states concatenated (32 + 32); the added
+    # "text_time" embedding takes 6 size/crop ids (8 dims each) plus the 32-dim pooled projection.
+    return UNet2DConditionModel(
+        cross_attention_dim=64, attention_head_dim=(2, 4), use_linear_projection=True,
+        transformer_layers_per_block=(1, 2), addition_embed_type="text_time",
+        addition_time_embed_dim=8, projection_class_embeddings_input_dim=6 * 8 + 32, **common)
+
+
+def _scheduler():
+    from diffusers import DDIMScheduler
+
+    # SD 1.x noise schedule. Training code loads DDPMScheduler from this same config; DDIM makes
+    # 2-25 step validation samples meaningful. steps_offset=1 avoids diffusers' FutureWarning.
+    return DDIMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                         beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False,
+                         steps_offset=1, prediction_type="epsilon")
+
+
+def build_tiny_pipeline(arch: str = "sd15"):
+    """The tiny pipeline in memory (seeded; the global torch RNG is left as it was)."""
+    import torch
+
+    if arch not in ARCHS:
+        raise ValueError(f"arch={arch!r}; pick one of {list(ARCHS)}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(TINY_SEED)
+        unet = _unet(arch)
+        torch.manual_seed(TINY_SEED)
+        vae = _vae()
+        tokenizer = make_tiny_tokenizer()
+        if arch == "sd15":
+            from diffusers import StableDiffusionPipeline
+            from transformers import CLIPTextModel
+
+            torch.manual_seed(TINY_SEED)
+            text_encoder = CLIPTextModel(_text_config(tokenizer, projection=False))
+            return StableDiffusionPipeline(
+                vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=_scheduler(),
+                safety_checker=None, feature_extractor=None, image_encoder=None,
+                requires_safety_checker=False)
+        from diffusers import StableDiffusionXLPipeline
+        from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+        tokenizer_2 = make_tiny_tokenizer(pad_token="!")
+        torch.manual_seed(TINY_SEED)
+        text_encoder = CLIPTextModel(_text_config(tokenizer, projection=False))
+        torch.manual_seed(TINY_SEED + 1)  # the two encoders must differ, as in real SDXL
+        text_encoder_2 = CLIPTextModelWithProjection(_text_config(tokenizer_2, projection=True))
+        return StableDiffusionXLPipeline(
+            vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=tokenizer,
+            tokenizer_2=tokenizer_2, unet=unet, scheduler=_scheduler(), image_encoder=None,
+            feature_extractor=None)
+
+
+def make_tiny_model(out_dir: str | Path, arch: str = "sd15") -> Path:
+    """Write the tiny pipeline as a diffusers folder (safetensors) to `out_dir`; return the path.
+
+    Same arch -> byte-identical weight files. `out_dir` may exist but must not hold files,
+    so a typo cannot overwrite a real model.
+    """
+    if arch not in ARCHS:
+        raise ValueError(f"arch={arch!r}; pick one of {list(ARCHS)}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out_dir '{out}' is a file; give a new or empty folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise ValueError(f"out_dir '{out}' is not empty; give a new or empty folder")
+    pipe = build_tiny_pipeline(arch)
+    out.mkdir(parents=True, exist_ok=True)
+    pipe.save_pretrained(out, safe_serialization=True)
+    (out / _VERSION_FILE).write_text(f"{arch} {TINY_VERSION}\n")
+    return out
+
+
+def default_cache_root() -> Path:
+    """$FTA_CACHE_DIR, else ~/.cache/finetune-advisor."""
+    env = os.environ.get("FTA_CACHE_DIR", "").strip()
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "finetune-advisor"
+
+
+def ensure_tiny_model(cache_root: str | Path | None = None, arch: str = "sd15") -> Path:
+    """Return `<cache_root>/tiny-<arch>`, building it once.
+
+    Built in a temporary sibling folder and renamed into place, so a reader never sees half a
+    model and concurrent callers (e.g. several `accelerate launch` processes) are safe: the
+    first rename wins and the others discard their copy. A copy from an older recipe is replaced.
+    """
+    if arch not in ARCHS:
+        raise ValueError(f"arch={arch!r}; pick one of {list(ARCHS)}")
+    root = Path(cache_root).expanduser() if cache_root is not None else default_cache_root()
+    final = root / f"tiny-{arch}"
+    if _is_current(final, arch):
+        return final
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tiny-{arch}-", dir=root))
+    try:
+        make_tiny_model(tmp, arch=arch)
+        if final.exists() and not _is_current(final, arch):
+            stale = Path(tempfile.mkdtemp(prefix=f".stale-tiny-{arch}-", dir=root))
+            try:
+                final.rename(stale / "old")
+            except OSError:
+                pass  # another process moved it first
+            shutil.rmtree(stale, ignore_errors=True)
+        try:
+            tmp.rename(final)
+        except OSError:
+            if not _is_current(final, arch):  # not a lost race: a real failure
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _is_current(folder: Path, arch: str) -> bool:
+    marker = folder / _VERSION_FILE
+    try:
+        return (folder / "model_index.json").is_file() and marker.read_text().strip() == f"{arch} {TINY_VERSION}"
+    except OSError:
+        return False
+
+
+def resolve_tiny(base_model: str, cache_root: str | Path | None = None) -> Path | None:
+    """The folder of the built-in model when `base_model` names it ("tiny", "tiny-sdxl"), else None."""
+    arch = TINY_MODELS.get(base_model)
+    return None if arch is None else ensure_tiny_model(cache_root, arch=arch)
