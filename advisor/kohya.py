@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from trainer.config import METHOD_NAMES
 
-from .runlog import RunRecord, hyperparameters_from_config
+from .runlog.records import RunRecord, hyperparameters_from_config
 
 # safetensors itself refuses headers above 100 MB; a bigger "length" means not safetensors.
 MAX_HEADER_BYTES = 100_000_000

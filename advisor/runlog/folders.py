@@ -1,0 +1,142 @@
+"""Reading a run folder (`runs/<run_id>/`) into a RunRecord, tolerating junk and missing files.
+
+A run folder (config.json, events.jsonl, metrics.json, profile.json, output/) is the single
+source of truth of a run; what cannot be read is left out and said in the record's note.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+from trainer.config import METHOD_NAMES
+
+from .events import read_events, summarise_events
+from .records import FACTORS, RunRecord, finite_number, hyperparameters_from_config, normalised_profile
+
+_RUN_FILES = ("config.json", "events.jsonl", "metrics.json", "profile.json")
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / "config.json").is_file() or (path / "events.jsonl").is_file()
+
+
+def run_dirs(root: Path) -> Iterable[Path]:
+    """The run folders directly under `root`, by name (hidden folders left out)."""
+    for child in sorted(root.iterdir()):
+        if child.is_dir() and not child.name.startswith(".") and is_run_dir(child):
+            yield child
+
+
+def stamp(run_dir: Path) -> str:
+    """Sizes and mtimes of the files that feed a record: unchanged stamp, nothing to re-read."""
+    parts = []
+    for name in _RUN_FILES:
+        p = run_dir / name
+        if p.is_file():
+            st = p.stat()
+            parts.append([name, st.st_size, st.st_mtime_ns])
+    output = run_dir / "output"
+    if output.is_dir():
+        parts.append(["output", sorted(p.name for p in output.iterdir())])
+    return json.dumps(parts)
+
+
+def _read_json_object(path: Path, notes: list[str]) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        notes.append(f"{path.name} is not valid JSON; ignored")
+        return None
+    if not isinstance(data, dict):
+        notes.append(f"{path.name} is not a JSON object; ignored")
+        return None
+    return data
+
+
+def _read_profile(path: Path, notes: list[str]) -> dict | None:
+    from ..profile import ProfileError
+
+    profile = _read_json_object(path, notes)
+    if profile is None:
+        return None
+    try:
+        return normalised_profile(profile)
+    except ProfileError as e:
+        notes.append(f"profile.json ignored: {e}")
+        return None
+
+
+def _scores(metrics: dict | None, notes: list[str]) -> dict[str, float]:
+    """metrics.json shape: {"accuracy": {"score": 1-5, ...raw}, ...} (a bare number also works)."""
+    out = {}
+    for f in FACTORS:
+        entry = (metrics or {}).get(f)
+        value = entry.get("score") if isinstance(entry, dict) else entry
+        if value is None:
+            continue
+        score = finite_number(value)
+        if score is None or not 1 <= score <= 5:
+            notes.append(f"metrics.json {f} score {value!r} is not a number from 1 to 5; ignored")
+            continue
+        out[f"score_{f}"] = score
+    return out
+
+
+def _method(config: dict | None, notes: list[str]) -> str | None:
+    method = config.get("method") if config else None
+    if method is not None and method not in METHOD_NAMES:
+        notes.append(f"config.json method {method!r} is not a known method; left empty")
+        return None
+    return method
+
+
+def record_from_run_dir(path: str | Path) -> RunRecord:
+    """Read a run folder into a RunRecord, tolerating junk and missing files (noted)."""
+    run_dir = Path(path)
+    if not run_dir.is_dir():
+        raise ValueError(f"run folder {str(run_dir)!r} does not exist or is not a folder")
+    if not is_run_dir(run_dir):
+        raise ValueError(f"{str(run_dir)!r} is not a run folder (no config.json or events.jsonl)")
+    notes: list[str] = []
+    source_stamp = stamp(run_dir)  # taken before reading, so a write meanwhile triggers a re-read
+    config = _read_json_object(run_dir / "config.json", notes)
+    if config is None and not (run_dir / "config.json").is_file():
+        notes.append("no config.json")
+    metrics = _read_json_object(run_dir / "metrics.json", notes)
+    profile = _read_profile(run_dir / "profile.json", notes)
+    events, junk = read_events(run_dir / "events.jsonl")
+    if junk:
+        notes.append(f"events.jsonl: skipped {junk} unreadable line(s)")
+    summary = summarise_events(events)
+    if summary["nonfinite_loss_step"] is not None:
+        notes.append(f"loss became NaN/inf at step {summary['nonfinite_loss_step']}")
+
+    method = _method(config, notes)
+    base_model = (profile or {}).get("base_model") or (config.get("base_model") if config else None)
+    output = run_dir / "output"
+    return RunRecord(
+        run_id=run_dir.name,
+        source="run_folder",
+        name=run_dir.name,
+        method=method,
+        base_model=base_model if isinstance(base_model, str) else None,
+        status=summary["status"],
+        hyperparameters=hyperparameters_from_config(config),
+        profile=profile,
+        config=config,
+        metrics=metrics,
+        **_scores(metrics, notes),
+        started_at=summary["started_at"],
+        finished_at=summary["finished_at"],
+        duration_s=summary["duration_s"],
+        steps_done=summary["steps_done"],
+        final_loss=summary["final_loss"],
+        error=summary["error"],
+        run_dir=str(run_dir.resolve()),
+        output_path=str(output.resolve()) if output.is_dir() and any(output.iterdir()) else None,
+        note="; ".join(notes) or None,
+        source_stamp=source_stamp,
+    )
