@@ -34,13 +34,6 @@ from .records import (
 from .schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from .store import RunLog
 
-__all__).
-import argparse, csv, hashlib, io, json, math, os, random, re, shutil, socket, sqlite3, sys, threading, time  # noqa: E401,E402,F401,I001
-from dataclasses import dataclass, field  # noqa: E402,F401
-from datetime import datetime  # noqa: E402,F401
-from pathlib import Path  # noqa: E402,F401
-from typing import Any, Callable, Iterable  # noqa: E402,F401
-
 __all__ = [
     "APPLICATION_ID", "BUSY_TIMEOUT_S", "CSV_COLUMNS", "DEFAULT_DB_ENV", "DEFAULT_DB_NAME", "DEFAULT_RUNS_DIR",
     "FACTORS", "HYPERPARAMETER_KEYS", "METHOD_NAMES", "MIGRATIONS", "RUNS_DIR_ENV", "SCHEMA_VERSION", "SOURCES",
