@@ -1,0 +1,467 @@
+"""Cost estimator: GPU memory, wall time and output size of one training run.
+
+A small parametric model, calibrated on the published measurements collected in
+shared/research/costs-and-memory.md (cited below as "costs §n"):
+
+    memory  = frozen weights x bytes + trained weights x (weight + grad + optimizer bytes)
+              + activations x (resolution / 512)^2 x images per step + a fixed overhead
+    time    = optimizer steps x micro-steps x seconds per micro-step / GPU speed
+              + class-image generation + validation sampling
+    output  = what the method writes (LoRA: rank x sum(in + out) of the adapted layers)
+
+Every constant is either published, derived from published numbers (the arithmetic is
+written out in code), or marked "assumed". `tests/test_costs.py` checks that the model
+reproduces the published points. Pure stdlib: the advisor's import path stays light.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, fields
+
+from trainer.config import METHOD_NAMES, MIXED_PRECISION, TrainConfig
+
+FULL_WEIGHT = ("dreambooth", "full_finetune")       # every UNet weight trains
+ADAPTERS = ("lora", "dreambooth_lora")              # low-rank adapters, base frozen
+PRIOR_METHODS = ("dreambooth", "dreambooth_lora")   # methods with prior preservation
+
+
+@dataclass(frozen=True)
+class Arch:
+    """What the estimator needs to know about a base model."""
+    unet_b: float                      # UNet parameters, billions
+    text_b: float                      # text encoder(s) parameters, billions
+    vae_b: float                       # VAE parameters, billions
+    token_dims: tuple[int, ...]        # token-embedding width per text encoder (TI)
+    cross_dim: int                     # cross-attention context width (LoRA to_k / to_v inputs)
+    attn_blocks: dict[int, int]        # transformer blocks per channel width (LoRA size)
+    te_layers: tuple[tuple[int, int], ...]  # (layers, width) per text encoder (text-encoder LoRA)
+    native_res: int                    # the resolution the model was trained at
+    compute: float                     # training compute per pixel relative to SD1.5
+
+
+# Architecture constants are the public model configs (not in the research notes). Check:
+# SD1.5 has 0.860 + 0.123 + 0.084 = 1.067 B parameters x 4 bytes = 4.27 GB, the published size
+# of the fp32 EMA-only checkpoint (costs §5), so the counts and the file agree (derived).
+ARCH: dict[str, Arch] = {
+    "sd15": Arch(0.860, 0.123, 0.084, (768,), 768, {320: 5, 640: 5, 1280: 6}, ((12, 768),), 512, 1.0),
+    # SD2.1: same UNet layout, OpenCLIP-H text encoder (23 layers used), 768 px (costs §2.2).
+    "sd21": Arch(0.865, 0.340, 0.084, (1024,), 1024, {320: 5, 640: 5, 1280: 6}, ((23, 1024),), 768, 1.0),
+    # SDXL: 2.6 B UNet with 70 transformer blocks at 640/1280 channels, two text encoders.
+    # compute 1.3 is assumed: 3x the parameters, but most sit at low resolution; no published
+    # SDXL it/s exists (costs §4).
+    "sdxl": Arch(2.567, 0.817, 0.084, (768, 1280), 2048, {640: 10, 1280: 60}, ((12, 768), (32, 1280)),
+                 1024, 1.3),
+}
+CLIP_VOCAB = 49_408  # CLIP tokenizer size: TI optimises the whole embedding table (trainer/methods)
+
+# --- memory constants, all from the T4 table (costs §1.1, SD1.4 DreamBooth, GB) -------------------
+# batch 2 minus batch 1 with checkpointing: activations of one 512 px image.
+ACT_CKPT_GB = 10.40 - 9.92
+# Without checkpointing, least-squares fit of A in base + A x batch to the rows 11.17 (batch 1)
+# and 13.67 (batch 2), base = 9.92 - ACT_CKPT_GB (derived; reproduces both within 3%).
+_BASE = 9.92 - ACT_CKPT_GB
+ACT_NOCKPT_GB = (1 * (11.17 - _BASE) + 2 * (13.67 - _BASE)) / (1 ** 2 + 2 ** 2)
+# CUDA context and allocator slack: what is left of the 9.92 GB reference row after the trained
+# UNet (fp32 weight 4 + fp32 grad 4 + 8-bit Adam 2 bytes/param), the frozen fp16 text encoder and
+# VAE, and one image of activations (derived).
+OVERHEAD_GB = 9.92 - (0.860 * (4 + 4 + 2) + (0.123 + 0.084) * 2) - ACT_CKPT_GB
+OPTIMIZER_BYTES = {"adamw": 8, "adamw8bit": 2, "adafactor": 0}  # per trained parameter
+# Gradient accumulation keeps an extra gradient buffer: T4 row grad-accum 2 is 11.56 vs 9.92 GB,
+# 1.64 GB for 0.86 B parameters, about 2 bytes per trained parameter (derived).
+ACCUM_BYTES = 2
+EMA_BYTES = 4  # an fp32 shadow copy of the trained weights
+
+# --- speed constants (T4, SD1.4 at 512 px, fp16 + 8-bit Adam, costs §1.1) --------------------------
+# Seconds per micro-step = C0 + C1 x images, from the no-checkpointing rows 1.14 it/s (batch 1)
+# and 0.82 it/s (batch 2) (derived).
+C1_FULL_S = 1 / 0.82 - 1 / 1.14
+C0_S = 1 / 1.14 - C1_FULL_S
+# LoRA / TI skip the weight gradients of the frozen UNet: about 2/3 of the per-image work
+# (forward 1 + input gradients 1 + weight gradients 1) (assumed from backprop arithmetic).
+C1_LIGHT_S = C1_FULL_S * 2 / 3
+CKPT_SLOWDOWN = 1.14 / 0.93    # checkpointing: 1.14 -> 0.93 it/s, "about 18% speed" (derived)
+FP32_SLOWDOWN = 0.93 / 0.42    # no mixed precision: 0.93 -> 0.42 it/s (derived)
+TEXT_ENCODER_SLOWDOWN = 1.10   # training the text encoder too: no published figure (assumed)
+FORWARD_S = C1_FULL_S / 3      # one UNet forward per image: 1/3 of forward + backward (derived)
+SAMPLING_STEPS = 50            # class images use the pipeline default of 50 denoising steps
+MIN_CLASS_IMAGES = 100         # autotrain's default, the smallest published count (methods §3)
+
+
+@dataclass(frozen=True)
+class Gpu:
+    name: str
+    vram_gb: float
+    speed: float   # training throughput relative to a T4
+    bf16: bool     # Ampere or newer (gpu-cards card)
+    basis: str     # where the speed factor comes from
+
+
+def _t4_step_s(per_image_s: float, images: int) -> float:
+    return C0_S + per_image_s * images
+
+
+# Relative speeds. "derived" rows invert a published run time through this model; "assumed"
+# rows have no published training measurement (costs §4 says so for the A10G).
+_A100 = (1 / 1.14) * FP32_SLOWDOWN / (5 * 60 / 1000)
+GPUS: dict[str, Gpu] = {
+    "t4": Gpu("Tesla T4", 16, 1.0, False, "reference: the T4 table (ShivamShrirao/diffusers)"),
+    "rtx2080ti": Gpu("RTX 2080 Ti", 11, 4 * _t4_step_s(C1_LIGHT_S, 1) / (5 * 3600 / 15000), False,
+                     "derived: captioned LoRA, 15,000 steps at 1x4 in about 5 h (huggingface/blog lora.md)"),
+    "rtx3060": Gpu("RTX 3060", 12, 2.5, True, "assumed: no published training speed"),
+    "l4": Gpu("L4", 24, 3.0, True, "assumed: no published training speed"),
+    "a10g": Gpu("A10G", 24, 4.0, True, "assumed: no published training speed (costs §4)"),
+    "rtx3090": Gpu("RTX 3090", 24, _A100 / (1.41 / 1.12), True,
+                   "derived: A100 factor / 1.26 (EveryDream2 user report A100 1.41 vs A6000 1.12 it/s); "
+                   "the 3090 is assumed equal to the A6000 (same GA102 chip)"),
+    "rtx4090": Gpu("RTX 4090", 24, _t4_step_s(C1_LIGHT_S, 8) / (4 * 3600 / 49622), True,
+                   "derived: LyCORIS study, LoRA batch 8, 49,622 steps in about 4 h (setup partly unstated)"),
+    "a100-40": Gpu("A100 40GB", 40, _A100, True,
+                   "derived: DreamBooth paper, about 1,000 steps in 5 min, read as fp32 batch 1 (not stated)"),
+    "a100-80": Gpu("A100 80GB", 80, _A100, True, "as the A100 40GB"),
+    "h100": Gpu("H100", 80, 2 * _A100, True, "assumed: twice an A100; no published training speed"),
+}
+_GPU_PATTERNS = [(r"(rtx)?4090.*", "rtx4090"), (r"(rtx)?3090.*", "rtx3090"), (r"(rtx)?3060(12gb?)?", "rtx3060"),
+                 (r"(rtx)?2080ti.*", "rtx2080ti"), (r"t4.*|(free)?colab.*", "t4"), (r"a10g.*", "a10g"),
+                 (r"l4(24gb?)?", "l4"), (r"a100.*80.*", "a100-80"), (r"a100.*", "a100-40"), (r"h100.*", "h100")]
+
+
+def find_gpu(name: str | None) -> Gpu | None:
+    """The speed-table row for a card name ("RTX 4090", "A100 80GB", "t4-small"), or None."""
+    if not name:
+        return None
+    key = re.sub(r"[^a-z0-9]", "", name.lower())
+    for noise in ("nvidia", "geforce", "tesla"):
+        key = key.replace(noise, "")
+    for pattern, gpu_id in _GPU_PATTERNS:
+        if re.fullmatch(pattern, key):
+            return GPUS[gpu_id]
+    return None
+
+
+def typical_gpu(vram_gb: float) -> Gpu:
+    """For an unnamed card: the slowest card in the table with at least `vram_gb` (assumed;
+    the T4 for 16 GB and below, the largest card's slowest row above the table)."""
+    big_enough = [g for g in GPUS.values() if g.vram_gb >= vram_gb]
+    if not big_enough:
+        top = max(g.vram_gb for g in GPUS.values())
+        big_enough = [g for g in GPUS.values() if g.vram_gb == top]
+    return min(big_enough, key=lambda g: (g.speed, g.vram_gb))
+
+
+@dataclass
+class Estimate:
+    vram_gb: float
+    minutes: float
+    output_mb: float
+    breakdown: list[str] = field(default_factory=list)  # one sentence per part of the estimate
+    gpu: str = GPUS["t4"].name                           # the card the time is for
+
+
+_DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if not callable(f.default_factory)}
+_DEFAULTS["validation_prompts"] = []
+# Keys the estimator also understands that TrainConfig does not have: they describe published
+# setups (kohya's Adafactor and text-encoder caching) so the calibration can be checked.
+_EXTRA = {"optimizer": None, "cache_text_encoder_outputs": False}
+
+
+def _resolve(method: str, base_model: str, hp: dict, n_images: int = 1) -> dict:
+    if method not in METHOD_NAMES:
+        raise ValueError(f"method={method!r}; pick one of {list(METHOD_NAMES)}")
+    if base_model not in ARCH:
+        raise ValueError(f"base_model={base_model!r}; pick one of {list(ARCH)}")
+    if not isinstance(hp, dict):
+        raise ValueError(f"hp must be a dict of hyperparameters, got {type(hp).__name__}")
+    unknown = sorted(set(hp) - set(_DEFAULTS) - set(_EXTRA))
+    if unknown:
+        raise ValueError(f"unknown hyperparameter(s) {unknown}; use TrainConfig field names")
+    if isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < 1:
+        raise ValueError(f"n_images={n_images!r}; must be a whole number >= 1")
+    h = {**_DEFAULTS, **_EXTRA, **hp}
+    for key in ("train_batch_size", "gradient_accumulation_steps", "max_train_steps", "rank", "resolution"):
+        if isinstance(h[key], bool) or not isinstance(h[key], int) or h[key] < 1:
+            raise ValueError(f"{key}={h[key]!r}; must be a whole number >= 1")
+    if h["mixed_precision"] not in MIXED_PRECISION:
+        raise ValueError(f"mixed_precision={h['mixed_precision']!r}; pick one of {list(MIXED_PRECISION)}")
+    if h["optimizer"] is None:
+        h["optimizer"] = "adamw8bit" if h["use_8bit_adam"] else "adamw"
+    if h["optimizer"] not in OPTIMIZER_BYTES:
+        raise ValueError(f"optimizer={h['optimizer']!r}; pick one of {list(OPTIMIZER_BYTES)}")
+    return h
+
+
+def lora_params(base_model: str, rank: int, text_encoder: bool = False) -> int:
+    """Parameters of a LoRA on to_q/to_k/to_v/to_out.0 (and the text encoders' q/k/v/out)."""
+    a = ARCH[base_model]
+    # Per transformer block of width C: self-attention q,k,v,out are C->C (4 x 2C); cross-attention
+    # q and out are C->C (2 x 2C), k and v map the text context to C (2 x (context + C)).
+    per_rank = sum(n * (14 * c + 2 * a.cross_dim) for c, n in a.attn_blocks.items())
+    if text_encoder:
+        per_rank += sum(layers * 4 * 2 * width for layers, width in a.te_layers)
+    return rank * per_rank
+
+
+def _parts_on_gpu(method: str, base_model: str, h: dict) -> tuple[float, dict[str, float]]:
+    """(trained parameters, frozen parameters by component), in billions."""
+    a = ARCH[base_model]
+    text_cached = h["cache_text_encoder_outputs"] and not h["train_text_encoder"] and method != "textual_inversion"
+    frozen = {"UNet": a.unet_b, "text encoder": 0.0 if text_cached else a.text_b,
+              "VAE": 0.0 if h["cache_latents"] else a.vae_b}
+    if method in FULL_WEIGHT:
+        trained = frozen.pop("UNet")
+        if h["train_text_encoder"]:
+            trained += a.text_b
+            frozen.pop("text encoder")
+    elif method in ADAPTERS:
+        trained = lora_params(base_model, h["rank"], h["train_text_encoder"]) / 1e9
+    else:  # textual inversion: the embedding table trains, the rest of the text encoder is frozen
+        trained = CLIP_VOCAB * sum(a.token_dims) / 1e9
+        frozen["text encoder"] = a.text_b - trained
+    return trained, frozen
+
+
+def images_per_step(method: str, h: dict) -> int:
+    # diffusers DreamBooth puts one class image beside each instance image in the batch.
+    prior = h["prior_preservation"] and method in PRIOR_METHODS
+    return h["train_batch_size"] * (2 if prior else 1)
+
+
+def memory_gb(method: str, base_model: str, hp: dict) -> tuple[float, list[str]]:
+    """Peak GPU memory in GB and one sentence per part."""
+    h = _resolve(method, base_model, hp)
+    a = ARCH[base_model]
+    # The T4 table shows fp16 barely changes memory with checkpointing on (10.08 vs 9.92 GB), so
+    # precision scales only the frozen weights here; trained weights stay fp32 (master copies).
+    wbytes = 4 if h["mixed_precision"] == "no" else 2
+    trained, frozen = _parts_on_gpu(method, base_model, h)
+    frozen_gb = sum(frozen.values()) * wbytes
+    opt = h["optimizer"]
+    train_gb = trained * (4 + 4 + OPTIMIZER_BYTES[opt])
+    extra_gb = trained * ((EMA_BYTES if h["use_ema"] else 0)
+                          + (ACCUM_BYTES if h["gradient_accumulation_steps"] > 1 else 0))
+    images = images_per_step(method, h)
+    act_gb = (ACT_CKPT_GB if h["gradient_checkpointing"] else ACT_NOCKPT_GB) * (h["resolution"] / 512) ** 2 * images
+    total = frozen_gb + train_gb + extra_gb + act_gb + OVERHEAD_GB
+    on_gpu = ", ".join(k for k, v in frozen.items() if v > 0) or "nothing"
+    parts = [
+        f"Frozen weights ({on_gpu}) at {wbytes} bytes each: {frozen_gb:.2f} GB.",
+        f"Trained weights ({trained * 1e3:.1f} M parameters) with fp32 gradients and {opt} state: {train_gb:.2f} GB.",
+        f"Activations for {images} image(s) of {h['resolution']} px"
+        f"{' with gradient checkpointing' if h['gradient_checkpointing'] else ''}: {act_gb:.2f} GB.",
+        f"CUDA context and slack: {OVERHEAD_GB:.2f} GB (calibrated on the T4 table).",
+    ]
+    if extra_gb:
+        parts.insert(2, f"EMA copy / accumulation buffer: {extra_gb:.2f} GB.")
+    return total, parts
+
+
+def seconds_per_step(method: str, base_model: str, hp: dict, gpu: Gpu | None = None) -> float:
+    """Wall seconds per optimizer step (all micro-steps of gradient accumulation)."""
+    h = _resolve(method, base_model, hp)
+    a = ARCH[base_model]
+    per_image = C1_FULL_S if method in FULL_WEIGHT else C1_LIGHT_S
+    micro = _t4_step_s(per_image, images_per_step(method, h))
+    micro *= a.compute * (h["resolution"] / 512) ** 2  # compute grows with the pixels (derived)
+    micro *= CKPT_SLOWDOWN if h["gradient_checkpointing"] else 1.0
+    micro *= FP32_SLOWDOWN if h["mixed_precision"] == "no" else 1.0
+    micro *= TEXT_ENCODER_SLOWDOWN if h["train_text_encoder"] else 1.0
+    return micro * h["gradient_accumulation_steps"] / (gpu or GPUS["t4"]).speed
+
+
+def _sampling_s(base_model: str, h: dict, images: int, steps: int, gpu: Gpu) -> float:
+    a = ARCH[base_model]
+    per = FORWARD_S * 2 * a.compute * (h["resolution"] / 512) ** 2  # x2: classifier-free guidance
+    per *= FP32_SLOWDOWN if h["mixed_precision"] == "no" else 1.0
+    return images * steps * per / gpu.speed
+
+
+def output_mb(method: str, base_model: str, hp: dict) -> tuple[float, str]:
+    h = _resolve(method, base_model, hp)
+    a = ARCH[base_model]
+    if method in ADAPTERS:
+        # fp32 (the trained adapter's dtype): rank 4 on SD1.5 gives 3.19 MB vs the published
+        # 3.29 MB of diffusers' example (costs §5). The lab also writes a kohya copy of it.
+        n = lora_params(base_model, h["rank"], h["train_text_encoder"])
+        return n * 4 / 1e6, f"LoRA rank {h['rank']}: {n / 1e6:.2f} M parameters x 4 bytes."
+    if method == "textual_inversion":
+        n = h["num_vectors"] * sum(a.token_dims)
+        return n * 4 / 1e6, f"Textual inversion: {h['num_vectors']} vector(s) of {sum(a.token_dims)} numbers x 4 bytes."
+    # A whole diffusers folder, fp32 as stored on the hub: SD1.5 gives 4.27 GB (costs §5).
+    total = a.unet_b + a.text_b + a.vae_b
+    return total * 4e3, f"Full diffusers pipeline folder: {total:.2f} B parameters x 4 bytes (fp32)."
+
+
+def estimate(method: str, base_model: str, hp: dict, n_images: int, *, gpu: Gpu | None = None) -> Estimate:
+    """Memory, minutes and output size of one run; `gpu` sets the speed (default: a T4)."""
+    h = _resolve(method, base_model, hp, n_images)
+    gpu = gpu or GPUS["t4"]
+    vram, breakdown = memory_gb(method, base_model, hp)
+    step_s = seconds_per_step(method, base_model, hp, gpu)
+    train_s = h["max_train_steps"] * step_s
+    epochs = h["max_train_steps"] * h["train_batch_size"] * h["gradient_accumulation_steps"] / n_images
+    breakdown.append(f"Training: {h['max_train_steps']} steps x {step_s:.2f} s on a {gpu.name} = "
+                     f"{train_s / 60:.1f} min (~{epochs:.0f} passes over {n_images} images).")
+    extra_s = 0.0
+    if h["prior_preservation"] and method in PRIOR_METHODS:
+        s = _sampling_s(base_model, h, h["num_class_images"], SAMPLING_STEPS, gpu)
+        extra_s += s
+        breakdown.append(f"Generating {h['num_class_images']} class images first: {s / 60:.1f} min.")
+    n_prompts = len(h["validation_prompts"]) or 1
+    rounds = 1 + (h["max_train_steps"] // h["validation_steps"] if h["validation_steps"] else 0)
+    samples = rounds * n_prompts * h["num_validation_images"]
+    s = _sampling_s(base_model, h, samples, h["validation_inference_steps"], gpu)
+    extra_s += s
+    breakdown.append(f"Validation samples ({rounds} rounds x {n_prompts} prompt(s)): {s / 60:.1f} min.")
+    out, out_part = output_mb(method, base_model, hp)
+    breakdown.append(out_part)
+    return Estimate(vram_gb=round(vram, 2), minutes=round((train_s + extra_s) / 60, 1),
+                    output_mb=round(out, 3), breakdown=breakdown, gpu=gpu.name)
+
+
+# --- fitting a configuration to a card ------------------------------------------------------------
+MARGIN = 1.10  # aim 10% under the card: the model is calibrated to about 10%
+RES_FLOOR = {"sd15": 512, "sd21": 512, "sdxl": 768}  # below this the base degrades (assumed)
+
+
+def _fits(method, base_model, h, vram_gb) -> bool:
+    return memory_gb(method, base_model, h)[0] * MARGIN <= vram_gb
+
+
+def _memory_steps(base_model: str, gpu: Gpu | None):
+    """The savings in order of their cost to quality and speed: (name, change, sentence)."""
+    half = "bf16" if gpu is not None and gpu.bf16 else "fp16"
+    vae_note = ""
+    if base_model == "sdxl" and half == "fp16":
+        vae_note = " (the diffusers SDXL recipe pairs fp16 with the fp16-fix VAE)"
+    return [
+        ("mixed_precision", lambda h: h["mixed_precision"] == "no" and {"mixed_precision": half},
+         f"Mixed precision ({half}) keeps frozen weights in 16 bits and trains about twice as fast "
+         f"(T4 table: 0.42 -> 0.93 it/s){vae_note}"),
+        ("gradient_checkpointing", lambda h: not h["gradient_checkpointing"] and {"gradient_checkpointing": True},
+         "Gradient checkpointing recomputes activations in the backward pass; it costs about 18% speed "
+         "(T4 table: 1.14 -> 0.93 it/s)"),
+        ("cache_latents", lambda h: not h["cache_latents"] and not h["random_flip"] and {"cache_latents": True},
+         "Latent caching encodes each image once (the VAE is frozen), so the VAE leaves the GPU"),
+        ("use_8bit_adam", lambda h: not h["use_8bit_adam"] and h["optimizer"] == "adamw"
+         and {"use_8bit_adam": True, "optimizer": "adamw8bit"},
+         "8-bit AdamW stores optimizer state in 8 bits (T4 table: 15.79 -> 9.92 GB, no speed cost); "
+         "it needs a CUDA GPU and bitsandbytes (pip install '.[gpu]')"),
+        ("use_ema", lambda h: h["use_ema"] and {"use_ema": False},
+         "No EMA copy of the UNet; the HF DreamBooth experiments found EMA made little difference"),
+        ("train_text_encoder",
+         lambda h: h["train_text_encoder"] and {"train_text_encoder": False, "text_encoder_lr": None},
+         "The text encoder stays frozen; this gives up its quality gain (largest for faces)"),
+        ("train_batch_size", lambda h: h["train_batch_size"] > 1 and {
+            "train_batch_size": h["train_batch_size"] // 2,
+            "gradient_accumulation_steps": h["gradient_accumulation_steps"] * 2},
+         "Half the batch with twice the gradient accumulation keeps the effective batch but takes longer"),
+        ("resolution", lambda h: h["resolution"] > RES_FLOOR[base_model] and {
+            "resolution": max(RES_FLOOR[base_model], h["resolution"] - 256)},
+         "Lower training resolution, the last resort: fine detail suffers"),
+    ]
+
+
+def _changed(h: dict, start: dict, hp: dict) -> dict:
+    """The caller's hp plus every value the fitting changed (estimator-only keys stay out
+    unless the caller gave them, so the result still maps onto TrainConfig)."""
+    return {**hp, **{k: v for k, v in h.items() if v != start[k] and (k not in _EXTRA or k in hp)}}
+
+
+def fit_memory(method: str, base_model: str, hp: dict, vram_gb: float, *,
+               gpu: Gpu | None = None) -> tuple[dict, list[str]]:
+    """Apply memory savings, cheapest first, until the estimate is 10% under `vram_gb`.
+
+    Returns the new hyperparameters and one sentence per saving applied (with the GB saved).
+    A saving that would not lower the estimate is skipped. When nothing is left to apply the
+    configuration is returned as is: the caller compares the estimate with the card.
+    """
+    h = _resolve(method, base_model, hp)
+    start = dict(h)
+    if isinstance(vram_gb, bool) or not isinstance(vram_gb, (int, float)) or not vram_gb > 0:
+        raise ValueError(f"vram_gb={vram_gb!r}; must be a positive number")
+    applied: list[str] = []
+    for name, change, sentence in _memory_steps(base_model, gpu):
+        while not _fits(method, base_model, h, vram_gb):
+            delta = change(h)
+            if not delta:
+                break
+            before = memory_gb(method, base_model, h)[0]
+            after = memory_gb(method, base_model, {**h, **delta})[0]
+            if after >= before - 0.05:  # buys nothing worth its cost (e.g. 8-bit Adam for a LoRA)
+                break
+            h.update(delta)
+            applied.append(f"{sentence}: {before:.1f} -> {after:.1f} GB.")
+            if name not in ("train_batch_size", "resolution"):  # only these repeat
+                break
+    return _changed(h, start, hp), applied
+
+
+def fit_time(method: str, base_model: str, hp: dict, n_images: int, minutes: float, *,
+             gpu: Gpu | None = None) -> tuple[dict, list[str]]:
+    """Shorten a run to fit `minutes`: mixed precision, fewer class images, validation only at
+    the end, then fewer steps down to half of the given count. Returns (hp, changes)."""
+    h = _resolve(method, base_model, hp, n_images)
+    start = dict(h)
+    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not minutes > 0:
+        raise ValueError(f"minutes={minutes!r}; must be a positive number")
+    changes: list[str] = []
+
+    def over() -> bool:
+        return estimate(method, base_model, h, n_images, gpu=gpu).minutes > minutes
+
+    if over() and h["mixed_precision"] == "no":
+        h["mixed_precision"] = "bf16" if gpu is not None and gpu.bf16 else "fp16"
+        changes.append(f"Mixed precision ({h['mixed_precision']}) roughly halves the run time "
+                       "(T4 table: 0.42 -> 0.93 it/s).")
+    if over() and h["prior_preservation"] and method in PRIOR_METHODS and h["num_class_images"] > MIN_CLASS_IMAGES:
+        changes.append(f"{MIN_CLASS_IMAGES} class images instead of {h['num_class_images']} "
+                       "(autotrain's default; diffusers suggests 200-300).")
+        h["num_class_images"] = MIN_CLASS_IMAGES
+    if over() and h["validation_steps"]:
+        h["validation_steps"] = 0
+        changes.append("Validation samples only at the end of the run, not during it.")
+    floor = max(50, h["max_train_steps"] // 2)  # below half the recipe, little is learned (assumed)
+    if over() and h["max_train_steps"] > floor:
+        new = max(floor, min(h["max_train_steps"], steps_within(method, base_model, h, n_images, minutes, gpu=gpu)))
+        if new < h["max_train_steps"]:
+            changes.append(f"{new} steps instead of {h['max_train_steps']} to fit {minutes:g} minutes; "
+                           "watch for underfitting.")
+            h["max_train_steps"] = new
+    return _changed(h, start, hp), changes
+
+
+def steps_within(method: str, base_model: str, hp: dict, n_images: int, minutes: float, *,
+                 gpu: Gpu | None = None) -> int:
+    """How many steps (a multiple of 50, maybe 0) fit `minutes` after the fixed overheads
+    (class images, validation samples) of `hp`."""
+    per_step = seconds_per_step(method, base_model, hp, gpu) / 60
+    fixed = estimate(method, base_model, {**hp, "max_train_steps": 1}, n_images, gpu=gpu).minutes - per_step
+    return max(0, int((minutes - fixed) / per_step) // 50 * 50)
+
+
+def fit_output(method: str, base_model: str, hp: dict, max_mb: float | None) -> tuple[dict, list[str]]:
+    """Halve a LoRA's rank until the file fits `max_mb` (other methods have no such knob)."""
+    h = _resolve(method, base_model, hp)
+    start = dict(h)
+    changes: list[str] = []
+    if max_mb is not None and method in ADAPTERS:
+        while h["rank"] > 1 and output_mb(method, base_model, h)[0] > max_mb:
+            h["rank"] //= 2
+            h["lora_alpha"] = float(h["rank"])
+        if h["rank"] != start["rank"]:
+            changes.append(f"LoRA rank {h['rank']} instead of {start['rank']} to keep the file under {max_mb:g} MB.")
+    return _changed(h, start, hp), changes
+
+
+def cheapest_gpu(method: str, base_model: str, hp: dict, n_images: int, minutes: float, *,
+                 min_vram_gb: float = 0, faster_than: Gpu | None = None) -> tuple[Gpu, Estimate] | None:
+    """The smallest, then slowest, card in the table that runs `hp` within memory and time,
+    with at least `min_vram_gb` and faster than `faster_than` (the card the user has)."""
+    floor = (faster_than or GPUS["t4"]).speed
+    for gpu in sorted(GPUS.values(), key=lambda g: (g.vram_gb, g.speed)):
+        if gpu.vram_gb < min_vram_gb or (gpu.speed <= floor and gpu.vram_gb <= min_vram_gb):
+            continue
+        est = estimate(method, base_model, hp, n_images, gpu=gpu)
+        if est.vram_gb * MARGIN <= gpu.vram_gb and est.minutes <= minutes:
+            return gpu, est
+    return None

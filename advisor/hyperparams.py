@@ -1,0 +1,185 @@
+"""Starting hyperparameters per method x subject type x base model, from the published recipes.
+
+Each value carries the knowledge card it comes from (shared/research/methods-and-
+hyperparameters.md, "methods §n", has the primary sources). Values that are arithmetic on
+published numbers say "derived" next to them. Memory and speed switches start at the safe
+defaults (fp32, no checkpointing, no 8-bit Adam): `costs.fit_memory` turns them on when the
+card needs them, and says so.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .profile import Profile
+
+RESOLUTION = {"sd15": 512, "sd21": 768, "sdxl": 1024}  # native sizes (methods §13)
+IDENTIFIER = "sks"             # the diffusers README's rare token; any rare word works (HF blog)
+TI_TOKEN = "<sks>"             # textual inversion's new token
+DEFAULT_NOUN = {"person": "person", "animal": "animal", "object": "object", "style": "painting",
+                "concept": "thing", "general": "image"}
+DB_FAMILY = ("dreambooth", "dreambooth_lora")
+ADAPTERS = ("lora", "dreambooth_lora")
+EPOCHS = 100                   # OneTrainer's default epoch count (methods §4), for dataset methods
+
+# Recipe rows: (method, key) -> (card, values), where key is "*", a base model or a subject
+# type; rows apply in the order "*" -> base model -> subject type, later values winning.
+RECIPES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
+    # diffusers DreamBooth: 5e-6 constant, batch 1, 400 steps (800 with prior preservation).
+    ("dreambooth", "*"): ("method-dreambooth", {"learning_rate": 5e-6, "max_train_steps": 400,
+                                                "train_batch_size": 1, "gradient_accumulation_steps": 1}),
+    # HF DreamBooth blog, faces: lower LR (1e-6 or 2e-6), 800-1,200 steps at batch 2. 2e-6 pairs
+    # with TheLastBen's face recipe (UNet 2e-6, text encoder 1e-6).
+    ("dreambooth", "person"): ("subject-people-faces", {"learning_rate": 2e-6, "max_train_steps": 800,
+                                                        "train_batch_size": 2}),
+    # diffusers DreamBooth-LoRA: 1e-4, 500 steps, batch 1, rank 4.
+    ("dreambooth_lora", "*"): ("method-dreambooth-lora", {"learning_rate": 1e-4, "max_train_steps": 500,
+                                                          "train_batch_size": 1, "gradient_accumulation_steps": 1,
+                                                          "rank": 4}),
+    # diffusers SDXL DreamBooth-LoRA: 1e-4 constant, 500 steps, batch 1 x 4 at 1024 px.
+    ("dreambooth_lora", "sdxl"): ("sdxl-specifics", {"gradient_accumulation_steps": 4}),
+    # diffusers captioned LoRA: 1e-4 cosine, batch 1 x 4, rank 4.
+    ("lora", "*"): ("method-lora", {"learning_rate": 1e-4, "train_batch_size": 1, "gradient_accumulation_steps": 4,
+                                    "lr_scheduler": "cosine", "rank": 4}),
+    # diffusers textual inversion: 5e-4, 3,000 steps, batch 1 x 4.
+    ("textual_inversion", "*"): ("method-textual-inversion", {"learning_rate": 5e-4, "max_train_steps": 3000,
+                                                              "train_batch_size": 1, "gradient_accumulation_steps": 4}),
+    # diffusers text-to-image (SD1.x): 1e-5 constant, EMA, batch 1 x 4, random flip, 15,000 steps.
+    ("full_finetune", "*"): ("method-full-finetune", {"learning_rate": 1e-5, "max_train_steps": 15000,
+                                                      "train_batch_size": 1, "gradient_accumulation_steps": 4,
+                                                      "use_ema": True, "random_flip": True}),
+    # EveryDream2 halves the LR at 768 px (derived: 1e-5 / 2).
+    ("full_finetune", "sd21"): ("sd21-specifics", {"learning_rate": 5e-6}),
+    # diffusers SDXL text-to-image: 1e-6 constant, 10,000 steps, batch 1 x 4, no EMA.
+    ("full_finetune", "sdxl"): ("sdxl-specifics", {"learning_rate": 1e-6, "max_train_steps": 10000, "use_ema": False}),
+}
+# Safe defaults for everything the recipes do not set (the style guide's "simple over easy").
+BASELINE: dict[str, tuple[Any, str]] = {
+    "lr_scheduler": ("constant", "lr-schedules-warmup"), "lr_warmup_steps": (0, "lr-schedules-warmup"),
+    "mixed_precision": ("no", "memory-savings"), "gradient_checkpointing": (False, "memory-savings"),
+    "use_8bit_adam": (False, "memory-savings"), "cache_latents": (False, "caching"),
+    "use_ema": (False, "method-full-finetune"), "random_flip": (False, "dataset-preparation"),
+    "train_text_encoder": (False, "text-encoder-training"), "text_encoder_lr": (None, "text-encoder-training"),
+    "prior_preservation": (False, "prior-preservation"), "num_class_images": (0, "class-images"),
+    "prior_loss_weight": (1.0, "prior-preservation"), "snr_gamma": (None, "min-snr-noise-offset"),
+}
+VALIDATION = {  # DreamBench-style prompts (google/dreambooth prompt list), by subject kind
+    "live": ("a {s} in the jungle", "a {s} wearing a red hat", "a {s} in a chef outfit"),
+    "thing": ("a {s} in the jungle", "a {s} on the beach", "a {s} with a city in the background"),
+    "style": ("a city street in the style of {s}", "a portrait of a woman in the style of {s}",
+              "a mountain lake in the style of {s}"),
+    "general": ("a photo of a city street at night", "a portrait of an old man", "a bowl of fruit on a table"),
+}
+
+
+@dataclass
+class Start:
+    values: dict[str, Any]                                    # TrainConfig field names
+    sources: dict[str, str]                                   # key -> knowledge card id
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (sentence, card id)
+
+
+def class_noun(profile: Profile) -> str:
+    """The DreamBooth class: the user's word, else a generic one for the subject type."""
+    return (profile.class_noun or "").strip() or DEFAULT_NOUN[profile.subject_type or "object"]
+
+
+def _round50(x: float) -> int:
+    return max(50, int(math.ceil(x / 50.0)) * 50)
+
+
+def _steps(method: str, base: int, n_images: int, batch: int, accum: int, notes: list) -> int:
+    """Scale the recipe's steps with the image count where the sources give a range."""
+    if method in DB_FAMILY:
+        # The recipes cover up to ~10 images (TheLastBen's faces; DreamBooth-LoRA 5-10); the face
+        # range 800-1,200 steps allows up to 1.5x for larger sets (derived).
+        scale = min(1.5, max(1.0, n_images / 10))
+        if scale > 1:
+            notes.append((f"Steps x{scale:.2f} for {n_images} images, within the published 800-1,200 face "
+                          "range (derived).", "hp-steps"))
+        return _round50(base * scale)
+    if method == "textual_inversion":
+        return base  # no published scaling with image count
+    # Dataset methods: ~100 epochs (OneTrainer's default) between the recipe's bounds (derived).
+    lo, hi = (500, 15000 * 4) if method == "lora" else (1000 * 4, base * 4)
+    views = min(hi, max(lo, EPOCHS * n_images))
+    notes.append((f"{_round50(views / (batch * accum))} steps: about {views / n_images:.0f} passes over "
+                  f"{n_images} images, from OneTrainer's 100-epoch default within the recipe's range (derived).",
+                  "hp-steps"))
+    return _round50(views / (batch * accum))
+
+
+def _prompts(method: str, profile: Profile, noun: str) -> dict[str, Any]:
+    kind = profile.subject_type or "object"
+    token = TI_TOKEN if method == "textual_inversion" else IDENTIFIER
+    subject = token if method == "textual_inversion" else f"{token} {noun}"
+    if kind == "style":
+        instance = f"a painting in the style of {token}"  # kohya's TI style template
+        group = "style"
+    elif kind == "general" and method != "textual_inversion":
+        instance, group = "an image", "general"  # captions carry the content; no identifier
+    else:
+        instance = f"a photo of {subject}"
+        group = "live" if kind in ("person", "animal") else "thing"
+    prompts = list(profile.dream_prompts[:4]) or [p.format(s=subject) for p in VALIDATION[group]]
+    out = {"instance_prompt": instance, "validation_prompts": prompts}
+    if method == "textual_inversion":
+        init = noun.split()[-1].lower()
+        out.update(placeholder_token=TI_TOKEN, initializer_token=init if init.isalpha() else "object", num_vectors=1)
+    return out
+
+
+def starting_hyperparameters(method: str, profile: Profile,
+                             advice: dict[str, tuple[Any, str]] | None = None) -> Start:
+    """The published starting point for `method` on a filled profile.
+
+    `advice` maps hyperparameter -> (value, card id) from the matched rules (prior
+    preservation, text encoder, rank, min-SNR); advice a method has no knob for is ignored.
+    """
+    if method not in {m for m, _ in RECIPES}:
+        raise ValueError(f"method={method!r}; pick one of {sorted({m for m, _ in RECIPES})}")
+    if profile.base_model not in RESOLUTION or profile.n_images is None:
+        raise ValueError("starting_hyperparameters needs a filled profile (use profile.with_defaults())")
+    values = {k: v for k, (v, _) in BASELINE.items()}
+    sources = {k: card for k, (_, card) in BASELINE.items()}
+    for key in ("*", profile.base_model, profile.subject_type):
+        card, row = RECIPES.get((method, key), ("", {}))
+        values.update(row)
+        sources.update(dict.fromkeys(row, card))
+    values["resolution"], sources["resolution"] = RESOLUTION[profile.base_model], "dataset-preparation"
+    notes: list[tuple[str, str]] = []
+    _apply_advice(method, profile, values, sources, advice or {})
+    if method == "dreambooth" and values["prior_preservation"] and profile.subject_type != "person":
+        values["max_train_steps"] = 800  # diffusers: 800 steps with prior preservation
+    if "max_train_steps" not in values:
+        values["max_train_steps"] = 0
+        sources["max_train_steps"] = "hp-steps"
+    values["max_train_steps"] = _steps(method, values["max_train_steps"], profile.n_images,
+                                       values["train_batch_size"], values["gradient_accumulation_steps"], notes)
+    noun = class_noun(profile)
+    values.update(_prompts(method, profile, noun))
+    if values["prior_preservation"]:
+        values["class_prompt"] = f"a photo of a {noun}"  # the bare class, as in the diffusers README
+    values["validation_steps"] = values["checkpointing_steps"] = _round50(values["max_train_steps"] / 4)
+    return Start(values=values, sources=sources, notes=notes)
+
+
+def _apply_advice(method: str, profile: Profile, values: dict, sources: dict, advice: dict) -> None:
+    def take(key: str) -> bool:
+        if key in advice:
+            values[key], sources[key] = advice[key]
+            return True
+        return False
+
+    if method in DB_FAMILY and advice.get("prior_preservation", (False,))[0] and take("prior_preservation"):
+        values["num_class_images"], sources["num_class_images"] = 200, "class-images"  # diffusers: 200-300
+    if method != "textual_inversion" and take("train_text_encoder") and values["train_text_encoder"]:
+        # The text encoder overfits first, so it gets half the UNet LR: the published pairs are
+        # 1e-4 / 5e-5 (advanced SDXL blog, kohya) and 2e-6 / 1e-6 (TheLastBen faces) (derived).
+        values["text_encoder_lr"], sources["text_encoder_lr"] = values["learning_rate"] / 2, "text-encoder-training"
+    if method in ADAPTERS:
+        take("rank")
+        values["lora_alpha"], sources["lora_alpha"] = float(values["rank"]), "hp-lora-rank-alpha"  # alpha = rank
+    if method != "textual_inversion":
+        take("snr_gamma")

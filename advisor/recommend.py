@@ -1,0 +1,327 @@
+"""The recommendation: a profile in, one explained, cited, ready-to-run plan out.
+
+Steps: fill unknown slots with defaults (reported as assumptions) -> match the rules ->
+score the five methods -> for each method in score order: published starting point ->
+fit memory -> fit time -> fit output size -> estimate. The first plan that fits the card,
+the time budget and the size cap wins; if none does, the closest is returned with
+`fits: false` and what would make it fit. Deterministic: same profile, same dict.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainer.config import TrainConfig
+
+from . import costs
+from .hyperparams import ADAPTERS, BASELINE, DB_FAMILY, class_noun, starting_hyperparameters
+from .knowledge import get_card
+from .profile import Profile
+from .rules import (ADJUSTMENTS, DATASET_KINDS, DEFAULT_RULES, IMAGE_COUNTS, OPS, STANDING, Rule, advice,
+                    match, score)
+
+HUB_IDS = {"sd15": "stable-diffusion-v1-5/stable-diffusion-v1-5", "sd21": "stabilityai/stable-diffusion-2-1",
+           "sdxl": "stabilityai/stable-diffusion-xl-base-1.0"}
+HP_KEYS = ("learning_rate", "text_encoder_lr", "max_train_steps", "train_batch_size", "gradient_accumulation_steps",
+           "lr_scheduler", "lr_warmup_steps", "resolution", "rank", "lora_alpha", "num_vectors", "prior_preservation",
+           "num_class_images", "prior_loss_weight", "train_text_encoder", "mixed_precision", "gradient_checkpointing",
+           "use_8bit_adam", "cache_latents", "use_ema", "random_flip", "snr_gamma")
+ONLY_FOR = {"rank": ADAPTERS, "lora_alpha": ADAPTERS, "num_vectors": ("textual_inversion",)}
+JSON_KEYS = ("method", "base_model", "hyperparameters", "estimates", "predicted", "reasons", "citations",
+             "alternatives", "dataset_advice", "iteration_plan", "assumptions", "train_config")
+LABELS = {"subject_type": "what you are training (person, animal, object, style, concept or general)",
+          "n_images": "how many training images you have", "captions": "whether your images have captions",
+          "accuracy": "how exactly the subject must be reproduced (1-5)",
+          "flexibility": "how far from the training photos it must go (1-5)",
+          "preservation": "how much of the base model must stay intact (1-5)", "vram_gb": "your GPU memory in GB",
+          "time_budget_min": "how many GPU minutes one run may take", "n_runs": "how many runs you will try",
+          "base_model": "the base model (sd15, sd21 or sdxl)"}
+
+
+@dataclass
+class Candidate:
+    method: str
+    score: float
+    rules: list[Rule] = field(default_factory=list)  # matched rules that moved this method's score
+
+
+@dataclass
+class Plan:
+    candidate: Candidate
+    hp: dict[str, Any]
+    sources: dict[str, str]
+    notes: list[tuple[str, str]]  # (derived choice, card) from the hyperparameter table
+    changes: list[str]          # what fitting changed (memory savings first)
+    n_savings: int              # how many of `changes` are memory savings
+    estimate: costs.Estimate
+    problems: list[str]         # empty when it fits
+
+    @property
+    def method(self) -> str:
+        return self.candidate.method
+
+
+@dataclass
+class Recommendation:
+    method: str
+    base_model: str
+    hyperparameters: dict[str, Any]
+    estimates: dict[str, Any]
+    predicted: dict[str, dict[str, Any]]
+    reasons: list[str]
+    citations: list[dict[str, str]]
+    alternatives: list[dict[str, str]]
+    dataset_advice: list[str]
+    iteration_plan: list[str]
+    assumptions: list[dict[str, Any]]
+    train_config: dict[str, Any]
+    estimate: costs.Estimate | None = field(default=None, repr=False)  # with its breakdown; not in JSON
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps({k: getattr(self, k) for k in JSON_KEYS}))
+
+
+def recommend(profile: Profile, *, rules=DEFAULT_RULES, learner=None) -> Recommendation:
+    """One recommendation for `profile`; `learner.adjust(profile, candidates)` may re-rank."""
+    if not isinstance(profile, Profile):
+        raise ValueError(f"profile must be an advisor.profile.Profile, got {type(profile).__name__}")
+    filled, assumed = profile.with_defaults()
+    gpu, vram, assumptions = _hardware(profile, filled, assumed)
+    matched = match(rules, filled)
+    candidates = [Candidate(m, s, [r for r in matched if r.scores.get(m)]) for m, s in score(matched)]
+    if learner is not None:
+        candidates = _relearn(learner, filled, candidates)
+    hp_advice = {k: (v, r.source) for k, (v, r) in advice(matched).items()}
+    plans = [_work_out(c, filled, hp_advice, gpu, vram) for c in candidates]
+    chosen = next((p for p in plans if not p.problems), None)
+    chosen = chosen or min(plans, key=lambda p: _overflow(p, filled, vram))  # nothing fits: the closest
+    reasons = _reasons(chosen, plans, matched)
+    return Recommendation(
+        method=chosen.method, base_model=filled.base_model,
+        hyperparameters={k: chosen.hp[k] for k in HP_KEYS
+                         if k in chosen.hp and chosen.method in ONLY_FOR.get(k, (chosen.method,))},
+        estimates=_estimates(chosen, filled, vram, gpu),
+        predicted=_predicted(chosen),
+        reasons=reasons,
+        citations=_citations(chosen, matched, reasons),
+        alternatives=_alternatives(chosen, plans, matched),
+        dataset_advice=_dataset_advice(chosen, filled),
+        iteration_plan=_iteration_plan(chosen, filled),
+        assumptions=assumptions + _noun_assumption(profile, filled),
+        train_config=_train_config(chosen, filled),
+        estimate=chosen.estimate)
+
+
+def _hardware(profile: Profile, filled: Profile, assumed: list[str]):
+    """(speed-table GPU, usable GB, assumptions including the filled slots)."""
+    gpu = costs.find_gpu(filled.gpu_name)
+    vram = filled.vram_gb
+    out = [{"slot": s, "value": getattr(filled, s), "how_to_change": f"Tell the advisor {LABELS.get(s, s)}."}
+           for s in assumed]
+    if "vram_gb" in assumed and gpu is not None:
+        vram = gpu.vram_gb
+        out = [a if a["slot"] != "vram_gb" else {**a, "value": vram, "how_to_change": f"The usual memory of a "
+               f"{gpu.name}; tell the advisor if yours differs."} for a in out]
+    if gpu is None:
+        gpu = costs.typical_gpu(vram)
+        unknown = f"No speed figure for {profile.gpu_name}; t" if profile.gpu_name else "T"
+        out.append({"slot": "gpu_name", "value": profile.gpu_name,
+                    "how_to_change": f"{unknown}imes assume a {gpu.name}, the slowest card in the speed table with "
+                                     f"{vram:g} GB or more; name your GPU for a sharper estimate."})
+    return gpu, vram, out
+
+
+def _relearn(learner, profile: Profile, candidates: list[Candidate]) -> list[Candidate]:
+    out = list(learner.adjust(profile, list(candidates)))
+    if sorted(c.method for c in out) != sorted(c.method for c in candidates):
+        raise ValueError("learner.adjust must return the same candidates, re-ordered or re-scored")
+    return out
+
+
+def _work_out(c: Candidate, p: Profile, hp_advice: dict, gpu, vram: float) -> Plan:
+    plan = _fit(c, p, hp_advice, gpu, vram)
+    if plan.problems and plan.hp.get("prior_preservation"):
+        # Without prior preservation the run is the one a lower preservation gets; falling back
+        # to it (rather than to another method) keeps "more preservation, never a more
+        # invasive method" true.
+        fallback = _fit(c, p, {k: v for k, v in hp_advice.items() if k != "prior_preservation"}, gpu, vram)
+        fallback.changes.append(f"Prior preservation off: with its class images the run {plan.problems[0]}.")
+        return fallback
+    return plan
+
+
+def _fit(c: Candidate, p: Profile, hp_advice: dict, gpu, vram: float) -> Plan:
+    start = starting_hyperparameters(c.method, p, hp_advice)
+    hp, savings = costs.fit_memory(c.method, p.base_model, start.values, vram, gpu=gpu)
+    hp, timing = costs.fit_time(c.method, p.base_model, hp, p.n_images, p.time_budget_min, gpu=gpu)
+    hp, size = costs.fit_output(c.method, p.base_model, hp, p.max_output_mb)
+    est = costs.estimate(c.method, p.base_model, hp, p.n_images, gpu=gpu)
+    problems = []
+    if est.vram_gb > vram:
+        problems.append(f"needs about {est.vram_gb:.1f} GB of GPU memory, more than your {vram:g} GB")
+    if est.minutes > p.time_budget_min:
+        problems.append(f"takes about {est.minutes:.0f} min, over your {p.time_budget_min:g}-minute budget")
+    if p.max_output_mb is not None and est.output_mb > p.max_output_mb:
+        problems.append(f"writes about {est.output_mb:.0f} MB, over your {p.max_output_mb:g} MB cap")
+    return Plan(c, hp, start.sources, start.notes, savings + timing + size, len(savings), est, problems)
+
+
+def _overflow(plan: Plan, p: Profile, vram: float) -> float:
+    e = plan.estimate
+    return max(e.vram_gb / vram, e.minutes / p.time_budget_min, e.output_mb / (p.max_output_mb or float("inf")))
+
+
+def _estimates(plan: Plan, p: Profile, vram: float, gpu) -> dict[str, Any]:
+    e = plan.estimate
+    if not plan.problems:
+        reason = (f"Fits: about {e.vram_gb:.1f} of your {vram:g} GB and {e.minutes:.0f} of your "
+                  f"{p.time_budget_min:g} minutes (timed for {e.gpu}).")
+    else:
+        reason = (f"Nothing fits; the closest plan {'; '.join(plan.problems)}. "
+                  f"What would make it fit: {_remedies(plan, p, vram, gpu)}")
+    return {"vram_gb": e.vram_gb, "minutes": e.minutes, "output_mb": e.output_mb, "fits": not plan.problems,
+            "fits_reason": reason, "savings": plan.changes}
+
+
+def _remedies(plan: Plan, p: Profile, vram: float, gpu) -> str:
+    out = []
+    rented = costs.cheapest_gpu(plan.method, p.base_model, plan.hp, p.n_images, p.time_budget_min,
+                                min_vram_gb=vram, faster_than=gpu)
+    if rented:
+        card, est = rented
+        out.append(f"a rented {card.name} ({card.vram_gb:g} GB), where it takes about {est.minutes:.0f} min")
+    if p.base_model != "sd15":
+        out.append("a smaller base model (SD1.5 at 512 px needs far less memory and time)")
+    if plan.estimate.minutes > p.time_budget_min:
+        n = costs.steps_within(plan.method, p.base_model, plan.hp, p.n_images, p.time_budget_min, gpu=gpu)
+        out.append(f"fewer steps ({n} fit your time, well below the recipe)" if n else
+                   "more time (not even 50 steps fit after the samples and class images)")
+    if p.max_output_mb is not None and plan.estimate.output_mb > p.max_output_mb:
+        out.append("a higher size cap, or textual inversion (kilobytes)")
+    return "; ".join(out) + "."
+
+
+def _reasons(chosen: Plan, plans: list[Plan], matched: list[Rule]) -> list[str]:
+    mine = sorted((r for r in chosen.candidate.rules if r.scores.get(chosen.method, 0) > 0),
+                  key=lambda r: -r.scores[chosen.method])
+    out = [f"{r.why} [{r.id}]" for r in mine]
+    for key, (value, r) in advice(matched).items():
+        if chosen.hp.get(key) == value and chosen.sources.get(key) == r.source:
+            out.append(f"{r.why} [{r.id}]")
+    out += [f"{sentence} [{card}]" for sentence, card in chosen.notes]
+    skipped = [p for p in plans[:plans.index(chosen)] if p.problems]
+    if chosen.problems:
+        out.append(f"No method fits every limit; {chosen.method} comes closest.")
+    elif skipped:
+        out.append(f"{', '.join(p.method for p in skipped)} ranked higher but "
+                   f"{skipped[0].problems[0]}; {chosen.method} is the best that fits.")
+    return out or [f"No rule singled out a method; {chosen.method} is the top of the tie-break order."]
+
+
+def _citations(plan: Plan, matched: list[Rule], reasons: list[str]) -> list[dict[str, str]]:
+    ids = [r.source for r in matched if f"[{r.id}]" in " ".join(reasons)]
+    # hyperparameters cite their card when a recipe or a rule set them (not the safe baseline)
+    ids += [plan.sources[k] for k in HP_KEYS
+            if k in plan.sources and plan.hp.get(k) != BASELINE.get(k, (object(),))[0]]
+    ids += [card for _, card in plan.notes]
+    ids += ["vram-by-method", "time-and-money", "output-size", "dataset-preparation", "iteration-plan",
+            "overfitting-signs", "underfitting-signs"] + (["memory-savings"] if plan.n_savings else [])
+    return [get_card(i).citation() for i in dict.fromkeys(ids)]
+
+
+def _alternatives(chosen: Plan, plans: list[Plan], matched: list[Rule]) -> list[dict[str, str]]:
+    out = []
+    for p in plans:
+        if p is chosen:
+            continue
+        if p.problems:
+            why = f"It {p.problems[0]}."
+        else:
+            # the rule that separates the two most, told to the user as the reason
+            against = min(matched, default=None,
+                          key=lambda r: r.scores.get(p.method, 0) - r.scores.get(chosen.method, 0))
+            why = f"Ranked lower ({p.candidate.score:g} vs {chosen.candidate.score:g})."
+            if against is not None and against.scores.get(p.method, 0) < against.scores.get(chosen.method, 0):
+                why += f" {against.why}"
+        out.append({"method": p.method, "why_not": why})
+    return out
+
+
+def _predicted(plan: Plan) -> dict[str, dict[str, Any]]:
+    out = {}
+    for factor, (value, basis) in STANDING[plan.method].items():
+        notes = [basis]
+        for (key, op, target), deltas, why in ADJUSTMENTS:
+            if factor in deltas and plan.hp.get(key) is not None and OPS[op](plan.hp[key], target):
+                value += deltas[factor]
+                notes.append(f"{deltas[factor]:+g} {why}")
+        if factor == "accuracy" and any("watch for underfitting" in c for c in plan.changes):
+            value -= 0.5
+            notes.append("-0.5 fewer steps than the recipe (underfitting risk)")
+        out[factor] = {"score": round(min(5.0, max(1.0, value)), 2), "basis": "; ".join(notes)}
+    return out
+
+
+def _dataset_advice(plan: Plan, p: Profile) -> list[str]:
+    lo, hi, said = IMAGE_COUNTS[plan.method]
+    count = f"You have {p.n_images}; " + ("that is in range." if lo <= p.n_images <= hi else
+                                          f"aim for {lo}-{hi}." if p.n_images < lo else
+                                          f"the recipe uses fewer, so pick the best {hi} or expect longer training.")
+    out = [f"{said[0].upper()}{said[1:]}. {count}", DATASET_KINDS[p.subject_type]]
+    res = plan.hp["resolution"]
+    out.append(f"Use images at least {res} x {res} px; they are cropped to {res} px squares.")
+    if plan.method in ("lora", "full_finetune"):
+        out.append(f"Caption each image (a .txt file beside it); uncaptioned ones train with "
+                   f"'{plan.hp['instance_prompt']}'." if not p.captions else
+                   "Keep the captions beside the images (same name, .txt); they carry the content.")
+    else:
+        out.append(f"Every image trains with the instance prompt '{plan.hp['instance_prompt']}'.")
+    if plan.hp.get("prior_preservation"):
+        out.append(f"{plan.hp['num_class_images']} class images of '{plan.hp['class_prompt']}' are generated before "
+                   "training; real photos of the class work better if you have them (KID 20.96 vs 34.70).")
+    return out
+
+
+def _iteration_plan(plan: Plan, p: Profile) -> list[str]:
+    hp, e = plan.hp, plan.estimate
+    lr, steps = hp["learning_rate"], hp["max_train_steps"]
+    every = f"every {hp['validation_steps']} steps" if hp.get("validation_steps") else "at the end"
+    out = [f"Run 1 (~{e.minutes:.0f} of your {p.time_budget_min:g} minutes): train as recommended and judge the "
+           f"samples {every}, not the loss."]
+    if p.n_runs == 1:
+        return out + ["With one run, keep the checkpoints and use the best one rather than the last."]
+    out.append(f"If samples look noisy or burned, or every prompt returns the training photos (overfitting): "
+               f"run 2 with learning rate {lr / 2:.1e} or {steps * 2 // 3} steps, or keep an earlier checkpoint.")
+    longer = e.minutes * 1.5  # training dominates; a slight overestimate of the overheads
+    out.append(f"If the subject is not recognisable (underfitting): run 2 with {int(steps * 1.5)} steps "
+               f"(about {longer:.0f} min{', over your budget: use a faster card' if longer > p.time_budget_min else ''}).")
+    if p.n_runs >= 3:
+        leak = ("turn on prior preservation or lower the learning rate" if plan.method in DB_FAMILY else
+                f"lower the rank to {max(1, hp['rank'] // 2)}" if plan.method in ADAPTERS else "cut the steps")
+        frozen = "; if prompts are ignored, keep the text encoder frozen" if hp.get("train_text_encoder") else ""
+        out.append(f"Run 3: if the subject leaks into prompts that do not name it, {leak}{frozen}.")
+    if p.n_runs >= 4:
+        out.append(f"Runs 4-{p.n_runs}: change one setting at a time and rate each run, so the advisor learns.")
+    return out
+
+
+def _noun_assumption(profile: Profile, filled: Profile) -> list[dict[str, Any]]:
+    if profile.class_noun or filled.subject_type == "general":
+        return []
+    return [{"slot": "class_noun", "value": class_noun(filled),
+             "how_to_change": "Name the class of your subject (e.g. 'dog', 'woman', 'sneaker'): the right class "
+                              "noun matters a lot (DINO 0.744 vs 0.454 with a wrong one)."}]
+
+
+def _train_config(plan: Plan, p: Profile) -> dict[str, Any]:
+    fields_ = TrainConfig.__dataclass_fields__
+    body = json.dumps(p.to_dict(), sort_keys=True).encode()
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{plan.method}-{p.subject_type}-{class_noun(p)}-{p.base_model}".lower())
+    slug = f"{slug.strip('-')}-{hashlib.sha1(body).hexdigest()[:6]}"
+    values = {k: v for k, v in plan.hp.items() if k in fields_}
+    cfg = TrainConfig(**{**values, "base_model": HUB_IDS[p.base_model], "method": plan.method,
+                         "data_dir": "", "output_dir": f"runs/{slug}"})
+    return cfg.to_dict()

@@ -1,0 +1,228 @@
+"""The cost estimator reproduces the published measurements (shared/research/costs-and-memory.md)
+and its fitting functions change only what they say they change."""
+import pytest
+
+from advisor import costs
+
+# The T4 table (ShivamShrirao/diffusers, SD1.4 DreamBooth): all rows differ from the reference
+# row (fp16, batch 1, checkpointing, 8-bit Adam) in the settings given.
+REF = {"mixed_precision": "fp16", "gradient_checkpointing": True, "use_8bit_adam": True}
+T4_ROWS = [  # (change from the reference, published GB, published it/s)
+    ({}, 9.92, 0.93),
+    ({"mixed_precision": "no"}, 10.08, 0.42),
+    ({"train_batch_size": 2}, 10.4, 0.66),
+    ({"gradient_checkpointing": False}, 11.17, 1.14),
+    ({"gradient_accumulation_steps": 2}, 11.56, None),  # its it/s counts micro-steps: not comparable
+    ({"train_batch_size": 2, "gradient_checkpointing": False}, 13.67, 0.82),
+    ({"use_8bit_adam": False}, 15.79, 0.77),
+]
+
+
+def gb(method, base, **hp):
+    return costs.memory_gb(method, base, hp)[0]
+
+
+def within(value, target, tol):
+    return abs(value - target) <= tol * target
+
+
+@pytest.mark.parametrize("change,published_gb,_", T4_ROWS)
+def test_t4_memory_rows_within_10_percent(change, published_gb, _):
+    assert within(gb("dreambooth", "sd15", **{**REF, **change}), published_gb, 0.10)
+
+
+@pytest.mark.parametrize("change,_,its", [r for r in T4_ROWS if r[2] is not None and r[0] != {"use_8bit_adam": False}])
+def test_t4_speed_rows_within_10_percent(change, _, its):
+    step_s = costs.seconds_per_step("dreambooth", "sd15", {**REF, **change}, costs.GPUS["t4"])
+    assert within(1 / step_s, its, 0.10)
+
+
+def test_t4_800_steps_take_about_14_minutes():
+    # costs §4: 0.93 it/s, so 800 steps take about 14 minutes (derived in the notes)
+    est = costs.estimate("dreambooth", "sd15", {**REF, "max_train_steps": 800, "validation_steps": 0}, 5)
+    assert within(est.minutes, 800 / 0.93 / 60, 0.10)
+
+
+def test_lycoris_batch8_rtx4090_cross_check():
+    # LyCORIS study (RTX 4090, batch 8, AdamW8bit; checkpointing and caching not stated): MiB -> GB
+    setup = {"mixed_precision": "fp16", "use_8bit_adam": True, "train_batch_size": 8, "cache_latents": True}
+    assert within(gb("lora", "sd15", rank=8, **setup), 16_358 * 2**20 / 1e9, 0.12)
+    assert within(gb("dreambooth", "sd15", **setup), 22_118 * 2**20 / 1e9, 0.12)
+    assert within(gb("full_finetune", "sd15", **setup), 23_008 * 2**20 / 1e9, 0.12)
+
+
+def test_diffusers_dreambooth_tiers():
+    # 16 GB: checkpointing + 8-bit Adam; the text encoder "won't fit" 16 GB and needs 24 GB,
+    # or 16 GB with 8-bit Adam + fp16 (HF blog).
+    assert gb("dreambooth", "sd15", **REF) <= 16
+    assert gb("dreambooth", "sd15", **REF, train_text_encoder=True) <= 16
+    no8 = gb("dreambooth", "sd15", mixed_precision="fp16", gradient_checkpointing=True, train_text_encoder=True)
+    assert 16 < no8 <= 24
+
+
+def test_sd15_lora_points():
+    # kohya: runs (barely) in 8 GB with 8-bit AdamW, fp16, cached latents, checkpointing
+    assert gb("lora", "sd15", **REF, cache_latents=True) <= 8
+    # diffusers captioned LoRA on an 11 GB 2080 Ti, no 8-bit optimizer, batch 1 x 4
+    assert gb("lora", "sd15", mixed_precision="fp16", gradient_accumulation_steps=4) <= 11
+
+
+def test_sdxl_points():
+    kohya = {"mixed_precision": "fp16", "gradient_checkpointing": True, "cache_latents": True, "resolution": 1024}
+    # kohya: SDXL LoRA 8 GB minimum with cached latents and text-encoder outputs, UNet only
+    lora = gb("lora", "sdxl", **kohya, rank=8, use_8bit_adam=True, cache_text_encoder_outputs=True)
+    assert 8 * 0.9 <= lora <= 8
+    assert gb("lora", "sdxl", **kohya, rank=8, use_8bit_adam=True) > 8  # the caching is needed
+    # kohya: SDXL full fine-tune 24 GB at batch 1 with Adafactor
+    full = gb("full_finetune", "sdxl", **kohya, optimizer="adafactor", cache_text_encoder_outputs=True)
+    assert 24 * 0.9 <= full <= 24
+    # diffusers: SDXL DreamBooth-LoRA under 16 GB with checkpointing, 8-bit Adam, fp16, 1 x 4
+    assert gb("dreambooth_lora", "sdxl", **REF, resolution=1024, gradient_accumulation_steps=4) < 16
+
+
+def test_full_finetune_sd15_points():
+    # diffusers text-to-image: 24 GB with checkpointing + mixed precision, batch 1 x 4, EMA
+    diffusers = gb("full_finetune", "sd15", mixed_precision="fp16", gradient_checkpointing=True, use_ema=True,
+                   gradient_accumulation_steps=4)
+    assert 16 < diffusers <= 24
+    # EveryDream2: 12 GB with checkpointing + AdamW8bit + AMP at batch 1-2
+    assert gb("full_finetune", "sd15", **REF, train_batch_size=2) <= 12
+
+
+@pytest.mark.parametrize("method", costs.METHOD_NAMES)
+def test_sd21_at_768_needs_more_than_sd15_at_512(method):
+    assert gb(method, "sd21", resolution=768) > gb(method, "sd15", resolution=512)
+
+
+def test_textual_inversion_below_dreambooth():
+    for hp in ({}, REF, {"mixed_precision": "fp16"}):
+        assert gb("textual_inversion", "sd15", **hp) < gb("dreambooth", "sd15", **hp)
+
+
+def test_output_sizes():
+    lora4 = costs.output_mb("dreambooth_lora", "sd15", {"rank": 4})[0]
+    assert within(lora4, 3.29, 0.10)  # diffusers' example LoRA
+    assert costs.output_mb("lora", "sd15", {"rank": 32})[0] == pytest.approx(8 * lora4)
+    assert costs.output_mb("textual_inversion", "sd15", {})[0] < 0.01  # kilobytes
+    assert within(costs.output_mb("dreambooth", "sd15", {})[0], 4270, 0.10)  # fp32 SD1.5 checkpoint
+    assert costs.output_mb("lora", "sdxl", {"rank": 4})[0] > lora4
+
+
+def test_known_speeds_reproduced():
+    # 2080 Ti: captioned LoRA, 15,000 steps at 1 x 4 in about 5 h (its factor is derived from it)
+    hp = {"mixed_precision": "fp16", "gradient_accumulation_steps": 4, "max_train_steps": 15000, "validation_steps": 0}
+    assert within(costs.estimate("lora", "sd15", hp, 833, gpu=costs.GPUS["rtx2080ti"]).minutes, 300, 0.10)
+    # DreamBooth paper: about 1,000 steps in about 5 minutes on one A100
+    db = {"max_train_steps": 1000, "validation_steps": 0}
+    assert within(costs.estimate("dreambooth", "sd15", db, 5, gpu=costs.GPUS["a100-40"]).minutes, 5, 0.15)
+
+
+def test_prior_preservation_costs_memory_and_class_image_time():
+    base = {**REF, "max_train_steps": 800}
+    with_prior = {**base, "prior_preservation": True, "num_class_images": 200, "class_prompt": "a photo of a dog"}
+    plain, prior = (costs.estimate("dreambooth", "sd15", h, 5) for h in (base, with_prior))
+    assert prior.vram_gb > plain.vram_gb and prior.minutes > plain.minutes
+    assert any("class images" in line for line in prior.breakdown)
+
+
+def test_breakdown_explains_every_part():
+    est = costs.estimate("lora", "sdxl", {"rank": 16}, 30)
+    text = " ".join(est.breakdown)
+    for word in ("Frozen", "Trained", "Activations", "CUDA", "Training:", "Validation", "LoRA rank 16"):
+        assert word in text
+
+
+def test_fit_memory_applies_savings_in_order_until_it_fits():
+    start = {"max_train_steps": 400}
+    hp, applied = costs.fit_memory("dreambooth", "sd15", start, 12)
+    assert start == {"max_train_steps": 400}  # input untouched
+    assert gb("dreambooth", "sd15", **hp) * costs.MARGIN <= 12
+    assert applied[0].startswith("Mixed precision")
+    assert any(a.startswith("8-bit AdamW") for a in applied)
+    assert hp["use_8bit_adam"] and hp["gradient_checkpointing"] and hp["mixed_precision"] == "fp16"
+    assert all("->" in a and a.endswith("GB.") for a in applied)
+
+
+def test_fit_memory_changes_nothing_when_it_already_fits():
+    assert costs.fit_memory("lora", "sd15", {"rank": 4}, 80) == ({"rank": 4}, [])
+
+
+def test_fit_memory_skips_savings_that_buy_nothing_and_respects_flip():
+    hp, applied = costs.fit_memory("lora", "sd15", {"random_flip": True}, 3.5)
+    assert not hp.get("use_8bit_adam")  # a LoRA's optimizer state is megabytes
+    assert not hp.get("cache_latents")  # cached latents cannot be flipped
+    assert applied
+
+
+def test_fit_memory_prefers_bf16_on_ampere_and_lowers_resolution_last():
+    hp, applied = costs.fit_memory("lora", "sdxl", {"resolution": 1024}, 6, gpu=costs.GPUS["rtx3060"])
+    assert hp["mixed_precision"] == "bf16"
+    assert hp["resolution"] == 768 and applied[-1].startswith("Lower training resolution")
+
+
+def test_fit_memory_halves_batch_into_accumulation():
+    hp, _ = costs.fit_memory("lora", "sdxl", {"train_batch_size": 4, "resolution": 1024}, 12)
+    assert hp["train_batch_size"] * hp["gradient_accumulation_steps"] == 4
+    assert hp["train_batch_size"] < 4 and hp["resolution"] == 1024
+
+
+def test_fit_memory_keeps_the_batch_when_accumulation_costs_more():
+    # T4 table: accumulation adds a gradient buffer (11.56 vs 9.92 GB), which for a full UNet
+    # outweighs the activations a smaller batch saves
+    hp, _ = costs.fit_memory("dreambooth", "sd15", {"train_batch_size": 2}, 11)
+    assert hp["train_batch_size"] == 2 and "gradient_accumulation_steps" not in hp
+
+
+def test_fit_time_cuts_steps_no_further_than_half():
+    hp, changes = costs.fit_time("textual_inversion", "sd15", {"max_train_steps": 3000, "gradient_accumulation_steps": 4},
+                                 5, 30)
+    assert hp["mixed_precision"] == "fp16" and hp["max_train_steps"] == 1500
+    assert "watch for underfitting" in changes[-1]
+    hp, changes = costs.fit_time("dreambooth_lora", "sd15", {"max_train_steps": 500}, 5, 600)
+    assert changes == [] and hp == {"max_train_steps": 500}
+
+
+def test_fit_time_reduces_class_images_before_steps():
+    hp = {"max_train_steps": 800, "prior_preservation": True, "num_class_images": 200, "class_prompt": "a photo of a dog"}
+    out, changes = costs.fit_time("dreambooth", "sd15", hp, 5, 40)
+    assert out["num_class_images"] == costs.MIN_CLASS_IMAGES
+    assert changes.index(next(c for c in changes if "class images" in c)) < len(changes)
+
+
+def test_fit_output_halves_rank():
+    hp, changes = costs.fit_output("lora", "sdxl", {"rank": 32}, 50)
+    assert costs.output_mb("lora", "sdxl", hp)[0] <= 50 and hp["rank"] < 32 and changes
+    assert costs.fit_output("dreambooth", "sd15", {}, 50) == ({}, [])
+
+
+@pytest.mark.parametrize("name,key", [("RTX 4090", "rtx4090"), ("NVIDIA GeForce RTX 3090", "rtx3090"),
+                                      ("A100 80GB", "a100-80"), ("a100", "a100-40"), ("t4-small", "t4"),
+                                      ("Tesla T4", "t4"), ("H100", "h100"), ("L4", "l4"), ("A10G", "a10g")])
+def test_find_gpu(name, key):
+    assert costs.find_gpu(name) is costs.GPUS[key]
+
+
+def test_find_gpu_unknown():
+    assert costs.find_gpu("Radeon 7900") is None and costs.find_gpu(None) is None
+
+
+def test_gpu_table_marks_every_factor():
+    for gpu in costs.GPUS.values():
+        assert gpu.basis.split(":")[0] in ("reference", "derived", "assumed", "as the A100 40GB")
+        assert gpu.speed >= 1.0
+
+
+@pytest.mark.parametrize("call,field", [
+    (lambda: costs.estimate("dora", "sd15", {}, 5), "method"),
+    (lambda: costs.estimate("lora", "sd3", {}, 5), "base_model"),
+    (lambda: costs.estimate("lora", "sd15", {"lr": 1e-4}, 5), "lr"),
+    (lambda: costs.estimate("lora", "sd15", {}, 0), "n_images"),
+    (lambda: costs.estimate("lora", "sd15", {"train_batch_size": 0}, 5), "train_batch_size"),
+    (lambda: costs.estimate("lora", "sd15", {"optimizer": "sgd"}, 5), "optimizer"),
+    (lambda: costs.estimate("lora", "sd15", {"mixed_precision": "fp8"}, 5), "mixed_precision"),
+    (lambda: costs.fit_memory("lora", "sd15", {}, 0), "vram_gb"),
+    (lambda: costs.fit_time("lora", "sd15", {}, 5, -1), "minutes"),
+])
+def test_bad_input_names_the_field(call, field):
+    with pytest.raises(ValueError, match=field):
+        call()

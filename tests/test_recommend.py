@@ -1,0 +1,258 @@
+"""recommend(): the JSON contract, the hard limits, the preservation property, determinism,
+the published starting hyperparameters, and the import path staying free of torch."""
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from advisor import costs
+from advisor.hyperparams import starting_hyperparameters
+from advisor.knowledge import cards_by_id, get_card
+from advisor.profile import BASE_MODELS, DEFAULTS, SUBJECT_TYPES, Profile
+from advisor.recommend import HUB_IDS, JSON_KEYS, Candidate, recommend
+from advisor.rules import INVASIVENESS
+from trainer.config import TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+REACH = {  # one profile per method that should land on it
+    "textual_inversion": Profile(subject_type="concept", n_images=5, preservation=5, max_output_mb=0.1,
+                                 vram_gb=8, time_budget_min=240),
+    "lora": Profile(subject_type="style", n_images=30, captions=True, vram_gb=12, time_budget_min=120),
+    "dreambooth_lora": Profile(subject_type="person", class_noun="woman", n_images=8, base_model="sdxl",
+                               vram_gb=24, time_budget_min=240, gpu_name="A10G"),
+    "dreambooth": Profile(subject_type="animal", class_noun="dog", n_images=5, accuracy=5, preservation=3,
+                          vram_gb=24, time_budget_min=120),
+    "full_finetune": Profile(subject_type="general", n_images=5000, captions=True, preservation=1, vram_gb=80,
+                             time_budget_min=600, gpu_name="A100 80GB"),
+}
+
+
+@pytest.mark.parametrize("method", sorted(REACH))
+def test_every_method_is_reachable(method):
+    rec = recommend(REACH[method]).to_dict()
+    assert rec["method"] == method
+    assert rec["estimates"]["fits"] is True
+
+
+def _grid(**fixed):
+    vrams, times = (4, 8, 12, 16, 24, 48, 80), (5, 30, 120, 600)
+    for subject, base, vram, minutes in itertools.product(SUBJECT_TYPES, BASE_MODELS, vrams, times):
+        yield Profile(**{"subject_type": subject, "base_model": base, "vram_gb": vram, "time_budget_min": minutes,
+                         "n_images": 40 if subject in ("style", "general") else 8, **fixed})
+
+
+def test_limits_are_never_exceeded_over_a_grid():
+    for profile in _grid():
+        est = recommend(profile).to_dict()["estimates"]
+        if est["fits"]:
+            assert est["vram_gb"] <= profile.vram_gb and est["minutes"] <= profile.time_budget_min, profile
+        else:
+            assert est["fits_reason"].startswith("Nothing fits") and "What would make it fit" in est["fits_reason"]
+
+
+@pytest.mark.slow
+def test_raising_preservation_never_moves_to_a_more_invasive_method():
+    for profile in _grid(accuracy=4):
+        previous = None
+        for preservation in range(1, 6):
+            profile.preservation = preservation
+            rank = INVASIVENESS.index(recommend(profile).method)
+            assert previous is None or rank <= previous, (profile, preservation)
+            previous = rank
+
+
+def test_output_cap_is_respected():
+    rec = recommend(Profile(subject_type="style", n_images=30, base_model="sdxl", vram_gb=24, max_output_mb=20,
+                            time_budget_min=600, gpu_name="RTX 4090")).to_dict()
+    assert rec["estimates"]["output_mb"] <= 20 or not rec["estimates"]["fits"]
+    assert rec["method"] != "full_finetune"
+
+
+def test_same_profile_same_dict():
+    profile = REACH["dreambooth"]
+    first = json.dumps(recommend(profile).to_dict(), sort_keys=True)
+    assert json.dumps(recommend(profile).to_dict(), sort_keys=True) == first
+    assert json.dumps(recommend(Profile.from_dict(profile.to_dict())).to_dict(), sort_keys=True) == first
+
+
+def test_json_contract_shape():
+    rec = recommend(REACH["dreambooth_lora"]).to_dict()
+    assert tuple(rec) == JSON_KEYS
+    json.dumps(rec)  # serialisable
+    assert set(rec["estimates"]) == {"vram_gb", "minutes", "output_mb", "fits", "fits_reason", "savings"}
+    for key in ("learning_rate", "max_train_steps", "train_batch_size", "gradient_accumulation_steps", "resolution",
+                "rank", "prior_preservation", "num_class_images", "prior_loss_weight", "train_text_encoder",
+                "mixed_precision", "gradient_checkpointing", "use_8bit_adam"):
+        assert key in rec["hyperparameters"]
+    for factor in ("accuracy", "flexibility", "preservation"):
+        assert 1 <= rec["predicted"][factor]["score"] <= 5 and rec["predicted"][factor]["basis"]
+    assert rec["reasons"] and all(r.rstrip().endswith("]") or r.endswith(".") for r in rec["reasons"])
+    assert {a["method"] for a in rec["alternatives"]} == set(INVASIVENESS) - {rec["method"]}
+    assert all(a["why_not"] for a in rec["alternatives"])
+    assert rec["dataset_advice"] and rec["iteration_plan"]
+    assert "rank" not in recommend(REACH["dreambooth"]).to_dict()["hyperparameters"]
+
+
+def test_train_config_validates_and_points_at_the_hub():
+    for profile in REACH.values():
+        rec = recommend(profile).to_dict()
+        cfg = TrainConfig.from_dict(rec["train_config"])
+        assert cfg.method == rec["method"]
+        assert cfg.base_model == HUB_IDS[rec["base_model"]]
+        assert cfg.data_dir == "" and cfg.output_dir.startswith("runs/")
+        assert cfg.learning_rate == rec["hyperparameters"]["learning_rate"]
+        assert cfg.max_train_steps == rec["hyperparameters"]["max_train_steps"]
+
+
+def test_citations_are_real_cards_without_duplicates():
+    known = cards_by_id()
+    for profile in REACH.values():
+        cites = recommend(profile).to_dict()["citations"]
+        ids = [c["card"] for c in cites]
+        assert len(ids) == len(set(ids))
+        assert all(c == get_card(c["card"]).citation() and c["card"] in known for c in cites)
+
+
+def test_empty_profile_lists_every_slot_as_assumed():
+    rec = recommend(Profile()).to_dict()
+    slots = {a["slot"] for a in rec["assumptions"]}
+    assert set(DEFAULTS) <= slots
+    assert all(a["how_to_change"] for a in rec["assumptions"])
+    assert rec["estimates"]["fits"]
+    assert rec["base_model"] == DEFAULTS["base_model"]
+
+
+def test_known_gpu_sets_speed_and_memory():
+    slow = recommend(Profile(n_images=10, vram_gb=24)).to_dict()
+    fast = recommend(Profile(n_images=10, gpu_name="RTX 4090")).to_dict()
+    assert fast["estimates"]["minutes"] < slow["estimates"]["minutes"]
+    assert "24 of your" in fast["estimates"]["fits_reason"] or "of your 24 GB" in fast["estimates"]["fits_reason"]
+    assert "gpu_name" not in {a["slot"] for a in fast["assumptions"]}
+
+
+def test_nothing_fits_explains_what_would():
+    rec = recommend(Profile(subject_type="person", base_model="sdxl", vram_gb=4, time_budget_min=5)).to_dict()
+    est = rec["estimates"]
+    assert est["fits"] is False
+    assert "GB" in est["fits_reason"] and "rented" in est["fits_reason"] and "smaller base model" in est["fits_reason"]
+
+
+def test_learner_can_rerank_and_is_checked():
+    class Reverse:
+        def adjust(self, profile, candidates):
+            assert all(isinstance(c, Candidate) for c in candidates)
+            return list(reversed(candidates))
+
+    class Broken:
+        def adjust(self, profile, candidates):
+            return candidates[:1]
+
+    plain = recommend(REACH["lora"])
+    assert recommend(REACH["lora"], learner=Reverse()).method != plain.method
+    with pytest.raises(ValueError, match="learner"):
+        recommend(REACH["lora"], learner=Broken())
+
+
+def test_rules_are_a_parameter():
+    rec = recommend(REACH["lora"], rules=()).to_dict()
+    assert rec["method"] == "textual_inversion"  # all tie at 0: least invasive first
+    assert rec["reasons"]
+
+
+def test_not_a_profile_is_rejected():
+    with pytest.raises(ValueError, match="profile"):
+        recommend({"subject_type": "person"})
+
+
+# --- the published starting points (methods-and-hyperparameters.md §1) ----------------------------
+def start(method, advice=None, **profile):
+    filled, _ = Profile(**profile).with_defaults()
+    return starting_hyperparameters(method, filled, advice).values
+
+
+PRIOR = {"prior_preservation": (True, "prior-preservation")}
+
+
+def test_dreambooth_sd15_defaults():
+    hp = start("dreambooth", PRIOR, subject_type="animal", class_noun="dog", n_images=5)
+    assert (hp["learning_rate"], hp["max_train_steps"], hp["train_batch_size"]) == (5e-6, 800, 1)
+    assert hp["prior_preservation"] and hp["num_class_images"] == 200 and hp["prior_loss_weight"] == 1.0
+    assert hp["class_prompt"] == "a photo of a dog" and hp["instance_prompt"] == "a photo of sks dog"
+    assert start("dreambooth", subject_type="object", n_images=5)["max_train_steps"] == 400  # no prior
+
+
+def test_faces_get_a_lower_learning_rate_and_half_for_the_text_encoder():
+    hp = start("dreambooth", {**PRIOR, "train_text_encoder": (True, "text-encoder-training")},
+               subject_type="person", n_images=10)
+    assert hp["learning_rate"] < start("dreambooth", subject_type="object")["learning_rate"]
+    assert hp["train_batch_size"] == 2 and hp["text_encoder_lr"] == hp["learning_rate"] / 2
+    assert 800 <= start("dreambooth", subject_type="person", n_images=30)["max_train_steps"] <= 1200
+
+
+def test_dreambooth_lora_textual_inversion_and_sdxl_recipes():
+    dbl = start("dreambooth_lora", subject_type="object", n_images=5)
+    assert (dbl["learning_rate"], dbl["max_train_steps"], dbl["rank"], dbl["lora_alpha"]) == (1e-4, 500, 4, 4.0)
+    ti = start("textual_inversion", n_images=5)
+    assert (ti["learning_rate"], ti["max_train_steps"], ti["train_batch_size"], ti["gradient_accumulation_steps"]) == \
+        (5e-4, 3000, 1, 4)
+    assert ti["placeholder_token"] in ti["instance_prompt"]
+    for subject in ("general", "style", "person"):  # the trainer rejects TI prompts without the token
+        assert "<sks>" in start("textual_inversion", subject_type=subject)["instance_prompt"]
+    xl = start("dreambooth_lora", base_model="sdxl", n_images=5)
+    assert (xl["resolution"], xl["learning_rate"], xl["train_batch_size"], xl["gradient_accumulation_steps"]) == \
+        (1024, 1e-4, 1, 4)
+    assert start("lora", base_model="sd21")["resolution"] == 768
+
+
+def test_full_finetune_recipes():
+    sd15 = start("full_finetune", n_images=5000, subject_type="general")
+    assert (sd15["learning_rate"], sd15["max_train_steps"], sd15["use_ema"]) == (1e-5, 15000, True)
+    xl = start("full_finetune", n_images=5000, base_model="sdxl", subject_type="general")
+    assert (xl["learning_rate"], xl["max_train_steps"]) == (1e-6, 10000)
+
+
+def test_validation_prompts_are_the_dream_prompts():
+    dream = ["my dog surfing", "my dog as a knight"]
+    assert start("lora", dream_prompts=dream)["validation_prompts"] == dream
+    assert all("sks" in p for p in start("dreambooth", subject_type="animal")["validation_prompts"])
+
+
+def test_memory_switches_start_off_and_are_turned_on_with_reasons():
+    rec = recommend(Profile(subject_type="animal", class_noun="dog", n_images=5, accuracy=5, preservation=1,
+                            vram_gb=12, time_budget_min=600)).to_dict()
+    hp = rec["hyperparameters"]
+    if rec["method"] in ("dreambooth", "full_finetune"):
+        assert hp["use_8bit_adam"] and rec["estimates"]["savings"]
+    assert rec["estimates"]["vram_gb"] <= 12
+    assert start("dreambooth")["mixed_precision"] == "no" and not start("dreambooth")["use_8bit_adam"]
+
+
+def test_recommend_does_not_import_torch():
+    code = ("import sys, advisor.recommend, advisor.costs, advisor.rules, advisor.hyperparams; "
+            "bad = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_fit_respects_the_cost_model():
+    rec = recommend(REACH["dreambooth"])
+    hp = {k: v for k, v in rec.train_config.items() if k not in ("base_model", "method", "data_dir", "output_dir")}
+    est = costs.estimate("dreambooth", "sd15", hp, 5, gpu=costs.typical_gpu(24))
+    assert (est.vram_gb, est.minutes) == (rec.estimates["vram_gb"], rec.estimates["minutes"])
+    assert est.gpu in rec.estimates["fits_reason"]
+
+
+def test_unnamed_cards_are_timed_as_the_slowest_card_with_that_memory():
+    assert costs.typical_gpu(12) is costs.GPUS["t4"]
+    assert costs.typical_gpu(24) is costs.GPUS["l4"]
+    assert costs.typical_gpu(80) is costs.GPUS["a100-80"] and costs.typical_gpu(141) is costs.GPUS["a100-80"]
+    rec = recommend(Profile(vram_gb=24)).to_dict()
+    note = next(a for a in rec["assumptions"] if a["slot"] == "gpu_name")["how_to_change"]
+    assert "L4" in note
+    named = recommend(Profile(vram_gb=10, gpu_name="RTX 3080")).to_dict()
+    assert "No speed figure for RTX 3080" in next(a for a in named["assumptions"] if a["slot"] == "gpu_name")["how_to_change"]
