@@ -1,0 +1,143 @@
+"""One chat session: the interview plus the recommendation it leads to.
+
+`send(session, message)` is the whole chat API: state in, state out, never raising on user
+input. The interview decides when enough is known; from then on every turn re-runs the
+recommendation for the current profile (only when the profile changed), so "actually I
+have 8GB" updates the card at once.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from . import interview
+from .interview import InterviewState, Reply
+from .profile import Profile
+from .recommend import recommend
+from .render import BASE_NAMES, METHOD_NAMES
+
+log = logging.getLogger(__name__)
+
+AnswerFn = Callable[[str], "tuple[str, list[Any]]"]
+
+
+@dataclass
+class ChatSession:
+    interview: InterviewState
+    recommendation: dict[str, Any] | None = None
+    recommended_for: dict[str, Any] | None = None   # the profile the recommendation was made for
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        return self.interview.transcript
+
+
+def new_session(profile: Profile | None = None) -> tuple[ChatSession, Reply]:
+    state, reply = interview.start(profile)
+    session = _with_recommendation(ChatSession(state), reply)
+    return session, reply
+
+
+def send(session: ChatSession, message: Any, *, answer_question: AnswerFn | None = None) -> tuple[ChatSession, Reply]:
+    """One user message in; a new session and the interview's reply out (the input is untouched)."""
+    answer_question = answer_question or answer_from_knowledge
+    state, reply = interview.turn(session.interview, message, answer_question=answer_question)
+    new = ChatSession(state, copy.deepcopy(session.recommendation), copy.deepcopy(session.recommended_for))
+    return _with_recommendation(new, reply), reply
+
+
+def stated_profile(state: InterviewState) -> Profile:
+    """The profile with only what the user said: assumed slots go back to None, so the
+    recommendation lists them as assumptions instead of treating them as facts."""
+    data = state.profile.to_dict()
+    for slot, how in state.sources.items():
+        if how == "assumed" and slot in data:
+            data[slot] = [] if slot == "dream_prompts" else None
+    return Profile.from_dict(data)
+
+
+def _with_recommendation(session: ChatSession, reply: Reply) -> ChatSession:
+    if not (reply.ready or session.interview.done):
+        return session
+    profile = stated_profile(session.interview)
+    key = profile.to_dict()
+    if key == session.recommended_for:
+        return session
+    try:
+        rec = recommend(profile).to_dict()
+    except Exception as e:  # a rules bug must not lose the conversation
+        log.exception("recommend failed")
+        reply.problems.append(f"I could not build a recommendation ({type(e).__name__}: {e}).")
+        reply.text += "\n\nSorry, building the recommendation failed; your answers are kept."
+        return session
+    first_time = session.recommendation is None
+    changed = not first_time and rec["method"] != session.recommendation["method"]
+    session.recommendation, session.recommended_for = rec, key
+    reply.text += "\n\n" + summary_line(rec, updated=not first_time, changed=changed)
+    if session.interview.transcript and session.interview.transcript[-1]["role"] == "assistant":
+        session.interview.transcript[-1]["content"] = reply.text
+    return session
+
+
+def summary_line(rec: dict[str, Any], *, updated: bool = False, changed: bool = False) -> str:
+    est = rec["estimates"]
+    lead = "Updated recommendation" if updated else "My recommendation"
+    if changed:
+        lead += " (the method changed)"
+    line = (f"**{lead}: {METHOD_NAMES.get(rec['method'], rec['method'])} on "
+            f"{BASE_NAMES.get(rec['base_model'], rec['base_model'])}**, about {est['vram_gb']:g} GB of GPU "
+            f"memory and {est['minutes']:g} GPU minutes per run. The full card with settings, reasons and "
+            "sources is beside the chat.")
+    if est.get("fits") is False:
+        line += f" ⚠️ It does not fit your budget: {est.get('fits_reason', '')}"
+    return line
+
+
+# --------------------------------------------------------------------------- questions
+_retriever = None
+_retriever_lock = threading.Lock()
+
+
+def knowledge_retriever():
+    """The process-wide retriever, built on first use (loads the embedding model: seconds)."""
+    global _retriever
+    with _retriever_lock:
+        if _retriever is None:
+            from .retrieval import default_retriever
+            _retriever = default_retriever()
+        return _retriever
+
+
+def answer_from_knowledge(question: str) -> tuple[str, list[dict[str, str]]]:
+    """Answer a user's question with the best knowledge cards and their sources."""
+    retriever = knowledge_retriever()
+    hits = retriever.search(question, k=3)
+    if not hits:
+        return ("I found nothing on that in my knowledge base. Try other words, or ask about methods, "
+                "learning rates, memory, datasets or evaluation.", [])
+    best = hits[0]
+    text = f"**{best.title}**: {best.snippet}"
+    if len(hits) > 1:
+        text += "\n\nSee also: " + ", ".join(h.title for h in hits[1:])
+    if retriever.backend != "sentence-transformers":
+        text += f"\n\n_({retriever.note})_"
+    cites = [{"card": h.card_id, "title": h.title, "source": "; ".join(h.sources)} for h in hits]
+    return text, cites
+
+
+# --------------------------------------------------------------------------- scripted chats
+def play(messages: Iterable[str], *, answer_question: AnswerFn | None = None) -> dict[str, Any]:
+    """Play user messages through a fresh interview: the `chat --json` contract."""
+    session, _ = new_session()
+    for message in messages:
+        session, _ = send(session, message, answer_question=answer_question)
+    state = session.interview
+    return {
+        "profile": stated_profile(state).to_dict(),
+        "assumed": {s: getattr(state.profile, s) for s in state.assumed},
+        "recommendation": session.recommendation,
+        "transcript": state.transcript,
+    }
