@@ -17,6 +17,7 @@ naming the file (a broken knowledge base is a bug to fix, not something to skip)
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import yaml
 
 KNOWLEDGE_DIR = Path(__file__).resolve().parent.parent / "knowledge"
 REQUIRED_KEYS = ("id", "title", "tags", "sources")
+_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")   # ids are cited by rules and name the file
 
 
 class KnowledgeError(ValueError):
@@ -65,15 +67,26 @@ def parse_card(text: str, path: str = "<string>") -> Card:
     missing = [k for k in REQUIRED_KEYS if not meta.get(k)]
     if missing:
         raise KnowledgeError(f"{path}: front matter lacks {missing}")
-    tags, sources = meta["tags"], meta["sources"]
-    if isinstance(tags, str):
-        tags = [t.strip() for t in tags.split(",")]
-    if isinstance(sources, str):
-        sources = [sources]
+    if not isinstance(meta["id"], str) or not _ID.fullmatch(meta["id"]):
+        raise KnowledgeError(f"{path}: id {meta['id']!r} must be lower-case words joined by '-'")
+    tags = _string_list(meta["tags"], "tags", path, split_commas=True)
+    sources = _string_list(meta["sources"], "sources", path, split_commas=False)
     if not body:
         raise KnowledgeError(f"{path}: the card has no body")
-    return Card(id=str(meta["id"]), title=str(meta["title"]), tags=tuple(str(t) for t in tags),
-                sources=tuple(str(s) for s in sources), body=body, path=path)
+    return Card(id=meta["id"], title=str(meta["title"]), tags=tags, sources=sources, body=body,
+                path=path)
+
+
+def _string_list(value: object, key: str, path: str, split_commas: bool) -> tuple[str, ...]:
+    """A front-matter list of strings; a plain string is one item (tags: comma-separated)."""
+    if isinstance(value, str):
+        value = value.split(",") if split_commas else [value]
+    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
+        raise KnowledgeError(f"{path}: {key} must be a list of strings")
+    items = tuple(str(v).strip() for v in value if str(v).strip())
+    if not items:
+        raise KnowledgeError(f"{path}: {key} is empty")
+    return items
 
 
 def load_cards(folder: str | Path = KNOWLEDGE_DIR) -> list[Card]:
@@ -81,7 +94,7 @@ def load_cards(folder: str | Path = KNOWLEDGE_DIR) -> list[Card]:
     folder = Path(folder)
     if not folder.is_dir():
         raise KnowledgeError(f"knowledge folder {str(folder)!r} does not exist")
-    cards = [parse_card(p.read_text(encoding="utf-8"), str(p)) for p in sorted(folder.glob("*.md"))
+    cards = [parse_card(_read(p), str(p)) for p in sorted(folder.glob("*.md"))
              if p.name.lower() != "readme.md"]
     seen: dict[str, str] = {}
     for c in cards:
@@ -89,6 +102,13 @@ def load_cards(folder: str | Path = KNOWLEDGE_DIR) -> list[Card]:
             raise KnowledgeError(f"card id {c.id!r} is used by both {seen[c.id]} and {c.path}")
         seen[c.id] = c.path
     return sorted(cards, key=lambda c: c.id)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise KnowledgeError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
 @functools.lru_cache(maxsize=4)

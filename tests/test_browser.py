@@ -1,7 +1,6 @@
 """The app in a real browser (Debian's Chromium driven by Playwright): type a goal, click a
 quick-reply option, see the recommendation card. Screenshots go to test-artifacts/."""
 import os
-import shutil
 import socket
 import subprocess
 import sys
