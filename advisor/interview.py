@@ -6,7 +6,9 @@ the old one and nothing is lost when a message is bad. One turn:
 
     parse (advisor.parsing.extract, told which question is pending)
     -> conflicts in the message ("12GB ... 24GB"): ask which, keep the old value
-    -> merge the rest: a later statement overrides an earlier one, and says so
+    -> merge the rest: a later statement overrides an earlier one, and says so; a method
+       asked for by name is noted (never asked about, never assumed); a number picked from
+       vague words ("hundreds of photos") is shown as "about 200"
     -> impossible values are reported, never stored
     -> "no idea" / "you decide": the pending slot gets its default, marked assumed
     -> a question: answered through the injected `answer_question`, then the pending
@@ -104,9 +106,12 @@ OPTION_VALUES = frozenset(v.lower() for q in QUESTIONS.values() for v, _ in q.op
 LABELS = {"goal": "goal", "subject_type": "subject", "n_images": "images", "vram_gb": "GPU memory",
           "accuracy": "accuracy", "flexibility": "flexibility", "preservation": "preservation",
           "time_budget_min": "GPU time per run", "base_model": "base model", "n_runs": "runs you'll try",
-          "captions": "captions", "max_output_mb": "output size limit", "dream_prompts": "dream prompts"}
+          "captions": "captions", "max_output_mb": "output size limit", "dream_prompts": "dream prompts",
+          "preferred_method": "preferred method"}
 BASE_NAMES = {"sd15": "SD 1.5", "sd21": "SD 2.1", "sdxl": "SDXL"}
 FACTOR_WORDS = {1: "very low", 2: "low", 3: "medium", 4: "high", 5: "very high"}
+METHOD_WORDS = {"lora": "LoRA", "dreambooth": "DreamBooth", "dreambooth_lora": "DreamBooth-LoRA",
+                "textual_inversion": "textual inversion", "full_finetune": "a full fine-tune"}
 
 EXAMPLES = ("30 photos of my dog Rex, 12GB card, I want him in all kinds of scenes",
             "my watercolor paintings as a style, on free Colab",
@@ -185,7 +190,8 @@ def start(profile: Profile | None = None) -> tuple[InterviewState, Reply]:
                "something ('what is prior preservation?') at any point.")
     if profile is not None:
         state.profile = copy.deepcopy(profile)
-        state.sources = {s: "stated" for s in [*ASK_ORDER, "goal"] if getattr(profile, s) is not None}
+        state.sources = {s: "stated" for s in [*ASK_ORDER, "goal", "preferred_method"]
+                         if getattr(profile, s) is not None}
     reply = _finish(state, [intro], problems=[], wants_rec=False, nothing_read=False)
     state.transcript.append({"role": "assistant", "content": reply.text})
     return state, reply
@@ -219,11 +225,15 @@ def _turn(state: InterviewState, message: Any, answer_question: AnswerFn | None)
         return _finish(state, ["I didn't get any text."], problems=[], wants_rec=False, nothing_read=False)
     pending = state.last_question
     ex = extract(message, expecting=pending)
-    lines: list[str] = list(ex.notes)
     problems = list(ex.problems)
-
     conflict = _first_conflict(ex)
-    lines += _merge(state, ex, message)
+    lines = _merge(state, ex, message) + ex.notes   # what was stored first, then how it was read
+    if "preferred_method" in ex.conflicts:   # not a question worth asking: the rules weigh the methods
+        named = " and ".join(_describe("preferred_method", {"preferred_method": m})
+                             for m in ex.conflicts["preferred_method"] if m)
+        kept = state.profile.preferred_method
+        lines.append(f"You named {named}, so I noted no new method preference"
+                     + (f" (keeping {METHOD_WORDS[kept]})." if kept else "; I'll recommend what fits best."))
     skipped = _apply_skip(state, ex, pending, conflict)
     if skipped:
         lines.append(skipped)
@@ -251,6 +261,7 @@ def _merge(state: InterviewState, ex: Extraction, message: str) -> list[str]:
     slots = {k: v for k, v in ex.slots.items() if k not in ex.conflicts}
     lines: list[str] = []
     learnt: list[str] = []
+    noted: list[str] = []
     data = state.profile.to_dict()
     order = {s: i for i, s in enumerate(ASK_ORDER)}
     for slot, value in sorted(slots.items(), key=lambda kv: order.get(kv[0], len(order))):
@@ -273,7 +284,14 @@ def _merge(state: InterviewState, ex: Extraction, message: str) -> list[str]:
         data = trial
         state.sources[slot] = "stated"
         new_text = _describe(slot, data)
-        if old_source is None:
+        if slot in ex.approximate:   # our pick from vague words: say so, and how to correct it
+            new_text = f"about {new_text}"
+            if old_source is None:
+                new_text += f" ({QUESTIONS[slot].hint} if you know the number)"
+        if slot == "preferred_method" and old_source is None:
+            noted.append(f"Noted: you'd like {new_text}; I'll favour it unless it clearly doesn't fit."
+                         if value else "Noted: no method preference; I'll recommend what fits best.")
+        elif old_source is None:
             learnt.append(f"{LABELS[slot]}: {new_text}")
         elif old_text != new_text:
             was = " (was assumed)" if old_source == "assumed" else ""
@@ -288,6 +306,7 @@ def _merge(state: InterviewState, ex: Extraction, message: str) -> list[str]:
             data["dream_prompts"].append(prompt)
             learnt.append(f"dream prompt \u201c{prompt}\u201d")
     state.profile = Profile.from_dict(data)
+    lines[:0] = noted
     if learnt:
         lines.insert(0, "Got it: " + "; ".join(learnt) + ".")
     return lines
@@ -433,6 +452,8 @@ def _describe(slot: str, data: dict[str, Any]) -> str:
     v = data.get(slot)
     if slot == "max_output_mb":
         return "no limit" if v is None else f"under {_size(v)}"
+    if slot == "preferred_method" and v is None:
+        return "no preference"
     if v is None:
         return "unknown"
     if slot == "subject_type":
@@ -449,6 +470,8 @@ def _describe(slot: str, data: dict[str, Any]) -> str:
         return BASE_NAMES.get(v, str(v))
     if slot == "captions":
         return "captioned" if v else "no captions"
+    if slot == "preferred_method":
+        return METHOD_WORDS.get(v, str(v))
     return str(v)
 
 

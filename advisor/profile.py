@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from trainer.config import METHOD_NAMES
+
 SUBJECT_TYPES = ("person", "animal", "object", "style", "concept", "general")
 BASE_MODELS = ("sd15", "sd21", "sdxl")
 FACTORS = ("accuracy", "flexibility", "preservation")
@@ -60,6 +62,7 @@ class Profile:
     n_runs: int | None = None               # how many runs the user will iterate
     base_model: str | None = None           # one of BASE_MODELS
     max_output_mb: float | None = None      # size cap of the output file (sharing), optional
+    preferred_method: str | None = None     # a method the user asked for by name (METHOD_NAMES); never assumed
     dream_prompts: list[str] = field(default_factory=list)  # the user's own target prompts
 
     def __post_init__(self) -> None:
@@ -113,6 +116,8 @@ def validate(p: Profile) -> None:
         raise ProfileError(f"goal must be text, got {type(p.goal).__name__}")
     if p.subject_type is not None and p.subject_type not in SUBJECT_TYPES:
         raise ProfileError(f"subject_type={p.subject_type!r}; pick one of {list(SUBJECT_TYPES)}")
+    if p.preferred_method is not None and p.preferred_method not in METHOD_NAMES:
+        raise ProfileError(f"preferred_method={p.preferred_method!r}; pick one of {list(METHOD_NAMES)} or null")
     if p.base_model is not None and p.base_model not in BASE_MODELS:
         raise ProfileError(f"base_model={p.base_model!r}; pick one of {list(BASE_MODELS)}")
     for name in FACTORS:

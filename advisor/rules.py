@@ -91,6 +91,8 @@ def advice(matched: list[Rule]) -> dict[str, tuple[Any, Rule]]:
     return out
 
 
+PREFERENCE_BONUS = 3.0   # score for the method the user asked for: about two typical rules
+
 R = Rule
 DEFAULT_RULES: tuple[Rule, ...] = (
     # --- the three factors -----------------------------------------------------------------
@@ -189,6 +191,19 @@ DEFAULT_RULES: tuple[Rule, ...] = (
       {"dreambooth_lora": 1, "lora": 0.5, "dreambooth": -1, "full_finetune": -1},
       "On SDXL the published subject recipe is DreamBooth-LoRA; full SDXL training needs 24 GB at batch 1.",
       "sdxl-specifics"),
+    # --- a method asked for by name (Profile.preferred_method) -----------------------------
+    # About two typical rows' worth: it settles close calls, but a clearly poor fit still loses,
+    # and recommend() never returns a plan over budget whatever the score.
+    R("asked-lora", (("preferred_method", "==", "lora"),), {"lora": PREFERENCE_BONUS},
+      "You asked for LoRA.", "choosing-a-method"),
+    R("asked-dreambooth", (("preferred_method", "==", "dreambooth"),), {"dreambooth": PREFERENCE_BONUS},
+      "You asked for DreamBooth.", "choosing-a-method"),
+    R("asked-dreambooth-lora", (("preferred_method", "==", "dreambooth_lora"),), {"dreambooth_lora": PREFERENCE_BONUS},
+      "You asked for DreamBooth-LoRA.", "choosing-a-method"),
+    R("asked-textual-inversion", (("preferred_method", "==", "textual_inversion"),),
+      {"textual_inversion": PREFERENCE_BONUS}, "You asked for textual inversion.", "choosing-a-method"),
+    R("asked-full-finetune", (("preferred_method", "==", "full_finetune"),), {"full_finetune": PREFERENCE_BONUS},
+      "You asked for a full fine-tune.", "choosing-a-method"),
     # --- hyperparameter advice -------------------------------------------------------------
     R("prior-for-living", (("subject_type", "in", ("person", "animal")), ("preservation", ">=", 3)),
       {"hp": {"prior_preservation": True}},

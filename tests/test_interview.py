@@ -297,6 +297,61 @@ def test_dream_prompts_are_collected_across_turns():
     assert state.profile.dream_prompts == ["my cat as an astronaut", "my cat in Paris"]
 
 
+# --------------------------------------------------------------------------- newcomer phrasings
+def test_newcomer_goal_in_one_message():
+    state, reply = play(["watercolor style from 25 of my paintings, free colab, keep the model able to do "
+                         "everything else"])
+    p = state.profile
+    assert (p.subject_type, p.n_images, p.vram_gb, p.preservation) == ("style", 25, 15.0, 5)
+    assert reply.ready and "preservation: 5/5" in reply.text
+
+
+def test_a_named_method_is_noted_stored_and_never_asked_or_assumed():
+    state, reply = play(["I want a LoRA of my dog"])
+    assert state.profile.preferred_method == "lora" and state.sources["preferred_method"] == "stated"
+    assert "Noted: you'd like LoRA" in reply.text
+    assert (state.profile.subject_type, state.profile.class_noun) == ("animal", "dog")
+    state, reply = play(["30 photos", "12 GB", "accuracy 3", "recommend now"], state=state)
+    assert reply.ready and "preferred_method" not in reply.assumed
+    assert "preferred_method" not in state.asked and "preferred method" not in reply.text
+
+
+def test_a_different_method_later_updates_the_preference():
+    state, _ = play(["I want a LoRA of my dog"])
+    state, reply = turn(state, "actually make it a dreambooth")
+    assert state.profile.preferred_method == "dreambooth"
+    assert "Updated preferred method: LoRA \u2192 DreamBooth" in reply.text
+    state, reply = turn(state, "any method is fine")
+    assert state.profile.preferred_method is None and "no preference" in reply.text
+
+
+def test_two_methods_in_one_message_keep_the_old_preference_and_ask_nothing():
+    state, _ = play(["I want a LoRA of my dog"])
+    pending = state.last_question
+    state, reply = turn(state, "DreamBooth or full fine-tune")
+    assert state.profile.preferred_method == "lora" and "keeping LoRA" in reply.text
+    assert reply.question_slot == pending
+
+
+def test_a_vague_image_count_is_stored_and_shown_as_about():
+    state, reply = play(["my dog", "hundreds of photos"])
+    assert state.profile.n_images == 200 and state.sources["n_images"] == "stated"
+    assert "images: about 200" in reply.text and QUESTIONS["n_images"].hint in reply.text
+    state, reply = play(["a few dozen photos of my cat"])
+    assert state.profile.n_images == 30 and "about 30" in reply.text
+
+
+def test_a_total_time_is_split_over_the_runs_and_explained():
+    state, reply = play(["my cat", "I have about 2 hours total for 4 tries"])
+    assert (state.profile.time_budget_min, state.profile.n_runs) == (30.0, 4)
+    assert "GPU time per run: 30 min" in reply.text and "in total over 4 runs" in reply.text
+
+
+def test_start_from_a_profile_with_a_method_counts_it_as_stated():
+    state, _ = start(Profile(subject_type="animal", preferred_method="dreambooth"))
+    assert state.sources["preferred_method"] == "stated"
+
+
 # --------------------------------------------------------------------------- quick replies
 def _state_asking(slot):
     """A state whose pending question is `slot` (the profile holds the rest)."""

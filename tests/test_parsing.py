@@ -119,6 +119,55 @@ PHRASINGS = [
     ("keep the base model intact", {"preservation": 5}),
     ("preservation: high", {"preservation": 4}),
     ("very low preservation", {"preservation": 1}),
+    # goals typed as a newcomer would: several slots at once
+    ("watercolor style from 25 of my paintings, free colab, keep the model able to do everything else",
+     {"n_images": 25, "subject_type": "style", "class_noun": "watercolor painting", "vram_gb": 15.0,
+      "preservation": 5}),
+    ("train on my 500 captioned anime illustrations, 4090, SDXL",
+     {"subject_type": "style", "class_noun": "illustration", "n_images": 500, "captions": True, "vram_gb": 24.0,
+      "base_model": "sdxl"}),
+    ("product shots of our sneaker, 6 photos, 8GB laptop GPU, small file to share",
+     {"subject_type": "object", "class_noun": "sneaker", "n_images": 6, "vram_gb": 8.0, "max_output_mb": 200.0}),
+    ("I want a LoRA of my dog", {"subject_type": "animal", "class_noun": "dog", "preferred_method": "lora"}),
+    # image counts said loosely
+    ("12 of our photos", {"n_images": 12}),
+    ("a few dozen photos", {"n_images": 30}),
+    ("hundreds of photos", {"n_images": 200}),
+    ("thousands of images to fine-tune on", {"n_images": 2000}),
+    ("a handful of pics of my cat", {"n_images": 5, "subject_type": "animal"}),
+    ("40 3d renders", {"n_images": 40, "subject_type": "style", "class_noun": "render"}),
+    # subjects: people, characters, logos, styles, datasets
+    ("my son", {"subject_type": "person", "class_noun": "boy"}),
+    ("my girlfriend", {"subject_type": "person", "class_noun": "woman"}),
+    ("my grandma", {"subject_type": "person", "class_noun": "woman"}),
+    ("my daughter", {"subject_type": "person", "class_noun": "girl"}),
+    ("my logo", {"subject_type": "object", "class_noun": "logo"}),
+    ("my character", {"subject_type": "object", "class_noun": "character"}),
+    ("my OC", {"subject_type": "object", "class_noun": "character"}),
+    ("an item from our shop, a leather handbag", {"subject_type": "object", "class_noun": "handbag"}),
+    ("anime", {"subject_type": "style"}),
+    ("my anime art", {"subject_type": "style", "class_noun": "artwork"}),
+    ("my dog drawings", {"subject_type": "animal", "class_noun": "dog"}),
+    ("train on my dataset", {"subject_type": "general"}),
+    ("train on everything", {"subject_type": "general"}),
+    ("train on my 500 captioned images", {"subject_type": "general", "n_images": 500, "captions": True}),
+    # a total time over several runs is split per run
+    ("I have about 2 hours total for 4 tries", {"time_budget_min": 30.0, "n_runs": 4}),
+    ("90 minutes across 3 runs", {"time_budget_min": 30.0, "n_runs": 3}),
+    ("a total of 3 hours, 2 runs", {"time_budget_min": 90.0, "n_runs": 2}),
+    ("2 hours per run, 4 runs", {"time_budget_min": 120.0, "n_runs": 4}),
+    # a method asked for by name
+    ("dreambooth please", {"preferred_method": "dreambooth"}),
+    ("dreambooth lora", {"preferred_method": "dreambooth_lora"}),
+    ("DreamBooth with LoRA", {"preferred_method": "dreambooth_lora"}),
+    ("textual inversion", {"preferred_method": "textual_inversion"}),
+    ("an embedding of my cat", {"preferred_method": "textual_inversion", "subject_type": "animal"}),
+    ("TI is fine", {"preferred_method": "textual_inversion"}),
+    ("a full fine-tune", {"preferred_method": "full_finetune"}),
+    ("finetune the whole model", {"preferred_method": "full_finetune"}),
+    ("I want to train a lora on my 4060 Ti", {"preferred_method": "lora", "vram_gb": 8.0}),
+    ("not dreambooth, a lora", {"preferred_method": "lora"}),
+    ("any method is fine", {"preferred_method": None}),
 ]
 
 
@@ -135,7 +184,7 @@ def test_table_is_large_and_covers_every_slot():
     covered = {k for _, exp in PHRASINGS for k in exp}
     assert covered >= {"n_images", "captions", "vram_gb", "gpu_name", "time_budget_min", "n_runs",
                        "base_model", "max_output_mb", "subject_type", "class_noun", "accuracy",
-                       "flexibility", "preservation"}
+                       "flexibility", "preservation", "preferred_method"}
     for factor in ("accuracy", "flexibility", "preservation"):
         values = {exp[factor] for _, exp in PHRASINGS if factor in exp}
         assert min(values) <= 2 and max(values) >= 4, f"{factor} must be tested in both directions"
@@ -290,6 +339,8 @@ def test_non_text_input_is_a_problem_not_a_crash():
 FILLERS = [
     "a" * 10_000, "9" * 10_000, "1 " * 5_000, "my cat " * 1_500, "12gb " * 2_000, "all kinds of " * 800,
     "don't care if it " * 600, "photos of " * 1_000, "\"" * 10_000, "a 4090 " * 1_500,
+    "hundreds of my " * 700, "train on my " * 800, "2 hours total for " * 600, "my anime " * 1_200,
+    "lora dreambooth " * 700,
 ]
 
 
@@ -351,3 +402,39 @@ def test_find_gpus_in_order_and_table_sane():
     names = [g.name for g in GPUS]
     assert len(names) == len(set(names))
     assert all(g.gb is None or 2 <= g.gb <= 141 for g in GPUS)
+
+
+# --------------------------------------------------------------------------- loose numbers, totals, methods
+@pytest.mark.parametrize("message", ["a few dozen photos", "hundreds of photos of my dog", "a couple dozen selfies",
+                                     "several hundred images"])
+def test_vague_counts_are_marked_approximate(message):
+    ex = extract(message)
+    assert ex.approximate == ["n_images"] and ex.slots["n_images"] in (24, 30, 200, 300)
+
+
+def test_exact_counts_are_not_approximate():
+    assert extract("30 photos").approximate == []
+    assert extract("dozens of runs").slots == {}   # a vague count of something else is no image count
+
+
+def test_total_time_is_split_over_the_runs_and_said():
+    ex = extract("I have about 2 hours total for 4 tries")
+    assert ex.slots["time_budget_min"] == 30.0 and "30 minutes" in ex.notes[0] and "4 runs" in ex.notes[0]
+
+
+def test_total_time_without_a_run_count_is_kept_and_flagged():
+    ex = extract("2 hours in total")
+    assert ex.slots["time_budget_min"] == 120.0 and "total" in ex.notes[0]
+
+
+def test_method_names_negated_or_doubled_store_nothing():
+    assert "preferred_method" not in extract("I don't want a full fine-tune").slots
+    ex = extract("LoRA or DreamBooth, I don't know")
+    assert ex.conflicts == {"preferred_method": ["lora", "dreambooth"]} and "preferred_method" not in ex.slots
+    assert "preferred_method" not in extract("is LoRA better than DreamBooth?").slots   # a question
+
+
+def test_method_words_that_mean_something_else_are_not_a_preference():
+    assert "preferred_method" not in extract("a small lora file").slots   # an output size
+    assert "preferred_method" not in extract("a 3080 ti").slots           # a GPU
+    assert "preferred_method" not in extract("my 1650 ti laptop").slots   # a GPU not in the table

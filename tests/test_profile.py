@@ -37,6 +37,9 @@ def test_round_trip(tmp_path):
     ({"captions": "yes"}, "captions"),
     ({"dream_prompts": "a cat"}, "dream_prompts"),
     ({"colour": "red"}, "colour"),
+    ({"preferred_method": "dora"}, "preferred_method"),
+    ({"preferred_method": "LoRA"}, "preferred_method"),
+    ({"preferred_method": 1}, "preferred_method"),
 ])
 def test_bad_values_name_the_slot(data, slot):
     with pytest.raises(ProfileError, match=slot):
@@ -53,3 +56,19 @@ def test_malformed_files(tmp_path):
         Profile.load(bad)
     with pytest.raises(ProfileError, match="does not exist"):
         Profile.load(tmp_path / "missing.json")
+
+
+def test_preferred_method_is_optional_and_never_assumed(tmp_path):
+    from trainer.config import METHOD_NAMES
+
+    assert "preferred_method" not in DEFAULTS
+    filled, assumed = Profile().with_defaults()
+    assert filled.preferred_method is None and "preferred_method" not in assumed
+    assert "preferred_method" not in Profile().missing()
+    for method in METHOD_NAMES:
+        p = Profile(preferred_method=method)
+        path = tmp_path / f"{method}.json"
+        path.write_text(json.dumps(p.to_dict()))
+        assert Profile.load(path).preferred_method == method
+    with pytest.raises(ProfileError, match="pick one of .*'lora'"):
+        Profile(preferred_method="dora")

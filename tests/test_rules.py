@@ -4,8 +4,9 @@ import pytest
 
 from advisor.knowledge import cards_by_id
 from advisor.profile import FACTORS, Profile
-from advisor.rules import (ADJUSTMENTS, CARD_IDS, DEFAULT_RULES, INVASIVENESS, METHODS, OPS, STANDING, Rule,
-                           advice, match, score)
+from advisor.recommend import recommend
+from advisor.rules import (ADJUSTMENTS, CARD_IDS, DEFAULT_RULES, INVASIVENESS, METHODS, OPS, PREFERENCE_BONUS,
+                           STANDING, Rule, advice, match, score)
 
 
 def test_rule_ids_unique():
@@ -137,3 +138,67 @@ def test_published_relative_standings():
     # preservation falls with invasiveness
     assert [pres[m] for m in INVASIVENESS] == sorted((pres[m] for m in INVASIVENESS), reverse=True)
     assert all(factor in ("accuracy", "flexibility", "preservation") for _, d, _ in ADJUSTMENTS for factor in d)
+
+
+# --------------------------------------------------------------------------- a method asked for by name
+# A profile where no method stands out: a concept, a mid-sized set, a big card and a long budget,
+# so every method fits and the rules' scores lie within PREFERENCE_BONUS of each other.
+NEUTRAL = dict(subject_type="concept", n_images=50, captions=False, accuracy=3, flexibility=3, preservation=3,
+               vram_gb=80.0, time_budget_min=600.0, n_runs=3, base_model="sd15")
+
+
+def test_a_preference_condition_matches_only_its_method():
+    rule = Rule("t", (("preferred_method", "==", "lora"),), {"lora": 1}, "why", "choosing-a-method")
+    assert match([rule], Profile(preferred_method="lora")) == [rule]
+    assert match([rule], Profile(preferred_method="dreambooth")) == []
+    assert match([rule], Profile()) == []
+
+
+def test_neutral_profile_is_neutral():
+    ranked = score(match(DEFAULT_RULES, Profile(**NEUTRAL)))
+    assert ranked[0][1] - ranked[-1][1] < PREFERENCE_BONUS
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_preference_is_respected_in_a_neutral_profile(method):
+    rec = recommend(Profile(**NEUTRAL, preferred_method=method))
+    assert rec.method == method and rec.estimates["fits"]
+    asked = [r for r in rec.reasons if r.startswith("You asked for")]
+    assert asked and asked[0].endswith("]")
+    assert any(c["card"] == "choosing-a-method" for c in rec.citations)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_has_exactly_one_preference_rule(method):
+    rows = [r for r in DEFAULT_RULES if ("preferred_method", "==", method) in r.conditions]
+    assert len(rows) == 1 and rows[0].scores == {method: PREFERENCE_BONUS}
+    assert rows[0].why.startswith("You asked for") and rows[0].source == "choosing-a-method"
+
+
+def test_preference_is_comparable_to_two_typical_rules():
+    """Clear, not overwhelming: about two rules' worth, a rule's worth being the mean of the
+    strongest push each other method rule gives."""
+    pushes = [max(r.scores.values()) for r in DEFAULT_RULES
+              if r.scores and max(r.scores.values()) > 0 and not r.id.startswith("asked-")]
+    typical = sum(pushes) / len(pushes)
+    assert 1.5 * typical <= PREFERENCE_BONUS <= 2.5 * typical
+
+
+def test_preference_does_not_break_budget_limits():
+    """Full fine-tune asked for on a 6 GB card with a sub-megabyte cap: only textual inversion fits."""
+    rec = recommend(Profile(**{**NEUTRAL, "vram_gb": 6.0, "max_output_mb": 0.5}, preferred_method="full_finetune"))
+    assert rec.method == "textual_inversion" and rec.estimates["fits"]
+    why_not = {a["method"]: a["why_not"] for a in rec.alternatives}
+    assert "GPU memory" in why_not["full_finetune"] and "6 GB" in why_not["full_finetune"]
+
+
+def test_preference_loses_where_it_is_a_clearly_poor_fit():
+    # a face that must be exact: textual inversion is the worst fit (DINO 0.569 vs 0.668)
+    face = Profile(subject_type="person", accuracy=5, n_images=15, vram_gb=24.0, preferred_method="textual_inversion")
+    rec = recommend(face)
+    assert rec.method != "textual_inversion"
+    why_not = {a["method"]: a["why_not"] for a in rec.alternatives}
+    assert "Ranked lower" in why_not["textual_inversion"]
+    # ten photos of a pet: a full fine-tune overfits and forgets
+    pet = Profile(subject_type="animal", n_images=10, vram_gb=24.0, preferred_method="full_finetune")
+    assert recommend(pet).method != "full_finetune"
