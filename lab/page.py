@@ -1,0 +1,184 @@
+"""What the lab and runs pages show, as plain data: the app maps these dicts onto components.
+
+Each function reads the run folder, the job queue or the run log and returns plain values
+(str, lists of (path, caption), pandas frames), so they are testable without a browser.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from trainer.config import ConfigError, TrainConfig
+
+from . import results, views
+from .jobs import JobQueue, JobStatus, is_builtin_tiny
+
+DEMO_STEPS = 40          # tiny model on a CPU: ~0.1 s a step, samples twice
+DEMO_RESOLUTION = 64     # trainer.tiny.TINY_RESOLUTION (not imported: it would pull in nothing heavy, but keep lab light)
+
+
+# --------------------------------------------------------------------------- config
+def lab_config(train_config: dict[str, Any], *, demo: bool, data_dir: str = "") -> dict[str, Any]:
+    """The editable config the lab starts from: the recommendation's `train_config`, or, for a
+    demonstration on a machine without a CUDA GPU, the same recipe on the built-in tiny model
+    (64 px, a few dozen steps, fp32). Every change made for the demo is listed in `_demo`."""
+    cfg = dict(train_config)
+    if data_dir:
+        cfg["data_dir"] = data_dir
+    if not demo:
+        return cfg
+    changes = {"base_model": "tiny", "resolution": DEMO_RESOLUTION,
+               "max_train_steps": min(int(cfg.get("max_train_steps", DEMO_STEPS)), DEMO_STEPS),
+               "train_batch_size": 1, "gradient_accumulation_steps": 1, "mixed_precision": "no",
+               "use_8bit_adam": False, "gradient_checkpointing": False, "validation_inference_steps": 8,
+               "num_class_images": min(int(cfg.get("num_class_images", 0)), 4), "num_validation_images": 1}
+    changes["validation_steps"] = changes["max_train_steps"] // 2
+    changes["checkpointing_steps"] = changes["max_train_steps"] // 2
+    changes["lr_warmup_steps"] = min(int(cfg.get("lr_warmup_steps", 0)), changes["max_train_steps"] // 4)
+    cfg.update(changes)
+    return cfg
+
+
+def config_text(cfg: dict[str, Any]) -> str:
+    return json.dumps(cfg, indent=2, sort_keys=True)
+
+
+def check_config_text(text: str) -> tuple[TrainConfig | None, str]:
+    """(config, "") when the edited JSON is a valid TrainConfig, else (None, one-line reason)."""
+    try:
+        data = json.loads(text or "")
+    except json.JSONDecodeError as e:
+        return None, f"The settings are not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})."
+    try:
+        return TrainConfig.from_dict(data), ""
+    except (ConfigError, TypeError) as e:
+        return None, f"Invalid setting: {e}"
+
+
+def config_message(cfg: TrainConfig | None, error: str) -> str:
+    if cfg is None:
+        return f"**{error}**"
+    note = ""
+    if is_builtin_tiny(cfg.base_model):
+        note = " Base model: the built-in tiny model, a **demonstration** (random weights: the images are noise)."
+    data = " Choose a dataset first." if not cfg.data_dir else ""
+    return f"Settings are valid: {cfg.method}, {cfg.max_train_steps} steps at {cfg.resolution} px.{note}{data}"
+
+
+# --------------------------------------------------------------------------- live view
+def job_view(queue: JobQueue, status: JobStatus | None) -> dict[str, Any]:
+    """Everything the training panel shows for one job (or the empty panel)."""
+    if status is None:
+        return {"status": "_No training yet. Choose a dataset, check the settings, then start._",
+                "loss": _empty_loss(), "samples": [], "log": "",
+                "finished": False, "run_dir": None, "job_id": None, "active": False}
+    run_dir = Path(status.run_dir) if status.run_dir else None
+    if run_dir is None or not run_dir.is_dir():
+        return {**job_view(queue, None), "status": status.message}
+    prog = views.progress(run_dir)
+    head = status.message or prog["message"]
+    if status.state == "queued" and status.place:
+        head = f"Waiting in the queue: place {status.place}. {status.message}"
+    bar = progress_html(prog["fraction"], status.state)
+    demo = " · _demonstration on the built-in tiny model_" if status.demo else ""
+    return {"status": f"{bar}\n\n**{status.state}** · {head}{demo}",
+            "loss": views.loss_frame(run_dir), "samples": views.samples(run_dir),
+            "log": views.log_tail(run_dir, n=40), "finished": status.state in ("completed", "stopped", "failed"),
+            "run_dir": str(run_dir), "job_id": status.job_id, "active": status.active}
+
+
+def _empty_loss():
+    import pandas as pd
+    return pd.DataFrame({"step": pd.Series(dtype="int64"), "loss": pd.Series(dtype="float64"),
+                         "smoothed": pd.Series(dtype="float64")})
+
+
+def progress_html(fraction: float, state: str) -> str:
+    pct = max(0.0, min(1.0, float(fraction or 0))) * 100
+    color = {"failed": "#c0392b", "stopped": "#d68910"}.get(state, "#2e86c1")
+    return (f'<div class="fta-progress" role="progressbar" aria-valuenow="{pct:.0f}" aria-valuemin="0" '
+            f'aria-valuemax="100"><div style="width:{pct:.1f}%;background:{color}"></div></div> {pct:.0f}%')
+
+
+def finished_view(run_dir: str | Path) -> dict[str, Any]:
+    """Base vs fine-tuned images, the three scores, downloads: once a run has ended.
+    Scores come from metrics.json; the run is evaluated here when it has none yet."""
+    run_dir = Path(run_dir)
+    out: dict[str, Any] = {"compare": [], "scores": None, "scores_md": "", "downloads": []}
+    notes = []
+    try:
+        out["compare"] = results.compare_images(run_dir)
+    except Exception as e:  # no outputs (failed early), or a broken output: say so, show the rest
+        notes.append(f"No comparison images: {_line(e)}")
+    scored = results.scores(run_dir)
+    if scored["scores"] is None and (run_dir / "output").is_dir():
+        scored = results.evaluate(run_dir)
+    out["scores"] = results.scores_chart_frame(scored)
+    out["scores_md"] = scores_markdown(scored)
+    out["downloads"] = results.downloads(run_dir)
+    if notes:
+        out["scores_md"] += "\n\n" + "\n".join(f"- {n}" for n in notes)
+    return out
+
+
+def scores_markdown(scored: dict[str, Any]) -> str:
+    lines = [scored.get("message", "")]
+    metrics = scored.get("metrics") or {}
+    for factor in results.FACTORS:
+        entry = metrics.get(factor)
+        if isinstance(entry, dict):
+            raw = ", ".join(f"{k} {v:.3f}" for k, v in entry.items()
+                            if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "score")
+            lines.append(f"- **{factor}** {entry.get('score', '—')}/5" + (f" ({raw})" if raw else "")
+                         + (f" — {entry['basis']}" if entry.get("basis") else ""))
+    return "\n".join(lines)
+
+
+def _line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:300] or type(e).__name__
+
+
+# --------------------------------------------------------------------------- runs page
+RUN_COLUMNS = ["id", "status", "method", "base_model", "learning_rate", "max_train_steps", "rank",
+               "accuracy", "flexibility", "preservation", "rating", "note"]
+
+
+def runs_frame(runs: list[dict[str, Any]], query: str = ""):
+    """The run log as a flat table, filtered by a case-insensitive substring of any cell."""
+    import pandas as pd
+    rows = []
+    for r in runs:
+        hp = r.get("hyperparameters") or {}
+        scores = r.get("scores") or {}
+        rating = r.get("rating") or {}
+        rated = [rating.get(f) for f in results.FACTORS if rating.get(f) is not None]
+        rows.append({"id": r.get("id"), "status": r.get("status"), "method": r.get("method"),
+                     "base_model": r.get("base_model"), "learning_rate": hp.get("learning_rate"),
+                     "max_train_steps": hp.get("max_train_steps"), "rank": hp.get("rank"),
+                     "accuracy": scores.get("accuracy"), "flexibility": scores.get("flexibility"),
+                     "preservation": scores.get("preservation"),
+                     "rating": "/".join(str(x) for x in rated) if rated else "",
+                     "note": rating.get("note") or ""})
+    frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    query = (query or "").strip().lower()
+    if query and not frame.empty:
+        mask = frame.astype(str).apply(lambda col: col.str.lower().str.contains(query, regex=False)).any(axis=1)
+        frame = frame[mask]
+    return frame.reset_index(drop=True)
+
+
+def method_scores_frame(frame):
+    """Mean automatic score per method and factor (long format, for a grouped bar chart)."""
+    import pandas as pd
+    if frame.empty:
+        return pd.DataFrame({"method": [], "factor": [], "score": []})
+    long = frame.melt(id_vars=["method"], value_vars=list(results.FACTORS), var_name="factor", value_name="score")
+    long = long.dropna(subset=["score", "method"])
+    return long.groupby(["method", "factor"], as_index=False)["score"].mean()
+
+
+def tradeoff_frame(frame):
+    """accuracy against preservation, one point per scored run."""
+    cols = ["id", "method", "accuracy", "preservation"]
+    return frame[cols].dropna(subset=["accuracy", "preservation"]).reset_index(drop=True)
