@@ -1,0 +1,473 @@
+"""Training throughput and peak memory per method: a script that prints Markdown tables.
+
+    python benchmarks/train_throughput.py                      # CPU: the tiny model, every method
+    python benchmarks/train_throughput.py --reference PATH/train_dreambooth_lora.py
+    python benchmarks/train_throughput.py --steps 20 --methods lora,dreambooth
+
+Every scenario runs `trainer.loop` (the real loop, outputs and checkpoints skipped) in its own
+subprocess, so each peak-memory figure is that scenario's alone. Steps per second are measured
+from the `step` events after `--warmup` steps.
+
+- CPU: the built-in tiny model at 64 px, batch 1, every method. Peak memory is the process's
+  peak resident set (imports included).
+- `--reference`: diffusers' `examples/dreambooth/train_dreambooth_lora.py`, run on the same
+  model folder and images with the same settings, timed per optimizer step by wrapping its tqdm
+  bar; printed beside our dreambooth_lora with the ratio (target: >= 1.25x).
+- CUDA (only when a GPU is present): randomly initialised models with Stable Diffusion 1.5's
+  and SDXL's exact architectures (same parameter counts, so the same memory and time as the
+  real weights), batch 1, 512 / 1024 px. Peak memory is torch.cuda.max_memory_allocated.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+METHODS = ["lora", "dreambooth_lora", "dreambooth", "textual_inversion", "full_finetune"]
+LEARNING_RATES = {"lora": 1e-4, "dreambooth_lora": 1e-4, "dreambooth": 5e-6, "full_finetune": 1e-5,
+                  "textual_inversion": 5e-4}
+THREADS: int | None = None  # --threads, passed to every worker
+TARGETS_GB = {("sd15", "lora"): 6.0, ("sd15", "dreambooth"): 10.0, ("sdxl", "lora"): 12.0}
+
+# --- exact architectures (configs of runwayml/stable-diffusion-v1-5 and stabilityai/stable-diffusion-xl-base-1.0)
+SD15_UNET = dict(
+    sample_size=64, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280, 1280),
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    cross_attention_dim=768, attention_head_dim=8, norm_num_groups=32, norm_eps=1e-5, act_fn="silu",
+    flip_sin_to_cos=True, freq_shift=0, downsample_padding=1, mid_block_scale_factor=1)
+SDXL_UNET = dict(
+    sample_size=128, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280),
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    transformer_layers_per_block=(1, 2, 10), attention_head_dim=(5, 10, 20), cross_attention_dim=2048,
+    use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=256,
+    projection_class_embeddings_input_dim=2816, norm_num_groups=32, norm_eps=1e-5, act_fn="silu",
+    flip_sin_to_cos=True, freq_shift=0, downsample_padding=1, mid_block_scale_factor=1)
+VAE = dict(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512),
+           down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+           layers_per_block=2, norm_num_groups=32, act_fn="silu")
+CLIP_L = dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+              max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=768, layer_norm_eps=1e-5)
+CLIP_BIGG = dict(vocab_size=49408, hidden_size=1280, intermediate_size=5120, num_hidden_layers=32,
+                 num_attention_heads=20, max_position_embeddings=77, hidden_act="gelu", projection_dim=1280,
+                 layer_norm_eps=1e-5)
+SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                 clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+
+
+@dataclass
+class Scenario:
+    model: str                  # "tiny" | "sd15" | "sdxl"
+    method: str
+    resolution: int
+    batch: int = 1
+    options: dict = field(default_factory=dict)   # extra TrainConfig fields (memory options)
+
+    @property
+    def options_label(self) -> str:
+        o = self.options
+        parts = [o.get("mixed_precision", "no") if o.get("mixed_precision", "no") != "no" else "fp32"]
+        parts += [label for key, label in (("gradient_checkpointing", "grad-ckpt"), ("use_8bit_adam", "8-bit Adam"),
+                                           ("cache_latents", "cached latents")) if o.get(key)]
+        return ", ".join(parts)
+
+
+def cpu_scenarios(methods: list[str]) -> list[Scenario]:
+    rows = [Scenario("tiny", m, 64) for m in methods]
+    if "dreambooth_lora" in methods:
+        rows.append(Scenario("tiny", "dreambooth_lora", 64, options={"cache_latents": True}))
+    return rows
+
+
+def cuda_scenarios(methods: list[str]) -> list[Scenario]:
+    fp16 = {"mixed_precision": "fp16"}
+    rows = [
+        Scenario("sd15", "lora", 512, options=fp16),
+        Scenario("sd15", "lora", 512, options={**fp16, "gradient_checkpointing": True}),
+        Scenario("sd15", "dreambooth", 512, options={**fp16, "gradient_checkpointing": True, "use_8bit_adam": True}),
+        Scenario("sd15", "textual_inversion", 512, options=fp16),
+        Scenario("sd15", "full_finetune", 512, options={**fp16, "gradient_checkpointing": True,
+                                                        "use_8bit_adam": True}),
+        Scenario("sdxl", "lora", 1024, options={**fp16, "gradient_checkpointing": True}),
+        Scenario("sdxl", "lora", 1024, options=fp16),
+        Scenario("sdxl", "dreambooth", 1024, options={**fp16, "gradient_checkpointing": True, "use_8bit_adam": True}),
+    ]
+    return [s for s in rows if s.method in methods]
+
+
+# --- building the models the scenarios train ---------------------------------------------
+def build_real_architecture(arch: str, out_dir: Path) -> Path:
+    """SD 1.5 / SDXL with random weights (fp16 on disk; the loop loads and casts as for real weights)."""
+    import torch
+    from diffusers import (AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline,
+                           UNet2DConditionModel)
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    from trainer.tiny import make_tiny_tokenizer
+
+    if (out_dir / "model_index.json").is_file():
+        return out_dir
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(0)
+    # The tokenizer is the tiny one (no download); it only picks ids, the 49408-row tables are real size.
+    tok = make_tiny_tokenizer()
+    with torch.device(device):
+        unet = UNet2DConditionModel(**(SD15_UNET if arch == "sd15" else SDXL_UNET))
+        vae = AutoencoderKL(**VAE, sample_size=512 if arch == "sd15" else 1024,
+                            scaling_factor=0.18215 if arch == "sd15" else 0.13025)
+        te = CLIPTextModel(CLIPTextConfig(**CLIP_L, eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id,
+                                          pad_token_id=tok.pad_token_id))
+        if arch == "sdxl":
+            tok2 = make_tiny_tokenizer(pad_token="!")
+            te2 = CLIPTextModelWithProjection(CLIPTextConfig(**CLIP_BIGG, eos_token_id=tok2.eos_token_id,
+                                                             bos_token_id=tok2.bos_token_id,
+                                                             pad_token_id=tok2.pad_token_id))
+    sched = DDIMScheduler(**SCHEDULER)
+    if arch == "sd15":
+        pipe = StableDiffusionPipeline(vae=vae, text_encoder=te, tokenizer=tok, unet=unet, scheduler=sched,
+                                       safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    else:
+        pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=te, text_encoder_2=te2, tokenizer=tok, tokenizer_2=tok2,
+                                         unet=unet, scheduler=sched)
+    pipe.to(torch.float16).save_pretrained(out_dir, safe_serialization=True)
+    return out_dir
+
+
+def write_images(folder: Path, n: int, size: int) -> Path:
+    """n distinct pictures (coloured blocks over a gradient), size x size px."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        rng = np.random.default_rng(i)
+        blocks = Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)).resize((size, size), Image.NEAREST)
+        blocks.save(folder / f"img_{i:03d}.png")
+    return folder
+
+
+# --- one scenario, in a worker subprocess ------------------------------------------------
+def steps_per_second(step_end_times: list[float], warmup: int) -> float:
+    """1 / median step time after warm-up: the median shrugs off the odd step slowed by another
+    process on a shared machine, where a mean would not."""
+    import statistics
+
+    times = step_end_times[max(warmup - 1, 0):]
+    gaps = [b - a for a, b in zip(times, times[1:]) if b > a]
+    return 1.0 / statistics.median(gaps) if gaps else float("nan")
+
+
+def run_worker(spec: dict) -> dict:
+    """Train `steps + warmup` steps with the real loop (no outputs/checkpoints); measure."""
+    import torch
+
+    from trainer.config import TrainConfig
+    from trainer.events import read_events
+    from trainer.loop import TrainingRun
+
+    cpu_stamps: list[float] = []
+
+    class MeasureOnly(TrainingRun):
+        def _finish(self):  # samples, checkpoint and outputs are not part of step throughput
+            pass
+
+        def log(self, kind, step, **fields):
+            if kind == "step":
+                cpu_stamps.append(time.process_time())
+            super().log(kind, step, **fields)
+
+    values = dict(base_model=spec["model_dir"], method=spec["method"], data_dir=spec["data_dir"],
+                  output_dir=spec["run_dir"], resolution=spec["resolution"], train_batch_size=spec["batch"],
+                  max_train_steps=spec["warmup"] + spec["steps"], learning_rate=LEARNING_RATES[spec["method"]],
+                  checkpointing_steps=10**9, seed=0)
+    if spec["method"] == "textual_inversion":
+        values.update(instance_prompt="a photo of <sks>", initializer_token="dog")
+    values.update(spec["options"])
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    MeasureOnly(TrainConfig(**values), progress=False).run()
+    rate = steps_per_second([e["t"] for e in read_events(spec["run_dir"]) if e["kind"] == "step"], spec["warmup"])
+    cpu_rate = steps_per_second(cpu_stamps, spec["warmup"])
+    if torch.cuda.is_available():
+        peak, kind = torch.cuda.max_memory_allocated() / 2**30, "GiB VRAM"
+    else:
+        peak, kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "GiB RSS"
+    return {"steps_per_s": rate, "steps_per_cpu_s": cpu_rate, "peak_gb": peak, "memory_kind": kind,
+            "device": device_name()}
+
+
+def run_reference_worker(spec: dict) -> dict:
+    """Run diffusers' script in this process (runpy), timing each optimizer step via its tqdm bar."""
+    import runpy
+
+    from tqdm import auto as tqdm_auto
+
+    stamps: list[float] = []
+    cpu_stamps: list[float] = []
+    original = tqdm_auto.tqdm.update
+
+    def update(self, n=1):  # the script calls progress_bar.update(1) once per optimizer step
+        if getattr(self, "desc", "") == "Steps":
+            stamps.append(time.time())
+            cpu_stamps.append(time.process_time())
+        return original(self, n)
+
+    tqdm_auto.tqdm.update = update
+    import diffusers.training_utils  # noqa: F401  (settle their optional-package checks first)
+    import transformers  # noqa: F401
+
+    note = _ensure_torchvision()
+    sys.argv = [spec["script"], *spec["args"]]
+    runpy.run_path(spec["script"], run_name="__main__")
+    rate = steps_per_second(stamps, spec["warmup"])
+    return {"steps_per_s": rate, "steps_per_cpu_s": steps_per_second(cpu_stamps, spec["warmup"]), "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            "memory_kind": "GiB RSS", "note": note, "device": device_name()}
+
+
+def _ensure_torchvision() -> str:
+    """The reference script imports torchvision for five image transforms. Where torchvision
+    cannot be installed (e.g. a CPU-only torch build), provide those five with PIL + torch."""
+    try:
+        import torchvision  # noqa: F401
+        return ""
+    except Exception:
+        pass
+    import random
+    import types
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    class InterpolationMode:
+        BILINEAR = Image.BILINEAR
+
+    class Compose:
+        def __init__(self, fns):
+            self.fns = fns
+
+        def __call__(self, x):
+            for fn in self.fns:
+                x = fn(x)
+            return x
+
+    class Resize:
+        def __init__(self, size, interpolation=Image.BILINEAR):
+            self.size, self.interpolation = size, interpolation
+
+        def __call__(self, img):
+            w, h = img.size
+            s = self.size / min(w, h)
+            return img.resize((max(self.size, round(w * s)), max(self.size, round(h * s))), self.interpolation)
+
+    class CenterCrop:
+        def __init__(self, size):
+            self.size = size
+
+        def __call__(self, img):
+            w, h = img.size
+            left, top = (w - self.size) // 2, (h - self.size) // 2
+            return img.crop((left, top, left + self.size, top + self.size))
+
+    class RandomCrop(CenterCrop):
+        def __call__(self, img):
+            w, h = img.size
+            left, top = random.randint(0, w - self.size), random.randint(0, h - self.size)
+            return img.crop((left, top, left + self.size, top + self.size))
+
+    class ToTensor:
+        def __call__(self, img):
+            return torch.from_numpy(np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0)
+
+    class Normalize:
+        def __init__(self, mean, std):
+            self.mean, self.std = mean[0], std[0]
+
+        def __call__(self, x):
+            return (x - self.mean) / self.std
+
+    transforms = types.ModuleType("torchvision.transforms")
+    for obj in (InterpolationMode, Compose, Resize, CenterCrop, RandomCrop, ToTensor, Normalize):
+        setattr(transforms, obj.__name__, obj)
+    package = types.ModuleType("torchvision")
+    package.transforms = transforms
+    sys.modules["torchvision"], sys.modules["torchvision.transforms"] = package, transforms
+    return "torchvision is not importable here; its 5 image transforms were stood in by PIL + torch"
+
+
+def best_of(kind: str, spec: dict, timeout: float, repeat: int) -> dict:
+    """The fastest of `repeat` runs (as timeit does: slower runs measure other processes too)."""
+    results = []
+    for _ in range(max(1, repeat)):
+        if "run_dir" in spec:
+            shutil.rmtree(spec["run_dir"], ignore_errors=True)  # a fresh events.jsonl each time
+        results.append(in_subprocess(kind, spec, timeout))
+    good = [r for r in results if "error" not in r]
+    if not good:
+        return results[-1]
+    best = max(good, key=lambda r: r["steps_per_s"])
+    return {**best, "steps_per_cpu_s": max(r["steps_per_cpu_s"] for r in good),
+            "peak_gb": max(r["peak_gb"] for r in good)}
+
+
+def in_subprocess(kind: str, spec: dict, timeout: float) -> dict:
+    """Run one worker in a fresh Python; its last stdout line is the result as JSON."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+           "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "TOKENIZERS_PARALLELISM": "false"}
+    if THREADS:  # the same CPU thread count for ours and the reference
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(THREADS)
+    out = subprocess.run([sys.executable, __file__, kind, json.dumps(spec)], capture_output=True, text=True,
+                         env=env, timeout=timeout)
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+    if out.returncode != 0 or not lines:
+        tail = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["no output"]
+        return {"error": tail[0][:200]}
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+# --- the parent: scenarios -> table ---------------------------------------------------------
+def device_name() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU {platform.processor() or platform.machine()} x{os.cpu_count()} (torch threads {torch.get_num_threads()})"
+
+
+def run_scenarios(scenarios: list[Scenario], model_dirs: dict[str, Path], work: Path, args) -> list[dict]:
+    rows = []
+    for i, s in enumerate(scenarios):
+        data = work / f"images-{s.resolution}"
+        if not data.is_dir():
+            write_images(data, 4, s.resolution)
+        spec = {"model_dir": str(model_dirs[s.model]), "data_dir": str(data), "run_dir": str(work / f"run-{i}"),
+                "method": s.method, "resolution": s.resolution, "batch": s.batch, "options": s.options,
+                "steps": args.steps, "warmup": args.warmup}
+        print(f"... {s.model} {s.method} {s.resolution}px [{s.options_label}]", file=sys.stderr, flush=True)
+        rows.append({"scenario": s, **best_of("--worker", spec, args.timeout, args.repeat)})
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    print("| model | method | resolution | batch | memory options | steps/s | steps per CPU-s | peak memory | device |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        s = row["scenario"]
+        if "error" in row:
+            result = f"failed: {row['error']} | | |"
+        else:
+            target = TARGETS_GB.get((s.model, s.method))
+            mark = "" if target is None else (" (target <= %.0f GB: %s)" % (target, "met" if row["peak_gb"] <= target
+                                                                             else "missed"))
+            result = f"{row['steps_per_s']:.2f} | {_cpu_rate(row)} | {row['peak_gb']:.2f} {row['memory_kind']}{mark}"
+        print(f"| {s.model} | {s.method} | {s.resolution} | {s.batch} | {s.options_label} | {result} | "
+              f"{row.get('device', '')} |")
+
+
+def _cpu_rate(row: dict) -> str:
+    """Steps per second of process CPU time: with one thread, what a quiet machine would show
+    (on a shared machine wall time also counts other processes' turns). Not for CUDA runs."""
+    return "-" if "VRAM" in row["memory_kind"] else f"{row['steps_per_cpu_s']:.2f}"
+
+
+def compare_with_reference(script: Path, model_dir: Path, work: Path, args, ours: list[tuple[str, dict]]) -> None:
+    data = work / "images-64"
+    if not data.is_dir():
+        write_images(data, 4, 64)
+    flags = ["--pretrained_model_name_or_path", str(model_dir), "--instance_data_dir", str(data),
+             "--instance_prompt", "a photo of sks dog", "--output_dir", str(work / "reference-out"),
+             "--resolution", "64", "--train_batch_size", "1", "--max_train_steps", str(args.warmup + args.steps),
+             "--learning_rate", "1e-4", "--lr_scheduler", "constant", "--lr_warmup_steps", "0", "--rank", "4",
+             "--seed", "0", "--checkpointing_steps", str(10**9), "--mixed_precision", "no", "--report_to", "all"]
+    shutil.rmtree(work / "reference-out", ignore_errors=True)
+    ref = best_of("--reference-worker", {"script": str(script), "args": flags, "warmup": args.warmup},
+                  args.timeout, args.repeat)
+    print("\nReference: diffusers examples/dreambooth/train_dreambooth_lora.py vs our dreambooth_lora "
+          "(same tiny model folder, images, 64 px, batch 1, rank 4, fp32)\n")
+    print("| trainer | steps/s | steps per CPU-s | peak memory | device |")
+    print("|---|---|---|---|---|")
+    for name, row in [*ours, (f"diffusers {script.name}", ref)]:
+        if row is None or "error" in row:
+            print(f"| {name} | failed: {(row or {}).get('error', 'not run')} | | | |")
+        else:
+            print(f"| {name} | {row['steps_per_s']:.2f} | {_cpu_rate(row)} | {row['peak_gb']:.2f} {row['memory_kind']} "
+                  f"| {row['device']} |")
+    if "error" in ref:
+        return
+    print()
+    for name, row in ours:
+        if row is not None and "error" not in row:
+            print(f"ratio, {name}: {row['steps_per_s'] / ref['steps_per_s']:.2f}x the reference's steps/s, "
+                  f"{row['steps_per_cpu_s'] / ref['steps_per_cpu_s']:.2f}x per CPU-second (target >= 1.25x)")
+    if ref.get("note"):
+        print(f"note: {ref['note']}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=30, help="measured steps per scenario (after warm-up)")
+    parser.add_argument("--warmup", type=int, default=5, help="steps run before measuring")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
+    parser.add_argument("--reference", type=Path, default=None, help="path to diffusers' train_dreambooth_lora.py")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per scenario")
+    parser.add_argument("--work-dir", type=Path, default=None, help="where models, images and runs go (default: temp)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per scenario; the fastest is reported")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads per run (OMP_NUM_THREADS); default: torch's own choice")
+    args = parser.parse_args(argv)
+    global THREADS
+    THREADS = args.threads
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        parser.error(f"unknown method(s) {unknown}; pick from {METHODS}")
+    if args.reference is not None and not args.reference.is_file():
+        parser.error(f"--reference {args.reference} is not a file")
+
+    import torch
+
+    from trainer.tiny import ensure_tiny_model
+
+    with tempfile.TemporaryDirectory(prefix="train-throughput-") as tmp:
+        work = args.work_dir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        print(f"# Training throughput ({time.strftime('%Y-%m-%d')}, torch {torch.__version__}, "
+              f"{platform.machine()} x{os.cpu_count()} CPUs, CUDA: {torch.cuda.is_available()})\n")
+        models = {"tiny": ensure_tiny_model(work / "models")}
+        cpu_rows = run_scenarios(cpu_scenarios(methods), models, work, args)
+        print("Tiny model (trainer.tiny), 64 px, every method:\n")
+        print_table(cpu_rows)
+        if args.reference is not None:
+            ours = [(f"this trainer (dreambooth_lora, {r['scenario'].options_label})", r) for r in cpu_rows
+                    if r["scenario"].method == "dreambooth_lora"]
+            compare_with_reference(args.reference.resolve(), models["tiny"], work, args, ours)
+        if not torch.cuda.is_available():
+            print("\nCUDA scenarios skipped: no CUDA GPU (SD 1.5 at 512 px and SDXL at 1024 px need one).")
+            return
+        for arch in ("sd15", "sdxl"):
+            print(f"... building random {arch} with the real architecture", file=sys.stderr, flush=True)
+            models[arch] = build_real_architecture(arch, work / "models" / f"{arch}-random")
+        print("\nCUDA, random weights with the exact SD 1.5 / SDXL architectures, batch 1:\n")
+        print_table(run_scenarios(cuda_scenarios(methods), models, work, args))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] in ("--worker", "--reference-worker"):
+        worker = run_worker if sys.argv[1] == "--worker" else run_reference_worker
+        result = worker(json.loads(sys.argv[2]))
+        print("RESULT " + json.dumps(result), flush=True)
+    else:
+        main()

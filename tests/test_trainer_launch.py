@@ -1,0 +1,72 @@
+"""trainer.launch: `accelerate launch` as a subprocess, followed through events.jsonl."""
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+
+from trainer_fixtures import _private_cache, fast_config, images, steps_logged, tiny_sd15  # noqa: F401
+from trainer.config import ConfigError
+from trainer.launch import JOB_FILE, LOG_FILE, accelerate_command, attach, launch
+from trainer.training_utils import checkpoint_dirs
+
+
+def test_command_is_an_argument_list(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    cpu = accelerate_command("/r/config.json", gpus=0, resume="latest")
+    assert cpu[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
+    assert cpu[3:6] == ["--cpu", "--num_processes", "1"]
+    assert cpu[-7:] == ["-m", "trainer", "train", "--config", "/r/config.json", "--resume", "latest"]
+    two = accelerate_command("/r/config.json", gpus=2, mixed_precision="bf16")
+    assert "--multi_gpu" in two and two[two.index("--num_processes") + 1] == "2"
+    assert two[two.index("--mixed_precision") + 1] == "bf16"
+    assert "--multi_gpu" not in accelerate_command("/r/config.json", gpus=1)
+    # a user's `accelerate config` (multi-GPU, DeepSpeed, ...) is respected, not overridden
+    (tmp_path / "hf" / "accelerate").mkdir(parents=True)
+    (tmp_path / "hf" / "accelerate" / "default_config.yaml").write_text("distributed_type: DEEPSPEED\n")
+    mine = accelerate_command("/r/config.json", gpus=4)
+    assert not {"--num_processes", "--multi_gpu", "--cpu", "--dynamo_backend"} & set(mine)
+    chosen = accelerate_command("/r/config.json", gpus=4, accelerate_config="/my/ds.yaml")
+    assert chosen[chosen.index("--config_file") + 1] == "/my/ds.yaml"
+
+
+def _wait_for_step(job, timeout=240):
+    deadline = time.monotonic() + timeout
+    while not steps_logged(job.events()):
+        assert job.alive(), (job.run_dir / LOG_FILE).read_text()[-3000:]
+        assert time.monotonic() < deadline, "no step within the timeout"
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_launch_stop_attach_and_resume_to_completion(tiny_sd15, images, tmp_path):
+    cfg = fast_config(tiny_sd15, images, tmp_path / "run", max_train_steps=100_000, learning_rate=1e-3)
+    job = launch(cfg)
+    assert (tmp_path / "run" / "config.json").is_file() and (tmp_path / "run" / JOB_FILE).is_file()
+    assert job.status() == "running" and job.returncode is None
+    with pytest.raises(ConfigError, match="already has a running job"):
+        launch(cfg)
+    _wait_for_step(job)
+    seen = job.new_events()
+    assert seen[0]["kind"] == "start"
+    assert all(e["kind"] != "start" for e in job.new_events())  # the tail moved past what was read
+    assert job.stop(timeout=180) == "stopped"
+    assert job.returncode == 0 and not job.alive()
+    stopped_at = job.events()[-1]["step"]
+    assert [s for s, _ in checkpoint_dirs(tmp_path / "run" / "checkpoints")] == [stopped_at]
+
+    again = attach(tmp_path / "run")
+    assert again.pid == job.pid and again.status() == "stopped" and again.returncode == 0
+
+    more = cfg.with_overrides([f"max_train_steps={stopped_at + 1}"])
+    job2 = launch(more, resume="latest")
+    assert job2.wait(timeout=240) == 0, (tmp_path / "run" / LOG_FILE).read_text()[-3000:]
+    assert job2.status() == "completed"
+    assert steps_logged(job2.events())[-1]["step"] == stopped_at + 1
+    assert (tmp_path / "run" / "output" / "pytorch_lora_weights.safetensors").is_file()
+
+
+def test_attach_needs_a_launched_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="job.json"):
+        attach(tmp_path)

@@ -1,0 +1,164 @@
+"""Writing a run's outputs, all `.safetensors`, in the formats other tools load.
+
+- LoRA: diffusers/PEFT format (`pytorch_lora_weights.safetensors`, `pipe.load_lora_weights`)
+  plus a kohya-format copy (`<name>_kohya.safetensors`) for AUTOMATIC1111 and ComfyUI, carrying
+  kohya's `ss_*` training metadata so a run log can import it like any kohya LoRA.
+- Textual inversion: `learned_embeds.safetensors`, `{token: (num_vectors, dim)}` as
+  `pipe.load_textual_inversion(path, token=...)` reads it; SDXL: `{"clip_l", "clip_g"}`.
+- DreamBooth / full fine-tune: a complete diffusers pipeline folder.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
+TI_WEIGHTS = "learned_embeds.safetensors"
+
+
+def _peft_state(module) -> dict[str, Any]:
+    """The LoRA weights of `module` under PEFT's saved names (`…q_proj.lora_A.weight`).
+
+    Read from the parameters, as get_peft_model_state_dict does for LoRA, because the text
+    encoders get their adapters from peft's inject_adapter_in_model, without a peft_config.
+    """
+    return {k.replace(".default.", "."): v.detach().contiguous()
+            for k, v in module.state_dict().items() if ".lora_A." in k or ".lora_B." in k}
+
+
+def _text_encoder_state(te) -> dict[str, Any]:
+    state = _peft_state(te)
+    if not any(k.startswith("text_model.") for k in state):
+        # transformers 5 dropped CLIPTextModel's `text_model.` level; LoRA files everywhere
+        # (diffusers, kohya, A1111) name it, and diffusers maps it back when loading.
+        state = {f"text_model.{k}": v for k, v in state.items()}
+    return state
+
+
+def save_lora(c, out_dir: Path, *, alpha: float, text_encoder_config=None, info: dict[str, Any]) -> list[Path]:
+    """Save the UNet adapter of `c` (and the text encoders', when `text_encoder_config` is the
+    LoraConfig they were trained with) in diffusers and kohya formats."""
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    unet_state = _peft_state(c.unet)
+    te_states = [_text_encoder_state(te) for te in c.text_encoders] if text_encoder_config is not None else []
+    kwargs: dict[str, Any] = {
+        "unet_lora_layers": convert_state_dict_to_diffusers(unet_state),
+        # the adapter config (rank, alpha, targets) rides along so loading restores the scale
+        "unet_lora_adapter_metadata": c.unet.peft_config["default"].to_dict(),
+    }
+    te_names = ["text_encoder", "text_encoder_2"]
+    for name, state in zip(te_names, te_states):
+        kwargs[f"{name}_lora_layers"] = convert_state_dict_to_diffusers(state)
+        kwargs[f"{name}_lora_adapter_metadata"] = text_encoder_config.to_dict()
+    pipe_cls = StableDiffusionXLPipeline if c.arch == "sdxl" else StableDiffusionPipeline
+    pipe_cls.save_lora_weights(out_dir, weight_name=LORA_WEIGHTS, safe_serialization=True, **kwargs)
+
+    peft_all = {f"unet.{k}": v for k, v in unet_state.items()}
+    for name, state in zip(te_names, te_states):
+        peft_all.update({f"{name}.{k}": v for k, v in state.items()})
+    kohya_path = out_dir / f"{info.get('output_name', 'lora')}_kohya.safetensors"
+    save_kohya_copy(peft_all, kohya_path, arch=c.arch, alpha=alpha,
+                    metadata=kohya_metadata({**info, "lora_alpha": alpha}))
+    return [out_dir / LORA_WEIGHTS, kohya_path]
+
+
+def to_kohya_state_dict(peft_state: dict[str, Any], *, arch: str, alpha: float) -> dict[str, Any]:
+    """PEFT keys (`unet.…lora_A.weight`) -> kohya keys (`lora_unet_…lora_down.weight` + `.alpha`).
+
+    diffusers names SD 1.x/2.x's single text encoder `lora_te1_`; kohya and A1111 call it
+    `lora_te_` there (SDXL keeps te1/te2). `alpha` is ours, not diffusers' default of rank.
+    """
+    import torch
+    from diffusers.utils.state_dict_utils import convert_state_dict_to_kohya
+
+    kohya = convert_state_dict_to_kohya(peft_state)
+    out = {}
+    for key, value in kohya.items():
+        if arch != "sdxl" and key.startswith("lora_te1_"):
+            key = "lora_te_" + key[len("lora_te1_"):]
+        if key.endswith(".alpha"):
+            value = torch.tensor(float(alpha))
+        out[key] = value.contiguous()
+    return out
+
+
+def save_kohya_copy(peft_state: dict[str, Any], path: Path, *, arch: str, alpha: float,
+                    metadata: dict[str, str]) -> Path:
+    from safetensors.torch import save_file
+
+    save_file(to_kohya_state_dict(peft_state, arch=arch, alpha=alpha), str(path), metadata=metadata)
+    return path
+
+
+def kohya_metadata(info: dict[str, Any]) -> dict[str, str]:
+    """kohya's `ss_*` keys (strings, as kohya writes them) plus our full config as JSON."""
+    cfg = info["config"]
+    res = cfg["resolution"]
+    meta = {
+        "ss_network_module": "networks.lora",
+        "ss_network_dim": cfg["rank"],
+        "ss_network_alpha": info["lora_alpha"],
+        "ss_learning_rate": cfg["learning_rate"],
+        "ss_unet_lr": cfg["learning_rate"],
+        "ss_text_encoder_lr": (cfg["text_encoder_lr"] or cfg["learning_rate"]) if cfg["train_text_encoder"] else 0,
+        "ss_max_train_steps": cfg["max_train_steps"],
+        "ss_steps": info.get("steps", cfg["max_train_steps"]),
+        "ss_lr_scheduler": cfg["lr_scheduler"],
+        "ss_lr_warmup_steps": cfg["lr_warmup_steps"],
+        "ss_batch_size_per_device": cfg["train_batch_size"],
+        "ss_gradient_accumulation_steps": cfg["gradient_accumulation_steps"],
+        "ss_mixed_precision": cfg["mixed_precision"],
+        "ss_gradient_checkpointing": cfg["gradient_checkpointing"],
+        "ss_cache_latents": cfg["cache_latents"],
+        "ss_flip_aug": cfg["random_flip"],
+        "ss_max_grad_norm": cfg["max_grad_norm"],
+        "ss_seed": cfg["seed"],
+        "ss_resolution": f"({res}, {res})",
+        "ss_num_train_images": info.get("num_train_images", 0),
+        "ss_num_reg_images": info.get("num_class_images", 0),
+        "ss_prior_loss_weight": cfg["prior_loss_weight"],
+        "ss_min_snr_gamma": cfg["snr_gamma"] if cfg["snr_gamma"] is not None else "None",
+        "ss_noise_offset": cfg["noise_offset"],
+        "ss_base_model_version": info.get("base_model_version", "sd_v1"),
+        "ss_sd_model_name": cfg["base_model"],
+        "ss_output_name": info.get("output_name", "lora"),
+        "ss_training_started_at": info.get("started_at", time.time()),
+        "ss_training_finished_at": time.time(),
+        "ss_training_comment": f"trained with the fine-tune lab, method {cfg['method']}",
+        "ss_v2": info.get("base_model_version") == "sd_v2",
+        "ss_optimizer": "bitsandbytes.optim.AdamW8bit" if cfg["use_8bit_adam"] else "torch.optim.AdamW",
+        "finetune_lab_method": cfg["method"],
+        "finetune_lab_config": json.dumps(cfg, sort_keys=True),
+    }
+    return {k: str(v) for k, v in meta.items()}
+
+
+def save_textual_inversion(out_dir: Path, *, arch: str, token: str, embeddings: list[Any]) -> list[Path]:
+    """`embeddings`: one (num_vectors, dim) tensor per text encoder, in pipeline order."""
+    from safetensors.torch import save_file
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tensors = [e.detach().float().cpu().contiguous() for e in embeddings]
+    state = {"clip_l": tensors[0], "clip_g": tensors[1]} if arch == "sdxl" else {token: tensors[0]}
+    path = out_dir / TI_WEIGHTS
+    save_file(state, str(path), metadata={"token": token, "num_vectors": str(tensors[0].shape[0])})
+    return [path]
+
+
+def save_pipeline(c, out_dir: Path, trained: dict[str, Any]) -> list[Path]:
+    """Save a complete diffusers folder: `trained` modules (name -> module) replace the base's.
+
+    Untouched parts are re-read from the base folder, so they keep their stored precision even
+    when training held them in fp16 (and the base's safety checker, if any, is kept).
+    """
+    from diffusers import DiffusionPipeline
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pipe = DiffusionPipeline.from_pretrained(c.source, local_files_only=True, **trained)
+    pipe.save_pretrained(out_dir, safe_serialization=True)
+    return [out_dir / "model_index.json"]

@@ -1,0 +1,474 @@
+"""The training loop: one run, from a TrainConfig to a run folder, for every method.
+
+batch -> latents (VAE, or cached) -> noise (+ offset) -> timesteps -> UNet prediction ->
+loss (MSE, optional min-SNR weights; DreamBooth's prior loss on the class half of the batch) ->
+backward (accelerate: mixed precision, accumulation, DDP) -> clip -> step -> event.
+
+The method object (trainer.methods) decides which weights train and how they are saved; this
+file never branches on the method's name. Everything random is derived from (seed, step), so
+a resumed run draws what the uninterrupted run would have drawn.
+"""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from .config import TrainConfig
+from .events import emit, error_line
+from .training_utils import (check_8bit_adam_available, check_run_folder, epoch_order, latest_checkpoint,
+                             load_checkpoint, make_accelerator, make_lr_scheduler, make_optimizer,
+                             register_trainable_checkpointing, save_checkpoint, seed_everything, step_generator,
+                             weight_dtype)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. the loss stopped being a finite number)."""
+
+
+def train(config: TrainConfig, *, resume: str | None = None, progress: bool = True) -> str:
+    """Run one training run into `config.output_dir`; return "completed" or "stopped".
+
+    Failures are recorded in the run folder (an `error` and an `end` event with status
+    "failed", the traceback in `error.log`) and then re-raised.
+    """
+    return TrainingRun(config, resume=resume, progress=progress).run()
+
+
+class TrainingRun:
+    def __init__(self, config: TrainConfig, *, resume: str | None = None, progress: bool = True):
+        self.config = config
+        self.resume = resume
+        self.progress = progress
+        self.run_dir = Path(config.output_dir)
+        self.step = 0
+        self.stop_signal: str | None = None
+        self.saved_step = -1   # step of the newest checkpoint this process wrote or loaded
+        self.accelerator = None
+
+    # --- entry point and bookkeeping --------------------------------------------------------
+    def run(self) -> str:
+        import torch
+
+        check_run_folder(self.run_dir, self.resume)
+        previous = self._install_signal_handlers()
+        self.started_at = time.time()
+        try:
+            self.accelerator = acc = make_accelerator(self.config.mixed_precision,
+                                                      self.config.gradient_accumulation_steps)
+            if acc.is_main_process:
+                self.config.save(self.run_dir / "config.json")
+            self.log("start", 0, pid=os.getpid(), host=socket.gethostname(), method=self.config.method,
+                     base_model=self.config.base_model, max_train_steps=self.config.max_train_steps,
+                     resume=self.resume, device=str(acc.device), num_processes=acc.num_processes,
+                     mixed_precision=self.config.mixed_precision, torch=torch.__version__)
+            status = self._train()
+            self.log("end", self.step, status=status, outputs=getattr(self, "outputs", []))
+            return status
+        except BaseException as e:
+            self._record_failure(e)
+            raise
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def log(self, kind: str, step: int, **fields: Any) -> None:
+        if self.accelerator is None or self.accelerator.is_main_process:
+            emit(self.run_dir, kind, step, **fields)
+
+    def status(self, phase: str, message: str, **fields: Any) -> None:
+        self.log("status", self.step, phase=phase, message=message, **fields)
+
+    def _record_failure(self, e: BaseException) -> None:
+        message = error_line(e)
+        if isinstance(e, KeyboardInterrupt):
+            message = "interrupted a second time; stopped without saving a checkpoint"
+        if self.accelerator is not None and not self.accelerator.is_main_process:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "error.log").write_text("".join(traceback.format_exception(e)))
+        self.log("error", self.step, error=message, log="error.log")
+        self.log("end", self.step, status="failed", error=message)
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        """SIGINT/SIGTERM ask the loop to stop after the current step (a second SIGINT forces it)."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def ask_stop(signum, frame):
+            if self.stop_signal is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self.stop_signal = signal.Signals(signum).name
+
+        return {sig: signal.signal(sig, ask_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def _should_stop(self) -> bool:
+        flag = self.stop_signal is not None
+        if self.accelerator.num_processes > 1:  # every rank must stop at the same step
+            import torch
+
+            t = torch.tensor([1.0 if flag else 0.0], device=self.accelerator.device)
+            flag = bool(self.accelerator.reduce(t, reduction="max").item() > 0)
+        return flag
+
+    # --- the run, phase by phase --------------------------------------------------------------
+    def _train(self) -> str:
+        from .methods import get_method
+        from .models import load_components, resolve_base_model
+        from .tiny import TINY_MODELS
+
+        cfg = self.config
+        seed_everything(cfg.seed + self.accelerator.process_index)
+        if cfg.use_8bit_adam:
+            check_8bit_adam_available()
+        self.method = get_method(cfg)
+        self.dataset = self._load_data()
+        self.base_folder = resolve_base_model(cfg.base_model)
+        if self.accelerator.device.type == "cpu" and cfg.base_model not in TINY_MODELS:
+            self.status("device_warning", "no GPU: a full-size model trains on the CPU, which takes hours "
+                        "per hundred steps", warning=True)
+        self.class_images = self._class_images() if cfg.prior_preservation else []
+        if self.stop_signal:
+            return "stopped"
+        self.status("loading_model", f"loading {cfg.base_model}")
+        self.components = load_components(self.base_folder)
+        groups = self.method.setup(self.components)
+        self._place_and_prepare(groups)
+        self._resume_if_asked()
+        status = self._loop()
+        if status == "completed":
+            self._finish()
+        return status
+
+    def _load_data(self):
+        from .data import ImageDataset, scan_dataset
+
+        cfg = self.config
+        self.status("scanning_data", f"checking images in {cfg.data_dir}")
+        report = scan_dataset(cfg.data_dir, min_images=1, skip_bad=cfg.skip_bad_images, resolution=cfg.resolution)
+        for warning in report.warnings:
+            self.status("data_warning", warning, warning=True)
+        if not self.method.uses_captions and report.captions:
+            self.status("data_warning", f"{cfg.method} trains every image with instance_prompt; "
+                        f"{report.captions} caption(s) are not used", warning=True)
+            report = replace(report, images=[replace(it, caption=None) for it in report.images], captions=0)
+        dataset = ImageDataset(report, cfg.resolution, cfg.crop, cfg.random_flip, cfg.instance_prompt, cfg.seed)
+        self.method.check_prompts(dataset.prompts)
+        self.status("data_ready", report.summary(), num_images=len(dataset))
+        return dataset
+
+    def _class_images(self) -> list[Path]:
+        """Find or generate the class images (main process generates; the others wait)."""
+        from .prior import class_images_dir, existing_class_images, generate_class_images
+
+        cfg, acc = self.config, self.accelerator
+        folder = class_images_dir(cfg.class_data_dir, self.base_folder, cfg.class_prompt, cfg.resolution)
+        have = len(existing_class_images(folder))
+        if acc.is_main_process and have < cfg.num_class_images:
+            self.status("class_images", f"generating {cfg.num_class_images - have} class image(s) of "
+                        f"'{cfg.class_prompt}' in {folder}", done=have, total=cfg.num_class_images)
+            dtype = weight_dtype(cfg.mixed_precision) if acc.device.type == "cuda" else None
+            generate_class_images(
+                folder, base_folder=self.base_folder, class_prompt=cfg.class_prompt,
+                num_images=cfg.num_class_images, resolution=cfg.resolution, seed=cfg.seed,
+                inference_steps=cfg.validation_inference_steps, device=str(acc.device), dtype=dtype,
+                on_progress=lambda done, total: self.status("class_images", f"{done}/{total} class images",
+                                                            done=done, total=total),
+                should_stop=lambda: self.stop_signal is not None)
+        acc.wait_for_everyone()
+        images = existing_class_images(folder)[:cfg.num_class_images]
+        self.status("class_images_ready", f"{len(images)} class image(s) in {folder}",
+                    folder=str(folder), count=len(images))
+        return images
+
+    def _place_and_prepare(self, groups: list[dict[str, Any]]) -> None:
+        """Move modules to the device (frozen weights in the mixed-precision dtype, trained ones in
+        fp32), build optimizer and schedule, and hand the trained modules to accelerate."""
+        import torch
+
+        cfg, acc, c = self.config, self.accelerator, self.components
+        dtype = weight_dtype(cfg.mixed_precision)
+        modules = c.modules()
+        for name, module in modules.items():
+            module.to(acc.device)
+            if name == "vae" and c.arch == "sdxl" and dtype == torch.float16:
+                continue  # SDXL's VAE overflows in fp16; diffusers' scripts keep it in fp32 too
+            for p in module.parameters():
+                p.data = p.data.to(dtype if not p.requires_grad else torch.float32)
+        self.trained = [n for n, m in modules.items() if any(p.requires_grad for p in m.parameters())]
+        if cfg.gradient_checkpointing:
+            c.unet.enable_gradient_checkpointing()
+            for name in self.trained:
+                if name.startswith("text_encoder"):
+                    modules[name].gradient_checkpointing_enable()
+        self.method.place(c, acc.device)
+        self.params = [p for g in groups for p in g["params"]]
+        self.optimizer = make_optimizer(groups, lr=cfg.learning_rate, weight_decay=cfg.adam_weight_decay,
+                                        use_8bit_adam=cfg.use_8bit_adam)
+        self.lr_scheduler = make_lr_scheduler(self.optimizer, cfg.lr_scheduler, cfg.lr_warmup_steps,
+                                              cfg.max_train_steps)
+        prepared = acc.prepare(*[modules[n] for n in self.trained], self.optimizer)
+        self.wrapped = dict(zip(self.trained, prepared[:-1]))
+        self.optimizer = prepared[-1]
+        for name, module in modules.items():
+            module.train(name in self.trained)
+        register_trainable_checkpointing(acc, self._trained_parameters,
+                                         [self.lr_scheduler, *self.method.checkpoint_objects()])
+        self.cache_text = not self.method.trains_text_encoder()
+        self.text_cache: dict[str, tuple[Any, Any]] = {}
+        deterministic = cfg.crop != "random" and not cfg.random_flip
+        self.vae_cache: dict[Any, Any] | None = {} if (cfg.cache_latents or deterministic) else None
+        n_batches = len(self.dataset.batches(cfg.train_batch_size, epoch=0))
+        self.batches_per_epoch = max(1, math.ceil(n_batches / acc.num_processes))
+        self._epoch_batches: tuple[int, list[list[int]]] = (-1, [])
+
+    # --- batches -------------------------------------------------------------------------------
+    def _batch(self, micro: int) -> dict[str, Any]:
+        """The micro-batch number `micro` of this process: a pure function of (seed, micro)."""
+        cfg, acc, ds = self.config, self.accelerator, self.dataset
+        epoch, k = divmod(micro, self.batches_per_epoch)
+        if self._epoch_batches[0] != epoch:
+            every = ds.batches(cfg.train_batch_size, epoch=epoch)
+            P, p = acc.num_processes, acc.process_index  # rank p takes every P-th batch, wrapping
+            self._epoch_batches = (epoch, [every[(j * P + p) % len(every)] for j in range(self.batches_per_epoch)])
+        ds.set_epoch(epoch)
+        indices = self._epoch_batches[1][k]
+        images = [(str(ds.items[i].path), lambda i=i: ds[i]["pixel_values"]) for i in indices]
+        prompts = [ds.prompts[i] for i in indices]
+        if self.class_images:
+            size = ds.item_buckets[indices[0]]
+            order = epoch_order(len(self.class_images), 0, cfg.seed + 1)
+            first = (micro * acc.num_processes + acc.process_index) * len(indices)
+            for j in range(len(indices)):
+                path = self.class_images[order[(first + j) % len(order)]]
+                images.append(((str(path), size), lambda path=path, size=size: self._class_pixels(path, size)))
+                prompts.append(cfg.class_prompt)
+        latents = self._latents(images, step_generator(cfg.seed + 1, micro, acc.process_index))
+        f = self._vae_factor()
+        return {"latents": latents, "prompts": prompts, "n_instance": len(indices), "epoch": epoch,
+                "pixel_size": (latents.shape[-2] * f, latents.shape[-1] * f)}
+
+    def _class_pixels(self, path: Path, size: tuple[int, int]):
+        from .data import load_image, prepare_image
+
+        # class images are centre-cropped to the instance batch's shape, so both halves stack
+        crop = "bucket" if self.config.crop == "bucket" else "center"
+        return prepare_image(load_image(path), self.config.resolution, crop, False, None,
+                             size if crop == "bucket" else None)
+
+    def _vae_factor(self) -> int:
+        return 2 ** (len(self.components.vae.config.block_out_channels) - 1)
+
+    def _latents(self, images: list[tuple[Any, Any]], generator):
+        """VAE latents of (key, load_pixels) pairs.
+
+        When preprocessing is deterministic (no random crop, no flip) an image gives the same
+        pixels every epoch, so the VAE gives the same posterior: its moments are kept per image
+        and a fresh latent is drawn from them each step: what encoding again would draw (same
+        diffusers sampling code, same generator; equal up to float rounding), minus the encoder's
+        cost. `cache_latents` instead keeps one drawn latent per image (kohya's caching).
+        Caches live in CPU memory.
+        """
+        import torch
+        from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+        vae, cache, fixed = self.components.vae, self.vae_cache, self.config.cache_latents
+        todo = [j for j, (key, _) in enumerate(images) if cache is None or key not in cache]
+        fresh = {}
+        if todo:
+            pixels = torch.stack([images[j][1]() for j in todo]).to(vae.device, vae.dtype)
+            with torch.no_grad():
+                posterior = vae.encode(pixels).latent_dist
+                values = posterior.sample(generator=generator) if fixed else posterior.parameters
+            for j, value in zip(todo, values):
+                fresh[j] = value
+                if cache is not None:
+                    cache[images[j][0]] = value.cpu()
+        stacked = torch.stack([fresh[j] if j in fresh else cache[key].to(vae.device)
+                               for j, (key, _) in enumerate(images)])
+        latents = stacked if fixed else DiagonalGaussianDistribution(stacked).sample(generator=generator)
+        return (latents * vae.config.scaling_factor).float()
+
+    def _text(self, prompts: list[str]):
+        """(embeddings, pooled) for the prompts; encoded once per distinct prompt when frozen."""
+        import torch
+
+        from .models import encode_prompts
+
+        c = self.components
+        prompts = [self.method.training_prompt(p) for p in prompts]
+        if not self.cache_text:
+            names = [n for n in c.modules() if n.startswith("text_encoder")]
+            return encode_prompts(c, prompts, [self.wrapped.get(n, c.modules()[n]) for n in names])
+        missing = [p for p in dict.fromkeys(prompts) if p not in self.text_cache]
+        if missing:
+            with torch.no_grad():
+                embeds, pooled = encode_prompts(c, missing)
+            for j, p in enumerate(missing):
+                self.text_cache[p] = (embeds[j], None if pooled is None else pooled[j])
+        embeds = torch.stack([self.text_cache[p][0] for p in prompts])
+        pooled = None if c.arch != "sdxl" else torch.stack([self.text_cache[p][1] for p in prompts])
+        return embeds, pooled
+
+    # --- one step ------------------------------------------------------------------------------
+    def _loss(self, batch: dict[str, Any], micro: int):
+        import torch
+        import torch.nn.functional as F
+
+        from .models import added_conditions
+        from .training_utils import min_snr_weights
+
+        cfg, c, acc = self.config, self.components, self.accelerator
+        sched, latents = c.noise_scheduler, batch["latents"]
+        g = step_generator(cfg.seed, micro, acc.process_index)
+        b, ch = latents.shape[:2]
+        noise = torch.randn(latents.shape, generator=g)
+        if cfg.noise_offset:  # a per-channel shift lets the model learn overall brightness
+            noise = noise + cfg.noise_offset * torch.randn((b, ch, 1, 1), generator=g)
+        noise = noise.to(latents.device)
+        t = torch.randint(0, sched.config.num_train_timesteps, (b,), generator=g).to(latents.device)
+        noisy = sched.add_noise(latents, noise, t)
+        target = noise if c.prediction_type == "epsilon" else sched.get_velocity(latents, noise, t)
+        embeds, pooled = self._text(batch["prompts"])
+        added = added_conditions(c, pooled, *batch["pixel_size"]) if pooled is not None else None
+        with acc.autocast():
+            pred = self.wrapped.get("unet", c.unet)(noisy, t, embeds, added_cond_kwargs=added).sample.float()
+        n = batch["n_instance"]
+        per_sample = F.mse_loss(pred[:n], target[:n], reduction="none").mean(dim=(1, 2, 3))
+        if cfg.snr_gamma is not None:
+            per_sample = per_sample * min_snr_weights(sched, t[:n], cfg.snr_gamma, c.prediction_type)
+        loss = per_sample.mean()
+        if n < b:  # DreamBooth: the class half keeps the model's prior for the class
+            loss = loss + cfg.prior_loss_weight * F.mse_loss(pred[n:], target[n:])
+        return loss
+
+    def _loop(self) -> str:
+        from tqdm.auto import tqdm
+
+        cfg, acc = self.config, self.accelerator
+        bar = tqdm(total=cfg.max_train_steps, initial=self.step, desc=cfg.method, file=sys.stderr,
+                   disable=not (self.progress and acc.is_main_process), dynamic_ncols=True)
+        micro, losses, sec_per_step = self.step * cfg.gradient_accumulation_steps, [], None
+        tick = time.perf_counter()
+        while self.step < cfg.max_train_steps:
+            batch = self._batch(micro)
+            with acc.accumulate(*self.wrapped.values()):
+                loss = self._loss(batch, micro)
+                acc.backward(loss)
+                if acc.sync_gradients and cfg.max_grad_norm > 0:
+                    acc.clip_grad_norm_(self.params, cfg.max_grad_norm)
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            micro += 1
+            losses.append(float(loss.detach().item()))
+            if not acc.sync_gradients:
+                continue
+            lr = self.lr_scheduler.get_last_lr()[0]  # the rate this step used
+            self.lr_scheduler.step()
+            self.step += 1
+            self.method.after_step(self.components)
+            mean_loss, losses = sum(losses) / len(losses), []
+            if not math.isfinite(mean_loss):
+                raise TrainingError(f"loss became {mean_loss} at step {self.step}; lower learning_rate "
+                                    f"(now {cfg.learning_rate}) or use mixed_precision='no'")
+            now = time.perf_counter()
+            sec_per_step = now - tick if sec_per_step is None else 0.9 * sec_per_step + 0.1 * (now - tick)
+            self.log("step", self.step, loss=round(mean_loss, 6), lr=lr, sec_per_step=round(sec_per_step, 4),
+                     eta_s=round(sec_per_step * (cfg.max_train_steps - self.step), 1), epoch=batch["epoch"])
+            bar.update(1)
+            bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}")
+            if cfg.validation_steps and self.step % cfg.validation_steps == 0 and self.step < cfg.max_train_steps:
+                self._sample()
+            if cfg.checkpointing_steps and self.step % cfg.checkpointing_steps == 0:
+                self._save_checkpoint("interval")
+            if self._should_stop():
+                if self.saved_step != self.step:
+                    self._save_checkpoint("stop")
+                bar.close()
+                return "stopped"
+            tick = time.perf_counter()  # sampling and saving are not part of a step's time
+        bar.close()
+        return "completed"
+
+    # --- samples, checkpoints, outputs ------------------------------------------------------------
+    def _sample(self) -> None:
+        """Validation images at fixed seeds into samples/step-NNNNNN/ (main process only)."""
+        import torch
+
+        from .models import make_pipeline
+
+        cfg, acc, c = self.config, self.accelerator, self.components
+        if not cfg.validation_prompts or not acc.is_main_process:
+            return
+        folder = self.run_dir / "samples" / f"step-{self.step:06d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        paths, prompts = [], []
+        for module in c.modules().values():
+            module.eval()
+        try:
+            with torch.no_grad(), self.method.inference_weights(c), acc.autocast():
+                pipe = make_pipeline(c)
+                for prompt in cfg.validation_prompts:
+                    for k in range(cfg.num_validation_images):
+                        image = pipe(prompt, num_inference_steps=cfg.validation_inference_steps,
+                                     height=cfg.resolution, width=cfg.resolution,
+                                     generator=torch.Generator("cpu").manual_seed(cfg.seed + k)).images[0]
+                        path = folder / f"{len(paths)}.png"
+                        image.save(path)
+                        paths.append(str(path.relative_to(self.run_dir)))
+                        prompts.append(prompt)
+        finally:
+            for name, module in c.modules().items():
+                module.train(name in self.trained)
+        self.log("sample", self.step, paths=paths, prompts=prompts)
+
+    def _trained_parameters(self):
+        """(name, parameter) of every weight that trains: exactly what a checkpoint holds."""
+        modules = self.components.modules()
+        for name in self.trained:
+            for pname, p in modules[name].named_parameters():
+                if p.requires_grad:
+                    yield f"{name}.{pname}", p
+
+    def _save_checkpoint(self, reason: str) -> None:
+        path = save_checkpoint(self.accelerator, self.run_dir / "checkpoints", self.step,
+                               {"method": self.config.method}, keep=self.config.checkpoints_total_limit)
+        self.log("checkpoint", self.step, path=str(path.relative_to(self.run_dir)), reason=reason)
+        self.saved_step = self.step
+
+    def _resume_if_asked(self) -> None:
+        if not self.resume:
+            return
+        path = latest_checkpoint(self.run_dir / "checkpoints") if self.resume == "latest" else Path(self.resume)
+        if path is None:
+            self.status("resume", "no checkpoint to resume from; starting at step 0")
+            return
+        self.step = self.saved_step = load_checkpoint(self.accelerator, path, self.config.method)
+        self.status("resume", f"resumed from {path.name} at step {self.step}", checkpoint=str(path))
+
+    def _finish(self) -> None:
+        from .models import base_model_version
+
+        cfg, acc = self.config, self.accelerator
+        self._sample()
+        if cfg.checkpointing_steps == 0 and self.saved_step != self.step:
+            self._save_checkpoint("final")
+        acc.wait_for_everyone()
+        self.outputs = []
+        if acc.is_main_process:
+            self.status("saving", "saving outputs")
+            info = {"config": cfg.to_dict(), "num_train_images": len(self.dataset),
+                    "num_class_images": len(self.class_images), "steps": self.step,
+                    "base_model_version": base_model_version(self.components),
+                    "started_at": self.started_at, "output_name": self.run_dir.name}
+            paths = self.method.save(self.components, self.run_dir / "output", info)
+            self.outputs = [str(Path(p).relative_to(self.run_dir)) for p in paths]
+        acc.wait_for_everyone()

@@ -1,0 +1,15 @@
+"""DreamBooth-LoRA: DreamBooth's data (one instance prompt with a rare token, optional prior
+preservation with class images) trained into LoRA weights instead of the whole UNet.
+
+The weights, saving and loading are LoRA's; what differs is the data, which the loop builds
+from the config (`prior_preservation`, `class_prompt`) and `uses_captions = False`.
+"""
+from __future__ import annotations
+
+from . import register
+from .lora import LoRA
+
+
+@register("dreambooth_lora")
+class DreamBoothLoRA(LoRA):
+    uses_captions = False  # DreamBooth binds the subject to instance_prompt; captions are ignored

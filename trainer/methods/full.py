@@ -1,0 +1,75 @@
+"""Full fine-tune: every UNet weight trains (optionally the text encoder), usually on a
+captioned folder; an EMA copy of the UNet is optional and, when on, is what gets saved.
+
+The output is a complete diffusers pipeline folder.
+"""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from . import Method, register
+
+
+@register("full_finetune")
+class FullFineTune(Method):
+    def __init__(self, config):
+        super().__init__(config)
+        self.ema = None
+
+    def setup(self, components) -> list[dict[str, Any]]:
+        cfg = self.config
+        components.unet.requires_grad_(True)
+        groups = [{"params": list(components.unet.parameters()), "lr": cfg.learning_rate}]
+        if cfg.train_text_encoder:
+            params = []
+            for te in components.text_encoders:
+                te.requires_grad_(True)
+                params += list(te.parameters())
+            groups.append({"params": params, "lr": cfg.text_encoder_lr or cfg.learning_rate})
+        return groups
+
+    def place(self, components, device) -> None:
+        if self.config.use_ema:
+            from diffusers import UNet2DConditionModel
+            from diffusers.training_utils import EMAModel
+
+            # built after the move so the shadow weights live on the same device as the UNet
+            self.ema = EMAModel(components.unet.parameters(), model_cls=UNet2DConditionModel,
+                                model_config=components.unet.config)
+
+    def after_step(self, components) -> None:
+        if self.ema is not None:
+            self.ema.step(components.unet.parameters())
+
+    def checkpoint_objects(self) -> list[Any]:
+        return [self.ema] if self.ema is not None else []
+
+    @contextlib.contextmanager
+    def inference_weights(self, components):
+        if self.ema is None:
+            yield
+            return
+        params = list(components.unet.parameters())
+        self.ema.store(params)
+        self.ema.copy_to(params)
+        try:
+            yield
+        finally:
+            self.ema.restore(params)
+
+    def save(self, components, out_dir: Path, info: dict[str, Any]) -> list[Path]:
+        from ..export import save_pipeline
+
+        trained = {"unet": components.unet}
+        if self.config.train_text_encoder:
+            trained.update({k: v for k, v in components.modules().items() if k.startswith("text_encoder")})
+        with self.inference_weights(components):
+            return save_pipeline(components, out_dir, trained)
+
+    @classmethod
+    def load_for_inference(cls, pipe, out_dir: Path, config):
+        from ..models import load_pipeline
+
+        return load_pipeline(out_dir)

@@ -1,0 +1,59 @@
+"""LoRA: low-rank adapters (peft) on the UNet's attention, optionally on the text encoder(s).
+
+Follows diffusers' LoRA training docs: rank `r`, `lora_alpha` = rank unless given, Gaussian
+init (B = 0, so training starts from the base model exactly), targets to_q/to_k/to_v/to_out.0
+in the UNet and q/k/v/out_proj in CLIP. The text encoder gets its own learning rate.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from . import Method, register, trainable_parameters
+
+UNET_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
+TEXT_ENCODER_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
+
+
+@register("lora")
+class LoRA(Method):
+    needs_base_for_output = True
+
+    @property
+    def alpha(self) -> float:
+        return self.config.lora_alpha if self.config.lora_alpha is not None else self.config.rank
+
+    def _lora_config(self, targets: list[str]):
+        from peft import LoraConfig
+
+        return LoraConfig(r=self.config.rank, lora_alpha=self.alpha, init_lora_weights="gaussian",
+                          target_modules=targets)
+
+    def setup(self, components) -> list[dict[str, Any]]:
+        cfg = self.config
+        components.unet.add_adapter(self._lora_config(UNET_TARGETS))
+        groups = [{"params": trainable_parameters(components.unet), "lr": cfg.learning_rate}]
+        if cfg.train_text_encoder:
+            params = []
+            from peft import inject_adapter_in_model
+
+            for te in components.text_encoders:
+                # peft's own injection, not transformers' te.add_adapter: transformers 5.x gates
+                # that on a newer peft than diffusers needs, and the weights are the same.
+                inject_adapter_in_model(self._lora_config(TEXT_ENCODER_TARGETS), te)
+                params += trainable_parameters(te)
+            groups.append({"params": params, "lr": cfg.text_encoder_lr or cfg.learning_rate})
+        return groups
+
+    def save(self, components, out_dir: Path, info: dict[str, Any]) -> list[Path]:
+        from ..export import save_lora
+
+        te_config = self._lora_config(TEXT_ENCODER_TARGETS) if self.config.train_text_encoder else None
+        return save_lora(components, out_dir, alpha=self.alpha, text_encoder_config=te_config, info=info)
+
+    @classmethod
+    def load_for_inference(cls, pipe, out_dir: Path, config):
+        from ..export import LORA_WEIGHTS
+
+        pipe.load_lora_weights(str(out_dir), weight_name=LORA_WEIGHTS)
+        return pipe

@@ -1,0 +1,84 @@
+"""Class images for DreamBooth's prior preservation, generated with the base model when missing.
+
+The folder is `class_data_dir` when the config gives one, else a shared cache folder keyed by
+base model, class prompt and resolution, so a second run of the same class reuses the images
+instead of paying for them again. Image i is drawn with seed `seed + i`: the set is
+reproducible, and topping up a folder never redraws the images already there.
+"""
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Callable
+
+from .data import IMAGE_EXTS
+
+GEN_BATCH = 4  # images per pipeline call: faster on a GPU, small enough for any card
+
+
+def class_images_dir(class_data_dir: str, base_folder: Path, class_prompt: str, resolution: int,
+                     cache_root: Path | None = None) -> Path:
+    """Where the class images live: the given folder, or the shared cache entry for this class."""
+    if class_data_dir.strip():
+        return Path(class_data_dir).expanduser()
+    from .tiny import default_cache_root
+
+    key = hashlib.sha256(f"{Path(base_folder).resolve()}|{class_prompt}|{resolution}".encode()).hexdigest()[:16]
+    slug = re.sub(r"[^a-z0-9]+", "-", class_prompt.lower()).strip("-")[:40] or "class"
+    return (cache_root or default_cache_root()) / "class_images" / f"{slug}-{key}"
+
+
+def existing_class_images(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."))
+
+
+def generate_class_images(folder: Path, *, base_folder: Path, class_prompt: str, num_images: int,
+                          resolution: int, seed: int, inference_steps: int, device: str = "cpu",
+                          dtype=None, on_progress: Callable[[int, int], None] | None = None,
+                          should_stop: Callable[[], bool] | None = None) -> int:
+    """Top `folder` up to `num_images` images of `class_prompt`; return how many were made.
+
+    Each image is written to a hidden temporary name and renamed, so a run that is killed
+    mid-way leaves only whole images, and the next run continues from there.
+    """
+    import torch
+
+    from .models import load_pipeline
+
+    folder.mkdir(parents=True, exist_ok=True)
+    have = existing_class_images(folder)
+    missing = num_images - len(have)
+    if missing <= 0:
+        return 0
+    (folder / "class_prompt.json").write_text(json.dumps(
+        {"class_prompt": class_prompt, "base_model": str(base_folder), "resolution": resolution}) + "\n")
+    taken = {p.stem for p in have}
+    todo = [i for i in range(num_images + len(have)) if f"class-{i:05d}" not in taken][:missing]
+    pipe = load_pipeline(base_folder, torch_dtype=dtype).to(device)
+    made = 0
+    try:
+        for start in range(0, len(todo), GEN_BATCH):
+            if should_stop is not None and should_stop():
+                break
+            chunk = todo[start:start + GEN_BATCH]
+            generators = [torch.Generator(device="cpu").manual_seed(seed + i) for i in chunk]
+            images = pipe([class_prompt] * len(chunk), num_inference_steps=inference_steps,
+                          height=resolution, width=resolution, generator=generators).images
+            for i, image in zip(chunk, images):
+                tmp = folder / f".class-{i:05d}.png.tmp"
+                image.save(tmp, format="PNG")
+                tmp.rename(folder / f"class-{i:05d}.png")
+                made += 1
+            if on_progress is not None:
+                on_progress(len(have) + made, num_images)
+    finally:
+        del pipe
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    return made
