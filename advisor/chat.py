@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from . import interview
+from .adapt import learner_for_log
 from .interview import InterviewState, Reply
 from .profile import Profile
 from .recommend import recommend
@@ -67,7 +68,7 @@ def _with_recommendation(session: ChatSession, reply: Reply) -> ChatSession:
     if key == session.recommended_for:
         return session
     try:
-        rec = recommend(profile).to_dict()
+        rec, note = _recommend_with_log(profile)
     except Exception as e:  # a rules bug must not lose the conversation
         log.exception("recommend failed")
         reply.problems.append(f"I could not build a recommendation ({type(e).__name__}: {e}).")
@@ -77,9 +78,26 @@ def _with_recommendation(session: ChatSession, reply: Reply) -> ChatSession:
     changed = not first_time and rec["method"] != session.recommendation["method"]
     session.recommendation, session.recommended_for = rec, key
     reply.text += "\n\n" + summary_line(rec, updated=not first_time, changed=changed)
+    if note:
+        reply.problems.append(note)
+        reply.text += f"\n\n_{note}_"
     if session.interview.transcript and session.interview.transcript[-1]["role"] == "assistant":
         session.interview.transcript[-1]["content"] = reply.text
     return session
+
+
+def _recommend_with_log(profile: Profile) -> tuple[dict[str, Any], str | None]:
+    """The recommendation, learned from the run log when it has runs; (rec, note). A log or
+    learner failure falls back to the rules alone with a one-line note; no log, no note."""
+    learner, note = learner_for_log()
+    if learner is not None:
+        try:
+            return recommend(profile, learner=learner).to_dict(), None
+        except Exception as e:
+            log.exception("recommend with the run log failed")
+            note = (f"Learning from your run log failed ({type(e).__name__}: {e}); "
+                    "this recommendation uses the rules only.")
+    return recommend(profile).to_dict(), note
 
 
 def summary_line(rec: dict[str, Any], *, updated: bool = False, changed: bool = False) -> str:

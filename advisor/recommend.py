@@ -32,6 +32,7 @@ HP_KEYS = ("learning_rate", "text_encoder_lr", "max_train_steps", "train_batch_s
 ONLY_FOR = {"rank": ADAPTERS, "lora_alpha": ADAPTERS, "num_vectors": ("textual_inversion",)}
 JSON_KEYS = ("method", "base_model", "hyperparameters", "estimates", "predicted", "reasons", "citations",
              "alternatives", "dataset_advice", "iteration_plan", "assumptions", "train_config")
+LEARNED_KEYS = ("similar_runs", "learned")  # added when a learner with a non-empty run log took part
 LABELS = {"subject_type": "what you are training (person, animal, object, style, concept or general)",
           "n_images": "how many training images you have", "captions": "whether your images have captions",
           "accuracy": "how exactly the subject must be reproduced (1-5)",
@@ -79,40 +80,59 @@ class Recommendation:
     assumptions: list[dict[str, Any]]
     train_config: dict[str, Any]
     estimate: costs.Estimate | None = field(default=None, repr=False)  # with its breakdown; not in JSON
+    similar_runs: list[dict[str, Any]] | None = None  # from the run log's learner; in JSON only with it
+    learned: dict[str, Any] | None = None             # what the run log changed (advisor.adapt)
 
     def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps({k: getattr(self, k) for k in JSON_KEYS}))
+        keys = JSON_KEYS + (LEARNED_KEYS if self.learned is not None else ())
+        return json.loads(json.dumps({k: getattr(self, k) for k in keys}))
 
 
 def recommend(profile: Profile, *, rules=DEFAULT_RULES, learner=None) -> Recommendation:
-    """One recommendation for `profile`; `learner.adjust(profile, candidates)` may re-rank."""
+    """One recommendation for `profile`.
+
+    `learner` may have `adjust(profile, candidates)` (re-rank the methods before planning) and/or
+    `adapt(profile, plans, chosen, gpu=, vram=)` (advisor.adapt.LogLearner: re-score the fitted
+    plans and their neighbours with the run log; returns None to leave the rules' plan as is).
+    """
     if not isinstance(profile, Profile):
         raise ValueError(f"profile must be an advisor.profile.Profile, got {type(profile).__name__}")
+    if learner is not None and not (hasattr(learner, "adjust") or hasattr(learner, "adapt")):
+        raise ValueError(f"learner must have adjust() or adapt(); {type(learner).__name__} has neither")
     filled, assumed = profile.with_defaults()
     gpu, vram, assumptions = _hardware(profile, filled, assumed)
     matched = match(rules, filled)
     candidates = [Candidate(m, s, [r for r in matched if r.scores.get(m)]) for m, s in score(matched)]
-    if learner is not None:
+    if hasattr(learner, "adjust"):
         candidates = _relearn(learner, filled, candidates)
     hp_advice = {k: (v, r.source) for k, (v, r) in advice(matched).items()}
     plans = [_work_out(c, filled, hp_advice, gpu, vram) for c in candidates]
     chosen = next((p for p in plans if not p.problems), None)
     chosen = chosen or min(plans, key=lambda p: _overflow(p, filled, vram))  # nothing fits: the closest
-    reasons = _reasons(chosen, plans, matched)
+    learned = learner.adapt(filled, plans, chosen, gpu=gpu, vram=vram) if hasattr(learner, "adapt") else None
+    if learned is not None:  # the log's plan stands in for the rules' plan of its method
+        plans = [learned.plan if p is learned.replaces else p for p in plans]
+        chosen = learned.plan
+    reasons = (learned.reasons if learned else []) + _reasons(chosen, plans, matched)
+    alternatives = _alternatives(chosen, plans, matched)
+    if learned is not None:
+        alternatives = [{**a, "why_not": learned.why_not.get(a["method"], a["why_not"])} for a in alternatives]
     return Recommendation(
         method=chosen.method, base_model=filled.base_model,
         hyperparameters={k: chosen.hp[k] for k in HP_KEYS
                          if k in chosen.hp and chosen.method in ONLY_FOR.get(k, (chosen.method,))},
         estimates=_estimates(chosen, filled, vram, gpu),
-        predicted=_predicted(chosen),
+        predicted=learned.predicted if learned else _predicted(chosen),
         reasons=reasons,
         citations=_citations(chosen, matched, reasons),
-        alternatives=_alternatives(chosen, plans, matched),
+        alternatives=alternatives,
         dataset_advice=_dataset_advice(chosen, filled),
         iteration_plan=_iteration_plan(chosen, filled),
         assumptions=assumptions + _noun_assumption(profile, filled),
         train_config=_train_config(chosen, filled),
-        estimate=chosen.estimate)
+        estimate=chosen.estimate,
+        similar_runs=learned.similar_runs if learned else None,
+        learned=learned.learned if learned else None)
 
 
 def _hardware(profile: Profile, filled: Profile, assumed: list[str]):

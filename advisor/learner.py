@@ -1,0 +1,365 @@
+"""The learner: what a configuration will score, learned from the user's own run log.
+
+Three pieces, one job each:
+
+- `featurize(profile, hyperparameters, method, base_model)`: one run as a row of numbers
+  (FEATURES). Besides the raw settings it places the run relative to the published recipe
+  for the same method, base model, subject and image count (`advisor.hyperparams`): "this
+  user's subjects need twice the published steps" is then one offset the model can learn
+  once and apply to every method.
+- `load_runs(log)`: the run log (a RunLog, its file, or its DataFrame) as (X, Y, meta). A
+  factor's target is the user's rating where given, else the automatic score; runs without a
+  usable target, method or base model are left out and listed in `meta.attrs["dropped"]`.
+- `RunOutcomeModel`: a scikit-learn regressor (one Gaussian process per output on standardised
+  features) whose `predict(X, return_std=True)` also says how sure it is. With fewer than
+  `min_samples` rows it predicts the mean with a wide standard deviation.
+
+Imports scikit-learn at module level (it is light and torch-free); `advisor.chat` only
+imports this module once a run log with rows exists.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
+
+from .hyperparams import ADAPTERS, RESOLUTION, starting_hyperparameters
+from .profile import BASE_MODELS, DEFAULTS, FACTORS, SUBJECT_TYPES, Profile
+from .rules import METHODS
+
+# One column per name, in this order. Recipe-relative columns are log10 ratios to the
+# published starting point for the same method, base model, subject and image count.
+FEATURES: tuple[str, ...] = (
+    *(f"method={m}" for m in METHODS),
+    *(f"base={b}" for b in BASE_MODELS),
+    *(f"subject={s}" for s in SUBJECT_TYPES),
+    "log10_learning_rate",
+    "log10_image_views",          # steps x batch x accumulation
+    "log10_passes",               # image views per training image (steps per image)
+    "log10_lr_vs_recipe",
+    "log10_views_vs_recipe",
+    "log10_dose_vs_recipe",       # the two above together: learning rate x image views
+    "log2_rank",                  # 0 for methods without a rank
+    "prior_preservation",
+    "train_text_encoder",
+    "log10_n_images",
+    "resolution_vs_native",       # training resolution / the base model's native one
+)
+TARGETS = FACTORS  # accuracy, flexibility, preservation (1-5)
+
+# Hyperparameters a run may lack (kohya files, hand-made CSV rows): TrainConfig's defaults,
+# except the learning rate and steps, which default to the recipe (a zero offset).
+_HP_DEFAULTS = {"train_batch_size": 1, "gradient_accumulation_steps": 1, "rank": 4,
+                "prior_preservation": False, "train_text_encoder": False}
+
+
+def _number(v: Any) -> float | None:
+    """v as a finite positive float, else None (NaN from pandas, text, bools, <= 0)."""
+    if isinstance(v, bool) or v is None:
+        return None
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) and x > 0 else None
+
+
+def _flag(v: Any) -> bool:
+    """A yes/no hyperparameter that may arrive as bool, 0/1, NaN or text."""
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str):
+        return v.strip().lower() in ("true", "1", "yes")
+    x = _number(v)
+    return bool(x) if x is not None else False
+
+
+@lru_cache(maxsize=512)
+def recipe(method: str, base_model: str, subject_type: str, n_images: int) -> tuple[float, float]:
+    """(learning rate, image views) of the published starting point for this context."""
+    profile, _ = Profile(subject_type=subject_type, n_images=n_images, base_model=base_model).with_defaults()
+    v = starting_hyperparameters(method, profile).values
+    return v["learning_rate"], v["max_train_steps"] * v["train_batch_size"] * v["gradient_accumulation_steps"]
+
+
+def context(profile: dict | None, hyperparameters: dict | None) -> tuple[str | None, int]:
+    """(subject type or None, image count) of a run; the count falls back to kohya's
+    num_train_images and then to the profile default."""
+    profile = profile or {}
+    subject = profile.get("subject_type") if profile.get("subject_type") in SUBJECT_TYPES else None
+    n = _number(profile.get("n_images")) or _number((hyperparameters or {}).get("num_train_images"))
+    return subject, max(1, int(round(n))) if n else DEFAULTS["n_images"]
+
+
+def featurize(profile: dict | None, hyperparameters: dict | None, method: str, base_model: str) -> np.ndarray:
+    """One run as a float vector in FEATURES order. Pure: same input, same vector.
+
+    `profile` and `hyperparameters` may miss keys or hold junk; a missing value takes its
+    default (TrainConfig's, the profile's, or the recipe's for learning rate and steps).
+    An unknown method or base model is a ValueError: no honest default exists for them.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method={method!r}; pick one of {list(METHODS)}")
+    if base_model not in BASE_MODELS:
+        raise ValueError(f"base_model={base_model!r}; pick one of {list(BASE_MODELS)}")
+    hp = dict(hyperparameters or {})
+    subject, n_images = context(profile, hp)
+    recipe_lr, recipe_views = recipe(method, base_model, subject or DEFAULTS["subject_type"], n_images)
+    lr = _number(hp.get("learning_rate")) or recipe_lr
+    batch = _number(hp.get("train_batch_size")) or _HP_DEFAULTS["train_batch_size"]
+    accum = _number(hp.get("gradient_accumulation_steps")) or _HP_DEFAULTS["gradient_accumulation_steps"]
+    steps = _number(hp.get("max_train_steps"))
+    views = steps * batch * accum if steps else recipe_views
+    rank = (_number(hp.get("rank")) or _HP_DEFAULTS["rank"]) if method in ADAPTERS else 1.0
+    resolution = _number(hp.get("resolution")) or RESOLUTION[base_model]
+    lr_rel = math.log10(lr / recipe_lr)
+    views_rel = math.log10(views / recipe_views)
+    row = [float(method == m) for m in METHODS]
+    row += [float(base_model == b) for b in BASE_MODELS]
+    row += [float(subject == s) for s in SUBJECT_TYPES]  # unknown subject: all zeros
+    row += [math.log10(lr), math.log10(views), math.log10(views / n_images), lr_rel, views_rel,
+            lr_rel + views_rel, math.log2(rank), float(_flag(hp.get("prior_preservation"))),
+            float(_flag(hp.get("train_text_encoder"))), math.log10(n_images),
+            resolution / RESOLUTION[base_model]]
+    return np.asarray(row, dtype=float)
+
+
+# --------------------------------------------------------------------------- the run log
+_META_HP = ("learning_rate", "max_train_steps", "train_batch_size", "gradient_accumulation_steps", "rank",
+            "prior_preservation", "train_text_encoder", "resolution", "text_encoder_lr", "num_class_images",
+            "lora_alpha", "num_train_images")
+
+
+def _frame(log):
+    """A RunLog, a path to its file, or a DataFrame already read from one -> DataFrame."""
+    import pandas as pd
+
+    if isinstance(log, pd.DataFrame):
+        return log
+    if hasattr(log, "to_dataframe"):
+        return log.to_dataframe()
+    if isinstance(log, (str, bytes)) or hasattr(log, "__fspath__"):
+        from .runlog import RunLog
+
+        with RunLog(log) as opened:
+            return opened.to_dataframe()
+    raise ValueError(f"log must be a RunLog, a path to one or a DataFrame, got {type(log).__name__}")
+
+
+def _cell(row, key: str) -> Any:
+    """row[key], with every pandas spelling of "missing" (NaN, None, NA, NaT) as None."""
+    import pandas as pd
+
+    v = row.get(key)
+    if v is None or isinstance(v, (str, list, dict)):
+        return v
+    try:
+        return None if bool(pd.isna(v)) else v
+    except (TypeError, ValueError):  # an array-like cell: not missing
+        return v
+
+
+def _base_family(v: Any) -> str | None:
+    """sd15 / sd21 / sdxl, also from a hub id or path as a run folder records it."""
+    if not isinstance(v, str):
+        return None
+    s = v.lower()
+    if s in BASE_MODELS:
+        return s
+    if "xl" in s:
+        return "sdxl"
+    if "stable-diffusion-2" in s or "sd2" in s or "sd-2" in s:
+        return "sd21"
+    if "stable-diffusion-v1" in s or "sd15" in s or "sd-1" in s or "v1-5" in s or "v1-4" in s:
+        return "sd15"
+    return None
+
+
+def _target(row, factor: str) -> tuple[float | None, str | None]:
+    """The user's rating where given, else the automatic score (1-5); (value, where from)."""
+    for kind in ("rating", "score"):
+        v = _number(_cell(row, f"{kind}_{factor}"))
+        if v is not None and 1 <= v <= 5:
+            return v, kind
+    return None, None
+
+
+def load_runs(log) -> tuple[np.ndarray, np.ndarray, Any]:
+    """The run log as (X, Y, meta) for the learner.
+
+    X: one FEATURES row per usable run. Y: (n, 3) accuracy, flexibility, preservation, each
+    the rating where given, else the automatic score. meta: a DataFrame aligned with the rows
+    (run_id, method, base_model, subject_type, n_images, the key hyperparameters, `profile`
+    and `hyperparameters` dicts, `target_from` per factor); `meta.attrs["dropped"]` lists
+    (run_id, why) for each run left out. Never raises on a bad row.
+    """
+    import pandas as pd
+
+    frame = _frame(log)
+    rows, ys, metas, dropped = [], [], [], []
+    profile_cols = [c for c in frame.columns if isinstance(c, str) and c.startswith("profile_")]
+    for record in frame.to_dict("records"):
+        run_id = str(_cell(record, "run_id") if _cell(record, "run_id") is not None else "?")
+        method = _cell(record, "method")
+        base = _base_family(_cell(record, "profile_base_model")) or _base_family(_cell(record, "base_model"))
+        if not isinstance(method, str) or method not in METHODS:
+            dropped.append((run_id, f"method {method!r} unknown"))
+            continue
+        if base is None:
+            dropped.append((run_id, f"base model {_cell(record, 'base_model')!r} is not sd15, sd21 or sdxl"))
+            continue
+        targets = [_target(record, f) for f in TARGETS]
+        if any(v is None for v, _ in targets):
+            missing = [f for f, (v, _) in zip(TARGETS, targets) if v is None]
+            dropped.append((run_id, f"no rating or score for {', '.join(missing)}"))
+            continue
+        profile = {c[len("profile_"):]: _cell(record, c) for c in profile_cols}
+        hp = {k: _cell(record, k) for k in _META_HP if _cell(record, k) is not None}
+        try:
+            x = featurize(profile, hp, method, base)
+        except (ValueError, TypeError, OverflowError) as e:  # a junk value no default covers
+            dropped.append((run_id, f"unreadable settings ({e})"))
+            continue
+        subject, n_images = context(profile, hp)
+        rows.append(x)
+        ys.append([v for v, _ in targets])
+        metas.append({"run_id": run_id, "method": method, "base_model": base, "subject_type": subject,
+                      "n_images": n_images, "learning_rate": _number(hp.get("learning_rate")),
+                      "max_train_steps": _number(hp.get("max_train_steps")),
+                      "rank": _number(hp.get("rank")) if method in ADAPTERS else None,
+                      "prior_preservation": _flag(hp.get("prior_preservation")),
+                      "train_text_encoder": _flag(hp.get("train_text_encoder")),
+                      "profile": profile, "hyperparameters": hp,
+                      **{f"target_from_{f}": how for f, (_, how) in zip(TARGETS, targets)},
+                      **{f"y_{f}": v for f, (v, _) in zip(TARGETS, targets)}})
+    X = np.asarray(rows, dtype=float).reshape(len(rows), len(FEATURES))
+    Y = np.asarray(ys, dtype=float).reshape(len(ys), len(TARGETS))
+    meta = pd.DataFrame(metas)
+    meta.attrs["dropped"] = dropped
+    return X, Y, meta
+
+
+# --------------------------------------------------------------------------- the estimator
+class _CappedLBFGS:
+    """GaussianProcessRegressor's own optimiser (L-BFGS-B) with an iteration cap: on a few
+    dozen rows the marginal likelihood is flat near its optimum, and the default 15,000
+    iterations buy nothing but time. A class, not a closure, so fitted models pickle."""
+
+    def __init__(self, max_iter: int):
+        self.max_iter = max_iter
+        self.n_iter = 0  # summed over restarts: the model's n_iter_
+
+    def __call__(self, obj_func, initial_theta, bounds):
+        from scipy.optimize import minimize
+
+        result = minimize(obj_func, initial_theta, method="L-BFGS-B", jac=True, bounds=bounds,
+                          options={"maxiter": self.max_iter})
+        self.n_iter += max(1, int(result.nit))
+        return result.x, result.fun
+
+
+class RunOutcomeModel(RegressorMixin, BaseEstimator):
+    """Predicts run outcomes (one column per factor) with a standard deviation.
+
+    One Gaussian process per output: a constant times an RBF kernel with one length scale per
+    feature (irrelevant features grow long scales), plus white noise for the scatter of
+    ratings; features standardised and targets normalised inside. A GP suits a log of tens of
+    runs: it interpolates between runs, returns to the mean away from them, and says so
+    in its standard deviation. Fewer than `min_samples` rows: the mean with
+    sqrt(variance + fallback_std^2) as the standard deviation.
+
+    Parameters
+    ----------
+    length_scale : float, initial length scale (in standard deviations of a feature).
+    noise_level : float, initial white-noise variance (in units of the target's variance).
+    min_samples : int, fewest rows for which a GP is fitted.
+    fallback_std : float, the extra standard deviation of the mean-only fallback.
+    max_iter : int, iterations of the kernel optimiser (L-BFGS-B) per fit.
+    n_restarts_optimizer : int, extra kernel-optimiser starts (GaussianProcessRegressor's).
+    random_state : int, RandomState or None, for those restarts.
+    """
+
+    def __init__(self, length_scale=3.0, noise_level=0.1, min_samples=3, fallback_std=1.5, max_iter=100,
+                 n_restarts_optimizer=0, random_state=None):
+        self.length_scale = length_scale
+        self.noise_level = noise_level
+        self.min_samples = min_samples
+        self.fallback_std = fallback_std
+        self.max_iter = max_iter
+        self.n_restarts_optimizer = n_restarts_optimizer
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def fit(self, X, y):
+        """Fit on X (n, n_features) and y (n,) or (n, n_outputs); returns self."""
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+        from sklearn.preprocessing import StandardScaler
+
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True)
+        for name in ("min_samples", "max_iter"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}={v!r}; must be a whole number >= 1")
+        for name in ("length_scale", "noise_level", "fallback_std"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise ValueError(f"{name}={v!r}; must be a positive number")
+        self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
+        Y = y.reshape(len(y), -1).astype(float)
+        self.mean_ = Y.mean(axis=0)
+        self.std_ = Y.std(axis=0)
+        # Columns constant in the training rows (a method never logged, say) carry no
+        # information for the kernel; leaving them out keeps the fit fast.
+        self.columns_ = np.flatnonzero(X.std(axis=0) > 0)
+        if not len(self.columns_):
+            self.columns_ = np.arange(min(1, X.shape[1]))
+        self.scaler_ = StandardScaler().fit(X[:, self.columns_])
+        self.gps_ = []
+        self.n_iter_ = np.zeros(self.n_outputs_, dtype=int)  # optimiser iterations per output
+        if len(Y) < self.min_samples:
+            return self
+        Z = self.scaler_.transform(X[:, self.columns_])
+        for j in range(self.n_outputs_):
+            kernel = (ConstantKernel(1.0, (1e-2, 1e2))
+                      * RBF(np.full(Z.shape[1], float(self.length_scale)), (1e-1, 1e3))
+                      + WhiteKernel(float(self.noise_level), (1e-4, 1e1)))
+            optimiser = _CappedLBFGS(self.max_iter)
+            gp = GaussianProcessRegressor(kernel, normalize_y=True, optimizer=optimiser,
+                                          n_restarts_optimizer=self.n_restarts_optimizer,
+                                          random_state=self.random_state)
+            # Single-threaded BLAS: on matrices this small, threads only contend (measured 7x
+            # slower on 2 busy cores). A length scale at its bound is normal on a few rows.
+            with threadpool_limits(limits=1), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                gp.fit(Z, Y[:, j])
+            self.gps_.append(gp)
+            self.n_iter_[j] = optimiser.n_iter
+        return self
+
+    def predict(self, X, return_std=False):
+        """Predicted outcomes (n,) or (n, n_outputs); with return_std, also their std."""
+        check_is_fitted(self, "mean_")
+        X = validate_data(self, X, reset=False)
+        n = X.shape[0]
+        if not self.gps_:
+            mean = np.tile(self.mean_, (n, 1))
+            std = np.tile(np.sqrt(self.std_ ** 2 + self.fallback_std ** 2), (n, 1))
+        else:
+            Z = self.scaler_.transform(X[:, self.columns_])
+            cols = [gp.predict(Z, return_std=True) for gp in self.gps_]
+            mean = np.column_stack([m for m, _ in cols])
+            std = np.column_stack([s for _, s in cols])
+        if self.n_outputs_ == 1:
+            mean, std = mean[:, 0], std[:, 0]
+        return (mean, std) if return_std else mean
