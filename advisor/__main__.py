@@ -53,11 +53,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _recommend(args) -> int:
+    from .adapt import learner_for_log
     from .profile import Profile
     from .recommend import recommend
     from .render import recommendation_text
 
-    rec = recommend(Profile.load(args.profile)).to_dict()
+    profile = Profile.load(args.profile)
+    learner, note = learner_for_log()  # the run log ($FTA_RUNLOG), when it has scored runs
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    rec = recommend(profile, learner=learner).to_dict()
     print(json.dumps(rec, indent=2) if args.json else recommendation_text(rec))
     return 0
 

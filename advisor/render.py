@@ -110,11 +110,25 @@ def recommendation_markdown(rec: dict[str, Any] | None) -> str:
         out.append("#### Alternatives")
         out.append("\n".join(f"- **{METHOD_NAMES.get(a.get('method'), a.get('method'))}**: {a.get('why_not', '')}"
                              for a in alts))
+    similar = rec.get("similar_runs") or []
+    if similar:
+        out.append("#### Your most similar past runs")
+        out.append("\n".join(_similar_line(r) for r in similar))
     cites = rec.get("citations") or []
     if cites:
         out.append("#### Sources")
         out.append("\n".join(f"- **{c.get('title')}** (`{c.get('card')}`): {c.get('source')}" for c in cites))
     return "\n\n".join(out)
+
+
+def _similar_line(run: dict[str, Any]) -> str:
+    hp = run.get("hyperparameters") or {}
+    settings = ", ".join(f"{k} {_fmt(v)}" for k, v in hp.items() if v is not None)
+    scores = run.get("scores") or {}
+    got = " · ".join(f"{f} {_fmt(scores.get(f))}" for f in ("accuracy", "flexibility", "preservation")
+                     if scores.get(f) is not None)
+    return (f"- `{run.get('id')}` {METHOD_NAMES.get(run.get('method'), run.get('method'))}"
+            + (f" ({settings})" if settings else "") + (f": {got}" if got else ""))
 
 
 def _section(out: list[str], title: str, items: list[str] | None) -> None:
