@@ -148,18 +148,21 @@ def _hub_offline() -> bool:
     return hub_offline()
 
 
-def _from_pretrained(cls, spec: str, allow_download: bool = True):
+def _from_pretrained(cls, spec: str, allow_download: bool = True, weights: bool = False):
     """Local folder, then the local cache; the hub only when it is online and the user asked
     for this encoder by name (no download the user did not ask for)."""
+    from .models import weights_kw
+
+    kw = weights_kw() if weights else {}  # model weights: safetensors only, unless opted in
     path = Path(spec).expanduser()
     if path.is_dir():
-        return cls.from_pretrained(str(path), local_files_only=True)
+        return cls.from_pretrained(str(path), local_files_only=True, **kw)
     if not _HUB_ID.match(spec):
         raise FileNotFoundError(f"'{spec}' is neither an existing folder nor a hub id like 'org/name'")
     try:
         if not _in_cache(spec):  # transformers may still probe the hub with local_files_only
             raise FileNotFoundError(spec)
-        return cls.from_pretrained(spec, local_files_only=True)
+        return cls.from_pretrained(spec, local_files_only=True, **kw)
     except Exception:
         if _hub_offline():
             raise FileNotFoundError(f"'{spec}' is not a local folder nor in the local cache, and the hub "
@@ -167,7 +170,7 @@ def _from_pretrained(cls, spec: str, allow_download: bool = True):
         if not allow_download:
             raise FileNotFoundError(f"'{spec}' is not in the local cache; name it with --encoders (or set "
                                     f"{DOWNLOAD_ENV}=1) to download it") from None
-    return cls.from_pretrained(spec)
+    return cls.from_pretrained(spec, **kw)
 
 
 def _in_cache(repo_id: str) -> bool:
@@ -186,7 +189,7 @@ def load_clip(spec: str, device: str = "cpu", allow_download: bool = True) -> En
     """A CLIP model (transformers CLIPModel) by hub name or local folder; raises on failure."""
     from transformers import AutoTokenizer, CLIPModel
 
-    model = _from_pretrained(CLIPModel, spec, allow_download).to(device).eval()
+    model = _from_pretrained(CLIPModel, spec, allow_download, weights=True).to(device).eval()
     try:
         tokenizer = _from_pretrained(AutoTokenizer, spec, allow_download)
     except Exception:
@@ -203,7 +206,7 @@ def load_dino(spec: str, device: str = "cpu", allow_download: bool = True) -> En
     """A DINO ViT (ViTModel) or Dinov2 model by hub name or local folder; raises on failure."""
     from transformers import AutoModel
 
-    model = _from_pretrained(AutoModel, spec, allow_download).to(device).eval()
+    model = _from_pretrained(AutoModel, spec, allow_download, weights=True).to(device).eval()
     config = model.config
     if config.model_type not in ("vit", "dinov2", "dinov2_with_registers"):
         raise ValueError(f"'{spec}' is a {config.model_type} model, not a ViT/DINO image encoder")

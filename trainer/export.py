@@ -158,7 +158,9 @@ def save_pipeline(c, out_dir: Path, trained: dict[str, Any]) -> list[Path]:
     """
     from diffusers import DiffusionPipeline
 
+    from .models import weights_kw
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    pipe = DiffusionPipeline.from_pretrained(c.source, local_files_only=True, **trained)
+    pipe = DiffusionPipeline.from_pretrained(c.source, local_files_only=True, **weights_kw(), **trained)
     pipe.save_pretrained(out_dir, safe_serialization=True)
     return [out_dir / "model_index.json"]

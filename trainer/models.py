@@ -100,6 +100,14 @@ class Components:
         return named
 
 
+PICKLE_ENV = "FTA_ALLOW_PICKLE"   # "1": also load .bin / .ckpt weights (pickle can run code)
+
+
+def weights_kw() -> dict[str, Any]:
+    """Model weights load from .safetensors only, unless the user opts in to pickle files."""
+    return {} if os.environ.get(PICKLE_ENV, "").strip() in ("1", "true", "yes") else {"use_safetensors": True}
+
+
 def load_components(folder: Path) -> Components:
     """Load every part from a local diffusers folder (fp32; the loop casts frozen parts)."""
     import diffusers
@@ -108,13 +116,14 @@ def load_components(folder: Path) -> Components:
 
     arch = detect_arch(folder)
     kw = {"local_files_only": True}
-    unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", **kw)
-    vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", **kw)
+    wkw = {**kw, **weights_kw()}
+    unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", **wkw)
+    vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", **wkw)
     tokenizers = [CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer", **kw)]
-    text_encoders = [CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", **kw)]
+    text_encoders = [CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", **wkw)]
     if arch == "sdxl":
         tokenizers.append(CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer_2", **kw))
-        text_encoders.append(CLIPTextModelWithProjection.from_pretrained(folder, subfolder="text_encoder_2", **kw))
+        text_encoders.append(CLIPTextModelWithProjection.from_pretrained(folder, subfolder="text_encoder_2", **wkw))
     noise_scheduler = DDPMScheduler.from_pretrained(folder, subfolder="scheduler", **kw)
     sched_cfg = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
     sched_cls = getattr(diffusers, sched_cfg.get("_class_name", ""), None) or diffusers.DDIMScheduler
@@ -192,7 +201,7 @@ def load_pipeline(folder: str | Path, torch_dtype=None):
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
     folder = Path(folder)
-    kw = {"local_files_only": True, "torch_dtype": torch_dtype}
+    kw = {"local_files_only": True, "torch_dtype": torch_dtype, **weights_kw()}
     if detect_arch(folder) == "sdxl":
         pipe = StableDiffusionXLPipeline.from_pretrained(folder, **kw)
     else:
