@@ -379,8 +379,8 @@ def build_demo() -> gr.Blocks:
                     runs_refresh = gr.Button("Refresh", scale=1, elem_id="runs-refresh")
                 runs_table = gr.Dataframe(interactive=False, elem_id="runs-table", show_search="search")
                 with gr.Row():
-                    by_method = gr.BarPlot(x="method", y="score", color="factor", title="Mean score per method",
-                                           height=260)
+                    by_method = gr.BarPlot(x="bar", y="score", color="factor", title="Mean score per method",
+                                           x_title="method · factor", y_lim=[0, 5], height=260)
                     tradeoff = gr.ScatterPlot(x="preservation", y="accuracy", color="method",
                                               title="Accuracy against preservation", height=260)
                 with gr.Accordion("Rate a run", open=False):

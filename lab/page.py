@@ -172,10 +172,13 @@ def method_scores_frame(frame):
     """Mean automatic score per method and factor (long format, for a grouped bar chart)."""
     import pandas as pd
     if frame.empty:
-        return pd.DataFrame({"method": [], "factor": [], "score": []})
+        return pd.DataFrame({"method": [], "factor": [], "score": [], "bar": []})
     long = frame.melt(id_vars=["method"], value_vars=list(results.FACTORS), var_name="factor", value_name="score")
     long = long.dropna(subset=["score", "method"])
-    return long.groupby(["method", "factor"], as_index=False)["score"].mean()
+    out = long.groupby(["method", "factor"], as_index=False)["score"].mean()
+    # one bar per (method, factor): a bar chart stacks bars that share an x value
+    out["bar"] = out["method"] + " · " + out["factor"]
+    return out
 
 
 def tradeoff_frame(frame):

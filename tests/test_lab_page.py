@@ -1,0 +1,48 @@
+"""lab.page: the plain data behind the lab and runs pages."""
+import json
+
+from lab import page
+from trainer.config import TrainConfig
+
+
+def test_demo_config_is_valid_and_says_so():
+    rec_cfg = TrainConfig(base_model="stable-diffusion-v1-5/stable-diffusion-v1-5", method="dreambooth",
+                          prior_preservation=True, class_prompt="a photo of a dog", num_class_images=200,
+                          max_train_steps=800, mixed_precision="fp16", use_8bit_adam=True).to_dict()
+    demo = page.lab_config(rec_cfg, demo=True, data_dir="/data/dog")
+    cfg, err = page.check_config_text(page.config_text(demo))
+    assert err == "" and cfg.base_model == "tiny" and cfg.data_dir == "/data/dog"
+    assert cfg.max_train_steps <= page.DEMO_STEPS and not cfg.use_8bit_adam and cfg.num_class_images <= 4
+    assert "demonstration" in page.config_message(cfg, "")
+    real = page.lab_config(rec_cfg, demo=False)
+    assert real == rec_cfg  # nothing changes behind the user's back
+
+
+def test_bad_settings_text_gives_one_line_reasons():
+    cfg, err = page.check_config_text("{oops")
+    assert cfg is None and "not valid JSON" in err
+    cfg, err = page.check_config_text(json.dumps({"method": "lora", "rank": 0}))
+    assert cfg is None and "rank" in err
+    cfg, err = page.check_config_text(json.dumps({"nonsense": 1}))
+    assert cfg is None and "nonsense" in err
+
+
+def test_runs_frame_filter_and_plots():
+    runs = [{"id": "a", "status": "completed", "method": "lora", "base_model": "sd15",
+             "hyperparameters": {"learning_rate": 1e-4, "max_train_steps": 500, "rank": 4},
+             "scores": {"accuracy": 3.0, "flexibility": 4.0, "preservation": 4.5},
+             "rating": {"accuracy": 4, "flexibility": 3, "preservation": 5, "note": "nice"}},
+            {"id": "b", "status": "failed", "method": "dreambooth", "base_model": "sdxl",
+             "hyperparameters": {}, "scores": {}, "rating": {}}]
+    frame = page.runs_frame(runs)
+    assert list(frame["id"]) == ["a", "b"] and frame.loc[0, "rating"] == "4/3/5"
+    assert list(page.runs_frame(runs, "SDXL")["id"]) == ["b"]
+    bars = page.method_scores_frame(frame)
+    assert set(bars["bar"]) == {"lora · accuracy", "lora · flexibility", "lora · preservation"}
+    assert list(page.tradeoff_frame(frame)["id"]) == ["a"]
+    assert page.method_scores_frame(page.runs_frame([])).empty
+
+
+def test_progress_html_is_bounded():
+    assert 'aria-valuenow="100"' in page.progress_html(3.0, "completed")
+    assert 'aria-valuenow="0"' in page.progress_html(None, "queued")
