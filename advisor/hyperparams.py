@@ -8,6 +8,8 @@ card needs them, and says so.
 """
 from __future__ import annotations
 
+import re
+
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,6 +112,23 @@ def _steps(method: str, base: int, n_images: int, batch: int, accum: int, notes:
     return _round50(views / (batch * accum))
 
 
+def with_identifier(prompt: str, subject: str, noun: str) -> str:
+    """The user's dream prompt, naming the trained subject the way training named it:
+    "my cat as an astronaut" -> "sks cat as an astronaut" (otherwise the samples would show
+    any cat). A prompt that already holds the subject is kept; one that never names the noun
+    gets the subject in front ("sks cat, as an astronaut")."""
+    prompt = " ".join(prompt.split())
+    if not prompt or subject in prompt:
+        return prompt
+    words = [re.escape(w) for w in noun.split()]
+    pattern = re.compile(r"\b(?:(?:my|our|his|her|their|the|a|an)\s+)?" + r"\s+".join(words) + r"\b",
+                         re.IGNORECASE) if words else None
+    m = pattern.search(prompt) if pattern else None
+    if m is None:
+        return f"{subject}, {prompt}"
+    return prompt[:m.start()] + subject + prompt[m.end():]
+
+
 def _prompts(method: str, profile: Profile, noun: str) -> dict[str, Any]:
     kind = profile.subject_type or "object"
     token = TI_TOKEN if method == "textual_inversion" else IDENTIFIER
@@ -122,7 +141,9 @@ def _prompts(method: str, profile: Profile, noun: str) -> dict[str, Any]:
     else:
         instance = f"a photo of {subject}"
         group = "live" if kind in ("person", "animal") else "thing"
-    prompts = list(profile.dream_prompts[:4]) or [p.format(s=subject) for p in VALIDATION[group]]
+    dream = [with_identifier(d, subject, noun) for d in profile.dream_prompts[:4]] if group != "general" else \
+        list(profile.dream_prompts[:4])
+    prompts = dream or [p.format(s=subject) for p in VALIDATION[group]]
     out = {"instance_prompt": instance, "validation_prompts": prompts}
     if method == "textual_inversion":
         init = noun.split()[-1].lower()

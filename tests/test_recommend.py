@@ -217,7 +217,8 @@ def test_full_finetune_recipes():
 
 def test_validation_prompts_are_the_dream_prompts():
     dream = ["my dog surfing", "my dog as a knight"]
-    assert start("lora", dream_prompts=dream)["validation_prompts"] == dream
+    # the user's own prompts, naming the trained subject as training does
+    assert start("lora", dream_prompts=dream)["validation_prompts"] == ["sks dog surfing", "sks dog as a knight"]
     assert all("sks" in p for p in start("dreambooth", subject_type="animal")["validation_prompts"])
 
 
@@ -256,3 +257,17 @@ def test_unnamed_cards_are_timed_as_the_slowest_card_with_that_memory():
     assert "L4" in note
     named = recommend(Profile(vram_gb=10, gpu_name="RTX 3080")).to_dict()
     assert "No speed figure for RTX 3080" in next(a for a in named["assumptions"] if a["slot"] == "gpu_name")["how_to_change"]
+
+
+def test_dream_prompts_name_the_trained_subject():
+    from advisor.hyperparams import with_identifier
+    from advisor.profile import Profile
+    from advisor.recommend import recommend
+    assert with_identifier("my cat as an astronaut", "sks cat", "cat") == "sks cat as an astronaut"
+    assert with_identifier("my fluffy cat sleeping", "sks cat", "cat") == "my fluffy sks cat sleeping"
+    assert with_identifier("an astronaut riding a horse", "sks cat", "cat") == "sks cat, an astronaut riding a horse"
+    assert with_identifier("sks cat in the snow", "sks cat", "cat") == "sks cat in the snow"
+    rec = recommend(Profile(subject_type="animal", class_noun="cat", n_images=20, vram_gb=24,
+                            dream_prompts=["my cat as an astronaut", "a watercolor of my cat"])).to_dict()
+    identifier = rec["train_config"]["instance_prompt"].split()[-2]  # "a photo of sks cat" -> "sks"
+    assert all(identifier in p for p in rec["train_config"]["validation_prompts"])
