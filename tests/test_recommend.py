@@ -218,7 +218,8 @@ def test_full_finetune_recipes():
 def test_validation_prompts_are_the_dream_prompts():
     dream = ["my dog surfing", "my dog as a knight"]
     # the user's own prompts, naming the trained subject as training does
-    assert start("lora", dream_prompts=dream)["validation_prompts"] == ["sks dog surfing", "sks dog as a knight"]
+    assert start("lora", subject_type="animal", class_noun="dog", dream_prompts=dream)["validation_prompts"] == [
+        "sks dog surfing", "sks dog as a knight"]
     assert all("sks" in p for p in start("dreambooth", subject_type="animal")["validation_prompts"])
 
 
