@@ -446,14 +446,29 @@ def _warm_up_search() -> None:
     threading.Thread(target=chat.knowledge_retriever, name="warm-search", daemon=True).start()
 
 
-def main() -> None:
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    """'user:password' -> (user, password); None/empty -> no login. Anything else is an error."""
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise SystemExit("error: --auth / FTA_AUTH must be 'user:password' (both non-empty)")
+    return user, password
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    ap = argparse.ArgumentParser(description=TITLE)
+    ap.add_argument("--auth", default=os.environ.get("FTA_AUTH"), metavar="USER:PASSWORD",
+                    help="require a login (also $FTA_AUTH)")
+    args = ap.parse_args(argv)
+    auth = parse_auth(args.auth)
     demo = build_demo()
     _warm_up_search()
     job_queue().start()
-    auth = os.environ.get("FTA_AUTH")  # "user:password" turns on a login
     demo.queue(default_concurrency_limit=8).launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-        auth=tuple(auth.split(":", 1)) if auth and ":" in auth else None,
+        auth=auth,
         allowed_paths=[str(default_runs_dir().resolve()), str(default_uploads_root().resolve())],
         css=CSS,
     )

@@ -67,3 +67,12 @@ def test_knowledge_search(client):
     out = c.predict("how big is a LoRA file?", api_name="/search")
     assert "TF-IDF" in out  # the fallback is said in the UI
     assert "output-size" in out
+
+
+def test_auth_option():
+    import app
+    assert app.parse_auth(None) is None and app.parse_auth("") is None
+    assert app.parse_auth("ana:s3:cret") == ("ana", "s3:cret")
+    for bad in ("ana", ":pw", "ana:"):
+        with pytest.raises(SystemExit, match="user:password"):
+            app.parse_auth(bad)
