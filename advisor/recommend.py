@@ -20,7 +20,7 @@ from . import costs
 from .hyperparams import ADAPTERS, BASELINE, DB_FAMILY, class_noun, starting_hyperparameters
 from .knowledge import get_card
 from .profile import Profile
-from .rules import (ADJUSTMENTS, DATASET_KINDS, DEFAULT_RULES, IMAGE_COUNTS, OPS, STANDING, Rule, advice,
+from .rules import (ADJUSTMENTS, DATASET_KINDS, DEFAULT_RULES, IMAGE_COUNTS, INVASIVENESS, OPS, STANDING, Rule, advice,
                     match, score)
 
 HUB_IDS = {"sd15": "stable-diffusion-v1-5/stable-diffusion-v1-5", "sd21": "stabilityai/stable-diffusion-2-1",
@@ -263,7 +263,13 @@ def _alternatives(chosen: Plan, plans: list[Plan], matched: list[Rule]) -> list[
             # the rule that separates the two most, told to the user as the reason
             against = min(matched, default=None,
                           key=lambda r: r.scores.get(p.method, 0) - r.scores.get(chosen.method, 0))
-            why = f"Ranked lower ({p.candidate.score:g} vs {chosen.candidate.score:g})."
+            if p.candidate.score == chosen.candidate.score:  # score() breaks ties by invasiveness
+                why = (f"Scored the same ({p.candidate.score:g}); on a tie the less invasive method is "
+                       "preferred, as it keeps more of the base model.")
+                if INVASIVENESS.index(p.method) < INVASIVENESS.index(chosen.method):
+                    why = f"Scored the same ({p.candidate.score:g}) but came after it in the candidate order."
+            else:
+                why = f"Ranked lower ({p.candidate.score:g} vs {chosen.candidate.score:g})."
             if against is not None and against.scores.get(p.method, 0) < against.scores.get(chosen.method, 0):
                 why += f" {against.why}"
         out.append({"method": p.method, "why_not": why})
