@@ -189,9 +189,13 @@ def _fit(c: Candidate, p: Profile, hp_advice: dict, gpu, vram: float) -> Plan:
     return Plan(c, hp, start.sources, start.notes, savings + timing + size, len(savings), est, problems)
 
 
-def _overflow(plan: Plan, p: Profile, vram: float) -> float:
+def _overflow(plan: Plan, p: Profile, vram: float) -> tuple[float, float]:
+    """How far a plan misses the budget, for picking the closest when nothing fits. Memory comes
+    first: a run over the card's memory does not run at all, while one over the time budget or
+    the size cap only takes longer or makes a bigger file."""
     e = plan.estimate
-    return max(e.vram_gb / vram, e.minutes / p.time_budget_min, e.output_mb / (p.max_output_mb or float("inf")))
+    memory = max(e.vram_gb / vram, 1.0)
+    return memory, max(e.minutes / p.time_budget_min, e.output_mb / (p.max_output_mb or float("inf")))
 
 
 def _estimates(plan: Plan, p: Profile, vram: float, gpu) -> dict[str, Any]:

@@ -272,3 +272,13 @@ def test_dream_prompts_name_the_trained_subject():
                             dream_prompts=["my cat as an astronaut", "a watercolor of my cat"])).to_dict()
     identifier = rec["train_config"]["instance_prompt"].split()[-2]  # "a photo of sks cat" -> "sks"
     assert all(identifier in p for p in rec["train_config"]["validation_prompts"])
+
+
+def test_when_nothing_fits_the_closest_plan_fits_memory_if_any_does():
+    # SDXL on 24 GB with a 20-minute budget: every plan is too slow, and full-weight DreamBooth
+    # would also overflow memory. A run over time still runs; one over memory does not.
+    rec = recommend(Profile(base_model="sdxl", vram_gb=24, subject_type="object", n_images=500,
+                            time_budget_min=20, captions=True)).to_dict()
+    assert rec["estimates"]["fits"] is False
+    assert rec["estimates"]["vram_gb"] <= 24
+    assert "minutes" in rec["estimates"]["fits_reason"] or "min" in rec["estimates"]["fits_reason"]
