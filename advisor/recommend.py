@@ -353,5 +353,6 @@ def _train_config(plan: Plan, p: Profile) -> dict[str, Any]:
     slug = f"{slug.strip('-')}-{hashlib.sha1(body).hexdigest()[:6]}"
     values = {k: v for k, v in plan.hp.items() if k in fields_}
     cfg = TrainConfig(**{**values, "base_model": HUB_IDS[p.base_model], "method": plan.method,
-                         "data_dir": "", "output_dir": f"runs/{slug}"})
+                         "data_dir": "", "output_dir": f"runs/{slug}",
+                         "evaluate_after_training": True})  # train, then score: the loop's next step
     return cfg.to_dict()

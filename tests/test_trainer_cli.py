@@ -154,3 +154,28 @@ def test_subprocess_bad_input_has_no_traceback(good, tmp_path):
     assert out.stderr.strip().splitlines()[-1].startswith("error: data_dir")
     out = run_cli("make-tiny-model", str(tmp_path / "m"), "--arch", "sd3")
     assert out.returncode == EXIT_BAD_INPUT and "invalid choice: 'sd3'" in out.stderr
+
+
+def test_evaluate_after_training_scores_the_run(good, tmp_path, capsys):
+    cfg = _write_config(tmp_path / "c.json", **{**good, "max_train_steps": 2, "validation_inference_steps": 2,
+                                                 "evaluate_after_training": True})
+    assert main(["train", "--config", cfg, "--no-progress"]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert all(1 <= metrics[f]["score"] <= 5 for f in ("accuracy", "flexibility", "preservation"))
+    assert "scored: accuracy" in capsys.readouterr().err
+    kinds = [e["kind"] for e in read_events(tmp_path / "run")]
+    assert kinds.index("end") < kinds.index("eval")
+
+
+def test_evaluation_failure_leaves_the_run_completed(good, tmp_path, capsys, monkeypatch):
+    import trainer.evaluate
+
+    def broken(run_dir, **kw):
+        raise RuntimeError("encoder exploded")
+    monkeypatch.setattr(trainer.evaluate, "evaluate_run", broken)
+    cfg = _write_config(tmp_path / "c.json", **{**good, "evaluate_after_training": True})
+    assert main(["train", "--config", cfg, "--no-progress"]) == 0
+    events = read_events(tmp_path / "run")
+    assert [e for e in events if e["kind"] == "end"][-1]["status"] == "completed"
+    assert events[-1]["kind"] == "eval" and "encoder exploded" in events[-1]["error"]
+    assert "warning: evaluation failed" in capsys.readouterr().err

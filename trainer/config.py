@@ -86,6 +86,7 @@ class TrainConfig:
     validation_inference_steps: int = 25  # denoising steps for samples
     checkpointing_steps: int = 200        # 0 = only at the end
     checkpoints_total_limit: int = 2      # keep the newest N checkpoints
+    evaluate_after_training: bool = False  # score the run (metrics.json) when it completes
 
     def __post_init__(self) -> None:
         _check_types(self)
