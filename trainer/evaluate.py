@@ -10,10 +10,11 @@
   similarity and SSIM), and PRES: do class images ("a photo of a dog") now look like the subject?
 
 Raw numbers become 1-5 scores through piecewise-linear maps anchored on published reference
-values (`ANCHORS`, sources inline; see knowledge/evaluation-calibration.md). Where CLIP or DINO
-cannot be loaded (no hub, no cache), the factor falls back to a weight-free proxy with its own,
-uncalibrated map (`PROXY_ANCHORS`) and says so in metrics.json. `evaluate_run` wires it to a run
-folder: metrics.json (written atomically), image grids under eval/, and an `eval` event.
+values (trainer.calibration: `ANCHORS`, sources inline; see knowledge/evaluation-calibration.md).
+Where CLIP or DINO cannot be loaded (no hub, no cache), the factor falls back to a weight-free
+proxy (trainer.measures) with its own, uncalibrated map (`PROXY_ANCHORS`) and says so in
+metrics.json. `evaluate_run` wires it to a run folder: metrics.json (written atomically), image
+grids under eval/, and an `eval` event.
 No training state is used: the run's config.json and output/ are all it reads.
 """
 from __future__ import annotations
@@ -30,14 +31,27 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .calibration import (ANCHORS, CALIBRATION_CARD, DREAMBOOTH_PAPER, PROXY_ANCHORS, REFERENCE_MEASUREMENTS,
+                          Anchor, pres_score, score_from_anchors)
 from .encoders import (Encoder, clip_image_similarity, clip_text_similarity, dino_similarity, load_encoders,
                        self_similarity)
 from .events import emit, last_event, read_events, run_status
+from .measures import (SSIM_SIDE, color_histogram, color_histogram_similarity, prompt_sensitivity, proxy_similarity,
+                       ssim, to_array)
 from .prompts import EvalPrompts, build_prompts
+
+# the score maps and the image measures live in trainer.calibration and trainer.measures; their
+# public names stay importable from here, where callers have always found them
+__all__ = ["ANCHORS", "CALIBRATION_CARD", "DEFAULT_NUM_IMAGES", "DEFAULT_STEPS", "EVAL_DIR", "FACTORS",
+           "METRICS_FILE", "PROXY_ANCHORS", "REFERENCE_MEASUREMENTS", "SSIM_SIDE", "Anchor", "EvalError",
+           "EvalImages", "accuracy_metrics", "check_run", "color_histogram", "color_histogram_similarity",
+           "compute_metrics", "default_steps", "evaluate_run", "flexibility_metrics", "generate",
+           "load_training_images", "make_grid", "preservation_metrics", "pres_score", "prompt_sensitivity",
+           "proxy_similarity", "save_grids", "score_from_anchors", "ssim", "to_array", "write_json_atomic"]
+_DB = DREAMBOOTH_PAPER  # cited in the `basis` lines below
 
 METRICS_FILE = "metrics.json"
 EVAL_DIR = "eval"
-CALIBRATION_CARD = "knowledge/evaluation-calibration.md"
 FACTORS = ("accuracy", "flexibility", "preservation")
 DEFAULT_NUM_IMAGES = 2        # seeds per prompt
 DEFAULT_STEPS = 25            # denoising steps for real models
@@ -45,177 +59,10 @@ SMALL_MODEL_STEPS = 10        # for models generating at <= 128 px (the tiny tes
 MAX_TRAIN_IMAGES = 32         # training images compared against (evenly picked from larger sets)
 TRAIN_SIDE = 512              # training images are shrunk to this short side once, on loading
 GEN_BATCH = 4                 # images per pipeline call: faster than one by one, fits any card
-SSIM_SIDE = 256               # images are compared at most this large (SSIM, histograms)
 
 
 class EvalError(ValueError):
     """The run folder cannot be evaluated; the message says why in one line."""
-
-
-# --- calibration: raw number -> 1-5 score -----------------------------------------------------------
-@dataclass(frozen=True)
-class Anchor:
-    value: float    # raw metric
-    score: float    # the 1-5 score it maps to
-    source: str     # where the value comes from
-
-
-_DB = "arXiv 2208.12242"  # DreamBooth (Ruiz et al., CVPR 2023), DreamBench numbers
-ANCHORS: dict[str, tuple[Anchor, ...]] = {
-    "dino": (Anchor(0.303, 1.0, f"{_DB} Table 4: DreamBooth trained with no class noun"),
-             Anchor(0.454, 2.0, f"{_DB} Table 4: wrong class noun"),
-             Anchor(0.569, 3.0, f"{_DB} Table 1: textual inversion (SD)"),
-             Anchor(0.668, 4.0, f"{_DB} Table 1: DreamBooth (SD)"),
-             Anchor(0.774, 5.0, f"{_DB} Table 1: real images (upper bound)")),
-    "clip_i": (Anchor(0.607, 1.0, f"{_DB} Table 4: no class noun"),
-               Anchor(0.728, 2.0, f"{_DB} Table 4: wrong class noun"),
-               Anchor(0.780, 3.0, f"{_DB} Table 1: textual inversion (SD)"),
-               Anchor(0.803, 4.0, f"{_DB} Table 1: DreamBooth (SD)"),
-               Anchor(0.885, 5.0, f"{_DB} Table 1: real images (upper bound)")),
-    "clip_t": (Anchor(0.205, 1.0, "extrapolated below textual inversion at the TI -> DreamBooth slope"),
-               Anchor(0.255, 2.5, f"{_DB} Table 1: textual inversion (SD)"),
-               Anchor(0.305, 4.0, f"{_DB} Table 1: DreamBooth (SD)"),
-               Anchor(0.338, 5.0, "extrapolated above DreamBooth at the same slope")),
-    # PRES: lower is better. The score counts points lost relative to the base model (below).
-    "pres": (Anchor(0.379, 5.0, "extrapolated below 'with prior' at the with/without slope"),
-             Anchor(0.493, 4.0, f"{_DB} Table 3: DreamBooth with prior preservation"),
-             Anchor(0.664, 2.5, f"{_DB} Table 3: DreamBooth without prior preservation"),
-             Anchor(0.774, 1.0, f"{_DB} Table 1: real images: class images as close as the subject's own photos")),
-    # Base vs fine-tuned, same prompt and seed: published CLIP-I levels as yardsticks of change.
-    "clip_base_vs_tuned": (Anchor(0.728, 1.0, f"{_DB} Table 4: CLIP-I of a wrong-class subject (a different thing)"),
-                           Anchor(0.803, 2.0, f"{_DB} Table 1: DreamBooth images vs real photos of the subject"),
-                           Anchor(0.885, 3.0, f"{_DB} Table 1: two real photos of one subject"),
-                           Anchor(1.000, 5.0, "identical images")),
-}
-# Weight-free measures: NOT calibrated against papers. Reference points are measured on
-# scikit-learn's two sample photos (sklearn/datasets/images: china.jpg, flower.jpg), compared as
-# 256 px centred squares; tests/test_evaluate.py re-measures them (REFERENCE_MEASUREMENTS).
-_SK = "measured on scikit-learn's sample photos"
-REFERENCE_MEASUREMENTS = {   # name -> value, for the anchors below
-    "ssim_unrelated": 0.15,        # SSIM china.jpg vs flower.jpg
-    "ssim_shifted": 0.40,          # SSIM china.jpg vs itself cropped by 40x20 px and resized back
-    "ssim_blurred": 0.76,          # SSIM china.jpg vs itself with a radius-2 Gaussian blur
-    "hist_unrelated": 0.16,        # colour-histogram intersection china.jpg vs flower.jpg
-    "hist_shifted": 0.94,          # colour-histogram intersection china.jpg vs its shifted crop
-}
-PROXY_ANCHORS: dict[str, tuple[Anchor, ...]] = {
-    "ssim_base_vs_tuned": (Anchor(0.15, 1.0, f"unrelated photos ({_SK})"),
-                           Anchor(0.40, 2.0, f"the same photo, shifted ({_SK})"),
-                           Anchor(0.76, 3.0, f"the same photo, blurred ({_SK})"),
-                           Anchor(0.95, 4.0, "uncalibrated: near-identical to the eye"),
-                           Anchor(1.00, 5.0, "identical images")),
-    "color_hist": (Anchor(0.16, 1.0, f"unrelated photos ({_SK})"),
-                   Anchor(0.94, 5.0, f"the same photo, shifted: same palette ({_SK})")),
-    "ssim_to_train": (Anchor(0.15, 1.0, f"unrelated photos ({_SK})"),
-                      Anchor(0.40, 4.0, f"the same photo, shifted ({_SK})"),
-                      Anchor(1.00, 5.0, "a copy of a training image")),
-    "prompt_sensitivity": (Anchor(0.0, 1.0, "every prompt gives the same image (1 - SSIM = 0)"),
-                           Anchor(0.85, 5.0, f"as different as unrelated photos (1 - 0.15, {_SK})")),
-}
-
-
-def score_from_anchors(value: float, anchors: Sequence[Anchor | tuple[float, float]]) -> float:
-    """Piecewise-linear map through (value, score) anchors, flat beyond the ends."""
-    points = sorted((float(a.value), float(a.score)) if isinstance(a, Anchor) else (float(a[0]), float(a[1]))
-                    for a in anchors)
-    if len(points) < 2 or len({v for v, _ in points}) != len(points):
-        raise ValueError("anchors need at least two points with distinct values")
-    if value is None or not math.isfinite(value):
-        raise ValueError(f"value={value!r}; a score needs a finite number")
-    return float(np.interp(value, [v for v, _ in points], [s for _, s in points]))
-
-
-def pres_score(pres: float, pres_base: float) -> float:
-    """Points lost on the published PRES scale relative to the base model: an untouched model
-    keeps 5, a class that drifted from the base's 0.493 to 0.664 loses 1.5."""
-    lost = score_from_anchors(pres_base, ANCHORS["pres"]) - score_from_anchors(pres, ANCHORS["pres"])
-    return float(min(5.0, max(1.0, 5.0 - max(0.0, lost))))
-
-
-# --- weight-free image measures ----------------------------------------------------------------------
-def to_array(image, side: int | None = None, gray: bool = True) -> np.ndarray:
-    """PIL image -> float array in [0, 1]; `side` centre-crops to a square of that side first."""
-    from PIL import Image
-
-    img = image.convert("RGB")
-    if side is not None:
-        s = min(img.size)
-        left, top = (img.width - s) // 2, (img.height - s) // 2
-        img = img.crop((left, top, left + s, top + s)).resize((side, side), Image.Resampling.BICUBIC)
-    arr = np.asarray(img, dtype=np.float64) / 255.0
-    return arr @ np.array([0.299, 0.587, 0.114]) if gray else arr  # ITU-R 601 luma
-
-
-def _gaussian_filter(x: np.ndarray, window: np.ndarray) -> np.ndarray:
-    """Separable 'valid' filtering of a 2-D array (no padding: edges do not bias the mean)."""
-    view = np.lib.stride_tricks.sliding_window_view
-    return view(view(x, window.size, axis=0) @ window, window.size, axis=1) @ window
-
-
-def _gray_pair(a, b) -> tuple[np.ndarray, np.ndarray]:
-    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-        if a.shape != b.shape:
-            raise ValueError(f"ssim needs arrays of one shape, got {a.shape} and {b.shape}")
-        return a, b
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        raise ValueError("ssim takes two PIL images or two arrays, not one of each")
-    if a.size == b.size and max(a.size) <= SSIM_SIDE:
-        return to_array(a), to_array(b)
-    side = min(SSIM_SIDE, *a.size, *b.size)
-    return to_array(a, side), to_array(b, side)
-
-
-def ssim(a, b, *, size: int = 11, sigma: float = 1.5) -> float:
-    """Structural similarity (Wang et al. 2004) of two images on grayscale, Gaussian window.
-
-    `a`, `b`: PIL images or 2-D arrays in [0, 1]. Images of different sizes are compared as
-    centred squares at the smaller side (at most SSIM_SIDE px). 1.0 means identical.
-    """
-    a, b = _gray_pair(a, b)
-    if a.ndim != 2 or min(a.shape) < size:
-        raise ValueError(f"ssim needs grayscale images of at least {size}x{size} px, got shape {a.shape}")
-    g = np.exp(-0.5 * ((np.arange(size) - (size - 1) / 2) / sigma) ** 2)
-    g /= g.sum()
-    c1, c2 = 0.01 ** 2, 0.03 ** 2  # K1, K2 of the paper, dynamic range 1
-    mu_a, mu_b = _gaussian_filter(a, g), _gaussian_filter(b, g)
-    var_a = _gaussian_filter(a * a, g) - mu_a ** 2
-    var_b = _gaussian_filter(b * b, g) - mu_b ** 2
-    cov = _gaussian_filter(a * b, g) - mu_a * mu_b
-    num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
-    den = (mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2)
-    return float(np.mean(num / den))
-
-
-def color_histogram(image, bins: int = 8) -> np.ndarray:
-    """Normalised joint RGB histogram (bins^3 cells) of the image's centred square."""
-    arr = to_array(image, min(SSIM_SIDE, *image.size), gray=False).reshape(-1, 3)
-    h, _ = np.histogramdd(arr, bins=bins, range=[(0, 1)] * 3)
-    return h.ravel() / h.sum()
-
-
-def color_histogram_similarity(a, b, bins: int = 8) -> float:
-    """Histogram intersection of two images' colours: 1.0 = the same colour distribution."""
-    return float(np.minimum(color_histogram(a, bins), color_histogram(b, bins)).sum())
-
-
-def proxy_similarity(generated: Sequence[Any], train: Sequence[Any]) -> dict[str, float]:
-    """Weight-free accuracy proxy: mean pairwise colour-histogram intersection and SSIM of
-    generated vs training images (each image converted once, compared as centred squares)."""
-    side = min(SSIM_SIDE, *(min(img.size) for img in [*generated, *train]))
-    gray_g, gray_t = [to_array(g, side) for g in generated], [to_array(t, side) for t in train]
-    hist_g, hist_t = [color_histogram(g) for g in generated], [color_histogram(t) for t in train]
-    return {"color_hist": float(np.mean([np.minimum(a, b).sum() for a in hist_g for b in hist_t])),
-            "ssim_to_train": float(np.mean([ssim(a, b) for a in gray_g for b in gray_t]))}
-
-
-def prompt_sensitivity(images_by_prompt: Sequence[Sequence[Any]]) -> float:
-    """Mean 1 - SSIM between images of different prompts at the same seed: 0 = prompts ignored."""
-    diffs = [1.0 - ssim(images_by_prompt[p][s], images_by_prompt[q][s])
-             for s in range(len(images_by_prompt[0]))
-             for p in range(len(images_by_prompt)) for q in range(p + 1, len(images_by_prompt))]
-    if not diffs:
-        raise ValueError("prompt sensitivity needs images of at least two prompts")
-    return float(np.mean(diffs))
 
 
 # --- generation --------------------------------------------------------------------------------------

@@ -24,10 +24,11 @@ from typing import Any
 
 from .config import TrainConfig
 from .events import emit, error_line
-from .training_utils import (check_8bit_adam_available, check_run_folder, epoch_order, latest_checkpoint,
-                             load_checkpoint, make_accelerator, make_lr_scheduler, make_optimizer,
-                             register_trainable_checkpointing, save_checkpoint, seed_everything, step_generator,
-                             weight_dtype)
+from .checkpoints import (check_run_folder, load_checkpoint, register_trainable_checkpointing, resume_path,
+                          save_checkpoint, trained_parameters)
+from .training_utils import (cast_weights, check_8bit_adam_available, epoch_order, make_accelerator,
+                             make_lr_scheduler, make_optimizer, min_snr_weights, seed_everything, step_generator,
+                             vae_latents, weight_dtype)
 
 
 class TrainingError(RuntimeError):
@@ -197,12 +198,9 @@ class TrainingRun:
         cfg, acc, c = self.config, self.accelerator, self.components
         dtype = weight_dtype(cfg.mixed_precision)
         modules = c.modules()
-        for name, module in modules.items():
-            module.to(acc.device)
-            if name == "vae" and c.arch == "sdxl" and dtype == torch.float16:
-                continue  # SDXL's VAE overflows in fp16; diffusers' scripts keep it in fp32 too
-            for p in module.parameters():
-                p.data = p.data.to(dtype if not p.requires_grad else torch.float32)
+        # SDXL's VAE overflows in fp16; diffusers' scripts keep it in fp32 too
+        keep = ["vae"] if c.arch == "sdxl" and dtype == torch.float16 else []
+        cast_weights(modules, acc.device, dtype, keep_dtype=keep)
         self.trained = [n for n, m in modules.items() if any(p.requires_grad for p in m.parameters())]
         if cfg.gradient_checkpointing:
             c.unet.enable_gradient_checkpointing()
@@ -220,7 +218,7 @@ class TrainingRun:
         self.optimizer = prepared[-1]
         for name, module in modules.items():
             module.train(name in self.trained)
-        register_trainable_checkpointing(acc, self._trained_parameters,
+        register_trainable_checkpointing(acc, lambda: trained_parameters(c.modules(), self.trained),
                                          [self.lr_scheduler, *self.method.checkpoint_objects()])
         self.cache_text = not self.method.trains_text_encoder()
         self.text_cache: dict[str, tuple[Any, Any]] = {}
@@ -268,34 +266,8 @@ class TrainingRun:
         return 2 ** (len(self.components.vae.config.block_out_channels) - 1)
 
     def _latents(self, images: list[tuple[Any, Any]], generator):
-        """VAE latents of (key, load_pixels) pairs.
-
-        When preprocessing is deterministic (no random crop, no flip) an image gives the same
-        pixels every epoch, so the VAE gives the same posterior: its moments are kept per image
-        and a fresh latent is drawn from them each step: what encoding again would draw (same
-        diffusers sampling code, same generator; equal up to float rounding), minus the encoder's
-        cost. `cache_latents` instead keeps one drawn latent per image (kohya's caching).
-        Caches live in CPU memory.
-        """
-        import torch
-        from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
-
-        vae, cache, fixed = self.components.vae, self.vae_cache, self.config.cache_latents
-        todo = [j for j, (key, _) in enumerate(images) if cache is None or key not in cache]
-        fresh = {}
-        if todo:
-            pixels = torch.stack([images[j][1]() for j in todo]).to(vae.device, vae.dtype)
-            with torch.no_grad():
-                posterior = vae.encode(pixels).latent_dist
-                values = posterior.sample(generator=generator) if fixed else posterior.parameters
-            for j, value in zip(todo, values):
-                fresh[j] = value
-                if cache is not None:
-                    cache[images[j][0]] = value.cpu()
-        stacked = torch.stack([fresh[j] if j in fresh else cache[key].to(vae.device)
-                               for j, (key, _) in enumerate(images)])
-        latents = stacked if fixed else DiagonalGaussianDistribution(stacked).sample(generator=generator)
-        return (latents * vae.config.scaling_factor).float()
+        """VAE latents of (key, load_pixels) pairs, through this run's cache (see vae_latents)."""
+        return vae_latents(self.components.vae, images, generator, self.vae_cache, self.config.cache_latents)
 
     def _text(self, prompts: list[str]):
         """(embeddings, pooled) for the prompts; encoded once per distinct prompt when frozen."""
@@ -324,7 +296,6 @@ class TrainingRun:
         import torch.nn.functional as F
 
         from .models import added_conditions
-        from .training_utils import min_snr_weights
 
         cfg, c, acc = self.config, self.components, self.accelerator
         sched, latents = c.noise_scheduler, batch["latents"]
@@ -430,14 +401,6 @@ class TrainingRun:
                 module.train(name in self.trained)
         self.log("sample", self.step, paths=paths, prompts=prompts)
 
-    def _trained_parameters(self):
-        """(name, parameter) of every weight that trains: exactly what a checkpoint holds."""
-        modules = self.components.modules()
-        for name in self.trained:
-            for pname, p in modules[name].named_parameters():
-                if p.requires_grad:
-                    yield f"{name}.{pname}", p
-
     def _save_checkpoint(self, reason: str) -> None:
         path = save_checkpoint(self.accelerator, self.run_dir / "checkpoints", self.step,
                                {"method": self.config.method}, keep=self.config.checkpoints_total_limit)
@@ -447,7 +410,7 @@ class TrainingRun:
     def _resume_if_asked(self) -> None:
         if not self.resume:
             return
-        path = latest_checkpoint(self.run_dir / "checkpoints") if self.resume == "latest" else Path(self.resume)
+        path = resume_path(self.run_dir / "checkpoints", self.resume)
         if path is None:
             self.status("resume", "no checkpoint to resume from; starting at step 0")
             return

@@ -1,22 +1,24 @@
-"""Small helpers the training loop shares: seeding, learning-rate schedule, min-SNR weights,
-setup (accelerator, optimizer, precision), checkpoint folders and their save/load. Each takes
-explicit arguments (never the whole config), like `diffusers.training_utils.compute_snr`.
+"""Small helpers the training loop shares: seeding, learning-rate schedule, min-SNR weights, VAE
+latents (with their caches), setup (accelerator, optimizer, precision). Each takes explicit
+arguments (never the whole config), like `diffusers.training_utils.compute_snr`. Checkpoint
+folders and their save/load live in trainer.checkpoints (re-exported here for old callers).
 """
 from __future__ import annotations
 
-import json
+import importlib
 import math
 import random
-import re
-import shutil
-import time
-from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
+from .checkpoints import (CHECKPOINT_PREFIX, check_run_folder, checkpoint_dirs, checkpoint_path, latest_checkpoint,
+                          load_checkpoint, prune_checkpoints, register_trainable_checkpointing, save_checkpoint)
 from .config import ConfigError
 
-CHECKPOINT_PREFIX = "checkpoint-"
-_CHECKPOINT_RE = re.compile(rf"^{CHECKPOINT_PREFIX}(\d+)$")
+__all__ = ["CHECKPOINT_PREFIX", "cast_weights", "check_8bit_adam_available", "check_run_folder", "checkpoint_dirs",
+           "checkpoint_path", "epoch_order", "format_seconds", "latest_checkpoint", "load_checkpoint", "lr_factor",
+           "make_accelerator", "make_lr_scheduler", "make_optimizer", "min_snr_weights", "prune_checkpoints",
+           "register_trainable_checkpointing", "save_checkpoint", "seed_everything", "step_generator", "vae_latents",
+           "weight_dtype"]
 
 
 # --- randomness ------------------------------------------------------------------------------
@@ -94,119 +96,36 @@ def min_snr_weights(noise_scheduler, timesteps, gamma: float, prediction_type: s
     return clipped / snr
 
 
-# --- checkpoints -----------------------------------------------------------------------------
-def checkpoint_dirs(checkpoints_dir: str | Path) -> list[tuple[int, Path]]:
-    """Complete checkpoints under `checkpoints_dir` as (step, path), oldest first.
+# --- latents ---------------------------------------------------------------------------------
+def vae_latents(vae, images: list[tuple[Any, Any]], generator, cache: dict[Any, Any] | None, cache_latents: bool):
+    """VAE latents (scaled, fp32) of (key, load_pixels) pairs.
 
-    A checkpoint counts once its `meta.json` exists: it is written last, so a folder from a
-    save that was killed halfway is never picked up by `--resume latest`.
+    When preprocessing is deterministic (no random crop, no flip) an image gives the same
+    pixels every epoch, so the VAE gives the same posterior: its moments are kept per image
+    and a fresh latent is drawn from them each step: what encoding again would draw (same
+    diffusers sampling code, same generator; equal up to float rounding), minus the encoder's
+    cost. `cache_latents` instead keeps one drawn latent per image (kohya's caching).
+    `cache` (None: no caching) lives in CPU memory and is filled in place.
     """
-    root = Path(checkpoints_dir)
-    if not root.is_dir():
-        return []
-    found = []
-    for path in root.iterdir():
-        m = _CHECKPOINT_RE.match(path.name)
-        if m and path.is_dir() and (path / "meta.json").is_file():
-            found.append((int(m.group(1)), path))
-    return sorted(found)
+    import torch
+    from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
-
-def latest_checkpoint(checkpoints_dir: str | Path) -> Path | None:
-    found = checkpoint_dirs(checkpoints_dir)
-    return found[-1][1] if found else None
-
-
-def checkpoint_path(checkpoints_dir: str | Path, step: int) -> Path:
-    return Path(checkpoints_dir) / f"{CHECKPOINT_PREFIX}{step}"
-
-
-def prune_checkpoints(checkpoints_dir: str | Path, keep: int) -> list[Path]:
-    """Delete all but the newest `keep` checkpoints (keep=0 keeps all); return what was removed."""
-    if keep <= 0:
-        return []
-    found = checkpoint_dirs(checkpoints_dir)
-    removed = [path for _, path in found[:-keep]]
-    for path in removed:
-        shutil.rmtree(path, ignore_errors=True)
-    return removed
-
-
-def check_run_folder(run_dir: str | Path, resume: str | None) -> None:
-    """Refuse to start over a run that has checkpoints or outputs, unless resuming it."""
-    run_dir = Path(run_dir)
-    if resume:
-        return
-    if checkpoint_dirs(run_dir / "checkpoints") or (run_dir / "output").is_dir():
-        raise ConfigError(f"output_dir '{run_dir}' already holds a run with checkpoints or outputs; "
-                          "continue it with --resume latest or pick a new output_dir")
-
-
-def register_trainable_checkpointing(accelerator, trained_parameters: Callable[[], Iterable[tuple[str, Any]]],
-                                     objects: list[Any]) -> None:
-    """Make `accelerator.save_state` checkpoint only the trained weights (`trainable.safetensors`)
-    plus optimizer, grad scaler, RNG and `objects` (lr schedule, EMA): the frozen base reloads
-    from the base model, so a LoRA checkpoint is megabytes, not the whole UNet."""
-    from accelerate.utils import DistributedType
-    from safetensors.torch import load_file, save_file
-
-    accelerator.register_for_checkpointing(*objects)
-    if accelerator.distributed_type == DistributedType.DEEPSPEED:
-        return  # DeepSpeed saves its engines (and sharded optimizer) itself
-
-    def save_hook(models, weights, output_dir):
-        if accelerator.is_main_process:
-            state = {k: p.detach().contiguous().cpu() for k, p in trained_parameters()}
-            save_file(state, str(Path(output_dir) / "trainable.safetensors"))
-        weights.clear()
-
-    def load_hook(models, input_dir):
-        models.clear()
-        state = load_file(str(Path(input_dir) / "trainable.safetensors"))
-        for key, p in trained_parameters():
-            if key not in state or state[key].shape != p.shape:
-                raise ConfigError(f"checkpoint '{input_dir}' does not match this config at {key}; "
-                                  "was it made with another method, rank or model?")
-            p.data.copy_(state[key].to(p.device, p.dtype))
-
-    accelerator.register_save_state_pre_hook(save_hook)
-    accelerator.register_load_state_pre_hook(load_hook)
-
-
-def save_checkpoint(accelerator, checkpoints_dir: str | Path, step: int, meta: dict[str, Any], keep: int) -> Path:
-    """`accelerator.save_state` into checkpoint-<step>, atomically; prune to the newest `keep`.
-
-    Saved under a temporary name, `meta.json` written last, then one rename: a checkpoint
-    that was killed half-way is never the one `--resume latest` picks.
-    """
-    root = Path(checkpoints_dir)
-    final = checkpoint_path(root, step)
-    tmp = root / f".tmp-{final.name}"
-    if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        (tmp / "meta.json").write_text(json.dumps({**meta, "step": step, "t": time.time()}) + "\n")
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
-        prune_checkpoints(root, keep)
-    accelerator.wait_for_everyone()
-    return final
-
-
-def load_checkpoint(accelerator, path: str | Path, method: str) -> int:
-    """Restore a checkpoint folder made by `save_checkpoint`; return its step."""
-    path = Path(path)
-    try:
-        meta = json.loads((path / "meta.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        raise ConfigError(f"resume: '{path}' is not a complete checkpoint folder (no meta.json)") from None
-    if meta.get("method") != method:
-        raise ConfigError(f"resume: checkpoint '{path}' was made by method {meta.get('method')!r}, not {method!r}")
-    accelerator.load_state(str(path))
-    return int(meta["step"])
+    fixed = cache_latents
+    todo = [j for j, (key, _) in enumerate(images) if cache is None or key not in cache]
+    fresh = {}
+    if todo:
+        pixels = torch.stack([images[j][1]() for j in todo]).to(vae.device, vae.dtype)
+        with torch.no_grad():
+            posterior = vae.encode(pixels).latent_dist
+            values = posterior.sample(generator=generator) if fixed else posterior.parameters
+        for j, value in zip(todo, values):
+            fresh[j] = value
+            if cache is not None:
+                cache[images[j][0]] = value.cpu()
+    stacked = torch.stack([fresh[j] if j in fresh else cache[key].to(vae.device)
+                           for j, (key, _) in enumerate(images)])
+    latents = stacked if fixed else DiagonalGaussianDistribution(stacked).sample(generator=generator)
+    return (latents * vae.config.scaling_factor).float()
 
 
 # --- setup ----------------------------------------------------------------------------------
@@ -215,6 +134,19 @@ def weight_dtype(mixed_precision: str):
     import torch
 
     return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed_precision, torch.float32)
+
+
+def cast_weights(modules: dict[str, Any], device, dtype, keep_dtype: Iterable[str] = ()) -> None:
+    """Move every module to `device`: frozen weights to `dtype`, trained ones (requires_grad) to
+    fp32, like diffusers' `cast_training_params`; modules named in `keep_dtype` are only moved."""
+    import torch
+
+    for name, module in modules.items():
+        module.to(device)
+        if name in keep_dtype:
+            continue
+        for p in module.parameters():
+            p.data = p.data.to(dtype if not p.requires_grad else torch.float32)
 
 
 def make_accelerator(mixed_precision: str, gradient_accumulation_steps: int):
@@ -241,7 +173,7 @@ def check_8bit_adam_available() -> None:
     if not torch.cuda.is_available():
         raise ConfigError("use_8bit_adam=True needs a CUDA GPU (bitsandbytes' 8-bit Adam); set it to False")
     try:
-        import bitsandbytes  # noqa: F401
+        importlib.import_module("bitsandbytes")  # imported only to prove it loads
     except ImportError:
         raise ConfigError("use_8bit_adam=True needs bitsandbytes: pip install bitsandbytes") from None
 
