@@ -23,7 +23,17 @@ where runs near it say so. The prior keeps the rules' choice until the data outw
 
 (method departure: SWITCH plus any prior gain over the rules' choice; move departure:
 DEPART plus any prior gain over o). An empty log gives w = 0 and the rules' plan, byte for
-byte. `LogLearner` holds the fitted model and the rows; `recommend(profile, learner=...)`
+byte.
+
+Time: with at least COST_MIN_RUNS completed runs with durations the learner also fits
+advisor.learner.RunCostModel, the log ratio of a run's actual minutes to advisor.costs'
+published-speed estimate. Every budget check then uses estimate x exp(predicted log ratio):
+the rules' plans are shortened (advisor.costs.fit_time) or marked over budget at the user's
+pace, the choice among them is redone as recommend does it, neighbours over the corrected
+budget are dropped, and the recommended plan's minutes are the corrected ones, said so in a
+reason and in estimates.savings. No such runs: nothing about time changes, byte for byte.
+
+`LogLearner` holds the fitted models and the rows; `recommend(profile, learner=...)`
 calls its `adapt`. `learner_for_log()` builds one for the chat, cached on the file's stamp.
 Heavy imports (numpy, scikit-learn via advisor.learner) stay inside functions: importing
 this module is as light as importing advisor.recommend.
@@ -33,7 +43,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +75,7 @@ CONTEXT = {"family": 0.5, "method": 0.1, "subject": 0.3, "unknown subject": 0.5,
 LOCAL_CONTEXT = {"family": 0.5, "method": 0.1, "subject": 0.7, "unknown subject": 0.7, "base model": 0.7}
 UNCERTAIN = 0.3  # utility points the prior is unsure by where no run is near (the exploration bonus)
 N_SIMILAR_SHOWN = 5
+COST_MIN_RUNS = 3  # completed runs with durations before the log corrects the time estimate
 # Method families for similarity: what a run of one method says about another.
 FAMILY = {"lora": "adapter", "dreambooth_lora": "adapter", "dreambooth": "full", "full_finetune": "full",
           "textual_inversion": "embedding"}
@@ -154,9 +165,10 @@ def importance_weights(profile: Profile) -> dict[str, float]:
     return {f: v / total for f, v in raw.items()}
 
 
-def neighbour(origin: Plan, move: Move, profile: Profile, gpu, vram: float) -> Plan | None:
+def neighbour(origin: Plan, move: Move, profile: Profile, gpu, vram: float, pace=None) -> Plan | None:
     """`origin` moved one step, memory-fitted, or None when the move does not apply or the
-    result is over the card, the time budget or the size cap."""
+    result is over the card, the time budget or the size cap. `pace(method, hp)`, when given,
+    is the factor the log puts on the estimated minutes (LogLearner.pace)."""
     hp = move.apply(origin.hp, origin.method, profile)
     if hp is None:
         return None
@@ -164,7 +176,8 @@ def neighbour(origin: Plan, move: Move, profile: Profile, gpu, vram: float) -> P
     if fitted.get(move.key) != hp.get(move.key):
         return None  # memory fitting undid the move (e.g. the text encoder does not fit)
     est = costs.estimate(origin.method, profile.base_model, fitted, profile.n_images, gpu=gpu)
-    if (est.vram_gb > vram or est.minutes > profile.time_budget_min
+    minutes = est.minutes * (pace(origin.method, fitted) if pace is not None else 1.0)
+    if (est.vram_gb > vram or minutes > profile.time_budget_min
             or (profile.max_output_mb is not None and est.output_mb > profile.max_output_mb)):
         return None
     rest = origin.changes[origin.n_savings:]
@@ -180,13 +193,15 @@ def _signature(plan: Plan) -> tuple:
     return (plan.method,) + tuple(plan.hp.get(k) for k in SHOWN_HP)
 
 
-def candidate_plans(profile: Profile, plans: list[Plan], gpu, vram: float) -> list[tuple[Plan, Plan, tuple]]:
-    """(plan, origin, moves) for every fitting rules plan and each fitting neighbour, no duplicates."""
+def candidate_plans(profile: Profile, plans: list[Plan], gpu, vram: float,
+                    pace=None) -> list[tuple[Plan, Plan, tuple]]:
+    """(plan, origin, moves) for every fitting rules plan and each fitting neighbour, no duplicates
+    (minutes times `pace(method, hp)` where the log corrects the time estimate)."""
     out, seen = [], set()
     for origin in plans:
         if origin.problems:
             continue
-        for plan, moves in [(origin, ())] + [(neighbour(origin, m, profile, gpu, vram), (m,)) for m in MOVES]:
+        for plan, moves in [(origin, ())] + [(neighbour(origin, m, profile, gpu, vram, pace), (m,)) for m in MOVES]:
             if plan is not None and _signature(plan) not in seen:
                 seen.add(_signature(plan))
                 out.append((plan, origin, moves))
@@ -201,7 +216,8 @@ def rules_prior(method: str, hp: dict[str, Any], changes: list[str] | None = Non
 
 
 class LogLearner:
-    """A RunOutcomeModel fitted on the run log, as what the rules' prior missed.
+    """A RunOutcomeModel fitted on the run log, as what the rules' prior missed, and a
+    RunCostModel (`cost_model`, None below COST_MIN_RUNS timed runs) for the time estimate.
 
     The model learns score - rules' prior (per factor), so away from the user's data its
     correction fades to the average miss rather than replacing the published standings.
@@ -211,24 +227,32 @@ class LogLearner:
     (benchmarks/learner_sim.py); the advisor's recommendation uses 0.
     """
 
-    def __init__(self, model, X, Y, meta, prior, *, k: float = DATA_K, explore: float = 0.0):
+    def __init__(self, model, X, Y, meta, prior, *, k: float = DATA_K, explore: float = 0.0,
+                 cost_model=None, cost_meta=None):
         self.model, self.X, self.Y, self.meta, self.prior = model, X, Y, meta, prior
         self.k, self.explore = k, explore
         self.records = meta.to_dict("records")  # read once: adapt() walks them per candidate method
+        self.cost_model, self.cost_meta = cost_model, cost_meta
 
     @classmethod
-    def fit(cls, log, *, model=None, k: float = DATA_K, explore: float = 0.0) -> "LogLearner":
+    def fit(cls, log, *, model=None, k: float = DATA_K, explore: float = 0.0, cost_model=None) -> "LogLearner":
         import numpy as np
 
-        from .learner import RunOutcomeModel, load_runs
+        from .learner import RunCostModel, RunOutcomeModel, _frame, load_costs, load_runs
 
-        X, Y, meta = load_runs(log)
+        frame = _frame(log)  # read the log once for both models
+        X, Y, meta = load_runs(frame)
         prior = np.array([[rules_prior(r["method"], _full_hp(r["hyperparameters"]))[f] for f in FACTORS]
                           for r in meta.to_dict("records")]).reshape(len(meta), len(FACTORS))
         model = model if model is not None else RunOutcomeModel(random_state=0)
         if len(X):
             model.fit(X, Y - prior)
-        return cls(model, X, Y, meta, prior, k=k, explore=explore)
+        Xc, yc, cost_meta = load_costs(frame)
+        if len(Xc) >= COST_MIN_RUNS:
+            cost_model = (cost_model if cost_model is not None else RunCostModel(random_state=0)).fit(Xc, yc)
+        else:
+            cost_model = None
+        return cls(model, X, Y, meta, prior, k=k, explore=explore, cost_model=cost_model, cost_meta=cost_meta)
 
     from_runlog = fit  # LogLearner.from_runlog(RunLog(...)) reads as what it does
 
@@ -239,6 +263,31 @@ class LogLearner:
     @property
     def dropped(self) -> list[tuple[str, str]]:
         return list(self.meta.attrs.get("dropped", []))
+
+    @property
+    def n_timed(self) -> int:
+        """Completed runs with a usable duration (the cost model's rows)."""
+        return len(self.cost_meta) if self.cost_meta is not None else 0
+
+    def pace(self, profile: Profile):
+        """None without a cost model; else `pace(method, hp) -> (factor, std)`: what the log
+        multiplies the estimated minutes of that configuration by, and the standard deviation
+        of ln(factor). Cached per configuration: the budget checks ask for the same plans often."""
+        if self.cost_model is None:
+            return None
+        from .learner import featurize
+
+        cache: dict[str, tuple[float, float]] = {}
+
+        def pace(method: str, hp: dict[str, Any]) -> tuple[float, float]:
+            key = repr((method, sorted(hp.items(), key=lambda kv: kv[0])))
+            if key not in cache:
+                x = featurize(profile.to_dict(), hp, method, profile.base_model)
+                mean, std = self.cost_model.predict(x[None, :], return_std=True)
+                cache[key] = (math.exp(float(mean[0])), float(std[0]))
+            return cache[key]
+
+        return pace
 
     def correction(self, profile: Profile, plans: list[Plan]):
         """(X, mean, std): the plans' feature rows and the model's correction to the prior,
@@ -315,10 +364,11 @@ class AdaptResult:
 
 
 def score_candidates(profile: Profile, plans: list[Plan], chosen: Plan, gpu, vram: float, learner: LogLearner,
-                     weights: dict[str, float] | None = None) -> list[Scored]:
-    """Every fitting candidate scored as the module docstring says, best first."""
+                     weights: dict[str, float] | None = None, pace=None) -> list[Scored]:
+    """Every fitting candidate scored as the module docstring says, best first (`pace` as in
+    candidate_plans)."""
     weights = weights or importance_weights(profile)
-    found = candidate_plans(profile, plans, gpu, vram)
+    found = candidate_plans(profile, plans, gpu, vram, pace)
     if not found:
         return []
     X, mean, std = learner.correction(profile, [p for p, _, _ in found])
@@ -354,29 +404,145 @@ def score_candidates(profile: Profile, plans: list[Plan], chosen: Plan, gpu, vra
 
 def adapt(profile: Profile, plans: list[Plan], chosen: Plan, *, gpu, vram: float, learner: LogLearner,
           weights: dict[str, float] | None = None) -> AdaptResult | None:
-    """The rules' recommendation re-scored with the run log; None for an empty log (the rules
-    stand, byte for byte)."""
-    if learner.n_runs == 0:
+    """The rules' recommendation re-scored with the run log, its minutes at the user's logged
+    pace; None for a log with neither scored nor timed runs (the rules stand, byte for byte)."""
+    pace = learner.pace(profile)
+    if learner.n_runs == 0 and pace is None:
         return None
     weights = weights or importance_weights(profile)
-    scored = [] if chosen.problems else score_candidates(profile, plans, chosen, gpu, vram, learner, weights)
+    rules_chosen, originals = chosen, plans
+    factor = None
+    if pace is not None:  # every budget check below uses the minutes at the user's pace
+        plans = [rebudget(p, profile, gpu, vram, pace) for p in plans]
+        chosen = choose(plans, profile, vram, pace)
+        factor = _factor(pace)
+    scored = [] if chosen.problems or learner.n_runs == 0 else \
+        score_candidates(profile, plans, chosen, gpu, vram, learner, weights, factor)
     rules_pick = next((s for s in scored if s.plan is chosen), None)
     best = scored[0] if scored else None
     if best is None or rules_pick is None:  # nothing fits: the log cannot make it fit
         best = rules_pick = _unscored(chosen, learner, profile, weights)
-    replaces = next(p for p in plans if p.method == best.plan.method)
+    replaces = next(p for p in originals if p.method == best.plan.method)
     changed = _changes(best, chosen)
-    return AdaptResult(
-        plan=best.plan, replaces=replaces, predicted=_predicted_blend(best),
-        reasons=[_reason(best, rules_pick, changed, learner, profile, weights)],
-        why_not=_why_not(best, rules_pick), similar_runs=similar_runs(learner, profile, best.plan),
-        learned={"n_runs": learner.n_runs, "n_left_out": len(learner.dropped),
-                 "n_similar": round(best.n_context, 2), "n_near": round(best.n_local, 2),
-                 "data_weight": round(best.weight, 3),
-                 "changed": changed, "weights": {f: round(v, 3) for f, v in weights.items()},
-                 "utility": {"rules": round(rules_pick.utility, 3), "recommended": round(best.utility, 3)},
-                 "n_candidates": len(scored)},
-        scored=scored)
+    reasons = [_reason(best, rules_pick, changed, learner, profile, weights)] if learner.n_runs else []
+    why_not = _why_not(best, rules_pick)
+    learned = {"n_runs": learner.n_runs, "n_left_out": len(learner.dropped),
+               "n_similar": round(best.n_context, 2), "n_near": round(best.n_local, 2),
+               "data_weight": round(best.weight, 3),
+               "changed": changed, "weights": {f: round(v, 3) for f, v in weights.items()},
+               "utility": {"rules": round(rules_pick.utility, 3), "recommended": round(best.utility, 3)},
+               "n_candidates": len(scored)}
+    plan = best.plan
+    if pace is not None:
+        plan, sentence, learned["time"] = at_pace(best.plan, pace, learner.n_timed)
+        reasons.append(sentence + _budget_note(rules_chosen, plans, plan))
+        learned["changed"] = _changes(replace(best, plan=plan), rules_chosen, originals)
+        why_not = {**_over_at_pace(originals, plans, plan), **why_not}
+    return AdaptResult(plan=plan, replaces=replaces, predicted=_predicted_blend(best), reasons=reasons,
+                       why_not=why_not, similar_runs=similar_runs(learner, profile, best.plan), learned=learned,
+                       scored=scored)
+
+
+# --------------------------------------------------------------------------- the user's pace
+def _factor(pace):
+    """LogLearner.pace's (factor, std) as the factor alone, for candidate_plans."""
+    def factor(method: str, hp: dict[str, Any]) -> float:
+        return pace(method, hp)[0]
+    return factor
+
+
+def _problems(est: costs.Estimate, ratio: float, profile: Profile, vram: float) -> list[str]:
+    """recommend's three limits, with the time at the user's pace (`ratio` x the estimate)."""
+    out = []
+    if est.vram_gb > vram:
+        out.append(f"needs about {est.vram_gb:.1f} GB of GPU memory, more than your {vram:g} GB")
+    if est.minutes * ratio > profile.time_budget_min:
+        out.append(f"takes about {est.minutes * ratio:.0f} min at your logged runs' pace ({ratio:.1f}x the "
+                   f"estimate), over your {profile.time_budget_min:g}-minute budget")
+    if profile.max_output_mb is not None and est.output_mb > profile.max_output_mb:
+        out.append(f"writes about {est.output_mb:.0f} MB, over your {profile.max_output_mb:g} MB cap")
+    return out
+
+
+def rebudget(plan: Plan, profile: Profile, gpu, vram: float, pace) -> Plan:
+    """A rules plan checked against the time budget at the user's pace: shortened as the rules
+    shorten (advisor.costs.fit_time against budget / pace) when it runs over, and its problems
+    worked out again with the corrected minutes (a faster pace can also lift a time problem)."""
+    hp, changes, est = plan.hp, list(plan.changes), plan.estimate
+    budget = profile.time_budget_min
+    ratio = pace(plan.method, hp)[0]
+    if est.minutes * ratio > budget and est.vram_gb <= vram:
+        target = budget / ratio
+        shorter, timing = costs.fit_time(plan.method, profile.base_model, hp, profile.n_images, target, gpu=gpu)
+        if timing:
+            hp = shorter
+            changes += [t.replace(f"to fit {target:g} minutes", f"to fit your {budget:g} minutes at your logged "
+                                                                  "runs' pace") for t in timing]
+            est = costs.estimate(plan.method, profile.base_model, hp, profile.n_images, gpu=gpu)
+            ratio = pace(plan.method, hp)[0]
+    problems = _problems(est, ratio, profile, vram)
+    if hp is plan.hp and problems == plan.problems:
+        return plan
+    return replace(plan, hp=hp, changes=changes, estimate=est, problems=problems)
+
+
+def choose(plans: list[Plan], profile: Profile, vram: float, pace) -> Plan:
+    """recommend's choice at the user's pace: the first plan that fits, else the closest
+    (memory first, then the larger of the time and size overruns)."""
+    fitting = next((p for p in plans if not p.problems), None)
+    if fitting is not None:
+        return fitting
+
+    def overflow(p: Plan) -> tuple[float, float]:
+        e = p.estimate
+        minutes = e.minutes * pace(p.method, p.hp)[0]
+        return max(e.vram_gb / vram, 1.0), max(minutes / profile.time_budget_min,
+                                               e.output_mb / (profile.max_output_mb or float("inf")))
+    return min(plans, key=overflow)
+
+
+def _num(v: float) -> str:
+    """A factor or a few minutes as people say them: 2.0, 0.35, 12."""
+    return f"{v:.0f}" if v >= 10 else f"{v:.1f}" if v >= 0.95 else f"{v:.2f}"
+
+
+def at_pace(plan: Plan, pace, n_timed: int) -> tuple[Plan, str, dict[str, Any]]:
+    """(plan with its minutes at the user's pace, the sentence that says so, learned["time"])."""
+    ratio, std = pace(plan.method, plan.hp)
+    plus = ratio * std  # the log ratio's standard deviation, as a spread of the factor
+    est = plan.estimate
+    minutes = round(est.minutes * ratio, 1)
+    spread = f"{plus:.1f}" if plus >= 0.05 else f"{plus:.2f}"
+    sentence = (f"Your {n_timed} logged run(s) took {_num(ratio)}x (±{spread}) the published-speed estimate, so this "
+                f"estimate is {_num(ratio)}x too: about {_num(minutes)} min instead of {_num(est.minutes)} "
+                "(your run log).")
+    # the plan's problems already use this pace (rebudget for rules plans, neighbour's check)
+    corrected = replace(est, minutes=minutes, breakdown=est.breakdown + [sentence])
+    new = replace(plan, estimate=corrected, changes=plan.changes + [sentence], problems=list(plan.problems))
+    time = {"n_runs": n_timed, "factor": round(ratio, 3), "factor_std": round(plus, 3),
+            "minutes_published_speed": est.minutes, "minutes": minutes}
+    return new, sentence, time
+
+
+def _budget_note(rules_chosen: Plan, plans: list[Plan], plan: Plan) -> str:
+    """What the pace did to the rules' own choice, when it did something."""
+    mine = next(p for p in plans if p.method == rules_chosen.method)
+    if rules_chosen.problems or mine is rules_chosen:
+        return ""
+    if mine.problems:
+        if plan.method == mine.method:  # nothing fits: the closest plan is still this one
+            return f" It {mine.problems[0]}."
+        return f" The rules' {rules_chosen.method} plan {mine.problems[0]}, so {plan.method} instead."
+    if plan.method != mine.method:
+        return ""
+    shortened = " ".join(mine.changes[len(rules_chosen.changes):])
+    return f" At that pace the rules' plan runs over your time budget, so it is shortened: {shortened}"
+
+
+def _over_at_pace(originals: list[Plan], plans: list[Plan], plan: Plan) -> dict[str, str]:
+    """why_not for the alternatives the user's pace put over a limit."""
+    return {after.method: f"It {after.problems[0]}." for before, after in zip(originals, plans)
+            if after.method != plan.method and after.problems and not before.problems}
 
 
 def _unscored(chosen: Plan, learner: LogLearner, profile: Profile, weights: dict[str, float]) -> Scored:
@@ -387,13 +553,13 @@ def _unscored(chosen: Plan, learner: LogLearner, profile: Profile, weights: dict
     return Scored(chosen, chosen, (), prior, zero, zero, n, 0.0, 0.0, prior, u, u)
 
 
-def _changes(best: Scored, chosen: Plan) -> list[dict[str, Any]]:
+def _changes(best: Scored, chosen: Plan, plans: list[Plan] | None = None) -> list[dict[str, Any]]:
     """What differs from the rules' plan: the method (then the settings moved from the rules'
-    plan of the new method), or the settings."""
+    plan of the new method, taken from `plans` when given, else best's origin), or the settings."""
     out, base = [], chosen
     if best.plan.method != chosen.method:
         out.append({"key": "method", "from": chosen.method, "to": best.plan.method})
-        base = best.origin
+        base = next((p for p in plans if p.method == best.plan.method), best.origin) if plans else best.origin
     for k in SHOWN_HP:
         if best.plan.hp.get(k) != base.hp.get(k):
             out.append({"key": k, "from": _plain(base.hp.get(k)), "to": _plain(best.plan.hp.get(k))})
@@ -570,8 +736,8 @@ def learner_for_log(path: str | Path | None = None) -> tuple[LogLearner | None, 
         try:
             with RunLog(path) as runlog:
                 learner = LogLearner.fit(runlog) if len(runlog) else None
-            if learner is not None and learner.n_runs == 0:
-                learner = None  # rows, but none with a score or rating yet
+            if learner is not None and learner.n_runs == 0 and learner.cost_model is None:
+                learner = None  # rows, but none with a score, a rating or enough durations yet
             note = None
         except Exception as e:  # corrupt, foreign, locked, or a learner bug: the chat must go on
             log.warning("run log %s not used: %s", path, e)

@@ -13,6 +13,10 @@ Three pieces, one job each:
 - `RunOutcomeModel`: a scikit-learn regressor (one Gaussian process per output on standardised
   features) whose `predict(X, return_std=True)` also says how sure it is. With fewer than
   `min_samples` rows it predicts the mean with a wide standard deviation.
+- `load_costs(log)` and `RunCostModel`: the cost side. For each completed run with a duration,
+  y = ln(actual minutes / advisor.costs.estimate minutes) for its logged configuration and
+  card; the model predicts that log ratio (0 = the published-speed estimate holds) with a
+  standard deviation, shrunk towards 0 when few runs back it.
 
 Imports scikit-learn at module level (it is light and torch-free); `advisor.chat` only
 imports this module once a run log with rows exists.
@@ -362,4 +366,196 @@ class RunOutcomeModel(RegressorMixin, BaseEstimator):
             std = np.column_stack([s for _, s in cols])
         if self.n_outputs_ == 1:
             mean, std = mean[:, 0], std[:, 0]
+        return (mean, std) if return_std else mean
+
+
+# --------------------------------------------------------------------------- the cost side
+# Settings the time estimate reads, by kind (TrainConfig names). A missing or unreadable one
+# takes TrainConfig's default, as advisor.costs does; the step count has no honest default.
+_COST_INTS = ("max_train_steps", "train_batch_size", "gradient_accumulation_steps", "rank", "resolution",
+              "num_class_images", "validation_steps", "num_validation_images", "validation_inference_steps")
+_COST_FLAGS = ("prior_preservation", "train_text_encoder", "gradient_checkpointing", "use_8bit_adam",
+               "cache_latents", "use_ema", "random_flip")
+# A run that took under 1/20 or over 20x its estimate is a unit slip (milliseconds, hours) or
+# a run left paused, not a pace to learn: the speed table's assumed cards are off by 2-3x at most.
+RATIO_RANGE = (0.05, 20.0)
+
+
+def _cost_hp(record) -> dict[str, Any]:
+    """The logged settings advisor.costs.estimate reads, cleaned to the types it checks."""
+    hp: dict[str, Any] = {}
+    for k in _COST_INTS:
+        x = _number(_cell(record, k))
+        if x is not None and float(x).is_integer():
+            hp[k] = int(x)
+    for k in _COST_FLAGS:
+        if _cell(record, k) is not None:
+            hp[k] = _flag(_cell(record, k))
+    mp = _cell(record, "mixed_precision")
+    if mp in ("no", "fp16", "bf16"):
+        hp["mixed_precision"] = mp
+    return hp
+
+
+def run_gpu(profile: dict | None):
+    """The speed-table card a logged run is timed for: the profile's named card, else the
+    slowest card with its memory (the recommendation's own assumption, so ratios line up)."""
+    from . import costs
+
+    profile = profile or {}
+    gpu = costs.find_gpu(profile.get("gpu_name")) if isinstance(profile.get("gpu_name"), str) else None
+    return gpu or costs.typical_gpu(_number(profile.get("vram_gb")) or DEFAULTS["vram_gb"])
+
+
+def load_costs(log) -> tuple[np.ndarray, np.ndarray, Any]:
+    """The run log as (X, y, meta) for the cost model.
+
+    X: one FEATURES row per usable run; y: ln(actual minutes / estimated minutes), where the
+    estimate is advisor.costs.estimate for the run's logged settings on its card (`run_gpu`)
+    and the actual minutes are duration_s / 60. Only completed runs count: a failed or
+    stopped run's duration says nothing about a whole run. meta: run_id, method, base_model,
+    subject_type, n_images, gpu, max_train_steps, steps_done, estimated_minutes,
+    actual_minutes, ratio; `meta.attrs["dropped"]` lists (run_id, why). Never raises on a bad row.
+    """
+    import pandas as pd
+
+    from . import costs
+
+    frame = _frame(log)
+    rows, ys, metas, dropped = [], [], [], []
+    profile_cols = [c for c in frame.columns if isinstance(c, str) and c.startswith("profile_")]
+    for record in frame.to_dict("records"):
+        run_id = str(_cell(record, "run_id") if _cell(record, "run_id") is not None else "?")
+        status = _cell(record, "status")
+        if status != "completed":
+            dropped.append((run_id, f"status {status!r}, not completed"))
+            continue
+        method = _cell(record, "method")
+        base = _base_family(_cell(record, "profile_base_model")) or _base_family(_cell(record, "base_model"))
+        if not isinstance(method, str) or method not in METHODS:
+            dropped.append((run_id, f"method {method!r} unknown"))
+            continue
+        if base is None:
+            dropped.append((run_id, f"base model {_cell(record, 'base_model')!r} is not sd15, sd21 or sdxl"))
+            continue
+        duration = _number(_cell(record, "duration_s"))
+        if duration is None:
+            dropped.append((run_id, f"duration_s {_cell(record, 'duration_s')!r} missing or not a positive number"))
+            continue
+        hp = _cost_hp(record)
+        if "max_train_steps" not in hp:
+            dropped.append((run_id, "max_train_steps missing: the estimate needs the step count"))
+            continue
+        profile = {c[len("profile_"):]: _cell(record, c) for c in profile_cols}
+        feature_hp = {k: _cell(record, k) for k in _META_HP if _cell(record, k) is not None}
+        subject, n_images = context(profile, feature_hp)
+        gpu = run_gpu(profile)
+        try:
+            estimated = costs.estimate(method, base, hp, n_images, gpu=gpu).minutes
+            x = featurize(profile, feature_hp, method, base)
+        except (ValueError, TypeError, OverflowError) as e:
+            dropped.append((run_id, f"unreadable settings ({e})"))
+            continue
+        actual = duration / 60.0
+        ratio = actual / estimated if estimated > 0 else math.inf
+        if not RATIO_RANGE[0] <= ratio <= RATIO_RANGE[1]:
+            dropped.append((run_id, f"took {actual:.3g} min against an estimate of {estimated:.3g} min; "
+                                    "not a plausible pace"))
+            continue
+        rows.append(x)
+        ys.append(math.log(ratio))
+        steps_done = _number(_cell(record, "steps_done"))
+        metas.append({"run_id": run_id, "method": method, "base_model": base, "subject_type": subject,
+                      "n_images": n_images, "gpu": gpu.name, "max_train_steps": hp["max_train_steps"],
+                      "steps_done": int(steps_done) if steps_done is not None else None,
+                      "estimated_minutes": estimated, "actual_minutes": actual, "ratio": ratio})
+    X = np.asarray(rows, dtype=float).reshape(len(rows), len(FEATURES))
+    y = np.asarray(ys, dtype=float)
+    meta = pd.DataFrame(metas)
+    meta.attrs["dropped"] = dropped
+    return X, y, meta
+
+
+class RunCostModel(RegressorMixin, BaseEstimator):
+    """Predicts ln(actual minutes / estimated minutes) of a run, with a standard deviation.
+
+    A Gaussian process with a zero prior mean (no correction until runs say otherwise) and
+    three parts: a shared offset with prior standard deviation `prior_std` ("this user's card
+    and setup run at a steady fraction of the speed table"), a term that varies with the
+    configuration (an RBF over standardised features: short runs carry relatively more
+    start-up time, say), and white noise for run-to-run jitter. Few or scattered runs give a
+    correction shrunk towards 0 with a wide standard deviation; consistent runs give the
+    pace they show. Fewer than `min_samples` rows: 0 with `prior_std` as the standard deviation.
+
+    Parameters
+    ----------
+    prior_std : float, prior standard deviation of the shared log ratio (0.7: within about 2x).
+    length_scale : float, initial length scale (in standard deviations of a feature).
+    noise_level : float, initial white-noise variance (log-ratio units; 0.01 is 10% jitter).
+    min_samples : int, fewest rows for which the process is fitted.
+    max_iter : int, iterations of the kernel optimiser (L-BFGS-B) per fit.
+    random_state : int, RandomState or None (the optimiser has no restarts; kept for clone).
+    """
+
+    def __init__(self, prior_std=0.7, length_scale=3.0, noise_level=0.01, min_samples=3, max_iter=100,
+                 random_state=None):
+        self.prior_std = prior_std
+        self.length_scale = length_scale
+        self.noise_level = noise_level
+        self.min_samples = min_samples
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        """Fit on X (n, n_features) and y (n,) log ratios; returns self."""
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+        from sklearn.preprocessing import StandardScaler
+
+        X, y = validate_data(self, X, y, y_numeric=True)
+        for name in ("min_samples", "max_iter"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}={v!r}; must be a whole number >= 1")
+        for name in ("prior_std", "length_scale", "noise_level"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise ValueError(f"{name}={v!r}; must be a positive number")
+        y = y.astype(float)
+        self.columns_ = np.flatnonzero(X.std(axis=0) > 0)  # constant columns tell the kernel nothing
+        if not len(self.columns_):
+            self.columns_ = np.arange(min(1, X.shape[1]))
+        self.scaler_ = StandardScaler().fit(X[:, self.columns_])
+        self.gp_ = None
+        self.n_iter_ = 0
+        if len(y) < self.min_samples:
+            return self
+        Z = self.scaler_.transform(X[:, self.columns_])
+        noise = float(self.noise_level)
+        kernel = (ConstantKernel(float(self.prior_std) ** 2, "fixed")
+                  # the configuration term starts as large as the offset: started small, the
+                  # optimiser settles on short length scales and calls everything noise
+                  + ConstantKernel(float(self.prior_std) ** 2, (1e-4, 1e1))
+                  * RBF(np.full(Z.shape[1], float(self.length_scale)), (1e-1, 1e3))
+                  # timings jitter by a few percent at least: a floor keeps three identical
+                  # runs from claiming certainty
+                  + WhiteKernel(noise, (min(noise, 1e-3), max(noise, 1.0))))
+        optimiser = _CappedLBFGS(self.max_iter)
+        gp = GaussianProcessRegressor(kernel, normalize_y=False, optimizer=optimiser, random_state=self.random_state)
+        with threadpool_limits(limits=1), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a length scale at its bound is normal on a few rows
+            gp.fit(Z, y)
+        self.gp_ = gp
+        self.n_iter_ = optimiser.n_iter
+        return self
+
+    def predict(self, X, return_std=False):
+        """Predicted log ratios (n,); with return_std, also their standard deviation."""
+        check_is_fitted(self, "scaler_")
+        X = validate_data(self, X, reset=False)
+        if self.gp_ is None:
+            mean = np.zeros(X.shape[0])
+            std = np.full(X.shape[0], float(self.prior_std))
+        else:
+            mean, std = self.gp_.predict(self.scaler_.transform(X[:, self.columns_]), return_std=True)
         return (mean, std) if return_std else mean
