@@ -6,29 +6,29 @@ backward (accelerate: mixed precision, accumulation, DDP) -> clip -> step -> eve
 
 The method object (trainer.methods) decides which weights train and how they are saved; this
 file never branches on the method's name. Everything random is derived from (seed, step), so
-a resumed run draws what the uninterrupted run would have drawn.
+a resumed run draws what the uninterrupted run would have drawn. Setup steps live beside what
+they set up: batches.py (data), prior.py (class images), samples.py, signals.py (stop requests).
 """
 from __future__ import annotations
 
 import math
 import os
-import signal
 import socket
 import sys
-import threading
 import time
 import traceback
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .batches import batches_per_epoch, class_picks, load_training_data, rank_batches
 from .config import TrainConfig
 from .events import emit, error_line
 from .checkpoints import (check_run_folder, load_checkpoint, register_trainable_checkpointing, resume_path,
                           save_checkpoint, trained_parameters)
-from .training_utils import (cast_weights, check_8bit_adam_available, epoch_order, make_accelerator,
-                             make_lr_scheduler, make_optimizer, min_snr_weights, seed_everything, step_generator,
-                             vae_latents, weight_dtype)
+from .signals import StopRequest
+from .training_utils import (cast_weights, check_8bit_adam_available, make_accelerator, make_lr_scheduler,
+                             make_optimizer, min_snr_weights, seed_everything, step_generator, vae_latents,
+                             weight_dtype)
 
 
 class TrainingError(RuntimeError):
@@ -51,7 +51,7 @@ class TrainingRun:
         self.progress = progress
         self.run_dir = Path(config.output_dir)
         self.step = 0
-        self.stop_signal: str | None = None
+        self.stop = StopRequest()  # SIGINT/SIGTERM: finish the step, save, end "stopped"
         self.saved_step = -1   # step of the newest checkpoint this process wrote or loaded
         self.accelerator = None
 
@@ -60,26 +60,23 @@ class TrainingRun:
         import torch
 
         check_run_folder(self.run_dir, self.resume)
-        previous = self._install_signal_handlers()
-        self.started_at = time.time()
-        try:
-            self.accelerator = acc = make_accelerator(self.config.mixed_precision,
-                                                      self.config.gradient_accumulation_steps)
-            if acc.is_main_process:
-                self.config.save(self.run_dir / "config.json")
-            self.log("start", 0, pid=os.getpid(), host=socket.gethostname(), method=self.config.method,
-                     base_model=self.config.base_model, max_train_steps=self.config.max_train_steps,
-                     resume=self.resume, device=str(acc.device), num_processes=acc.num_processes,
-                     mixed_precision=self.config.mixed_precision, torch=torch.__version__)
-            status = self._train()
-            self.log("end", self.step, status=status, outputs=getattr(self, "outputs", []))
-            return status
-        except BaseException as e:
-            self._record_failure(e)
-            raise
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        with self.stop:
+            self.started_at = time.time()
+            try:
+                self.accelerator = acc = make_accelerator(self.config.mixed_precision,
+                                                          self.config.gradient_accumulation_steps)
+                if acc.is_main_process:
+                    self.config.save(self.run_dir / "config.json")
+                self.log("start", 0, pid=os.getpid(), host=socket.gethostname(), method=self.config.method,
+                         base_model=self.config.base_model, max_train_steps=self.config.max_train_steps,
+                         resume=self.resume, device=str(acc.device), num_processes=acc.num_processes,
+                         mixed_precision=self.config.mixed_precision, torch=torch.__version__)
+                status = self._train()
+                self.log("end", self.step, status=status, outputs=getattr(self, "outputs", []))
+                return status
+            except BaseException as e:
+                self._record_failure(e)
+                raise
 
     def log(self, kind: str, step: int, **fields: Any) -> None:
         if self.accelerator is None or self.accelerator.is_main_process:
@@ -99,31 +96,11 @@ class TrainingRun:
         self.log("error", self.step, error=message, log="error.log")
         self.log("end", self.step, status="failed", error=message)
 
-    def _install_signal_handlers(self) -> dict[int, Any]:
-        """SIGINT/SIGTERM ask the loop to stop after the current step (a second SIGINT forces it)."""
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-
-        def ask_stop(signum, frame):
-            if self.stop_signal is not None and signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            self.stop_signal = signal.Signals(signum).name
-
-        return {sig: signal.signal(sig, ask_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def _should_stop(self) -> bool:
-        flag = self.stop_signal is not None
-        if self.accelerator.num_processes > 1:  # every rank must stop at the same step
-            import torch
-
-            t = torch.tensor([1.0 if flag else 0.0], device=self.accelerator.device)
-            flag = bool(self.accelerator.reduce(t, reduction="max").item() > 0)
-        return flag
-
     # --- the run, phase by phase --------------------------------------------------------------
     def _train(self) -> str:
         from .methods import get_method
         from .models import load_components, resolve_base_model
+        from .prior import prepare_class_images
         from .tiny import TINY_MODELS
 
         cfg = self.config
@@ -131,13 +108,22 @@ class TrainingRun:
         if cfg.use_8bit_adam:
             check_8bit_adam_available()
         self.method = get_method(cfg)
-        self.dataset = self._load_data()
+        self.dataset = load_training_data(
+            cfg.data_dir, method=self.method, method_name=cfg.method, resolution=cfg.resolution, crop=cfg.crop,
+            random_flip=cfg.random_flip, instance_prompt=cfg.instance_prompt, seed=cfg.seed,
+            skip_bad=cfg.skip_bad_images, status=self.status)
         self.base_folder = resolve_base_model(cfg.base_model)
         if self.accelerator.device.type == "cpu" and cfg.base_model not in TINY_MODELS:
             self.status("device_warning", "no GPU: a full-size model trains on the CPU, which takes hours "
                         "per hundred steps", warning=True)
-        self.class_images = self._class_images() if cfg.prior_preservation else []
-        if self.stop_signal:
+        self.class_images = []
+        if cfg.prior_preservation:
+            self.class_images = prepare_class_images(
+                self.accelerator, class_data_dir=cfg.class_data_dir, base_folder=self.base_folder,
+                class_prompt=cfg.class_prompt, num_images=cfg.num_class_images, resolution=cfg.resolution,
+                seed=cfg.seed, inference_steps=cfg.validation_inference_steps,
+                mixed_precision=cfg.mixed_precision, status=self.status, should_stop=lambda: self.stop.requested)
+        if self.stop.requested:
             return "stopped"
         self.status("loading_model", f"loading {cfg.base_model}")
         self.components = load_components(self.base_folder)
@@ -148,47 +134,6 @@ class TrainingRun:
         if status == "completed":
             self._finish()
         return status
-
-    def _load_data(self):
-        from .data import ImageDataset, scan_dataset
-
-        cfg = self.config
-        self.status("scanning_data", f"checking images in {cfg.data_dir}")
-        report = scan_dataset(cfg.data_dir, min_images=1, skip_bad=cfg.skip_bad_images, resolution=cfg.resolution)
-        for warning in report.warnings:
-            self.status("data_warning", warning, warning=True)
-        if not self.method.uses_captions and report.captions:
-            self.status("data_warning", f"{cfg.method} trains every image with instance_prompt; "
-                        f"{report.captions} caption(s) are not used", warning=True)
-            report = replace(report, images=[replace(it, caption=None) for it in report.images], captions=0)
-        dataset = ImageDataset(report, cfg.resolution, cfg.crop, cfg.random_flip, cfg.instance_prompt, cfg.seed)
-        self.method.check_prompts(dataset.prompts)
-        self.status("data_ready", report.summary(), num_images=len(dataset))
-        return dataset
-
-    def _class_images(self) -> list[Path]:
-        """Find or generate the class images (main process generates; the others wait)."""
-        from .prior import class_images_dir, existing_class_images, generate_class_images
-
-        cfg, acc = self.config, self.accelerator
-        folder = class_images_dir(cfg.class_data_dir, self.base_folder, cfg.class_prompt, cfg.resolution)
-        have = len(existing_class_images(folder))
-        if acc.is_main_process and have < cfg.num_class_images:
-            self.status("class_images", f"generating {cfg.num_class_images - have} class image(s) of "
-                        f"'{cfg.class_prompt}' in {folder}", done=have, total=cfg.num_class_images)
-            dtype = weight_dtype(cfg.mixed_precision) if acc.device.type == "cuda" else None
-            generate_class_images(
-                folder, base_folder=self.base_folder, class_prompt=cfg.class_prompt,
-                num_images=cfg.num_class_images, resolution=cfg.resolution, seed=cfg.seed,
-                inference_steps=cfg.validation_inference_steps, device=str(acc.device), dtype=dtype,
-                on_progress=lambda done, total: self.status("class_images", f"{done}/{total} class images",
-                                                            done=done, total=total),
-                should_stop=lambda: self.stop_signal is not None)
-        acc.wait_for_everyone()
-        images = existing_class_images(folder)[:cfg.num_class_images]
-        self.status("class_images_ready", f"{len(images)} class image(s) in {folder}",
-                    folder=str(folder), count=len(images))
-        return images
 
     def _place_and_prepare(self, groups: list[dict[str, Any]]) -> None:
         """Move modules to the device (frozen weights in the mixed-precision dtype, trained ones in
@@ -225,42 +170,36 @@ class TrainingRun:
         deterministic = cfg.crop != "random" and not cfg.random_flip
         self.vae_cache: dict[Any, Any] | None = {} if (cfg.cache_latents or deterministic) else None
         n_batches = len(self.dataset.batches(cfg.train_batch_size, epoch=0))
-        self.batches_per_epoch = max(1, math.ceil(n_batches / acc.num_processes))
+        self.batches_per_epoch = batches_per_epoch(n_batches, acc.num_processes)
         self._epoch_batches: tuple[int, list[list[int]]] = (-1, [])
 
     # --- batches -------------------------------------------------------------------------------
     def _batch(self, micro: int) -> dict[str, Any]:
         """The micro-batch number `micro` of this process: a pure function of (seed, micro)."""
+        from .prior import class_pixels
+
         cfg, acc, ds = self.config, self.accelerator, self.dataset
         epoch, k = divmod(micro, self.batches_per_epoch)
         if self._epoch_batches[0] != epoch:
             every = ds.batches(cfg.train_batch_size, epoch=epoch)
-            P, p = acc.num_processes, acc.process_index  # rank p takes every P-th batch, wrapping
-            self._epoch_batches = (epoch, [every[(j * P + p) % len(every)] for j in range(self.batches_per_epoch)])
+            self._epoch_batches = (epoch, rank_batches(every, self.batches_per_epoch, acc.num_processes,
+                                                       acc.process_index))
         ds.set_epoch(epoch)
         indices = self._epoch_batches[1][k]
         images = [(str(ds.items[i].path), lambda i=i: ds[i]["pixel_values"]) for i in indices]
         prompts = [ds.prompts[i] for i in indices]
-        if self.class_images:
+        if self.class_images:  # DreamBooth: one class image per instance image, same shape
             size = ds.item_buckets[indices[0]]
-            order = epoch_order(len(self.class_images), 0, cfg.seed + 1)
-            first = (micro * acc.num_processes + acc.process_index) * len(indices)
-            for j in range(len(indices)):
-                path = self.class_images[order[(first + j) % len(order)]]
-                images.append(((str(path), size), lambda path=path, size=size: self._class_pixels(path, size)))
+            for j in class_picks(len(self.class_images), micro, len(indices), acc.num_processes,
+                                 acc.process_index, cfg.seed):
+                path = self.class_images[j]
+                images.append(((str(path), size), lambda path=path, size=size: class_pixels(
+                    path, size, resolution=cfg.resolution, crop=cfg.crop)))
                 prompts.append(cfg.class_prompt)
         latents = self._latents(images, step_generator(cfg.seed + 1, micro, acc.process_index))
         f = self._vae_factor()
         return {"latents": latents, "prompts": prompts, "n_instance": len(indices), "epoch": epoch,
                 "pixel_size": (latents.shape[-2] * f, latents.shape[-1] * f)}
-
-    def _class_pixels(self, path: Path, size: tuple[int, int]):
-        from .data import load_image, prepare_image
-
-        # class images are centre-cropped to the instance batch's shape, so both halves stack
-        crop = "bucket" if self.config.crop == "bucket" else "center"
-        return prepare_image(load_image(path), self.config.resolution, crop, False, None,
-                             size if crop == "bucket" else None)
 
     def _vae_factor(self) -> int:
         return 2 ** (len(self.components.vae.config.block_out_channels) - 1)
@@ -360,7 +299,7 @@ class TrainingRun:
                 self._sample()
             if cfg.checkpointing_steps and self.step % cfg.checkpointing_steps == 0:
                 self._save_checkpoint("interval")
-            if self._should_stop():
+            if self.stop.agreed(acc):
                 if self.saved_step != self.step:
                     self._save_checkpoint("stop")
                 bar.close()
@@ -372,34 +311,17 @@ class TrainingRun:
     # --- samples, checkpoints, outputs ------------------------------------------------------------
     def _sample(self) -> None:
         """Validation images at fixed seeds into samples/step-NNNNNN/ (main process only)."""
-        import torch
+        from .samples import write_samples
 
-        from .models import make_pipeline
-
-        cfg, acc, c = self.config, self.accelerator, self.components
-        if not cfg.validation_prompts or not acc.is_main_process:
+        cfg = self.config
+        if not cfg.validation_prompts or not self.accelerator.is_main_process:
             return
-        folder = self.run_dir / "samples" / f"step-{self.step:06d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        paths, prompts = [], []
-        for module in c.modules().values():
-            module.eval()
-        try:
-            with torch.no_grad(), self.method.inference_weights(c), acc.autocast():
-                pipe = make_pipeline(c)
-                for prompt in cfg.validation_prompts:
-                    for k in range(cfg.num_validation_images):
-                        image = pipe(prompt, num_inference_steps=cfg.validation_inference_steps,
-                                     height=cfg.resolution, width=cfg.resolution,
-                                     generator=torch.Generator("cpu").manual_seed(cfg.seed + k)).images[0]
-                        path = folder / f"{len(paths)}.png"
-                        image.save(path)
-                        paths.append(str(path.relative_to(self.run_dir)))
-                        prompts.append(prompt)
-        finally:
-            for name, module in c.modules().items():
-                module.train(name in self.trained)
-        self.log("sample", self.step, paths=paths, prompts=prompts)
+        made = write_samples(self.run_dir / "samples" / f"step-{self.step:06d}", self.components, self.method,
+                             self.accelerator, prompts=cfg.validation_prompts, num_images=cfg.num_validation_images,
+                             inference_steps=cfg.validation_inference_steps, resolution=cfg.resolution,
+                             seed=cfg.seed, trained=self.trained)
+        self.log("sample", self.step, paths=[str(p.relative_to(self.run_dir)) for p, _ in made],
+                 prompts=[prompt for _, prompt in made])
 
     def _save_checkpoint(self, reason: str) -> None:
         path = save_checkpoint(self.accelerator, self.run_dir / "checkpoints", self.step,

@@ -4,6 +4,8 @@ The folder is `class_data_dir` when the config gives one, else a shared cache fo
 base model, class prompt and resolution, so a second run of the same class reuses the images
 instead of paying for them again. Image i is drawn with seed `seed + i`: the set is
 reproducible, and topping up a folder never redraws the images already there.
+`prepare_class_images` is the run's step (find, top up, report); `class_pixels` reads one
+image the way the training batch needs it.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Callable
 
-from .data import IMAGE_EXTS
+from .data import IMAGE_EXTS, load_image, prepare_image
 
 GEN_BATCH = 4  # images per pipeline call: faster on a GPU, small enough for any card
 
@@ -82,3 +84,37 @@ def generate_class_images(folder: Path, *, base_folder: Path, class_prompt: str,
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
     return made
+
+
+def prepare_class_images(accelerator, *, class_data_dir: str, base_folder: Path, class_prompt: str, num_images: int,
+                         resolution: int, seed: int, inference_steps: int, mixed_precision: str,
+                         status: Callable[..., None], should_stop: Callable[[], bool]) -> list[Path]:
+    """Find or generate the class images (main process generates; the others wait).
+
+    `status(phase, message, **fields)` reports progress as run events.
+    """
+    from .training_utils import weight_dtype
+
+    folder = class_images_dir(class_data_dir, base_folder, class_prompt, resolution)
+    have = len(existing_class_images(folder))
+    if accelerator.is_main_process and have < num_images:
+        status("class_images", f"generating {num_images - have} class image(s) of "
+               f"'{class_prompt}' in {folder}", done=have, total=num_images)
+        dtype = weight_dtype(mixed_precision) if accelerator.device.type == "cuda" else None
+        generate_class_images(
+            folder, base_folder=base_folder, class_prompt=class_prompt, num_images=num_images,
+            resolution=resolution, seed=seed, inference_steps=inference_steps, device=str(accelerator.device),
+            dtype=dtype, should_stop=should_stop,
+            on_progress=lambda done, total: status("class_images", f"{done}/{total} class images",
+                                                   done=done, total=total))
+    accelerator.wait_for_everyone()
+    images = existing_class_images(folder)[:num_images]
+    status("class_images_ready", f"{len(images)} class image(s) in {folder}", folder=str(folder), count=len(images))
+    return images
+
+
+def class_pixels(path: Path, size: tuple[int, int], *, resolution: int, crop: str):
+    """One class image as a tensor of the instance batch's `size`."""
+    # class images are centre-cropped to the instance batch's shape, so both halves stack
+    crop = "bucket" if crop == "bucket" else "center"
+    return prepare_image(load_image(path), resolution, crop, False, None, size if crop == "bucket" else None)
