@@ -121,7 +121,7 @@ def recommend(profile: Profile, *, rules=DEFAULT_RULES, learner=None) -> Recomme
         method=chosen.method, base_model=filled.base_model,
         hyperparameters={k: chosen.hp[k] for k in HP_KEYS
                          if k in chosen.hp and chosen.method in ONLY_FOR.get(k, (chosen.method,))},
-        estimates=_estimates(chosen, filled, vram, gpu),
+        estimates=_estimates(chosen, filled, vram, gpu, pace=_pace(learned)),
         predicted=learned.predicted if learned else _predicted(chosen),
         reasons=reasons,
         citations=_citations(chosen, matched, reasons),
@@ -198,29 +198,38 @@ def _overflow(plan: Plan, p: Profile, vram: float) -> tuple[float, float]:
     return memory, max(e.minutes / p.time_budget_min, e.output_mb / (p.max_output_mb or float("inf")))
 
 
-def _estimates(plan: Plan, p: Profile, vram: float, gpu) -> dict[str, Any]:
+def _pace(learned) -> float:
+    """The user's logged pace (actual / estimated minutes) when the run log measured one, else 1."""
+    time = ((learned.learned if learned else None) or {}).get("time") or {}
+    return float(time.get("factor") or 1.0)
+
+
+def _estimates(plan: Plan, p: Profile, vram: float, gpu, pace: float = 1.0) -> dict[str, Any]:
     e = plan.estimate
     if not plan.problems:
         reason = (f"Fits: about {e.vram_gb:.1f} of your {vram:g} GB and {e.minutes:.0f} of your "
                   f"{p.time_budget_min:g} minutes (timed for {e.gpu}).")
     else:
         reason = (f"Nothing fits; the closest plan {'; '.join(plan.problems)}. "
-                  f"What would make it fit: {_remedies(plan, p, vram, gpu)}")
+                  f"What would make it fit: {_remedies(plan, p, vram, gpu, pace)}")
     return {"vram_gb": e.vram_gb, "minutes": e.minutes, "output_mb": e.output_mb, "fits": not plan.problems,
             "fits_reason": reason, "savings": plan.changes}
 
 
-def _remedies(plan: Plan, p: Profile, vram: float, gpu) -> str:
+def _remedies(plan: Plan, p: Profile, vram: float, gpu, pace: float = 1.0) -> str:
+    """What would make the plan fit; at the user's logged pace when there is one (the estimator's
+    minutes times `pace`), so the suggestions are not more optimistic than the headline."""
     out = []
-    rented = costs.cheapest_gpu(plan.method, p.base_model, plan.hp, p.n_images, p.time_budget_min,
+    budget = p.time_budget_min / pace  # the budget in the estimator's (published-speed) minutes
+    rented = costs.cheapest_gpu(plan.method, p.base_model, plan.hp, p.n_images, budget,
                                 min_vram_gb=vram, faster_than=gpu)
     if rented:
         card, est = rented
-        out.append(f"a rented {card.name} ({card.vram_gb:g} GB), where it takes about {est.minutes:.0f} min")
+        out.append(f"a rented {card.name} ({card.vram_gb:g} GB), where it takes about {est.minutes * pace:.0f} min")
     if p.base_model != "sd15":
         out.append("a smaller base model (SD1.5 at 512 px needs far less memory and time)")
     if plan.estimate.minutes > p.time_budget_min:
-        n = costs.steps_within(plan.method, p.base_model, plan.hp, p.n_images, p.time_budget_min, gpu=gpu)
+        n = costs.steps_within(plan.method, p.base_model, plan.hp, p.n_images, budget, gpu=gpu)
         out.append(f"fewer steps ({n} fit your time, well below the recipe)" if n else
                    "more time (not even 50 steps fit after the samples and class images)")
     if p.max_output_mb is not None and plan.estimate.output_mb > p.max_output_mb:

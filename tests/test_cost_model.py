@@ -210,6 +210,21 @@ def test_nothing_fitting_at_the_users_pace_is_reported_with_the_corrected_minute
     assert f"takes about {est['minutes']:.0f} min at your logged runs' pace" in est["fits_reason"]
 
 
+def test_remedies_are_worded_at_the_users_pace(tmp_path):
+    import re
+    profile = Profile.from_dict({**FACE.to_dict(), "time_budget_min": 2})
+    est = recommend(profile, learner=_learner(tmp_path, _timed_runs(4.0))).to_dict()["estimates"]
+    assert not est["fits"]
+    found = re.findall(r"a rented (.+?) \(\d+ GB\), where it takes about (\d+) min", est["fits_reason"])
+    assert found, est["fits_reason"]
+    name, minutes = found[0]
+    assert int(minutes) <= 2  # the suggested card fits the budget at this user's pace ...
+    rec = recommend(profile, learner=_learner(tmp_path / "again", _timed_runs(4.0))).to_dict()
+    published = costs.estimate(rec["method"], "sd15", rec["train_config"], profile.n_images,
+                               gpu=costs.find_gpu(name)).minutes
+    assert int(minutes) >= round(published * 4) - 1  # ... counted at that pace, not the published speed
+
+
 def test_a_faster_pace_shortens_the_estimate(tmp_path):
     rec = recommend(FACE, learner=_learner(tmp_path, _timed_runs(0.5))).to_dict()
     rules = recommend(FACE).to_dict()
