@@ -194,6 +194,18 @@ def _target(row, factor: str) -> tuple[float | None, str | None]:
     return None, None
 
 
+def _identify(record) -> tuple[str, Any, str | None, str | None]:
+    """(run_id, method, base family, why the row is unusable or None): what both loaders check first."""
+    run_id = str(_cell(record, "run_id") if _cell(record, "run_id") is not None else "?")
+    method = _cell(record, "method")
+    base = _base_family(_cell(record, "profile_base_model")) or _base_family(_cell(record, "base_model"))
+    if not isinstance(method, str) or method not in METHODS:
+        return run_id, method, base, f"method {method!r} unknown"
+    if base is None:
+        return run_id, method, base, f"base model {_cell(record, 'base_model')!r} is not sd15, sd21 or sdxl"
+    return run_id, method, base, None
+
+
 def load_runs(log) -> tuple[np.ndarray, np.ndarray, Any]:
     """The run log as (X, Y, meta) for the learner.
 
@@ -209,14 +221,9 @@ def load_runs(log) -> tuple[np.ndarray, np.ndarray, Any]:
     rows, ys, metas, dropped = [], [], [], []
     profile_cols = [c for c in frame.columns if isinstance(c, str) and c.startswith("profile_")]
     for record in frame.to_dict("records"):
-        run_id = str(_cell(record, "run_id") if _cell(record, "run_id") is not None else "?")
-        method = _cell(record, "method")
-        base = _base_family(_cell(record, "profile_base_model")) or _base_family(_cell(record, "base_model"))
-        if not isinstance(method, str) or method not in METHODS:
-            dropped.append((run_id, f"method {method!r} unknown"))
-            continue
-        if base is None:
-            dropped.append((run_id, f"base model {_cell(record, 'base_model')!r} is not sd15, sd21 or sdxl"))
+        run_id, method, base, why = _identify(record)
+        if why:
+            dropped.append((run_id, why))
             continue
         targets = [_target(record, f) for f in TARGETS]
         if any(v is None for v, _ in targets):
@@ -268,6 +275,30 @@ class _CappedLBFGS:
         return result.x, result.fun
 
 
+def _check_params(estimator, *, counts: tuple[str, ...], positives: tuple[str, ...]) -> None:
+    """Validate constructor params in fit (scikit-learn's contract), naming the bad one."""
+    for name in counts:
+        v = getattr(estimator, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name}={v!r}; must be a whole number >= 1")
+    for name in positives:
+        v = getattr(estimator, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise ValueError(f"{name}={v!r}; must be a positive number")
+
+
+def _informative_columns(X: np.ndarray):
+    """(columns, fitted StandardScaler) of X's non-constant columns. Columns constant in the
+    training rows (a method never logged, say) carry no information for the kernel; leaving
+    them out keeps the fit fast."""
+    from sklearn.preprocessing import StandardScaler
+
+    columns = np.flatnonzero(X.std(axis=0) > 0)
+    if not len(columns):
+        columns = np.arange(min(1, X.shape[1]))
+    return columns, StandardScaler().fit(X[:, columns])
+
+
 class RunOutcomeModel(RegressorMixin, BaseEstimator):
     """Predicts run outcomes (one column per factor) with a standard deviation.
 
@@ -308,27 +339,14 @@ class RunOutcomeModel(RegressorMixin, BaseEstimator):
         """Fit on X (n, n_features) and y (n,) or (n, n_outputs); returns self."""
         from sklearn.gaussian_process import GaussianProcessRegressor
         from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
-        from sklearn.preprocessing import StandardScaler
 
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True)
-        for name in ("min_samples", "max_iter"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name}={v!r}; must be a whole number >= 1")
-        for name in ("length_scale", "noise_level", "fallback_std"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                raise ValueError(f"{name}={v!r}; must be a positive number")
+        _check_params(self, counts=("min_samples", "max_iter"), positives=("length_scale", "noise_level", "fallback_std"))
         self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
         Y = y.reshape(len(y), -1).astype(float)
         self.mean_ = Y.mean(axis=0)
         self.std_ = Y.std(axis=0)
-        # Columns constant in the training rows (a method never logged, say) carry no
-        # information for the kernel; leaving them out keeps the fit fast.
-        self.columns_ = np.flatnonzero(X.std(axis=0) > 0)
-        if not len(self.columns_):
-            self.columns_ = np.arange(min(1, X.shape[1]))
-        self.scaler_ = StandardScaler().fit(X[:, self.columns_])
+        self.columns_, self.scaler_ = _informative_columns(X)
         self.gps_ = []
         self.n_iter_ = np.zeros(self.n_outputs_, dtype=int)  # optimiser iterations per output
         if len(Y) < self.min_samples:
@@ -425,18 +443,13 @@ def load_costs(log) -> tuple[np.ndarray, np.ndarray, Any]:
     rows, ys, metas, dropped = [], [], [], []
     profile_cols = [c for c in frame.columns if isinstance(c, str) and c.startswith("profile_")]
     for record in frame.to_dict("records"):
-        run_id = str(_cell(record, "run_id") if _cell(record, "run_id") is not None else "?")
+        run_id, method, base, why = _identify(record)
         status = _cell(record, "status")
         if status != "completed":
             dropped.append((run_id, f"status {status!r}, not completed"))
             continue
-        method = _cell(record, "method")
-        base = _base_family(_cell(record, "profile_base_model")) or _base_family(_cell(record, "base_model"))
-        if not isinstance(method, str) or method not in METHODS:
-            dropped.append((run_id, f"method {method!r} unknown"))
-            continue
-        if base is None:
-            dropped.append((run_id, f"base model {_cell(record, 'base_model')!r} is not sd15, sd21 or sdxl"))
+        if why:
+            dropped.append((run_id, why))
             continue
         duration = _number(_cell(record, "duration_s"))
         if duration is None:
@@ -510,22 +523,11 @@ class RunCostModel(RegressorMixin, BaseEstimator):
         """Fit on X (n, n_features) and y (n,) log ratios; returns self."""
         from sklearn.gaussian_process import GaussianProcessRegressor
         from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
-        from sklearn.preprocessing import StandardScaler
 
         X, y = validate_data(self, X, y, y_numeric=True)
-        for name in ("min_samples", "max_iter"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name}={v!r}; must be a whole number >= 1")
-        for name in ("prior_std", "length_scale", "noise_level"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                raise ValueError(f"{name}={v!r}; must be a positive number")
+        _check_params(self, counts=("min_samples", "max_iter"), positives=("prior_std", "length_scale", "noise_level"))
         y = y.astype(float)
-        self.columns_ = np.flatnonzero(X.std(axis=0) > 0)  # constant columns tell the kernel nothing
-        if not len(self.columns_):
-            self.columns_ = np.arange(min(1, X.shape[1]))
-        self.scaler_ = StandardScaler().fit(X[:, self.columns_])
+        self.columns_, self.scaler_ = _informative_columns(X)
         self.gp_ = None
         self.n_iter_ = 0
         if len(y) < self.min_samples:
