@@ -95,14 +95,15 @@ def _generate(config: TrainConfig, run_dir: Path, todo_base, todo_tuned, steps: 
     import torch
 
     from trainer.methods import load_trained_pipeline
-    from trainer.models import load_pipeline, resolve_base_model
+    from trainer.models import inference_dtype, load_pipeline, place_pipeline, resolve_base_model
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = inference_dtype(device, config.mixed_precision)
     for todo, load in ((todo_base, lambda: load_pipeline(resolve_base_model(config.base_model))),
                        (todo_tuned, lambda: load_trained_pipeline(run_dir))):
         if not todo:
             continue
-        pipe = load().to(device)
+        pipe = place_pipeline(load(), device, dtype)
         pipe.set_progress_bar_config(disable=True)
         with torch.no_grad():
             for prompt, seed, path in todo:

@@ -324,11 +324,6 @@ def _device(device: str | None) -> str:
     return device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _place(pipe, device: str, dtype):
-    # fp32 pipelines only move (a dtype cast of fp32 weights is a no-op that diffusers warns about)
-    return pipe.to(device) if str(dtype) == "torch.float32" else pipe.to(device, dtype)
-
-
 def _release(pipe) -> None:
     import torch
 
@@ -346,10 +341,8 @@ def evaluate_run(run_dir: str | Path, *, clip: str | None = None, dino: str | No
     `clip`/`dino`: hub name or local folder (None: the defaults; "none": off). `num_images`
     seeds per prompt; `steps` denoising steps (None: 25, or 10 for models at <= 128 px).
     """
-    import torch
-
     from .methods import load_trained_pipeline
-    from .models import load_pipeline, resolve_base_model
+    from .models import inference_dtype, load_pipeline, place_pipeline, resolve_base_model
 
     started = time.time()
     if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1:
@@ -366,17 +359,17 @@ def evaluate_run(run_dir: str | Path, *, clip: str | None = None, dino: str | No
     seeds = list(seeds) if seeds is not None else list(range(num_images))
     steps = steps or default_steps(config.resolution)
     device = _device(device)
-    dtype = torch.float32 if device == "cpu" else (torch.bfloat16 if config.mixed_precision == "bf16" else torch.float16)
+    dtype = inference_dtype(device, config.mixed_precision)
 
     def gen(pipe, prompt_list):
         return generate(pipe, prompt_list, seeds, steps, resolution=config.resolution)
 
     # One pipeline in memory at a time: fine-tuned first, then the base.
-    pipe = _place(load_trained_pipeline(run_dir), device, dtype)
+    pipe = place_pipeline(load_trained_pipeline(run_dir), device, dtype)
     subject, flexibility, tuned = gen(pipe, prompts.subject), gen(pipe, prompts.flexibility), \
         gen(pipe, prompts.base_prompts)
     _release(pipe)
-    pipe = _place(load_pipeline(resolve_base_model(config.base_model)), device, dtype)
+    pipe = place_pipeline(load_pipeline(resolve_base_model(config.base_model)), device, dtype)
     base = gen(pipe, prompts.base_prompts)
     _release(pipe)
     images = EvalImages(subject=subject, flexibility=flexibility, tuned=tuned, base=base)

@@ -144,8 +144,8 @@ class TrainingRun:
         dtype = weight_dtype(cfg.mixed_precision)
         modules = c.modules()
         # SDXL's VAE overflows in fp16; diffusers' scripts keep it in fp32 too
-        keep = ["vae"] if c.arch == "sdxl" and dtype == torch.float16 else []
-        cast_weights(modules, acc.device, dtype, keep_dtype=keep)
+        fp32 = ["vae"] if c.arch == "sdxl" and dtype == torch.float16 else []
+        cast_weights(modules, acc.device, dtype, fp32_modules=fp32)
         self.trained = [n for n, m in modules.items() if any(p.requires_grad for p in m.parameters())]
         if cfg.gradient_checkpointing:
             c.unet.enable_gradient_checkpointing()

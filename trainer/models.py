@@ -211,6 +211,27 @@ def load_pipeline(folder: str | Path, torch_dtype=None):
     return pipe
 
 
+def inference_dtype(device: str, mixed_precision: str = "no"):
+    """The dtype to generate in: fp32 on the CPU (it has no fp16 matrix multiply); on a GPU
+    bf16 when the run trained in bf16, else fp16 (what diffusers' scripts sample in)."""
+    import torch
+
+    if str(device).startswith("cpu"):
+        return torch.float32
+    return torch.bfloat16 if mixed_precision == "bf16" else torch.float16
+
+
+def place_pipeline(pipe, device: str, dtype):
+    """Move `pipe` to `device` with every weight in `dtype`. Weights saved in fp16 (most
+    published checkpoints) are cast up for the CPU; a pipeline already all in `dtype` only
+    moves (a no-op cast makes diffusers warn)."""
+    import torch
+
+    dtypes = {p.dtype for module in pipe.components.values() if isinstance(module, torch.nn.Module)
+              for p in module.parameters()}
+    return pipe.to(device) if dtypes == {dtype} else pipe.to(device, dtype)
+
+
 def base_model_version(c: Components) -> str:
     """kohya's ss_base_model_version: sd_v1, sd_v2 (1024-dim text encoder) or sdxl_base_v1-0."""
     if c.arch == "sdxl":

@@ -100,7 +100,8 @@ def prepare_class_images(accelerator, *, class_data_dir: str, base_folder: Path,
     if accelerator.is_main_process and have < num_images:
         status("class_images", f"generating {num_images - have} class image(s) of "
                f"'{class_prompt}' in {folder}", done=have, total=num_images)
-        dtype = weight_dtype(mixed_precision) if accelerator.device.type == "cuda" else None
+        # the CPU has no fp16 matmul: weights saved in fp16 (most checkpoints) load as fp32 there
+        dtype = weight_dtype(mixed_precision if accelerator.device.type == "cuda" else "no")
         generate_class_images(
             folder, base_folder=base_folder, class_prompt=class_prompt, num_images=num_images,
             resolution=resolution, seed=seed, inference_steps=inference_steps, device=str(accelerator.device),

@@ -136,17 +136,17 @@ def weight_dtype(mixed_precision: str):
     return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed_precision, torch.float32)
 
 
-def cast_weights(modules: dict[str, Any], device, dtype, keep_dtype: Iterable[str] = ()) -> None:
+def cast_weights(modules: dict[str, Any], device, dtype, fp32_modules: Iterable[str] = ()) -> None:
     """Move every module to `device`: frozen weights to `dtype`, trained ones (requires_grad) to
-    fp32, like diffusers' `cast_training_params`; modules named in `keep_dtype` are only moved."""
+    fp32, like diffusers' `cast_training_params`. Modules named in `fp32_modules` are held in fp32
+    whole (SDXL's VAE under fp16), whatever dtype their weights were saved in."""
     import torch
 
     for name, module in modules.items():
         module.to(device)
-        if name in keep_dtype:
-            continue
+        frozen_dtype = torch.float32 if name in fp32_modules else dtype
         for p in module.parameters():
-            p.data = p.data.to(dtype if not p.requires_grad else torch.float32)
+            p.data = p.data.to(frozen_dtype if not p.requires_grad else torch.float32)
 
 
 def make_accelerator(mixed_precision: str, gradient_accumulation_steps: int):
