@@ -15,7 +15,6 @@ reproduces the published points. Pure stdlib: the advisor's import path stays li
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field, fields
 
@@ -229,7 +228,6 @@ def images_per_step(method: str, h: dict) -> int:
 def memory_gb(method: str, base_model: str, hp: dict) -> tuple[float, list[str]]:
     """Peak GPU memory in GB and one sentence per part."""
     h = _resolve(method, base_model, hp)
-    a = ARCH[base_model]
     # The T4 table shows fp16 barely changes memory with checkpointing on (10.08 vs 9.92 GB), so
     # precision scales only the frozen weights here; trained weights stay fp32 (master copies).
     wbytes = 4 if h["mixed_precision"] == "no" else 2

@@ -141,7 +141,7 @@ def _line(e: BaseException) -> str:
 
 # --------------------------------------------------------------------------- runs page
 RUN_COLUMNS = ["id", "status", "method", "base_model", "learning_rate", "max_train_steps", "rank",
-               "accuracy", "flexibility", "preservation", "rating", "note"]
+               "minutes", "peak_vram_gb", "accuracy", "flexibility", "preservation", "rating", "note"]
 
 
 def runs_frame(runs: list[dict[str, Any]], query: str = ""):
@@ -156,6 +156,7 @@ def runs_frame(runs: list[dict[str, Any]], query: str = ""):
         rows.append({"id": r.get("id"), "status": r.get("status"), "method": r.get("method"),
                      "base_model": r.get("base_model"), "learning_rate": hp.get("learning_rate"),
                      "max_train_steps": hp.get("max_train_steps"), "rank": hp.get("rank"),
+                     "minutes": _minutes(r.get("duration_s")), "peak_vram_gb": r.get("peak_vram_gb"),
                      "accuracy": scores.get("accuracy"), "flexibility": scores.get("flexibility"),
                      "preservation": scores.get("preservation"),
                      "rating": "/".join(str(x) for x in rated) if rated else "",
@@ -166,6 +167,11 @@ def runs_frame(runs: list[dict[str, Any]], query: str = ""):
         mask = frame.astype(str).apply(lambda col: col.str.lower().str.contains(query, regex=False)).any(axis=1)
         frame = frame[mask]
     return frame.reset_index(drop=True)
+
+
+def _minutes(seconds: Any) -> float | None:
+    ok = isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds >= 0
+    return round(seconds / 60, 1) if ok else None
 
 
 def method_scores_frame(frame):

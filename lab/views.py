@@ -15,6 +15,7 @@ from typing import Any
 
 from trainer.events import last_event, pid_alive, read_events, run_status
 from trainer.launch import JOB_FILE, LOG_FILE
+from trainer.memory import summary_fields
 
 from .jobs import QUEUED_MARKER, is_builtin_tiny
 
@@ -96,7 +97,8 @@ def progress(run_dir: str | Path) -> dict[str, Any]:
     sec = _number(step_ev.get("sec_per_step")) if step_ev else None
     return {"step": step, "max_steps": max_steps, "fraction": round(fraction, 4), "eta_s": eta,
             "sec_per_step": sec, "status": status,
-            "message": _progress_message(status, step, max_steps, step_ev, end, resumed, eta)}
+            "vram_gb": summary_fields(attempt).get("peak_vram_gb"),
+            "message": _progress_message(status, step, max_steps, step_ev, end, resumed, eta, attempt)}
 
 
 def _resumed_step(attempt: list[dict[str, Any]]) -> int:
@@ -105,13 +107,14 @@ def _resumed_step(attempt: list[dict[str, Any]]) -> int:
     return max(steps, default=0)
 
 
-def _progress_message(status, step, max_steps, step_ev, end, last_status, eta) -> str:
+def _progress_message(status, step, max_steps, step_ev, end, last_status, eta, attempt) -> str:
+    peak = summary_fields(attempt).get("peak_vram_gb")  # CUDA runs only
     if status == "queued":
         return "waiting in the queue"
     if status == "waiting":
         return "not started yet"
     if status == "completed":
-        return f"completed: {step} steps"
+        return f"completed: {step} steps" + (f", peak GPU memory {peak:.1f} GB" if peak else "")
     if status == "stopped":
         return f"stopped at step {step}; a checkpoint was saved"
     if status == "failed":
@@ -124,6 +127,8 @@ def _progress_message(status, step, max_steps, step_ev, end, last_status, eta) -
         parts.append(f"loss {loss:.4f}")
     if eta is not None:
         parts.append(f"about {_duration(eta)} left")
+    if peak:
+        parts.append(f"GPU memory {peak:.1f} GB")
     return ", ".join(parts)
 
 
@@ -242,6 +247,7 @@ def run_summary(run_dir: str | Path) -> dict[str, Any]:
         "duration_s": round(last_t - first_t, 1) if first_t and last_t else None,
         "final_loss": round(sum(losses) / len(losses), 6) if losses else None,
         "outputs": list((end or {}).get("outputs") or []), "error": (end or {}).get("error"),
+        "peak_vram_gb": summary_fields(events).get("peak_vram_gb"),
         "samples": len(samples(run_dir)), "data_dir": cfg.get("data_dir"), "resolution": cfg.get("resolution"),
         "learning_rate": cfg.get("learning_rate"),
         "rank": cfg.get("rank") if "lora" in str(cfg.get("method")) else None,

@@ -31,11 +31,14 @@ def test_runs_frame_filter_and_plots():
     runs = [{"id": "a", "status": "completed", "method": "lora", "base_model": "sd15",
              "hyperparameters": {"learning_rate": 1e-4, "max_train_steps": 500, "rank": 4},
              "scores": {"accuracy": 3.0, "flexibility": 4.0, "preservation": 4.5},
-             "rating": {"accuracy": 4, "flexibility": 3, "preservation": 5, "note": "nice"}},
+             "rating": {"accuracy": 4, "flexibility": 3, "preservation": 5, "note": "nice"},
+             "duration_s": 754.0, "peak_vram_gb": 5.31},
             {"id": "b", "status": "failed", "method": "dreambooth", "base_model": "sdxl",
              "hyperparameters": {}, "scores": {}, "rating": {}}]
     frame = page.runs_frame(runs)
     assert list(frame["id"]) == ["a", "b"] and frame.loc[0, "rating"] == "4/3/5"
+    assert (frame.loc[0, "minutes"], frame.loc[0, "peak_vram_gb"]) == (12.6, 5.31)
+    assert frame[["minutes", "peak_vram_gb"]].iloc[1].isna().all()  # not measured: empty, not 0
     assert list(page.runs_frame(runs, "SDXL")["id"]) == ["b"]
     bars = page.method_scores_frame(frame)
     assert set(bars["bar"]) == {"lora · accuracy", "lora · flexibility", "lora · preservation"}

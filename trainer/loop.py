@@ -23,6 +23,7 @@ from typing import Any
 from .batches import batches_per_epoch, class_picks, load_training_data, rank_batches
 from .config import TrainConfig
 from .events import emit, error_line
+from .memory import is_out_of_memory, out_of_memory_message, vram_fields
 from .checkpoints import (check_run_folder, load_checkpoint, register_trainable_checkpointing, resume_path,
                           save_checkpoint, trained_parameters)
 from .signals import StopRequest
@@ -72,7 +73,8 @@ class TrainingRun:
                          resume=self.resume, device=str(acc.device), num_processes=acc.num_processes,
                          mixed_precision=self.config.mixed_precision, torch=torch.__version__)
                 status = self._train()
-                self.log("end", self.step, status=status, outputs=getattr(self, "outputs", []))
+                self.log("end", self.step, status=status, outputs=getattr(self, "outputs", []),
+                         **vram_fields(acc.device, "peak_vram_gb"))
                 return status
             except BaseException as e:
                 self._record_failure(e)
@@ -86,15 +88,19 @@ class TrainingRun:
         self.log("status", self.step, phase=phase, message=message, **fields)
 
     def _record_failure(self, e: BaseException) -> None:
+        acc = self.accelerator
+        memory = vram_fields(acc.device, "peak_vram_gb") if acc is not None else {}
         message = error_line(e)
         if isinstance(e, KeyboardInterrupt):
             message = "interrupted a second time; stopped without saving a checkpoint"
-        if self.accelerator is not None and not self.accelerator.is_main_process:
+        elif is_out_of_memory(e):
+            message = out_of_memory_message(self.config, self.step, memory.get("peak_vram_gb"))
+        if acc is not None and not acc.is_main_process:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "error.log").write_text("".join(traceback.format_exception(e)))
         self.log("error", self.step, error=message, log="error.log")
-        self.log("end", self.step, status="failed", error=message)
+        self.log("end", self.step, status="failed", error=message, **memory)
 
     # --- the run, phase by phase --------------------------------------------------------------
     def _train(self) -> str:
@@ -292,7 +298,8 @@ class TrainingRun:
             now = time.perf_counter()
             sec_per_step = now - tick if sec_per_step is None else 0.9 * sec_per_step + 0.1 * (now - tick)
             self.log("step", self.step, loss=round(mean_loss, 6), lr=lr, sec_per_step=round(sec_per_step, 4),
-                     eta_s=round(sec_per_step * (cfg.max_train_steps - self.step), 1), epoch=batch["epoch"])
+                     eta_s=round(sec_per_step * (cfg.max_train_steps - self.step), 1), epoch=batch["epoch"],
+                     **vram_fields(acc.device, "vram_gb"))
             bar.update(1)
             bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}")
             if cfg.validation_steps and self.step % cfg.validation_steps == 0 and self.step < cfg.max_train_steps:

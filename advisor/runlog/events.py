@@ -52,6 +52,7 @@ def summarise_events(events: list[dict]) -> dict[str, Any]:
     out["steps_done"] = max(steps) if steps else None
     out.update(_loss_summary(events))
     out.update(_status(events))
+    out["peak_vram_gb"] = _peak_vram(events)
     end = out["finished_at"] or (times[-1] if times else None)
     out["duration_s"] = end - out["started_at"] if end is not None and out["started_at"] is not None else None
     return out
@@ -67,6 +68,14 @@ def _loss_summary(events: list[dict]) -> dict[str, Any]:
                 and finite_number(e.get("loss")) is None]
     return {"final_loss": sum(last) / len(last) if losses else None,
             "nonfinite_loss_step": bad_loss[0] if bad_loss else None}
+
+
+def _peak_vram(events: list[dict]) -> float | None:
+    """The most GPU memory any attempt held (the trainer writes `vram_gb` per step on CUDA and
+    `peak_vram_gb` at the end); None when nothing was measured (CPU runs, imports)."""
+    peaks = [x for x in (finite_number(e.get(k)) for e in events for k in ("peak_vram_gb", "vram_gb"))
+             if x is not None and x > 0]
+    return max(peaks) if peaks else None
 
 
 def _status(events: list[dict]) -> dict[str, Any]:

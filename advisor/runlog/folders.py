@@ -134,6 +134,7 @@ def record_from_run_dir(path: str | Path) -> RunRecord:
         duration_s=summary["duration_s"],
         steps_done=summary["steps_done"],
         final_loss=summary["final_loss"],
+        peak_vram_gb=summary["peak_vram_gb"],
         error=summary["error"],
         run_dir=str(run_dir.resolve()),
         output_path=str(output.resolve()) if output.is_dir() and any(output.iterdir()) else None,

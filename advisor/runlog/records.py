@@ -31,7 +31,7 @@ HYPERPARAMETER_KEYS = (
 CSV_COLUMNS = ("run_id", "name", "source", "method", "base_model", "status",
                "score_accuracy", "score_flexibility", "score_preservation",
                "rating_accuracy", "rating_flexibility", "rating_preservation", "rating_note", "rated_at",
-               "started_at", "finished_at", "duration_s", "steps_done", "final_loss", "error",
+               "started_at", "finished_at", "duration_s", "steps_done", "final_loss", "peak_vram_gb", "error",
                "run_dir", "output_path", "note", "created_at", "updated_at",
                "profile_json", "config_json", "metrics_json")
 
@@ -65,6 +65,7 @@ class RunRecord:
     duration_s: float | None = None
     steps_done: int | None = None
     final_loss: float | None = None        # mean of the last logged losses (see events.summarise_events)
+    peak_vram_gb: float | None = None      # GiB the CUDA allocator held at its highest (trainer.memory)
     error: str | None = None               # the error message of a failed run
     run_dir: str | None = None
     output_path: str | None = None
@@ -92,7 +93,8 @@ class RunRecord:
             "hyperparameters": dict(self.hyperparameters), "scores": self.scores,
             "rating": self.rating, "rated_at": self.rated_at, "started_at": self.started_at,
             "finished_at": self.finished_at, "duration_s": self.duration_s,
-            "steps_done": self.steps_done, "final_loss": self.final_loss, "error": self.error,
+            "steps_done": self.steps_done, "final_loss": self.final_loss, "peak_vram_gb": self.peak_vram_gb,
+            "error": self.error,
             "run_dir": self.run_dir, "output_path": self.output_path, "note": self.note,
             "created_at": self.created_at, "updated_at": self.updated_at,
         }
@@ -100,7 +102,7 @@ class RunRecord:
 
 _STR_FIELDS = ("name", "base_model", "status", "rating_note", "error", "run_dir", "output_path",
                "note", "source_stamp")
-_FLOAT_FIELDS = ("rated_at", "started_at", "finished_at", "duration_s", "final_loss",
+_FLOAT_FIELDS = ("rated_at", "started_at", "finished_at", "duration_s", "final_loss", "peak_vram_gb",
                  "created_at", "updated_at")
 _DICT_FIELDS = ("profile", "config", "metrics")
 

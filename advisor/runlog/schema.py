@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from .records import RunRecord, json_blob
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x46544131          # "FTA1": marks the SQLite file as a run log
 
 
@@ -55,8 +55,13 @@ def _migrate_to_v2(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX runs_method_base ON runs (method, base_model)")
 
 
+def _migrate_to_v3(conn: sqlite3.Connection) -> None:
+    # v3: the GPU memory a run held at its peak (trainer.memory), to set beside the estimate.
+    conn.execute("ALTER TABLE runs ADD COLUMN peak_vram_gb REAL")
+
+
 # MIGRATIONS[i] moves the schema from version i to i + 1; append, never edit.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_v1, _migrate_to_v2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_v1, _migrate_to_v2, _migrate_to_v3]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -71,14 +76,14 @@ def migrate(conn: sqlite3.Connection) -> None:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
-# Table columns (v2) and where each comes from in a RunRecord.
+# Table columns (v3) and where each comes from in a RunRecord.
 _JSON_COLUMNS = {"profile_json": "profile", "config_json": "config",
                  "hyperparameters_json": "hyperparameters", "metrics_json": "metrics"}
 _COLUMNS = ("run_id", "created_at", "updated_at", "source", "name", "method", "base_model", "status",
             "profile_json", "config_json", "hyperparameters_json", "metrics_json",
             "score_accuracy", "score_flexibility", "score_preservation",
             "rating_accuracy", "rating_flexibility", "rating_preservation", "rating_note", "rated_at",
-            "started_at", "finished_at", "duration_s", "steps_done", "final_loss", "error",
+            "started_at", "finished_at", "duration_s", "steps_done", "final_loss", "peak_vram_gb", "error",
             "run_dir", "output_path", "note", "source_stamp")
 
 # Insert, or update only the columns the new row knows: a null never erases a known value

@@ -1,0 +1,99 @@
+"""GPU memory: the peak a run held reaches its events, the run log and the lab's summary, and a run
+that runs out of memory says what to change.
+
+No GPU here: the CUDA reading itself is one PyTorch call (trainer.memory.peak_vram_gb); these
+tests stand in a reading for it and check everything downstream, and check that the CPU
+records nothing rather than a made-up figure.
+"""
+from __future__ import annotations
+
+import pytest
+
+from trainer_fixtures import _private_cache, fast_config, images, tiny_sd15  # noqa: F401
+from trainer import loop as loop_module
+from trainer.config import TrainConfig
+from trainer.events import read_events
+from trainer.loop import TrainingRun
+from trainer.memory import is_out_of_memory, memory_savings, out_of_memory_message, peak_vram_gb, vram_fields
+
+
+def test_the_cpu_records_no_vram_figure(tiny_sd15, images, tmp_path):
+    assert peak_vram_gb("cpu") is None and vram_fields("cpu", "vram_gb") == {}
+    assert TrainingRun(fast_config(tiny_sd15, images, tmp_path / "run"), progress=False).run() == "completed"
+    events = read_events(tmp_path / "run")
+    assert not any("vram_gb" in e or "peak_vram_gb" in e for e in events)
+
+
+@pytest.fixture
+def measured(monkeypatch):
+    """Stand in a CUDA reading: 3.25 GiB per step, rising, and the end's peak."""
+    readings = iter(x / 4 for x in range(13, 100))
+
+    def fake(device, key):
+        return {key: next(readings)}
+    monkeypatch.setattr(loop_module, "vram_fields", fake)
+
+
+def test_peak_vram_flows_to_events_run_log_and_lab_summary(measured, tiny_sd15, images, tmp_path):
+    from advisor.runlog import RunLog
+    from advisor.runlog.folders import record_from_run_dir
+    from lab.views import progress, run_summary
+
+    run_dir = tmp_path / "run"
+    assert TrainingRun(fast_config(tiny_sd15, images, run_dir), progress=False).run() == "completed"
+    events = read_events(run_dir)
+    assert [e["vram_gb"] for e in events if e["kind"] == "step"] == [3.25, 3.5, 3.75]
+    assert [e["peak_vram_gb"] for e in events if e["kind"] == "end"] == [4.0]
+
+    record = record_from_run_dir(run_dir)
+    assert record.peak_vram_gb == 4.0
+    with RunLog(tmp_path / "log.sqlite") as log:
+        log.upsert_run(record)
+        assert log.get("run").peak_vram_gb == 4.0
+        assert log.list_runs()[0]["peak_vram_gb"] == 4.0
+        assert log.to_dataframe()["peak_vram_gb"].tolist() == [4.0]
+    assert run_summary(run_dir)["peak_vram_gb"] == 4.0
+    shown = progress(run_dir)
+    assert shown["vram_gb"] == 4.0 and shown["message"] == "completed: 3 steps, peak GPU memory 4.0 GB"
+
+
+def test_out_of_memory_fails_the_run_with_what_to_change(measured, tiny_sd15, images, tmp_path, monkeypatch):
+    import torch
+
+    def boom(self, batch, micro):
+        if micro == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original(self, batch, micro)
+    original = TrainingRun._loss
+    monkeypatch.setattr(TrainingRun, "_loss", boom)
+    cfg = fast_config(tiny_sd15, images, tmp_path / "run", method="dreambooth")
+    with pytest.raises(torch.OutOfMemoryError):
+        TrainingRun(cfg, progress=False).run()
+    end = [e for e in read_events(tmp_path / "run") if e["kind"] == "end"][-1]
+    assert end["status"] == "failed" and end["peak_vram_gb"] == 3.5
+    assert end["error"].startswith("out of GPU memory at step 1 (it held 3.5 GB); to fit, try in this order: "
+                                   "mixed_precision='fp16'")
+    assert "use_8bit_adam=true" in end["error"]  # DreamBooth trains every UNet weight
+    assert "CUDA out of memory" in (tmp_path / "run" / "error.log").read_text()  # the original is kept
+
+
+def test_memory_savings_leave_out_what_is_already_on():
+    base = dict(base_model="tiny", data_dir="d", output_dir="o")
+    plain = memory_savings(TrainConfig(**base, method="lora", resolution=1024, train_batch_size=2))
+    assert plain[0].startswith("mixed_precision") and "gradient_checkpointing=true" in plain[1]
+    assert not any("8bit" in s for s in plain)  # a LoRA's optimizer state is small
+    assert "train_batch_size=1 with gradient_accumulation_steps=2" in plain
+    assert "resolution=768" in plain
+    tight = TrainConfig(**base, method="dreambooth", mixed_precision="fp16", gradient_checkpointing=True,
+                        use_8bit_adam=True, cache_latents=True, resolution=512)
+    assert memory_savings(tight) == ["a GPU with more memory (every memory saving is already on)"]
+    assert "while loading or preparing" in out_of_memory_message(tight, 0, None)
+
+
+def test_out_of_memory_is_recognised_in_both_forms():
+    import torch
+
+    assert is_out_of_memory(torch.OutOfMemoryError("x"))
+    assert is_out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 20.00 MiB"))
+    assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+    assert not is_out_of_memory(MemoryError())

@@ -1,0 +1,72 @@
+"""GPU memory: how much a run held, and what to change when it ran out.
+
+The peak is `torch.cuda.max_memory_reserved`: what PyTorch's caching allocator held at its
+highest, the part of `nvidia-smi`'s figure that the run controls (the CUDA context, a few
+hundred MB more, is outside it). On the CPU there is no such figure and nothing is recorded.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+GIB = 2 ** 30
+
+
+def peak_vram_gb(device) -> float | None:
+    """Peak GiB reserved on `device` since the process started; None off CUDA."""
+    import torch
+
+    if getattr(device, "type", str(device).split(":")[0]) != "cuda" or not torch.cuda.is_available():
+        return None
+    return round(torch.cuda.max_memory_reserved(device) / GIB, 2)
+
+
+def vram_fields(device, key: str) -> dict[str, float]:
+    """`{key: peak GiB}` for an event on CUDA, `{}` elsewhere (events carry only what was measured)."""
+    peak = peak_vram_gb(device)
+    return {} if peak is None else {key: peak}
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """A CUDA out-of-memory error (torch.OutOfMemoryError, or an older RuntimeError saying so)."""
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", ())
+    return isinstance(error, oom) or (isinstance(error, RuntimeError) and "CUDA out of memory" in str(error))
+
+
+def out_of_memory_message(config, step: int, peak_gb: float | None) -> str:
+    """One line for a run that ran out of GPU memory: where, how much it held, and the settings
+    that save memory, cheapest first, leaving out those already on (the order of
+    advisor.costs.fit_memory; the knowledge cards cite the savings)."""
+    where = "while loading or preparing" if step == 0 else f"at step {step}"
+    held = f" (it held {peak_gb:.1f} GB)" if peak_gb else ""
+    return (f"out of GPU memory {where}{held}; to fit, try in this order: "
+            + "; ".join(memory_savings(config)))
+
+
+def memory_savings(config) -> list[str]:
+    """The memory-saving changes not yet made in `config`, cheapest in quality and time first."""
+    steps: list[tuple[bool, str]] = [
+        (config.mixed_precision == "no", "mixed_precision='fp16' (or 'bf16')"),
+        (not config.gradient_checkpointing, "gradient_checkpointing=true (about 20% slower)"),
+        (not config.use_8bit_adam and (config.method in ("dreambooth", "full_finetune") or config.train_text_encoder),
+         "use_8bit_adam=true (needs bitsandbytes)"),
+        (not config.cache_latents, "cache_latents=true"),
+        (config.train_text_encoder, "train_text_encoder=false"),
+        (config.train_batch_size > 1, f"train_batch_size=1 with gradient_accumulation_steps="
+                                      f"{config.train_batch_size * config.gradient_accumulation_steps}"),
+        (config.resolution > 512, f"resolution={_lower_resolution(config.resolution)}"),
+    ]
+    chosen = [text for wanted, text in steps if wanted]
+    return chosen or ["a GPU with more memory (every memory saving is already on)"]
+
+
+def _lower_resolution(resolution: int) -> int:
+    return max(512, (resolution * 3 // 4) // 64 * 64)
+
+
+def summary_fields(events: list[dict[str, Any]]) -> dict[str, float]:
+    """The highest `peak_vram_gb` / `vram_gb` in a run's events, as {"peak_vram_gb": x} or {}."""
+    values = [e.get(k) for e in events for k in ("peak_vram_gb", "vram_gb")]
+    peaks = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0]
+    return {"peak_vram_gb": max(peaks)} if peaks else {}
