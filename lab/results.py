@@ -99,8 +99,8 @@ def _generate(config: TrainConfig, run_dir: Path, todo_base, todo_tuned, steps: 
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = inference_dtype(device, config.mixed_precision)
-    for todo, load in ((todo_base, lambda: load_pipeline(resolve_base_model(config.base_model))),
-                       (todo_tuned, lambda: load_trained_pipeline(run_dir))):
+    for todo, load in ((todo_base, lambda: load_pipeline(resolve_base_model(config.base_model), dtype)),
+                       (todo_tuned, lambda: load_trained_pipeline(run_dir, dtype))):
         if not todo:
             continue
         pipe = place_pipeline(load(), device, dtype)

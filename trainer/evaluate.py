@@ -365,11 +365,11 @@ def evaluate_run(run_dir: str | Path, *, clip: str | None = None, dino: str | No
         return generate(pipe, prompt_list, seeds, steps, resolution=config.resolution)
 
     # One pipeline in memory at a time: fine-tuned first, then the base.
-    pipe = place_pipeline(load_trained_pipeline(run_dir), device, dtype)
+    pipe = place_pipeline(load_trained_pipeline(run_dir, dtype), device, dtype)
     subject, flexibility, tuned = gen(pipe, prompts.subject), gen(pipe, prompts.flexibility), \
         gen(pipe, prompts.base_prompts)
     _release(pipe)
-    pipe = place_pipeline(load_pipeline(resolve_base_model(config.base_model)), device, dtype)
+    pipe = place_pipeline(load_pipeline(resolve_base_model(config.base_model), dtype), device, dtype)
     base = gen(pipe, prompts.base_prompts)
     _release(pipe)
     images = EvalImages(subject=subject, flexibility=flexibility, tuned=tuned, base=base)
