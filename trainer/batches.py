@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .training_utils import epoch_order
 
@@ -60,3 +60,46 @@ def class_picks(n_class: int, micro: int, n: int, num_processes: int, process_in
     order = epoch_order(n_class, 0, seed + 1)
     first = (micro * num_processes + process_index) * n
     return [order[(first + j) % len(order)] for j in range(n)]
+
+
+class MicroBatchPlan:
+    """Which images and prompts micro-batch number `micro` of this process takes.
+
+    Instance images (a key for the latent cache and a loader of their pixels) and, for
+    DreamBooth with prior preservation, one class image per instance image at the same
+    shape, with the class prompt. A pure function of (seed, micro): resuming at any step
+    draws what the uninterrupted run drew.
+    """
+
+    def __init__(self, dataset: "ImageDataset", *, batch_size: int, num_processes: int, process_index: int,
+                 seed: int, class_images: list | None = None, class_prompt: str = "", resolution: int = 512,
+                 crop: str = "center"):
+        self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
+        self.num_processes, self.process_index = num_processes, process_index
+        self.class_images, self.class_prompt = list(class_images or []), class_prompt
+        self.resolution, self.crop = resolution, crop
+        self.per_epoch = batches_per_epoch(len(dataset.batches(batch_size, epoch=0)), num_processes)
+        self._epoch: tuple[int, list[list[int]]] = (-1, [])
+
+    def take(self, micro: int) -> dict[str, Any]:
+        """{"images": [(key, load_pixels)], "prompts", "n_instance", "epoch"} for `micro`."""
+        from .prior import class_pixels
+
+        ds = self.dataset
+        epoch, k = divmod(micro, self.per_epoch)
+        if self._epoch[0] != epoch:
+            every = ds.batches(self.batch_size, epoch=epoch)
+            self._epoch = (epoch, rank_batches(every, self.per_epoch, self.num_processes, self.process_index))
+        ds.set_epoch(epoch)
+        indices = self._epoch[1][k]
+        images = [(str(ds.items[i].path), lambda i=i: ds[i]["pixel_values"]) for i in indices]
+        prompts = [ds.prompts[i] for i in indices]
+        if self.class_images:
+            size = ds.item_buckets[indices[0]]
+            for j in class_picks(len(self.class_images), micro, len(indices), self.num_processes,
+                                 self.process_index, self.seed):
+                path = self.class_images[j]
+                images.append(((str(path), size), lambda path=path, size=size: class_pixels(
+                    path, size, resolution=self.resolution, crop=self.crop)))
+                prompts.append(self.class_prompt)
+        return {"images": images, "prompts": prompts, "n_instance": len(indices), "epoch": epoch}

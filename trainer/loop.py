@@ -7,7 +7,8 @@ backward (accelerate: mixed precision, accumulation, DDP) -> clip -> step -> eve
 The method object (trainer.methods) decides which weights train and how they are saved; this
 file never branches on the method's name. Everything random is derived from (seed, step), so
 a resumed run draws what the uninterrupted run would have drawn. Setup steps live beside what
-they set up: batches.py (data), prior.py (class images), samples.py, signals.py (stop requests).
+they set up: batches.py (data and the micro-batch plan), prompt_embeddings.py, prior.py (class
+images), samples.py, signals.py (stop requests), memory.py (GPU memory held, out-of-memory advice).
 """
 from __future__ import annotations
 
@@ -20,12 +21,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .batches import batches_per_epoch, class_picks, load_training_data, rank_batches
+from .batches import MicroBatchPlan, load_training_data
 from .config import TrainConfig
 from .events import emit, error_line
 from .memory import is_out_of_memory, out_of_memory_message, vram_fields
 from .checkpoints import (check_run_folder, load_checkpoint, register_trainable_checkpointing, resume_path,
                           save_checkpoint, trained_parameters)
+from .prompt_embeddings import PromptEmbeddings
 from .signals import StopRequest
 from .training_utils import (cast_weights, check_8bit_adam_available, make_accelerator, make_lr_scheduler,
                              make_optimizer, min_snr_weights, seed_everything, step_generator, vae_latents,
@@ -171,41 +173,21 @@ class TrainingRun:
             module.train(name in self.trained)
         register_trainable_checkpointing(acc, lambda: trained_parameters(c.modules(), self.trained),
                                          [self.lr_scheduler, *self.method.checkpoint_objects()])
-        self.cache_text = not self.method.trains_text_encoder()
-        self.text_cache: dict[str, tuple[Any, Any]] = {}
+        self.text = PromptEmbeddings(c, self.method, self.wrapped)
         deterministic = cfg.crop != "random" and not cfg.random_flip
         self.vae_cache: dict[Any, Any] | None = {} if (cfg.cache_latents or deterministic) else None
-        n_batches = len(self.dataset.batches(cfg.train_batch_size, epoch=0))
-        self.batches_per_epoch = batches_per_epoch(n_batches, acc.num_processes)
-        self._epoch_batches: tuple[int, list[list[int]]] = (-1, [])
+        self.plan = MicroBatchPlan(self.dataset, batch_size=cfg.train_batch_size, num_processes=acc.num_processes,
+                                   process_index=acc.process_index, seed=cfg.seed, class_images=self.class_images,
+                                   class_prompt=cfg.class_prompt, resolution=cfg.resolution, crop=cfg.crop)
 
     # --- batches -------------------------------------------------------------------------------
     def _batch(self, micro: int) -> dict[str, Any]:
         """The micro-batch number `micro` of this process: a pure function of (seed, micro)."""
-        from .prior import class_pixels
-
-        cfg, acc, ds = self.config, self.accelerator, self.dataset
-        epoch, k = divmod(micro, self.batches_per_epoch)
-        if self._epoch_batches[0] != epoch:
-            every = ds.batches(cfg.train_batch_size, epoch=epoch)
-            self._epoch_batches = (epoch, rank_batches(every, self.batches_per_epoch, acc.num_processes,
-                                                       acc.process_index))
-        ds.set_epoch(epoch)
-        indices = self._epoch_batches[1][k]
-        images = [(str(ds.items[i].path), lambda i=i: ds[i]["pixel_values"]) for i in indices]
-        prompts = [ds.prompts[i] for i in indices]
-        if self.class_images:  # DreamBooth: one class image per instance image, same shape
-            size = ds.item_buckets[indices[0]]
-            for j in class_picks(len(self.class_images), micro, len(indices), acc.num_processes,
-                                 acc.process_index, cfg.seed):
-                path = self.class_images[j]
-                images.append(((str(path), size), lambda path=path, size=size: class_pixels(
-                    path, size, resolution=cfg.resolution, crop=cfg.crop)))
-                prompts.append(cfg.class_prompt)
-        latents = self._latents(images, step_generator(cfg.seed + 1, micro, acc.process_index))
+        acc = self.accelerator
+        batch = self.plan.take(micro)
+        latents = self._latents(batch.pop("images"), step_generator(self.config.seed + 1, micro, acc.process_index))
         f = self._vae_factor()
-        return {"latents": latents, "prompts": prompts, "n_instance": len(indices), "epoch": epoch,
-                "pixel_size": (latents.shape[-2] * f, latents.shape[-1] * f)}
+        return {**batch, "latents": latents, "pixel_size": (latents.shape[-2] * f, latents.shape[-1] * f)}
 
     def _vae_factor(self) -> int:
         return 2 ** (len(self.components.vae.config.block_out_channels) - 1)
@@ -213,27 +195,6 @@ class TrainingRun:
     def _latents(self, images: list[tuple[Any, Any]], generator):
         """VAE latents of (key, load_pixels) pairs, through this run's cache (see vae_latents)."""
         return vae_latents(self.components.vae, images, generator, self.vae_cache, self.config.cache_latents)
-
-    def _text(self, prompts: list[str]):
-        """(embeddings, pooled) for the prompts; encoded once per distinct prompt when frozen."""
-        import torch
-
-        from .models import encode_prompts
-
-        c = self.components
-        prompts = [self.method.training_prompt(p) for p in prompts]
-        if not self.cache_text:
-            names = [n for n in c.modules() if n.startswith("text_encoder")]
-            return encode_prompts(c, prompts, [self.wrapped.get(n, c.modules()[n]) for n in names])
-        missing = [p for p in dict.fromkeys(prompts) if p not in self.text_cache]
-        if missing:
-            with torch.no_grad():
-                embeds, pooled = encode_prompts(c, missing)
-            for j, p in enumerate(missing):
-                self.text_cache[p] = (embeds[j], None if pooled is None else pooled[j])
-        embeds = torch.stack([self.text_cache[p][0] for p in prompts])
-        pooled = None if c.arch != "sdxl" else torch.stack([self.text_cache[p][1] for p in prompts])
-        return embeds, pooled
 
     # --- one step ------------------------------------------------------------------------------
     def _loss(self, batch: dict[str, Any], micro: int):
@@ -253,7 +214,7 @@ class TrainingRun:
         t = torch.randint(0, sched.config.num_train_timesteps, (b,), generator=g).to(latents.device)
         noisy = sched.add_noise(latents, noise, t)
         target = noise if c.prediction_type == "epsilon" else sched.get_velocity(latents, noise, t)
-        embeds, pooled = self._text(batch["prompts"])
+        embeds, pooled = self.text(batch["prompts"])
         added = added_conditions(c, pooled, *batch["pixel_size"]) if pooled is not None else None
         with acc.autocast():
             pred = self.wrapped.get("unet", c.unet)(noisy, t, embeds, added_cond_kwargs=added).sample.float()

@@ -1,0 +1,36 @@
+"""Prompt embeddings for training steps: encoded once per distinct prompt while the text
+encoders are frozen (every step of a 5-image run repeats the same few prompts), through the
+trained (accelerate-wrapped) encoders every time when they train.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class PromptEmbeddings:
+    """`embeddings(prompts) -> (embeds, pooled)`; pooled is None except for SDXL."""
+
+    def __init__(self, components, method, wrapped: dict[str, Any]):
+        self.components, self.method, self.wrapped = components, method, wrapped
+        self.frozen = not method.trains_text_encoder()
+        self.cache: dict[str, tuple[Any, Any]] = {}
+
+    def __call__(self, prompts: list[str]):
+        import torch
+
+        from .models import encode_prompts
+
+        c = self.components
+        prompts = [self.method.training_prompt(p) for p in prompts]
+        if not self.frozen:
+            names = [n for n in c.modules() if n.startswith("text_encoder")]
+            return encode_prompts(c, prompts, [self.wrapped.get(n, c.modules()[n]) for n in names])
+        missing = [p for p in dict.fromkeys(prompts) if p not in self.cache]
+        if missing:
+            with torch.no_grad():
+                embeds, pooled = encode_prompts(c, missing)
+            for j, p in enumerate(missing):
+                self.cache[p] = (embeds[j], None if pooled is None else pooled[j])
+        embeds = torch.stack([self.cache[p][0] for p in prompts])
+        pooled = None if c.arch != "sdxl" else torch.stack([self.cache[p][1] for p in prompts])
+        return embeds, pooled
