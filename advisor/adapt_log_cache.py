@@ -54,8 +54,9 @@ def learner_for_log(path: str | Path | None = None) -> tuple[LogLearner | None, 
         try:
             with RunLog(path) as runlog:
                 learner = LogLearner.fit(runlog) if len(runlog) else None
-            if learner is not None and learner.n_runs == 0 and learner.cost_model is None:
-                learner = None  # rows, but none with a score, a rating or enough durations yet
+            if learner is not None and learner.n_runs == 0 and learner.cost_model is None \
+                    and learner.memory() is None:
+                learner = None  # rows, but none with a score, a rating, enough durations or memory news yet
             note = None
         except Exception as e:  # corrupt, foreign, locked, or a learner bug: the chat must go on
             log.warning("run log %s not used: %s", path, e)

@@ -61,11 +61,13 @@ class LogLearner:
         self.k, self.explore = k, explore
         self.records = meta.to_dict("records")  # read once: adapt() walks them per candidate method
         self.cost_model, self.cost_meta = cost_model, cost_meta
+        self.memory_evidence = None  # set by fit: advisor.learned_memory
 
     @classmethod
     def fit(cls, log, *, model=None, k: float = DATA_K, explore: float = 0.0, cost_model=None) -> "LogLearner":
         import numpy as np
 
+        from .learned_memory import load_memory, memory_factor
         from .learner import RunCostModel, RunOutcomeModel, _frame, load_costs, load_runs
 
         frame = _frame(log)  # read the log once for both models
@@ -80,7 +82,9 @@ class LogLearner:
             cost_model = (cost_model if cost_model is not None else RunCostModel(random_state=0)).fit(Xc, yc)
         else:
             cost_model = None
-        return cls(model, X, Y, meta, prior, k=k, explore=explore, cost_model=cost_model, cost_meta=cost_meta)
+        learner = cls(model, X, Y, meta, prior, k=k, explore=explore, cost_model=cost_model, cost_meta=cost_meta)
+        learner.memory_evidence = memory_factor(load_memory(frame))
+        return learner
 
     from_runlog = fit  # LogLearner.from_runlog(RunLog(...)) reads as what it does
 
@@ -91,6 +95,10 @@ class LogLearner:
     @property
     def dropped(self) -> list[tuple[str, str]]:
         return list(self.meta.attrs.get("dropped", []))
+
+    def memory(self):
+        """The factor the log sets on memory estimates (advisor.learned_memory.MemoryEvidence), or None."""
+        return self.memory_evidence
 
     @property
     def n_timed(self) -> int:

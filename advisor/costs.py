@@ -16,7 +16,7 @@ reproduces the published points. Pure stdlib: the advisor's import path stays li
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from trainer.config import METHOD_NAMES, MIXED_PRECISION, TrainConfig
 
@@ -94,6 +94,9 @@ class Gpu:
     speed: float   # training throughput relative to a T4
     bf16: bool     # Ampere or newer (gpu-cards card)
     basis: str     # where the speed factor comes from
+    # The user's setup, learned from their run log (advisor.learner.memory_factor): their runs
+    # held up to this many times the memory estimate. 1.0 (the table) until a run says more.
+    memory_factor: float = 1.0
 
 
 def _t4_step_s(per_image_s: float, images: int) -> float:
@@ -294,6 +297,10 @@ def estimate(method: str, base_model: str, hp: dict, n_images: int, *, gpu: Gpu 
     h = _resolve(method, base_model, hp, n_images)
     gpu = gpu or GPUS["t4"]
     vram, breakdown = memory_gb(method, base_model, hp)
+    if gpu.memory_factor != 1.0:
+        breakdown.append(f"Times {gpu.memory_factor:.2f}: what your logged runs held over their estimates "
+                         f"({vram:.1f} -> {vram * gpu.memory_factor:.1f} GB).")
+        vram *= gpu.memory_factor
     step_s = seconds_per_step(method, base_model, hp, gpu)
     train_s = h["max_train_steps"] * step_s
     epochs = h["max_train_steps"] * h["train_batch_size"] * h["gradient_accumulation_steps"] / n_images
@@ -321,8 +328,8 @@ MARGIN = 1.10  # aim 10% under the card: the model is calibrated to about 10%
 RES_FLOOR = {"sd15": 512, "sd21": 512, "sdxl": 768}  # below this the base degrades (assumed)
 
 
-def _fits(method, base_model, h, vram_gb) -> bool:
-    return memory_gb(method, base_model, h)[0] * MARGIN <= vram_gb
+def _fits(method, base_model, h, vram_gb, factor: float = 1.0) -> bool:
+    return memory_gb(method, base_model, h)[0] * factor * MARGIN <= vram_gb
 
 
 def _memory_steps(base_model: str, gpu: Gpu | None):
@@ -378,13 +385,14 @@ def fit_memory(method: str, base_model: str, hp: dict, vram_gb: float, *,
     if isinstance(vram_gb, bool) or not isinstance(vram_gb, (int, float)) or not vram_gb > 0:
         raise ValueError(f"vram_gb={vram_gb!r}; must be a positive number")
     applied: list[str] = []
+    factor = gpu.memory_factor if gpu is not None else 1.0
     for name, change, sentence in _memory_steps(base_model, gpu):
-        while not _fits(method, base_model, h, vram_gb):
+        while not _fits(method, base_model, h, vram_gb, factor):
             delta = change(h)
             if not delta:
                 break
-            before = memory_gb(method, base_model, h)[0]
-            after = memory_gb(method, base_model, {**h, **delta})[0]
+            before = memory_gb(method, base_model, h)[0] * factor
+            after = memory_gb(method, base_model, {**h, **delta})[0] * factor
             if after >= before - 0.05:  # buys nothing worth its cost (e.g. 8-bit Adam for a LoRA)
                 break
             h.update(delta)
@@ -456,9 +464,11 @@ def cheapest_gpu(method: str, base_model: str, hp: dict, n_images: int, minutes:
     """The smallest, then slowest, card in the table that runs `hp` within memory and time,
     with at least `min_vram_gb` and faster than `faster_than` (the card the user has)."""
     floor = (faster_than or GPUS["t4"]).speed
+    factor = faster_than.memory_factor if faster_than is not None else 1.0  # the user's setup goes with them
     for gpu in sorted(GPUS.values(), key=lambda g: (g.vram_gb, g.speed)):
         if gpu.vram_gb < min_vram_gb or (gpu.speed <= floor and gpu.vram_gb <= min_vram_gb):
             continue
+        gpu = replace(gpu, memory_factor=factor)
         est = estimate(method, base_model, hp, n_images, gpu=gpu)
         if est.vram_gb * MARGIN <= gpu.vram_gb and est.minutes <= minutes:
             return gpu, est

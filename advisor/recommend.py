@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from trainer.config import TrainConfig
@@ -91,16 +91,20 @@ class Recommendation:
 def recommend(profile: Profile, *, rules=DEFAULT_RULES, learner=None) -> Recommendation:
     """One recommendation for `profile`.
 
-    `learner` may have `adjust(profile, candidates)` (re-rank the methods before planning) and/or
+    `learner` may have `adjust(profile, candidates)` (re-rank the methods before planning),
     `adapt(profile, plans, chosen, gpu=, vram=)` (advisor.adapt.LogLearner: re-score the fitted
-    plans and their neighbours with the run log; returns None to leave the rules' plan as is).
+    plans and their neighbours with the run log; returns None to leave the rules' plan as is)
+    and `memory()` (advisor.learned_memory.MemoryEvidence or None: raise memory estimates).
     """
     if not isinstance(profile, Profile):
         raise ValueError(f"profile must be an advisor.profile.Profile, got {type(profile).__name__}")
-    if learner is not None and not (hasattr(learner, "adjust") or hasattr(learner, "adapt")):
-        raise ValueError(f"learner must have adjust() or adapt(); {type(learner).__name__} has neither")
+    if learner is not None and not any(hasattr(learner, m) for m in ("adjust", "adapt", "memory")):
+        raise ValueError(f"learner must have adjust(), adapt() or memory(); {type(learner).__name__} has none")
     filled, assumed = profile.with_defaults()
     gpu, vram, assumptions = _hardware(profile, filled, assumed)
+    memory = learner.memory() if hasattr(learner, "memory") else None
+    if memory is not None:  # the user's runs needed more memory than estimated: fit with that
+        gpu = replace(gpu, memory_factor=memory.factor)
     matched = match(rules, filled)
     candidates = [Candidate(m, s, [r for r in matched if r.scores.get(m)]) for m, s in score(matched)]
     if hasattr(learner, "adjust"):
@@ -113,7 +117,8 @@ def recommend(profile: Profile, *, rules=DEFAULT_RULES, learner=None) -> Recomme
     if learned is not None:  # the log's plan stands in for the rules' plan of its method
         plans = [learned.plan if p is learned.replaces else p for p in plans]
         chosen = learned.plan
-    reasons = (learned.reasons if learned else []) + _reasons(chosen, plans, matched)
+    reasons = ([memory.sentence] if memory else []) + (learned.reasons if learned else []) \
+        + _reasons(chosen, plans, matched)
     alternatives = _alternatives(chosen, plans, matched)
     if learned is not None:
         alternatives = [{**a, "why_not": learned.why_not.get(a["method"], a["why_not"])} for a in alternatives]
@@ -132,7 +137,15 @@ def recommend(profile: Profile, *, rules=DEFAULT_RULES, learner=None) -> Recomme
         train_config=_train_config(chosen, filled),
         estimate=chosen.estimate,
         similar_runs=learned.similar_runs if learned else None,
-        learned=learned.learned if learned else None)
+        learned=_learned(learned, memory))
+
+
+def _learned(learned, memory) -> dict[str, Any] | None:
+    """What the run log changed: the outcome/pace learner's account plus the memory factor."""
+    out = dict(learned.learned or {}) if learned is not None else {}
+    if memory is not None:
+        out["memory"] = memory.to_dict()
+    return out or None
 
 
 def _hardware(profile: Profile, filled: Profile, assumed: list[str]):

@@ -1,0 +1,140 @@
+"""GPU memory learned from the run log: runs that held more than estimated, or ran out, raise
+the memory estimates (never lower them), and the advisor stops recommending what crashed."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from advisor import costs
+from advisor.adapt import LogLearner
+from advisor.learned_memory import MAX_FACTOR, is_out_of_memory_error, load_memory, memory_factor
+from advisor.profile import Profile
+from advisor.recommend import recommend
+from advisor.runlog import RunLog, RunRecord
+
+# The rules give DreamBooth (fp16, checkpointing, 8-bit Adam, cached latents) at about 10.2 GB
+# for this dog on a 12 GB card: inside the card with the 10% margin, but only just.
+DOG = Profile(subject_type="animal", class_noun="dog", n_images=5, vram_gb=12, time_budget_min=120,
+              preferred_method="dreambooth")
+
+
+def _log(tmp_path, records):
+    log = RunLog(tmp_path / "runlog.sqlite")
+    log.upsert_many(records)
+    return log
+
+
+def _run(run_id, rec, **fields):
+    hp = {k: v for k, v in rec.hyperparameters.items() if v is not None}
+    return RunRecord(run_id=run_id, method=rec.method, base_model="sd15", hyperparameters=hp,
+                     profile=DOG.with_defaults()[0].to_dict(), **fields)
+
+
+def _canonical(rec) -> str:
+    return json.dumps(rec.to_dict(), sort_keys=True)
+
+
+def test_a_setup_factor_scales_the_estimate_and_the_fitting():
+    hp = {"mixed_precision": "fp16"}
+    plain = costs.estimate("dreambooth", "sd15", hp, 5, gpu=costs.GPUS["rtx3060"])
+    heavier = costs.estimate("dreambooth", "sd15", hp, 5,
+                             gpu=costs.replace(costs.GPUS["rtx3060"], memory_factor=1.25))
+    assert heavier.vram_gb == pytest.approx(plain.vram_gb * 1.25, abs=0.01)
+    assert any("what your logged runs held" in line for line in heavier.breakdown)
+    assert heavier.minutes == plain.minutes  # memory only
+    # a LoRA at fp32 fits 8 GB as the table has it; at 1.5x it needs a saving first
+    assert costs.fit_memory("lora", "sd15", {}, 8, gpu=costs.GPUS["t4"]) == ({}, [])
+    tighter, savings = costs.fit_memory("lora", "sd15", {}, 8, gpu=costs.replace(costs.GPUS["t4"], memory_factor=1.5))
+    assert tighter and len(savings) == 1
+    assert costs.memory_gb("lora", "sd15", tighter)[0] * 1.5 * costs.MARGIN <= 8
+
+
+def test_memory_evidence_is_read_from_measured_peaks_and_out_of_memory_failures(tmp_path):
+    rules = recommend(DOG)
+    estimated = costs.memory_gb(rules.method, "sd15", rules.hyperparameters)[0]
+    records = [
+        _run("measured-high", rules, status="completed", peak_vram_gb=round(estimated * 1.1, 2)),
+        _run("measured-low", rules, status="completed", peak_vram_gb=round(estimated * 0.8, 2)),
+        _run("crashed", rules, status="failed",
+             error="out of GPU memory at step 3 (it held 11.6 GB); to fit, try in this order: ..."),
+        _run("other-failure", rules, status="failed", error="data_dir 'x' does not exist"),
+        _run("cpu-run", rules, status="completed"),  # no measurement: says nothing about memory
+        RunRecord(run_id="odd-base", method="lora", base_model="kandinsky", status="completed", peak_vram_gb=30.0),
+    ]
+    with _log(tmp_path, records) as log:
+        meta = load_memory(log)
+    kinds = dict(zip(meta["run_id"], meta["kind"]))
+    assert kinds == {"measured-high": "measured", "measured-low": "measured", "crashed": "out_of_memory"}
+    assert meta.attrs["dropped"][0][0] == "odd-base"
+    evidence = memory_factor(meta)
+    assert evidence.run_id == "crashed" and evidence.kind == "out_of_memory" and evidence.card_gb == 12
+    assert evidence.needed_gb == pytest.approx(12 * costs.MARGIN)  # more than the card: + the fit margin
+    assert evidence.factor == pytest.approx(12 * costs.MARGIN / estimated, abs=0.01) and evidence.n_runs == 3
+    assert "ran out of memory on a 12 GB card" in evidence.sentence
+
+
+def test_runs_under_their_estimate_never_lower_it(tmp_path):
+    rules = recommend(DOG)
+    with _log(tmp_path, [_run("light", rules, status="completed", peak_vram_gb=3.0)]) as log:
+        assert memory_factor(load_memory(log)) is None
+        learner = LogLearner.fit(log)
+    assert learner.memory() is None
+    assert _canonical(recommend(DOG, learner=learner)) == _canonical(rules)
+
+
+def test_the_factor_is_capped():
+    import pandas as pd
+
+    meta = pd.DataFrame([{"run_id": "x", "method": "lora", "base_model": "sd15", "kind": "measured",
+                          "estimated_gb": 2.0, "needed_gb": 40.0, "card_gb": None, "ratio": 20.0}])
+    assert memory_factor(meta).factor == MAX_FACTOR
+
+
+def test_a_plan_that_ran_out_of_memory_is_not_recommended_again(tmp_path):
+    rules = recommend(DOG)
+    assert rules.method == "dreambooth" and rules.estimates["fits"]
+    crashed = _run("db-1", rules, status="failed", error="OutOfMemoryError: CUDA out of memory. Tried to allocate")
+    with _log(tmp_path, [crashed]) as log:
+        learner = LogLearner.fit(log)
+    again = recommend(DOG, learner=learner)
+    assert again.method != "dreambooth"  # every DreamBooth saving is already on: it cannot fit
+    assert again.estimates["fits"] and again.estimates["vram_gb"] * costs.MARGIN <= 12
+    assert again.reasons[0].startswith("Your run 'db-1' ran out of memory on a 12 GB card")
+    assert again.learned["memory"]["factor"] == pytest.approx(12 * costs.MARGIN / rules.estimates["vram_gb"], abs=0.01)
+    assert "dreambooth" in {a["method"] for a in again.alternatives}
+
+
+def test_a_run_that_held_a_little_more_raises_the_estimate_it_shows(tmp_path):
+    small = Profile(subject_type="animal", class_noun="dog", n_images=5, vram_gb=8, time_budget_min=120)
+    rules = recommend(small)
+    peak = round(rules.estimates["vram_gb"] * 1.05, 2)
+    record = RunRecord(run_id="lora-1", method=rules.method, base_model="sd15", status="completed",
+                       hyperparameters={k: v for k, v in rules.hyperparameters.items() if v is not None},
+                       profile=small.with_defaults()[0].to_dict(), peak_vram_gb=peak)
+    with _log(tmp_path, [record]) as log:
+        again = recommend(small, learner=LogLearner.fit(log))
+    assert again.method == rules.method
+    assert again.estimates["vram_gb"] == pytest.approx(peak, abs=0.02)
+    assert "held" in again.reasons[0] and again.learned["memory"]["kind"] == "measured"
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("out of GPU memory at step 3 (it held 11.6 GB); ...", True),
+    ("OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB", True),
+    ("RuntimeError: mat1 and mat2 shapes cannot be multiplied", False),
+    (None, False),
+])
+def test_out_of_memory_errors_are_recognised(text, expected):
+    assert is_out_of_memory_error(text) is expected
+
+
+def test_the_chat_uses_a_log_whose_only_run_ran_out_of_memory(tmp_path):
+    from advisor.adapt import learner_for_log
+
+    rules = recommend(DOG)
+    with _log(tmp_path, [_run("db-1", rules, status="failed", error="out of GPU memory at step 1")]):
+        pass
+    learner, note = learner_for_log(tmp_path / "runlog.sqlite")
+    assert note is None and learner is not None and learner.n_runs == 0  # nothing scored, but memory news
+    assert recommend(DOG, learner=learner).method != rules.method
