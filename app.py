@@ -8,6 +8,7 @@ in a subprocess the page follows through the run folder.
 """
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import threading
@@ -24,7 +25,9 @@ from lab.jobs import JobQueue
 from lab.paths import default_runs_dir, default_uploads_root
 from lab.uploads import dataset_from_folder, ingest_uploads, new_session_dir
 from lab.datasets import dataset_report, report_markdown
-from lab.results import save_rating
+from lab.results import record_run, save_rating
+
+logger = logging.getLogger(__name__)
 
 TITLE = "Fine-tune advisor & lab for Stable Diffusion"
 INTRO = ("Describe what you want to fine-tune and what hardware you have. The advisor asks what it still "
@@ -209,6 +212,10 @@ def refresh_lab(cid: str, lab: dict):
     view = page.job_view(queue, status)
     results = (gr.skip(),) * 4
     if view["finished"] and lab.get("shown") != (view["job_id"], status.state):
+        try:  # into the run log now, so the advisor's next answer already knows this run
+            record_run(view["run_dir"], runlog=default_db_path())
+        except Exception as e:  # a locked or broken log must not hide the results
+            logger.warning("run %s not recorded in the run log: %s", view["job_id"], e)
         done = page.finished_view(view["run_dir"])
         results = (done["compare"], done["scores"], done["scores_md"], done["downloads"])
         lab = {**lab, "job_id": view["job_id"], "shown": (view["job_id"], status.state)}

@@ -519,5 +519,14 @@ def _message(status: str, run_dir: Path, stopping: bool, demo: bool) -> str:
         return f"stopped at step {end['step'] if end else '?'}; a checkpoint was saved, resume to continue"
     if status == "failed":
         error = (end or {}).get("error") or (last_event(events, "error") or {}).get("error")
-        return f"failed: {error}" if error else "failed: the training process ended without a result (see the log)"
+        return f"failed: {with_advice(error)}" if error else \
+            "failed: the training process ended without a result (see the log)"
     return "state unknown"
+
+
+def with_advice(error: str) -> str:
+    """A run's error line, plus where to go next when the run ran out of GPU memory."""
+    if "out of GPU memory" in error or "CUDA out of memory" in error:
+        return error + (" — or ask the Advisor tab again: it has read this run, and fits its next plan to "
+                        "your card with what this one needed")
+    return error

@@ -77,7 +77,9 @@ def job_view(queue: JobQueue, status: JobStatus | None) -> dict[str, Any]:
     if run_dir is None or not run_dir.is_dir():
         return {**job_view(queue, None), "status": status.message}
     prog = views.progress(run_dir)
-    head = status.message or prog["message"]
+    # while it trains, the run's own line (step, loss, time left, GPU memory) says more than the queue's
+    training = status.state == "running" and prog["status"] == "running" and not status.stopping
+    head = prog["message"] if training else (status.message or prog["message"])
     if status.state == "queued" and status.place:
         head = f"Waiting in the queue: place {status.place}. {status.message}"
     bar = progress_html(prog["fraction"], status.state)

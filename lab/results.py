@@ -7,6 +7,7 @@ folder (`compare/`, `downloads/`) and is reused while still current.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -249,16 +250,34 @@ def save_rating(run_dir: str | Path, accuracy: Any, flexibility: Any, preservati
     note = (note or "").strip() or None
     if note is not None and len(note) > MAX_NOTE_CHARS:
         raise ValueError(f"note is {len(note)} characters; keep it under {MAX_NOTE_CHARS}")
+    with _open_log(runlog) as log:
+        record = log.ingest_run_dir(_run_folder(run_dir))
+        return log.rate(record.run_id, note=note, **values).summary()
+
+
+def record_run(run_dir: str | Path, runlog: Any = None) -> dict[str, Any]:
+    """Index a finished run (completed, stopped or failed) in the run log, so the next
+    recommendation learns from it at once: its scores, its minutes, and the GPU memory it held
+    or ran out of. Returns its `runs list --json` summary. `runlog` as in save_rating."""
+    with _open_log(runlog) as log:
+        return log.ingest_run_dir(_run_folder(run_dir)).summary()
+
+
+def _run_folder(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ValueError(f"run folder '{run_dir}' does not exist")
+    return run_dir
+
+
+@contextlib.contextmanager
+def _open_log(runlog: Any):
     from advisor.runlog import RunLog
 
     own = runlog is None or isinstance(runlog, (str, Path))
     log = RunLog(runlog) if own else runlog
     try:
-        record = log.ingest_run_dir(run_dir)
-        return log.rate(record.run_id, note=note, **values).summary()
+        yield log
     finally:
         if own:
             log.close()

@@ -17,7 +17,7 @@ from trainer.events import last_event, pid_alive, read_events, run_status
 from trainer.launch import JOB_FILE, LOG_FILE
 from trainer.memory import summary_fields
 
-from .jobs import QUEUED_MARKER, is_builtin_tiny
+from .jobs import QUEUED_MARKER, is_builtin_tiny, with_advice
 
 LOG_TAIL_BYTES = 64 * 1024
 # CSI sequences (colours, cursor moves), OSC sequences (titles, links) and lone ESC codes
@@ -118,7 +118,7 @@ def _progress_message(status, step, max_steps, step_ev, end, last_status, eta, a
     if status == "stopped":
         return f"stopped at step {step}; a checkpoint was saved"
     if status == "failed":
-        return f"failed at step {step}: {(end or {}).get('error') or 'the process ended without a result'}"
+        return f"failed at step {step}: {with_advice((end or {}).get('error') or 'the process ended without a result')}"
     if step_ev is None:  # still loading data, the model, class images...
         return (last_status or {}).get("message") or "starting"
     loss = _number(step_ev.get("loss"))

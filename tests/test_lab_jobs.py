@@ -356,3 +356,29 @@ def test_new_app_process_reattaches_stops_and_resumes(tiny_env, data, tmp_path):
     assert steps[-1] == 30 and steps[len(steps) - (30 - stop_step)] == stop_step + 1  # continued, not restarted
     assert [e.get("resume") for e in events if e["kind"] == "start"] == [None, "latest"]
     assert progress(run)["fraction"] == 1.0
+
+
+def test_a_run_that_ends_reaches_the_run_log_before_anyone_rates_it(fake, data, tmp_path, monkeypatch):
+    """The page records a finished run (here: out of GPU memory) as soon as it shows the end, so
+    the advisor's next answer already learns from it; nothing waits for a rating."""
+    import app
+    from advisor.runlog import RunLog
+    from trainer.events import emit
+
+    launcher, make = fake
+    queue = make()
+    monkeypatch.setattr(app, "_queue", queue)
+    monkeypatch.setenv("FTA_RUNLOG", str(tmp_path / "log.sqlite"))
+    job_id = queue.submit(cfg(data), session_id="s1")
+    queue.pump()
+    run_dir = tmp_path / "runs" / job_id
+    emit(run_dir, "start", 0, pid=0, max_train_steps=3)
+    emit(run_dir, "end", 1, status="failed", error="out of GPU memory at step 1 (it held 7.9 GB); to fit, ...")
+    launcher.jobs[job_id].state = "failed"
+
+    lab, status_md, *_ = app.refresh_lab("browser-1", {"job_id": job_id})
+    assert lab["shown"] == (job_id, "failed") and "ask the Advisor tab again" in status_md
+    with RunLog(tmp_path / "log.sqlite") as log:
+        record = log.get(job_id)
+    assert record.status == "failed" and record.error.startswith("out of GPU memory at step 1")
+    assert record.rating_accuracy is None

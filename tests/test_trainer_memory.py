@@ -77,6 +77,51 @@ def test_out_of_memory_fails_the_run_with_what_to_change(measured, tiny_sd15, im
     assert "CUDA out of memory" in (tmp_path / "run" / "error.log").read_text()  # the original is kept
 
 
+def test_a_run_out_of_memory_reaches_the_advisor_through_the_lab(measured, tiny_sd15, images, tmp_path,
+                                                                   monkeypatch):
+    """trainer (OOM) -> run folder -> lab.results.record_run (what the page does when a run ends)
+    -> run log -> LogLearner -> the next recommendation fits the card with what the run needed."""
+    import json
+
+    import torch
+
+    from advisor.adapt import LogLearner
+    from advisor.profile import Profile
+    from advisor.recommend import recommend
+    from advisor.runlog import RunLog
+    from lab.results import record_run
+    from lab.views import progress
+
+    dog = Profile(subject_type="animal", class_noun="dog", n_images=5, vram_gb=8, time_budget_min=120,
+                  preferred_method="lora")
+    rules = recommend(dog)
+    assert rules.method == "lora" and rules.hyperparameters["mixed_precision"] == "no"  # what the CPU can run
+    original = TrainingRun._loss
+
+    def boom(self, batch, micro):
+        if micro == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original(self, batch, micro)
+    monkeypatch.setattr(TrainingRun, "_loss", boom)
+    run_dir = tmp_path / "run"
+    cfg = fast_config(tiny_sd15, images, run_dir, method="lora")
+    run_dir.mkdir()
+    (run_dir / "profile.json").write_text(json.dumps(dog.with_defaults()[0].to_dict()))
+    with pytest.raises(torch.OutOfMemoryError):
+        TrainingRun(cfg, progress=False).run()
+    assert "ask the Advisor tab again" in progress(run_dir)["message"]
+
+    summary = record_run(run_dir, runlog=tmp_path / "log.sqlite")
+    assert summary["status"] == "failed" and summary["error"].startswith("out of GPU memory at step 1")
+    with RunLog(tmp_path / "log.sqlite") as log:
+        learner = LogLearner.fit(log)
+    assert learner.memory() is not None and learner.memory().kind == "out_of_memory"
+    again = recommend(dog, learner=learner)
+    assert again.reasons[0].startswith("Your run 'run' ran out of memory on a 8 GB card")
+    assert again.estimates["fits"] and again.hyperparameters != rules.hyperparameters  # a saving went on
+    assert any("what your logged runs held" in line for line in again.estimate.breakdown)
+
+
 def test_memory_savings_leave_out_what_is_already_on():
     base = dict(base_model="tiny", data_dir="d", output_dir="o")
     plain = memory_savings(TrainConfig(**base, method="lora", resolution=1024, train_batch_size=2))

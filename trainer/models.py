@@ -201,7 +201,7 @@ def load_pipeline(folder: str | Path, torch_dtype=None):
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
     folder = Path(folder)
-    kw = {"local_files_only": True, "torch_dtype": torch_dtype, **weights_kw()}
+    kw = {"local_files_only": True, **_dtype_kw(torch_dtype), **weights_kw()}
     if detect_arch(folder) == "sdxl":
         pipe = StableDiffusionXLPipeline.from_pretrained(folder, **kw)
     else:
@@ -209,6 +209,16 @@ def load_pipeline(folder: str | Path, torch_dtype=None):
                                                        requires_safety_checker=False, **kw)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def _dtype_kw(dtype) -> dict[str, Any]:
+    """from_pretrained's dtype argument under its name in this diffusers: `dtype` where
+    diffusers resolves it (newer releases deprecate `torch_dtype`), else `torch_dtype`."""
+    if dtype is None:
+        return {}
+    from diffusers.utils import deprecation_utils
+
+    return {"dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype": dtype}
 
 
 def inference_dtype(device: str, mixed_precision: str = "no"):
