@@ -122,10 +122,13 @@ GPUS: dict[str, Gpu] = {
                    "derived: DreamBooth paper, about 1,000 steps in 5 min, read as fp32 batch 1 (not stated)"),
     "a100-80": Gpu("A100 80GB", 80, _A100, True, "as the A100 40GB"),
     "h100": Gpu("H100", 80, 2 * _A100, True, "assumed: twice an A100; no published training speed"),
+    "h200": Gpu("H200", 141, 2 * _A100, True, "assumed: as the H100 (the same Hopper compute, more and faster "
+                "memory); no published training speed"),
 }
 _GPU_PATTERNS = [(r"(rtx)?4090.*", "rtx4090"), (r"(rtx)?3090.*", "rtx3090"), (r"(rtx)?3060(12gb?)?", "rtx3060"),
                  (r"(rtx)?2080ti.*", "rtx2080ti"), (r"t4.*|(free)?colab.*", "t4"), (r"a10g.*", "a10g"),
-                 (r"l4(24gb?)?", "l4"), (r"a100.*80.*", "a100-80"), (r"a100.*", "a100-40"), (r"h100.*", "h100")]
+                 (r"l4(24gb?)?", "l4"), (r"a100.*80.*", "a100-80"), (r"a100.*", "a100-40"), (r"h100.*", "h100"),
+                 (r"h200.*", "h200")]
 
 
 def find_gpu(name: str | None) -> Gpu | None:

@@ -197,7 +197,8 @@ def test_fit_output_halves_rank():
 
 @pytest.mark.parametrize("name,key", [("RTX 4090", "rtx4090"), ("NVIDIA GeForce RTX 3090", "rtx3090"),
                                       ("A100 80GB", "a100-80"), ("a100", "a100-40"), ("t4-small", "t4"),
-                                      ("Tesla T4", "t4"), ("H100", "h100"), ("L4", "l4"), ("A10G", "a10g")])
+                                      ("Tesla T4", "t4"), ("H100", "h100"), ("NVIDIA H200", "h200"), ("L4", "l4"),
+                                      ("A10G", "a10g")])
 def test_find_gpu(name, key):
     assert costs.find_gpu(name) is costs.GPUS[key]
 

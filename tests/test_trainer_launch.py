@@ -1,8 +1,10 @@
 """trainer.launch: `accelerate launch` as a subprocess, followed through events.jsonl."""
 from __future__ import annotations
 
+import os
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +12,8 @@ from trainer_fixtures import _private_cache, fast_config, images, steps_logged, 
 from trainer.config import ConfigError
 from trainer.launch import JOB_FILE, LOG_FILE, accelerate_command, attach, launch
 from trainer.training_utils import checkpoint_dirs
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_command_is_an_argument_list(tmp_path, monkeypatch):
@@ -70,3 +74,17 @@ def test_launch_stop_attach_and_resume_to_completion(tiny_sd15, images, tmp_path
 def test_attach_needs_a_launched_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="job.json"):
         attach(tmp_path)
+
+
+def test_the_tiny_model_on_a_cpu_trains_with_one_thread(monkeypatch):
+    from trainer.config import TrainConfig
+    from trainer.launch import child_environment
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    tiny = TrainConfig(base_model="tiny", data_dir="d", output_dir="o")
+    real = TrainConfig(base_model="runwayml/stable-diffusion-v1-5", data_dir="d", output_dir="o")
+    assert child_environment(tiny, gpus=0)["OMP_NUM_THREADS"] == "1"
+    assert "OMP_NUM_THREADS" not in child_environment(tiny, gpus=1)   # a GPU run: torch's own choice
+    assert "OMP_NUM_THREADS" not in child_environment(real, gpus=0)   # a real model wants every core
+    assert child_environment(tiny, {"OMP_NUM_THREADS": "4"}, gpus=0)["OMP_NUM_THREADS"] == "4"  # the user's wins
+    assert child_environment(tiny, gpus=0)["PYTHONPATH"].split(os.pathsep)[0] == str(ROOT)
