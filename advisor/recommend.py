@@ -20,8 +20,8 @@ from . import costs
 from .hyperparams import ADAPTERS, BASELINE, DB_FAMILY, class_noun, starting_hyperparameters
 from .knowledge import get_card
 from .profile import Profile
-from .rules import (ADJUSTMENTS, DATASET_KINDS, DEFAULT_RULES, IMAGE_COUNTS, INVASIVENESS, OPS, STANDING, Rule, advice,
-                    match, score)
+from .rules import (ADJUSTMENTS, DATASET_KINDS, DEFAULT_RULES, INVASIVENESS, OPS, STANDING, Rule, advice,
+                    image_counts, match, score)
 
 HUB_IDS = {"sd15": "stable-diffusion-v1-5/stable-diffusion-v1-5", "sd21": "stabilityai/stable-diffusion-2-1",
            "sdxl": "stabilityai/stable-diffusion-xl-base-1.0"}
@@ -318,7 +318,7 @@ def _predicted(plan: Plan) -> dict[str, dict[str, Any]]:
 
 
 def _dataset_advice(plan: Plan, p: Profile) -> list[str]:
-    lo, hi, said = IMAGE_COUNTS[plan.method]
+    lo, hi, said = image_counts(plan.method, p.subject_type)
     count = f"You have {p.n_images}; " + ("that is in range." if lo <= p.n_images <= hi else
                                           f"aim for {lo}-{hi}." if p.n_images < lo else
                                           f"the recipe uses fewer, so pick the best {hi} or expect longer training.")

@@ -273,10 +273,25 @@ ADJUSTMENTS: tuple[tuple[tuple[str, str, Any], dict[str, float], str], ...] = (
 IMAGE_COUNTS: dict[str, tuple[int, int, str]] = {  # (fewest, most, what the sources say)
     "dreambooth": (3, 10, "DreamBooth works from 3-5 images (DreamBooth paper)"),
     "dreambooth_lora": (5, 10, "5-10 images are usually enough for DreamBooth-LoRA (HF LoRA blog)"),
-    "lora": (15, 100, "about 30 images is the advanced SDXL LoRA rule of thumb"),
+    "lora": (15, 100, "a style or concept LoRA wants a few dozen varied, captioned images (the advanced SDXL "
+                      "blog used about 30)"),
     "textual_inversion": (3, 10, "DreamBench subjects have 4-6 images each"),
     "full_finetune": (100, 10**9, "full fine-tunes train on captioned datasets of hundreds of images or more"),
 }
+# A LoRA of one subject trains with an identifier prompt ("a photo of sks dog"), as DreamBooth-LoRA
+# does without prior preservation: the subject counts apply, not a style's (dataset-preparation card).
+SUBJECT_LORA_COUNTS = (5, 30, "5-10 images of one subject are usually enough for a LoRA with an identifier prompt "
+                              "(HF LoRA blog); the advanced SDXL blog used about 30 of a person")
+ONE_SUBJECT = ("person", "animal", "object")
+
+
+def image_counts(method: str, subject_type: str | None = None) -> tuple[int, int, str]:
+    """(fewest, most, what the sources say) for `method` on this kind of subject."""
+    if method == "lora" and subject_type in ONE_SUBJECT:
+        return SUBJECT_LORA_COUNTS
+    return IMAGE_COUNTS[method]
+
+
 DATASET_KINDS: dict[str, str] = {  # which images, by subject type
     "person": "Mostly close-ups plus some full-body shots, high resolution, no other faces in frame, varied "
               "occasions; avoid far-away shots (advanced SDXL LoRA blog).",

@@ -48,7 +48,7 @@ def dataset_report(data_dir: str | Path, *, resolution: int | None = None, goal_
         report = scan_dataset(data_dir, skip_bad=True, resolution=resolution)
     except DataError as e:
         out["error"] = str(e)
-        out["opinion"] = [_no_images_advice(method)]
+        out["opinion"] = [_no_images_advice(method, profile.get("subject_type"))]
         return out
     items = report.images
     out.update(ok=True, count=len(items), problems=list(report.problems), skipped=list(report.skipped),
@@ -102,11 +102,11 @@ def _thumbnails(items, folder: Path, limit: int) -> list[list[str]]:
     return out
 
 
-def _no_images_advice(method: str | None) -> str:
+def _no_images_advice(method: str | None, subject_type: str | None = None) -> str:
     if method:
-        from advisor.rules import IMAGE_COUNTS
+        from advisor.rules import image_counts
 
-        lo, hi, said = IMAGE_COUNTS[method]
+        lo, hi, said = image_counts(method, subject_type)
         return f"Add images: {said}."
     return "Add images (JPEG, PNG or WebP) to the folder, or upload them."
 
@@ -117,9 +117,9 @@ def _opinion(items, report, method: str | None, resolution: int | None,
     n = len(items)
     verdict, out = None, []
     if method:
-        from advisor.rules import IMAGE_COUNTS
+        from advisor.rules import image_counts
 
-        lo, hi, said = IMAGE_COUNTS[method]
+        lo, hi, said = image_counts(method, profile.get("subject_type"))
         if n < lo:
             verdict = "too_few"
             out.append(f"Too few images for {method}: {n}; {said}. Add at least {lo - n} more.")

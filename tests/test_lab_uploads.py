@@ -391,6 +391,19 @@ def test_report_counts_against_the_method_and_resolution(tmp_path):
         dataset_report(many, resolution=64, recommendation={"method": "magic"})
 
 
+def test_a_subject_lora_counts_as_a_subject_not_a_style(tmp_path):
+    """5 photos of a dog are plenty for a LoRA with an identifier prompt; 5 of a style are not."""
+    make_images(tmp_path / "dog", 5)
+    dog = dataset_report(tmp_path / "dog", resolution=64, recommendation={"method": "lora"},
+                         goal_profile={"subject_type": "animal"})
+    assert dog["verdict"] == "good" and "one subject" in dog["opinion"][0]
+    style = dataset_report(tmp_path / "dog", resolution=64, recommendation={"method": "lora"},
+                           goal_profile={"subject_type": "style"})
+    assert style["verdict"] == "too_few" and "style or concept" in style["opinion"][0]
+    empty = dataset_report(tmp_path / "nothing", recommendation={"method": "lora"}, goal_profile={"subject_type": "person"})
+    assert "one subject" in empty["opinion"][0]
+
+
 def test_report_on_a_bad_folder_lists_problems_and_duplicates(tmp_path):
     data = tmp_path / "data"
     paths = make_images(data, 3)

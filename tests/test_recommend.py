@@ -283,3 +283,10 @@ def test_when_nothing_fits_the_closest_plan_fits_memory_if_any_does():
     assert rec["estimates"]["fits"] is False
     assert rec["estimates"]["vram_gb"] <= 24
     assert "minutes" in rec["estimates"]["fits_reason"] or "min" in rec["estimates"]["fits_reason"]
+
+
+def test_dataset_advice_for_a_lora_follows_the_subject():
+    dog = recommend(Profile(subject_type="animal", class_noun="dog", n_images=5, vram_gb=24, preferred_method="lora"))
+    assert dog.method == "lora" and dog.dataset_advice[0].endswith("You have 5; that is in range.")
+    style = recommend(Profile(subject_type="style", n_images=5, vram_gb=24, preferred_method="lora"))
+    assert style.method == "lora" and style.dataset_advice[0].endswith("aim for 15-100.")
