@@ -226,7 +226,7 @@ def _estimates(plan: Plan, p: Profile, vram: float, gpu, pace: float = 1.0) -> d
         reason = (f"Nothing fits; the closest plan {'; '.join(plan.problems)}. "
                   f"What would make it fit: {_remedies(plan, p, vram, gpu, pace)}")
     return {"vram_gb": e.vram_gb, "minutes": e.minutes, "output_mb": e.output_mb, "fits": not plan.problems,
-            "fits_reason": reason, "savings": plan.changes}
+            "fits_reason": reason, "savings": plan.changes, "timed_for": e.gpu}
 
 
 def _remedies(plan: Plan, p: Profile, vram: float, gpu, pace: float = 1.0) -> str:

@@ -83,7 +83,8 @@ def test_json_contract_shape():
     rec = recommend(REACH["dreambooth_lora"]).to_dict()
     assert tuple(rec) == JSON_KEYS
     json.dumps(rec)  # serialisable
-    assert set(rec["estimates"]) == {"vram_gb", "minutes", "output_mb", "fits", "fits_reason", "savings"}
+    assert set(rec["estimates"]) == {"vram_gb", "minutes", "output_mb", "fits", "fits_reason", "savings",
+                                     "timed_for"}
     for key in ("learning_rate", "max_train_steps", "train_batch_size", "gradient_accumulation_steps", "resolution",
                 "rank", "prior_preservation", "num_class_images", "prior_loss_weight", "train_text_encoder",
                 "mixed_precision", "gradient_checkpointing", "use_8bit_adam"):
@@ -256,7 +257,7 @@ def test_unnamed_cards_are_timed_as_the_slowest_card_with_that_memory():
     assert costs.typical_gpu(200) is costs.GPUS["h200"]  # above the table: its largest card
     rec = recommend(Profile(vram_gb=24)).to_dict()
     note = next(a for a in rec["assumptions"] if a["slot"] == "gpu_name")["how_to_change"]
-    assert "L4" in note
+    assert "L4" in note and rec["estimates"]["timed_for"] == "L4"  # the card the minutes are for, as data
     named = recommend(Profile(vram_gb=10, gpu_name="RTX 3080")).to_dict()
     assert "No speed figure for RTX 3080" in next(a for a in named["assumptions"] if a["slot"] == "gpu_name")["how_to_change"]
 
