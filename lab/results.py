@@ -96,12 +96,18 @@ def _generate(config: TrainConfig, run_dir: Path, todo_base, todo_tuned, steps: 
     import torch
 
     from trainer.methods import load_trained_pipeline
+    from trainer.memory import host_memory_problem
     from trainer.models import inference_dtype, load_pipeline, place_pipeline, resolve_base_model
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = inference_dtype(device, config.mixed_precision)
-    for todo, load in ((todo_base, lambda: load_pipeline(resolve_base_model(config.base_model), dtype)),
-                       (todo_tuned, lambda: load_trained_pipeline(run_dir, dtype))):
+    base_folder = resolve_base_model(config.base_model)
+    problem = host_memory_problem(base_folder, "Drawing the comparison images") if device == "cpu" else None
+    if problem:  # the kernel would kill the app itself
+        raise ValueError(problem)
+    load_as = None if device == "cpu" else dtype  # on the CPU: load as saved, then cast (a lower peak)
+    for todo, load in ((todo_base, lambda: load_pipeline(base_folder, load_as)),
+                       (todo_tuned, lambda: load_trained_pipeline(run_dir, load_as))):
         if not todo:
             continue
         pipe = place_pipeline(load(), device, dtype)

@@ -128,3 +128,29 @@ def test_fp32_modules_are_held_in_fp32_whatever_they_were_saved_in():
     assert vae.weight.dtype == torch.float32            # SDXL's VAE under fp16: fp32 whole
     assert unet.weight.dtype == torch.bfloat16          # frozen: the mixed-precision dtype
     assert lora.weight.dtype == torch.float32 and lora.bias.dtype == torch.bfloat16  # trained: fp32
+
+
+def test_fp32_size_counts_fp16_files_twice(tiny_sd15, half_sd15):
+    from trainer.memory import fp32_weights_gb
+
+    assert fp32_weights_gb(half_sd15) == pytest.approx(fp32_weights_gb(tiny_sd15), rel=0.02)
+
+
+def test_sampling_that_would_not_fit_in_memory_is_refused_in_one_line(half_sd15, images, tmp_path, monkeypatch):
+    """The kernel kills a process that runs out of host memory without a word (scoring SDXL in fp32
+    on a 24 GB machine did): evaluation and the lab's comparison say so first instead."""
+    from lab.page import finished_view
+    from lab.results import compare_images
+    from trainer import memory
+    from trainer.evaluate import EvalError, evaluate_run
+
+    cfg = fast_config(half_sd15, images, tmp_path / "run", method="lora", max_train_steps=1)
+    assert TrainingRun(cfg, progress=False).run() == "completed"
+    monkeypatch.setattr(memory, "available_host_gb", lambda: 0.001)
+    with pytest.raises(EvalError, match=r"Scoring on the CPU needs about \d+ GB of memory .* 0 GB are free"):
+        evaluate_run(tmp_path / "run", clip="none", dino="none", device="cpu")
+    with pytest.raises(ValueError, match="Drawing the comparison images on the CPU needs about"):
+        compare_images(tmp_path / "run")
+    shown = finished_view(tmp_path / "run")  # the page shows the rest and says why there are no images
+    assert shown["compare"] == [] and "Drawing the comparison images on the CPU needs" in shown["scores_md"]
+    assert shown["downloads"]

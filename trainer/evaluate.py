@@ -342,6 +342,7 @@ def evaluate_run(run_dir: str | Path, *, clip: str | None = None, dino: str | No
     seeds per prompt; `steps` denoising steps (None: 25, or 10 for models at <= 128 px).
     """
     from .methods import load_trained_pipeline
+    from .memory import host_memory_problem
     from .models import inference_dtype, load_pipeline, place_pipeline, resolve_base_model
 
     started = time.time()
@@ -360,16 +361,23 @@ def evaluate_run(run_dir: str | Path, *, clip: str | None = None, dino: str | No
     steps = steps or default_steps(config.resolution)
     device = _device(device)
     dtype = inference_dtype(device, config.mixed_precision)
+    base_folder = resolve_base_model(config.base_model)
+    # on the CPU: refuse what would not fit (a killed process says nothing), and load as saved
+    # then cast, which peaks lower than loading straight into fp32
+    problem = host_memory_problem(base_folder, "Scoring") if device == "cpu" else None
+    if problem:
+        raise EvalError(problem)
+    load_as = None if device == "cpu" else dtype
 
     def gen(pipe, prompt_list):
         return generate(pipe, prompt_list, seeds, steps, resolution=config.resolution)
 
     # One pipeline in memory at a time: fine-tuned first, then the base.
-    pipe = place_pipeline(load_trained_pipeline(run_dir, dtype), device, dtype)
+    pipe = place_pipeline(load_trained_pipeline(run_dir, load_as), device, dtype)
     subject, flexibility, tuned = gen(pipe, prompts.subject), gen(pipe, prompts.flexibility), \
         gen(pipe, prompts.base_prompts)
     _release(pipe)
-    pipe = place_pipeline(load_pipeline(resolve_base_model(config.base_model), dtype), device, dtype)
+    pipe = place_pipeline(load_pipeline(base_folder, load_as), device, dtype)
     base = gen(pipe, prompts.base_prompts)
     _release(pipe)
     images = EvalImages(subject=subject, flexibility=flexibility, tuned=tuned, base=base)
