@@ -83,7 +83,7 @@ def test_estimate_for_a_card_outside_the_speed_table_uses_a_named_stand_in(tiny_
     spec.loader.exec_module(dc)
     run_dir = next((tiny_check["work"] / "runs").glob("*-lora-*"))
     rec = {"base_model": "sd15"}
-    for device, memory, in_table in (("NVIDIA H100 80GB HBM3", 85.0, True), ("NVIDIA H200", 150.0, False)):
+    for device, memory, in_table in (("NVIDIA H200", 150.0, True), ("NVIDIA B200", 192.0, False)):
         check = dc.Check()
         dc.figures(check, run_dir, rec, device, memory)
         here = check.facts["estimate_here"]
@@ -91,7 +91,7 @@ def test_estimate_for_a_card_outside_the_speed_table_uses_a_named_stand_in(tiny_
         assert here["gpu_in_table"] is in_table
         assert here["vram_gb"] > 0 and here["output_mb"] > 0
         if not in_table:
-            assert "NVIDIA H200 is not in the table" in here["gpu"]
+            assert "NVIDIA B200 is not in the table" in here["gpu"]
 
 
 def test_full_check_without_cuda_exits_2_with_a_clear_message(tmp_path):
