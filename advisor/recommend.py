@@ -21,7 +21,7 @@ from .hyperparams import ADAPTERS, BASELINE, DB_FAMILY, class_noun, starting_hyp
 from .knowledge import get_card
 from .profile import Profile
 from .rules import (ADJUSTMENTS, DATASET_KINDS, DEFAULT_RULES, INVASIVENESS, OPS, STANDING, Rule, advice,
-                    image_counts, match, score)
+                    ONE_SUBJECT, image_counts, match, score)
 
 HUB_IDS = {"sd15": "stable-diffusion-v1-5/stable-diffusion-v1-5", "sd21": "stabilityai/stable-diffusion-2-1",
            "sdxl": "stabilityai/stable-diffusion-xl-base-1.0"}
@@ -325,7 +325,10 @@ def _dataset_advice(plan: Plan, p: Profile) -> list[str]:
     out = [f"{said[0].upper()}{said[1:]}. {count}", DATASET_KINDS[p.subject_type]]
     res = plan.hp["resolution"]
     out.append(f"Use images at least {res} x {res} px; they are cropped to {res} px squares.")
-    if plan.method in ("lora", "full_finetune"):
+    if plan.method == "lora" and p.subject_type in ONE_SUBJECT and not p.captions:
+        out.append(f"Every image trains with the instance prompt '{plan.hp['instance_prompt']}'; captions are "
+                   "optional for one subject (a .txt beside an image replaces the prompt for it).")
+    elif plan.method in ("lora", "full_finetune"):
         out.append(f"Caption each image (a .txt file beside it); uncaptioned ones train with "
                    f"'{plan.hp['instance_prompt']}'." if not p.captions else
                    "Keep the captions beside the images (same name, .txt); they carry the content.")

@@ -144,7 +144,15 @@ def _opinion(items, report, method: str | None, resolution: int | None,
         else:
             out.append(f"Every image is at least {resolution} px on its short side: good.")
     subject = profile.get("subject_type")
-    if method in _CAPTIONED_METHODS or subject == "style":
+    from advisor.rules import ONE_SUBJECT
+
+    one_subject_lora = method == "lora" and subject in ONE_SUBJECT  # trains with an identifier prompt
+    if one_subject_lora:
+        out.append("Every image trains with the instance prompt, as a LoRA of one subject usually does; captions "
+                   "are optional." if report.captions == 0 else
+                   f"{report.captions} of {n} images have captions; they replace the instance prompt for those "
+                   "images.")
+    elif method in _CAPTIONED_METHODS or subject == "style":
         if report.captions == 0:
             why = "a style" if subject == "style" else f"{method}"
             out.append(f"No captions: for {why} caption each image (a .txt beside it with the same name) so the "

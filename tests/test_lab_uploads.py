@@ -397,6 +397,8 @@ def test_a_subject_lora_counts_as_a_subject_not_a_style(tmp_path):
     dog = dataset_report(tmp_path / "dog", resolution=64, recommendation={"method": "lora"},
                          goal_profile={"subject_type": "animal"})
     assert dog["verdict"] == "good" and "one subject" in dog["opinion"][0]
+    assert any("captions are optional" in s for s in dog["opinion"])
+    assert not any(s.startswith("No captions") for s in dog["opinion"])
     style = dataset_report(tmp_path / "dog", resolution=64, recommendation={"method": "lora"},
                            goal_profile={"subject_type": "style"})
     assert style["verdict"] == "too_few" and "style or concept" in style["opinion"][0]

@@ -289,5 +289,6 @@ def test_when_nothing_fits_the_closest_plan_fits_memory_if_any_does():
 def test_dataset_advice_for_a_lora_follows_the_subject():
     dog = recommend(Profile(subject_type="animal", class_noun="dog", n_images=5, vram_gb=24, preferred_method="lora"))
     assert dog.method == "lora" and dog.dataset_advice[0].endswith("You have 5; that is in range.")
+    assert any("captions are optional for one subject" in line for line in dog.dataset_advice)
     style = recommend(Profile(subject_type="style", n_images=5, vram_gb=24, preferred_method="lora"))
     assert style.method == "lora" and style.dataset_advice[0].endswith("aim for 15-100.")
