@@ -8,6 +8,7 @@ folder (`compare/`, `downloads/`) and is reused while still current.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import math
@@ -120,6 +121,7 @@ def _generate(config: TrainConfig, run_dir: Path, todo_base, todo_tuned, steps: 
                 image.save(tmp)
                 os.replace(tmp, path)  # a half-written PNG is never taken for a cached one
         del pipe
+        gc.collect()  # gone before the next one loads: one pipeline in memory at a time
         if device == "cuda":
             torch.cuda.empty_cache()
 

@@ -435,3 +435,31 @@ def test_make_grid_labels_rows():
                      label_width=50)
     assert grid.size == (50 + 2 * 32, 2 * 32)
     assert np.asarray(grid)[:, :50].min() < 128                          # the labels drew something
+
+
+@pytest.mark.slow
+def test_one_pipeline_in_memory_at_a_time(trained_run, tmp_path, monkeypatch):
+    """The fine-tuned pipeline is gone before the base loads (it once stayed referenced, and a real
+    SD 1.5 scoring peaked at 2.4x its weights on the CPU)."""
+    import weakref
+
+    from trainer import methods, models
+
+    run = _copy_run(trained_run, tmp_path / "run")
+    alive_at_base_load = []
+    tuned_refs = []
+    real_trained, real_base = methods.load_trained_pipeline, models.load_pipeline
+
+    def trained(*args, **kw):
+        pipe = real_trained(*args, **kw)
+        tuned_refs.append(weakref.ref(pipe))
+        return pipe
+
+    def base(*args, **kw):
+        alive_at_base_load.append([ref() is not None for ref in tuned_refs])
+        return real_base(*args, **kw)
+
+    monkeypatch.setattr(methods, "load_trained_pipeline", trained)
+    monkeypatch.setattr(models, "load_pipeline", base)
+    evaluate_run(run, clip="none", dino="none", **FAST)
+    assert tuned_refs and alive_at_base_load[-1] == [False]

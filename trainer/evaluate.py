@@ -324,13 +324,19 @@ def _device(device: str | None) -> str:
     return device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _release(pipe) -> None:
+def _with_pipeline(load, use):
+    """`use(pipe)` on the pipeline `load()` returns, which is gone from memory when this returns:
+    no caller holds it, so the next pipeline never shares memory with this one."""
     import torch
 
-    del pipe
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    pipe = load()
+    try:
+        return use(pipe)
+    finally:
+        del pipe
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
 def evaluate_run(run_dir: str | Path, *, clip: str | None = None, dino: str | None = None,
@@ -373,13 +379,11 @@ def evaluate_run(run_dir: str | Path, *, clip: str | None = None, dino: str | No
         return generate(pipe, prompt_list, seeds, steps, resolution=config.resolution)
 
     # One pipeline in memory at a time: fine-tuned first, then the base.
-    pipe = place_pipeline(load_trained_pipeline(run_dir, load_as), device, dtype)
-    subject, flexibility, tuned = gen(pipe, prompts.subject), gen(pipe, prompts.flexibility), \
-        gen(pipe, prompts.base_prompts)
-    _release(pipe)
-    pipe = place_pipeline(load_pipeline(base_folder, load_as), device, dtype)
-    base = gen(pipe, prompts.base_prompts)
-    _release(pipe)
+    subject, flexibility, tuned = _with_pipeline(
+        lambda: place_pipeline(load_trained_pipeline(run_dir, load_as), device, dtype),
+        lambda pipe: (gen(pipe, prompts.subject), gen(pipe, prompts.flexibility), gen(pipe, prompts.base_prompts)))
+    base = _with_pipeline(lambda: place_pipeline(load_pipeline(base_folder, load_as), device, dtype),
+                          lambda pipe: gen(pipe, prompts.base_prompts))
     images = EvalImages(subject=subject, flexibility=flexibility, tuned=tuned, base=base)
 
     encoders, notes = load_encoders(clip, dino, device=device)
