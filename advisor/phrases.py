@@ -1,7 +1,8 @@
 """The parser's vocabulary, as data: how newcomers say each profile slot.
 
-advisor/parsing.py is the engine (clean, split, scan, resolve); this module only holds the
-words and patterns it reads with. Patterns are regex source strings over the normalised
+advisor/parsing.py is the engine (clean, split, scan, resolve; with parsing_text, parsing_scan,
+parsing_amounts and parsing_choices beside it); this module only holds the words and patterns
+it reads with. Patterns are regex source strings over the normalised
 text (lowercase, numbers as digits). A new phrasing is a new row here plus a row in
 tests/test_parsing.py. Rows are tried in order, so within a table specific rows come first.
 

@@ -1,0 +1,176 @@
+"""Slot readers for values said in words: the factor levels (accuracy, flexibility,
+preservation), base model, preferred method, captions, subject type and class noun; and
+`read_bare`, for short answers to the pending question ("30", "3", "yes", "no limit").
+
+Each reader takes its matches from the `Scan` (blanking them) and adds the values it finds;
+`extract` in advisor/parsing.py calls them in a fixed order.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from . import phrases as P
+from .parsing_scan import Extraction, Scan, check_bounds, said_text
+from .parsing_text import BLANK
+from .profile import FACTORS
+
+# --------------------------------------------------------------------------- compiled tables
+# The vocabulary is data in advisor/phrases.py; here it is compiled and combined with numbers.
+_FACTOR_RX = [(f, v, re.compile(p)) for f, v, p in P.FACTOR_PHRASES]
+_LEVEL_WORDS = P.LEVEL_WORDS
+_FACTOR_NAME = P.FACTOR_NAMES
+_LEVEL = r"(?P<v>-?\d+(?:\.\d+)?|" + P.LEVEL_WORD + ")"
+_FACTOR_WORD = r"(?P<f>" + "|".join(P.FACTOR_NAMES) + ")"
+_EXPLICIT_FACTOR = [
+    re.compile(r"\b" + _FACTOR_WORD + r"\s*(?:is|:|=|of|at|level|should be|needs to be|to|-)?\s*(?:a\s+)?"
+               + _LEVEL + r"\b(?!\s*(?:gb|g|mb|images?|photos?|pictures?|minutes?|hours?|%))(?:\s*(?:/|out of)\s*5\b)?"),
+    re.compile(r"\b(?P<v>" + P.LEVEL_WORD + r")\s+" + _FACTOR_WORD + r"\b"),   # "high accuracy"
+]
+
+_BASE_RX = [(v, re.compile(p)) for v, p in P.BASE_MODEL_PATTERNS]
+_BARE_VERSION_RX = [(v, re.compile(p)) for v, p in P.BARE_VERSIONS]
+_UNSUPPORTED_BASE = re.compile(P.UNSUPPORTED_BASE)
+
+_CAPTIONS = [(v, re.compile(p)) for v, p in P.CAPTIONS]
+
+_SUBJECT_RX = [(k, c, re.compile(p)) for k, c, p in P.SUBJECT_CUES]
+_GENERIC_SUBJECT_RX = [(k, c, re.compile(p)) for k, c, p in P.GENERIC_SUBJECT_CUES]
+_GENERAL_RX = re.compile(P.GENERAL_CUES)
+_PRONOUNS = [(noun, re.compile(p)) for noun, p in P.PRONOUNS]
+_NOUN_TABLES = {"animal": (P.ANIMALS,), "object": (P.OBJECTS, P.GENERIC_OBJECTS), "style": (P.STYLE_NOUNS,)}
+_METHOD_RX = [(m, re.compile(p)) for m, p in P.METHOD_PHRASES]
+_NO_METHOD = re.compile(P.NO_METHOD_PREFERENCE)
+
+
+# --------------------------------------------------------------------------- slot readers
+def read_factors(s: Scan, ex: Extraction) -> None:
+    explicit: dict[str, list[tuple[int, int]]] = {}
+    for rx in _EXPLICIT_FACTOR:
+        for m in s.take(rx):
+            factor, raw = _FACTOR_NAME[m.group("f")], m.group("v")
+            value = _LEVEL_WORDS.get(raw)
+            if value is None:
+                number = float(raw)
+                if not number.is_integer() or not 1 <= number <= 5:
+                    ex.problems.append(f"'{said_text(m)}': {factor} is a whole number from 1 to 5, so I didn't store it.")
+                    continue
+                value = int(number)
+            if not s.negated(m.start()):
+                explicit.setdefault(factor, []).append((m.start(), value))
+    phrased: dict[str, list[tuple[int, int]]] = {}
+    for factor, value, rx in _FACTOR_RX:
+        for m in s.take(rx):
+            phrased.setdefault(factor, []).append((m.start(), value))
+    for factor in FACTORS:
+        if factor in explicit:
+            s.cands[factor] = explicit[factor]
+        elif factor in phrased:
+            values = [v for _, v in phrased[factor]]
+            # Phrases pointing the same way: the strongest one. Opposite ways: a conflict.
+            if min(values) >= 3 or max(values) <= 3:
+                strongest = max(values, key=lambda v: abs(v - 3))
+                s.cands[factor] = [(phrased[factor][0][0], strongest)]
+            else:
+                s.cands[factor] = phrased[factor]
+
+
+def read_base(s: Scan, ex: Extraction, expecting: str | None) -> None:
+    for m in s.take(_UNSUPPORTED_BASE):
+        ex.problems.append(f"'{said_text(m)}' isn't supported here; the advisor covers SD 1.5, SD 2.1 and SDXL.")
+    rules = _BASE_RX + (_BARE_VERSION_RX if expecting in (None, "base_model") else [])
+    for value, rx in rules:
+        for m in s.take(rx):
+            s.add("base_model", m.start(), value)
+
+
+def read_captions(s: Scan) -> None:
+    for value, rx in _CAPTIONS:
+        for m in s.take(rx):
+            s.cands.setdefault("captions", []).append((m.start(), value))
+
+
+def read_subject(s: Scan) -> None:
+    best = _earliest_cue(s, _SUBJECT_RX) or _earliest_cue(s, _GENERIC_SUBJECT_RX)
+    if best is None:
+        m = _GENERAL_RX.search(s.text)
+        if m:
+            best = (m.start(), 0, "general", None)
+    if best is None:
+        for noun, rx in _PRONOUNS:
+            m = rx.search(s.text)
+            if m and (best is None or m.start() < best[0]):
+                best = (m.start(), 0, "person", noun)
+    if best is not None:
+        s.cands["subject_type"] = [(best[0], best[2])]
+        s.cands["class_noun"] = [(best[0], best[3])]
+
+
+def _earliest_cue(s: Scan, cues) -> tuple[int, int, str, Any] | None:
+    """(start, -length, type, noun) of the cue found earliest in the text; a tie goes to the longer."""
+    best = None
+    for kind, noun, rx in cues:
+        m = rx.search(s.text)
+        if m is None:
+            continue
+        if noun is None:
+            noun = _noun_for(kind, m.group(0))
+        key = (m.start(), -(m.end() - m.start()), kind, noun)
+        if best is None or key[:2] < best[:2]:
+            best = key
+    return best
+
+
+def _noun_for(kind: str, matched: str) -> str | None:
+    """The class noun inside a matched cue: 'my dog rex' -> 'dog', '40 drawings' -> 'drawing'."""
+    for table in _NOUN_TABLES.get(kind, ()):
+        for w in sorted(table, key=len, reverse=True):
+            if re.search(r"\b" + re.escape(w) + r"\b", matched):
+                return table[w]
+    return "artwork" if kind == "style" else ("product" if kind == "object" else None)
+
+
+def read_method(s: Scan) -> None:
+    """A method asked for by name; "any method is fine" clears an earlier one."""
+    for m in s.take(_NO_METHOD):
+        s.cands.setdefault("preferred_method", []).append((m.start(), None))
+    for method, rx in _METHOD_RX:
+        for m in s.take(rx):
+            s.add("preferred_method", m.start(), method)
+    s.cands.get("preferred_method", []).sort(key=lambda c: c[0])   # text order, as the user said them
+
+
+def read_bare(s: Scan, expecting: str, ex: Extraction) -> None:
+    """Short answers to the pending question: "30", "3", "yes", "high", "no limit"."""
+    rest = " ".join(s.text.replace(BLANK, " ").split()).strip(" .!,")
+    rest = re.sub(r"^(?:about|around|roughly|maybe|approx(?:imately|\.)?|~|like|i have|i've got|it's|its)\s*", "", rest)
+    num = re.fullmatch(r"(-?\d+(?:\.\d+)?)", rest)
+    if expecting in FACTORS:
+        level = P.BARE_LEVELS.get(rest, _LEVEL_WORDS.get(rest))
+        if num:
+            n = float(num.group(1))
+            if n.is_integer() and 1 <= n <= 5:
+                level = int(n)
+            else:
+                ex.problems.append(f"'{rest}': {expecting} is a whole number from 1 to 5, so I didn't store it.")
+        if level is not None:
+            s.cands[expecting] = [(0, level)]
+    elif expecting == "captions":
+        if re.fullmatch(P.BARE_YES, rest):
+            s.cands["captions"] = [(0, True)]
+        elif re.fullmatch(P.BARE_NO, rest):
+            s.cands["captions"] = [(0, False)]
+    elif expecting == "max_output_mb":
+        if re.fullmatch(P.BARE_NO_LIMIT, rest):
+            s.cands["max_output_mb"] = [(0, None)]
+        elif num and check_bounds("max_output_mb", float(num.group(1)), rest, ex):
+            s.cands["max_output_mb"] = [(0, float(num.group(1)))]
+    elif expecting == "subject_type" and rest in P.BARE_SUBJECT:
+        kind, noun = P.BARE_SUBJECT[rest]
+        s.cands["subject_type"], s.cands["class_noun"] = [(0, kind)], [(0, noun)]
+    elif num and expecting in ("n_images", "vram_gb", "time_budget_min", "n_runs"):
+        n = float(num.group(1))
+        if expecting == "time_budget_min" and 0 < n < 10:
+            n *= 60   # a bare "2" for GPU time means hours; "45" means minutes
+        if check_bounds(expecting, n, rest, ex):
+            s.cands[expecting] = [(0, int(n) if expecting in ("n_images", "n_runs") else n)]
