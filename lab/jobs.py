@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 from trainer.config import ConfigError, TrainConfig
 from trainer.events import error_line, last_event, read_events
-from trainer.launch import JOB_FILE, TrainingJob, attach, launch
+from trainer.launch import JOB_FILE, TrainingJob, attach, ended_without_result, launch
 from trainer.tiny import TINY_MODELS
 
 from .paths import default_runs_dir
@@ -519,8 +519,7 @@ def _message(status: str, run_dir: Path, stopping: bool, demo: bool) -> str:
         return f"stopped at step {end['step'] if end else '?'}; a checkpoint was saved, resume to continue"
     if status == "failed":
         error = (end or {}).get("error") or (last_event(events, "error") or {}).get("error")
-        return f"failed: {with_advice(error)}" if error else \
-            "failed: the training process ended without a result (see the log)"
+        return f"failed: {with_advice(error or ended_without_result(run_dir))}"
     return "state unknown"
 
 

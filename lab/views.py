@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.events import last_event, pid_alive, read_events, run_status
-from trainer.launch import JOB_FILE, LOG_FILE
+from trainer.launch import JOB_FILE, LOG_FILE, ended_without_result
 from trainer.memory import summary_fields
 
 from .jobs import QUEUED_MARKER, is_builtin_tiny, with_advice
@@ -98,7 +98,7 @@ def progress(run_dir: str | Path) -> dict[str, Any]:
     return {"step": step, "max_steps": max_steps, "fraction": round(fraction, 4), "eta_s": eta,
             "sec_per_step": sec, "status": status,
             "vram_gb": summary_fields(attempt).get("peak_vram_gb"),
-            "message": _progress_message(status, step, max_steps, step_ev, end, resumed, eta, attempt)}
+            "message": _progress_message(status, step, max_steps, step_ev, end, resumed, eta, attempt, run_dir)}
 
 
 def _resumed_step(attempt: list[dict[str, Any]]) -> int:
@@ -107,7 +107,7 @@ def _resumed_step(attempt: list[dict[str, Any]]) -> int:
     return max(steps, default=0)
 
 
-def _progress_message(status, step, max_steps, step_ev, end, last_status, eta, attempt) -> str:
+def _progress_message(status, step, max_steps, step_ev, end, last_status, eta, attempt, run_dir) -> str:
     peak = summary_fields(attempt).get("peak_vram_gb")  # CUDA runs only
     if status == "queued":
         return "waiting in the queue"
@@ -118,7 +118,7 @@ def _progress_message(status, step, max_steps, step_ev, end, last_status, eta, a
     if status == "stopped":
         return f"stopped at step {step}; a checkpoint was saved"
     if status == "failed":
-        return f"failed at step {step}: {with_advice((end or {}).get('error') or 'the process ended without a result')}"
+        return f"failed at step {step}: {with_advice((end or {}).get('error') or ended_without_result(run_dir))}"
     if step_ev is None:  # still loading data, the model, class images...
         return (last_status or {}).get("message") or "starting"
     loss = _number(step_ev.get("loss"))

@@ -382,3 +382,22 @@ def test_a_run_that_ends_reaches_the_run_log_before_anyone_rates_it(fake, data, 
         record = log.get(job_id)
     assert record.status == "failed" and record.error.startswith("out of GPU memory at step 1")
     assert record.rating_accuracy is None
+
+
+@pytest.mark.slow
+def test_a_training_process_killed_by_the_system_says_so(tiny_env, data, tmp_path):
+    """SIGKILL (what the out-of-memory killer sends) leaves no end event; the page says what
+    most likely happened instead of 'ended without a result'."""
+    import signal
+
+    q = JobQueue(tmp_path / "runs", gpus=0)
+    job_id = q.submit(tiny_config(data, max_train_steps=5000), session_id="one")
+    run_dir = q.runs_dir / job_id
+    wait_until(lambda: any(e["kind"] == "step" for e in read_events(run_dir)), "the first step", run_dir)
+    pid = [e for e in read_events(run_dir) if e["kind"] == "start"][-1]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: q.status(job_id).state != "running", "the job to end", run_dir)
+    status = q.status(job_id)
+    assert status.state == "failed" and "killed by the system (SIGKILL)" in status.message, status.message
+    assert "killed by the system (SIGKILL)" in progress(run_dir)["message"]
+    assert not [e for e in read_events(run_dir) if e["kind"] == "end"]  # nothing could be written

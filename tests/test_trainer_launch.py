@@ -88,3 +88,14 @@ def test_the_tiny_model_on_a_cpu_trains_with_one_thread(monkeypatch):
     assert "OMP_NUM_THREADS" not in child_environment(real, gpus=0)   # a real model wants every core
     assert child_environment(tiny, {"OMP_NUM_THREADS": "4"}, gpus=0)["OMP_NUM_THREADS"] == "4"  # the user's wins
     assert child_environment(tiny, gpus=0)["PYTHONPATH"].split(os.pathsep)[0] == str(ROOT)
+
+
+def test_why_a_run_ended_without_its_end_event(tmp_path):
+    from trainer.launch import ended_without_result
+
+    assert ended_without_result(tmp_path) == "the training process ended without a result (see the log)"
+    (tmp_path / LOG_FILE).write_text("step 3\nsubprocess.CalledProcessError: Command '[...]' died with "
+                                     "<Signals.SIGKILL: 9>.\n")
+    assert ended_without_result(tmp_path).startswith("the training process was killed by the system (SIGKILL)")
+    (tmp_path / LOG_FILE).write_text("Traceback ...\nValueError: something else\n")
+    assert "see the log" in ended_without_result(tmp_path)

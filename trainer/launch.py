@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -191,6 +192,27 @@ def child_environment(config: TrainConfig, env: dict[str, str] | None = None,
     if no_gpu and config.base_model in TINY_MODELS and "OMP_NUM_THREADS" not in child_env:
         child_env["OMP_NUM_THREADS"] = child_env["MKL_NUM_THREADS"] = "1"
     return child_env
+
+
+_KILLED = re.compile(r"SIGKILL|signal 9\b|exit status -9\b|^Killed\b", re.MULTILINE)
+
+
+def ended_without_result(run_dir: str | Path) -> str:
+    """Why a run's process ended without its `end` event, as one line from the end of its log:
+    killed by the system (the Linux out-of-memory killer sends SIGKILL, which no program can
+    catch, so nothing else is written), or otherwise unknown."""
+    try:
+        with open(Path(run_dir) / LOG_FILE, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 8192))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        tail = ""
+    if _KILLED.search(tail):
+        return ("the training process was killed by the system (SIGKILL), most often because the machine ran out "
+                "of memory: lower the resolution or batch size, turn on gradient checkpointing or cached latents, "
+                "or close other programs; then resume from the last checkpoint")
+    return "the training process ended without a result (see the log)"
 
 
 def attach(run_dir: str | Path) -> TrainingJob:
