@@ -8,7 +8,6 @@ in a subprocess the page follows through the run folder.
 """
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import threading
@@ -25,9 +24,7 @@ from lab.jobs import JobQueue
 from lab.paths import default_runs_dir, default_uploads_root
 from lab.uploads import dataset_from_folder, ingest_uploads, new_session_dir
 from lab.datasets import dataset_report, report_markdown
-from lab.results import record_run, save_rating
-
-logger = logging.getLogger(__name__)
+from lab.results import save_rating
 
 TITLE = "Fine-tune advisor & lab for Stable Diffusion"
 INTRO = ("Describe what you want to fine-tune and what hardware you have. The advisor asks what it still "
@@ -96,12 +93,9 @@ def to_lab(session: chat.ChatSession | None, lab: dict, demo: bool):
     """'Train this recommendation': the lab opens with its train_config, every setting editable."""
     if session is None or session.recommendation is None:
         return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-    lab = {**(lab or {}), "recommendation": session.recommendation,
-           "profile": chat.stated_profile(session.interview).to_dict()}
-    cfg = page.lab_config(session.recommendation["train_config"], demo=demo, data_dir=lab.get("data_dir", ""))
-    lab["resolution"] = cfg.get("resolution")
-    text = page.config_text(cfg)
-    return lab, text, page.config_message(*page.check_config_text(text)), gr.Tabs(selected="lab")
+    opened = page.train_this(session.recommendation, chat.stated_profile(session.interview).to_dict(), demo=demo,
+                             data_dir=(lab or {}).get("data_dir", ""))
+    return {**(lab or {}), **opened["lab"]}, opened["text"], opened["message"], gr.Tabs(selected="lab")
 
 
 # =========================================================================== Lab
@@ -170,17 +164,11 @@ def demo_toggle(demo: bool, lab: dict, text: str):
 
 
 def start_training(text: str, cid: str, lab: dict):
-    cfg, error = page.check_config_text(text)
-    if cfg is None:
-        return lab, f"**Not started.** {error}"
-    if not cfg.data_dir:
-        return lab, "**Not started.** Choose a dataset first (upload images or a zip, or give a folder)."
-    try:
-        job_id = job_queue().submit(cfg, session_id=client_id(cid), profile=(lab or {}).get("profile"))
-    except ValueError as e:
-        return lab, f"**Not started.** {e}"
-    job_queue().pump()
-    return {**(lab or {}), "job_id": job_id, "shown": None}, "Submitted; the run starts as soon as a GPU slot is free."
+    job_id, message = page.start_training(job_queue(), text, session_id=client_id(cid),
+                                          profile=(lab or {}).get("profile"))
+    if job_id is None:
+        return lab, message
+    return {**(lab or {}), "job_id": job_id, "shown": None}, message
 
 
 def stop_training(lab: dict) -> str:
@@ -212,11 +200,7 @@ def refresh_lab(cid: str, lab: dict):
     view = page.job_view(queue, status)
     results = (gr.skip(),) * 4
     if view["finished"] and lab.get("shown") != (view["job_id"], status.state):
-        try:  # into the run log now, so the advisor's next answer already knows this run
-            record_run(view["run_dir"], runlog=default_db_path())
-        except Exception as e:  # a locked or broken log must not hide the results
-            logger.warning("run %s not recorded in the run log: %s", view["job_id"], e)
-        done = page.finished_view(view["run_dir"])
+        done = page.run_ended(view["run_dir"], runlog=default_db_path())
         results = (done["compare"], done["scores"], done["scores_md"], done["downloads"])
         lab = {**lab, "job_id": view["job_id"], "shown": (view["job_id"], status.state)}
     return (lab, view["status"], view["loss"], view["samples"], view["log"], *results)
@@ -237,10 +221,7 @@ def rate_run(lab: dict, accuracy: float, flexibility: float, preservation: float
 
 # =========================================================================== Runs
 def list_runs(query: str):
-    with RunLog(default_db_path()) as log:
-        log.sync(default_runs_dir())
-        frame = page.runs_frame(log.list_runs(), query)
-    return frame, page.method_scores_frame(frame), page.tradeoff_frame(frame)
+    return page.runs_view(default_db_path(), default_runs_dir(), query)
 
 
 def rate_logged(run_id: str, accuracy: float, flexibility: float, preservation: float, note: str) -> str:

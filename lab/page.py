@@ -6,6 +6,7 @@ Each function reads the run folder, the job queue or the run log and returns pla
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ from trainer.config import ConfigError, TrainConfig
 
 from . import results, views
 from .jobs import JobQueue, JobStatus, is_builtin_tiny
+
+logger = logging.getLogger(__name__)
 
 DEMO_STEPS = 40          # tiny model on a CPU: ~0.1 s a step, samples twice
 DEMO_RESOLUTION = 64     # trainer.tiny.TINY_RESOLUTION (not imported: it would pull in nothing heavy, but keep lab light)
@@ -67,6 +70,60 @@ def config_message(cfg: TrainConfig | None, error: str) -> str:
 
 
 # --------------------------------------------------------------------------- live view
+# --------------------------------------------------------------------------- the buttons
+def train_this(recommendation: dict[str, Any], profile: dict[str, Any] | None, *, demo: bool,
+               data_dir: str = "") -> dict[str, Any]:
+    """"Train this recommendation": {"lab": the lab's state, "text": the settings box (every
+    setting editable), "message": what checking them says}."""
+    cfg = lab_config(recommendation["train_config"], demo=demo, data_dir=data_dir)
+    text = config_text(cfg)
+    return {"lab": {"recommendation": recommendation, "profile": profile, "resolution": cfg.get("resolution")},
+            "text": text, "message": config_message(*check_config_text(text))}
+
+
+def start_training(queue: JobQueue, text: str, *, session_id: str,
+                   profile: dict[str, Any] | None = None) -> tuple[str | None, str]:
+    """"Start training": (job id, message), or (None, why it did not start)."""
+    cfg, error = check_config_text(text)
+    if cfg is None:
+        return None, f"**Not started.** {error}"
+    if not cfg.data_dir:
+        return None, "**Not started.** Choose a dataset first (upload images or a zip, or give a folder)."
+    try:
+        job_id = queue.submit(cfg, session_id=session_id, profile=profile)
+    except ValueError as e:
+        return None, f"**Not started.** {e}"
+    queue.pump()
+    return job_id, "Submitted; the run starts as soon as a GPU slot is free."
+
+
+def run_ended(run_dir: str | Path, runlog: Any = None) -> dict[str, Any]:
+    """What the page does once when a run ends: put it in the run log (so the advisor's next
+    answer already knows it, crash included), then `finished_view`. A log that cannot be
+    written is a warning, never a reason to hide the results."""
+    try:
+        results.record_run(run_dir, runlog=runlog)
+    except Exception as e:
+        logger.warning("run %s not recorded in the run log: %s", Path(run_dir).name, e)
+    return finished_view(run_dir)
+
+
+def runs_view(runlog: Any, runs_dir: str | Path, query: str = "") -> tuple[Any, Any, Any]:
+    """The Runs tab: the runs folder synced into the log (an open RunLog or its path), then
+    (table, mean score per method, accuracy against preservation)."""
+    from advisor.runlog import RunLog
+
+    own = not hasattr(runlog, "sync")
+    log = RunLog(runlog) if own else runlog
+    try:
+        log.sync(runs_dir)
+        frame = runs_frame(log.list_runs(), query)
+    finally:
+        if own:
+            log.close()
+    return frame, method_scores_frame(frame), tradeoff_frame(frame)
+
+
 def job_view(queue: JobQueue, status: JobStatus | None) -> dict[str, Any]:
     """Everything the training panel shows for one job (or the empty panel)."""
     if status is None:

@@ -14,11 +14,12 @@ app's buttons call (app.py is not imported: it needs gradio, and a bare GPU mach
    memory and time as the real weights) and 5 generated pictures; with --tiny the built-in tiny
    model. The folder goes through the "folder on the server" button (`dataset_from_folder`,
    `dataset_report`).
-3. Train: "Train this recommendation" (`lab.page.lab_config`, `config_text`, `check_config_text`),
-   then "Start training" (`lab.jobs.JobQueue.submit` + `pump`), polled as the page's timer does
-   (`page.job_view`, `lab.views.progress`).
-4. Results: `lab.results.compare_images`, `scores`, `downloads`, `save_rating` (4/4/4, note
-   "device_check"), and the run's row in the run log as the Runs tab lists it.
+3. Train: "Train this recommendation" (`lab.page.train_this`, `check_config_text`),
+   then "Start training" (`lab.page.start_training`: the job queue), polled as the page's timer
+   does (`page.job_view`, `lab.views.progress`).
+4. Results: the page's end-of-run step (`lab.page.run_ended`: the run log, then the Results
+   panel), `lab.results.compare_images`, `scores`, `downloads`, `save_rating` (4/4/4, note
+   "device_check"), and the run's row as the Runs tab lists it (`lab.page.runs_view`).
 5. A Markdown summary (device, versions, steps/s, minutes and peak VRAM against the advisor's
    estimate, output sizes, scores, rating, run-log row), also written with summary.json, a
    base-vs-fine-tuned sheet, the loss curve, the last sample and the end of the job's log
@@ -195,7 +196,7 @@ def lab_settings(rec: dict[str, Any], *, tiny: bool, model: str, data_dir: str, 
     makes in the settings box: the base model, the step count and intervals that fit in it."""
     from lab import page
 
-    cfg = page.lab_config(rec["train_config"], demo=tiny, data_dir=data_dir)
+    cfg = json.loads(page.train_this(rec, None, demo=tiny, data_dir=data_dir)["text"])
     cfg.update(base_model=model, max_train_steps=steps, resolution=resolution, evaluate_after_training=True)
     for key in ("validation_steps", "checkpointing_steps"):
         cfg[key] = min(int(cfg.get(key) or 0), steps) or steps
@@ -216,12 +217,11 @@ def train(check: Check, text: str, profile: dict[str, Any], timeout: float, ever
     say(f"  {page.config_message(cfg, error)}")
     queue = JobQueue(default_runs_dir())
     started = time.time()
-    try:
-        job_id = queue.submit(cfg, session_id=SESSION_PREFIX + secrets.token_hex(6), profile=profile)
-    except ValueError as e:
-        check.fail("submit", e)
+    job_id, message = page.start_training(queue, text, session_id=SESSION_PREFIX + secrets.token_hex(6),
+                                          profile=profile)
+    if job_id is None:
+        check.fail("submit", message)
         return None
-    queue.pump()
     status = queue.status(job_id)
     run_dir = Path(status.run_dir)
     say(f"  job {job_id} submitted: {status.state}, {status.message}")
@@ -273,7 +273,12 @@ def results(check: Check, run_dir: Path, out: Path) -> None:
     from lab import page, results as lab_results
     from lab.paths import default_runs_dir
 
-    try:  # the Results panel: base vs fine-tuned at the same seeds
+    try:  # what the page does once when the run ends: into the run log, then the Results panel
+        shown = page.run_ended(run_dir, runlog=default_db_path())
+        check.facts["results_panel"] = {"compare": len(shown["compare"]), "downloads": len(shown["downloads"])}
+    except Exception as e:
+        check.fail("results panel", e)
+    try:  # the Results panel's images: base vs fine-tuned at the same seeds (cached by the step above)
         pairs = lab_results.compare_images(run_dir)
         check.facts["compare_images"] = len(pairs)
         contact_sheet(pairs, out / "compare.png")
@@ -318,10 +323,9 @@ def results(check: Check, run_dir: Path, out: Path) -> None:
         check.facts["rating_saved"] = False
         check.fail("rating", e)
     try:  # the Runs tab: sync the runs folder, list, find this run with its rating
+        frame, _, _ = page.runs_view(default_db_path(), default_runs_dir(), run_dir.name)
         with RunLog(default_db_path()) as log:
-            log.sync(default_runs_dir())
             runs = log.list_runs()
-        frame = page.runs_frame(runs, run_dir.name)
         row = frame[frame["id"] == run_dir.name]
         found = len(row) == 1 and row.iloc[0]["rating"] == "/".join(map(str, RATING)) and row.iloc[0]["note"] == NOTE
         summary = next((r for r in runs if r.get("id") == run_dir.name), {})

@@ -49,3 +49,45 @@ def test_runs_frame_filter_and_plots():
 def test_progress_html_is_bounded():
     assert 'aria-valuenow="100"' in page.progress_html(3.0, "completed")
     assert 'aria-valuenow="0"' in page.progress_html(None, "queued")
+
+
+def test_the_buttons_as_plain_functions(tmp_path):
+    """'Train this recommendation', 'Start training' and the Runs tab, without gradio."""
+    from advisor.profile import Profile
+    from advisor.recommend import recommend
+    from advisor.runlog import RunLog, RunRecord
+
+    rec = recommend(Profile(subject_type="animal", class_noun="dog", n_images=5, vram_gb=24)).to_dict()
+    opened = page.train_this(rec, {"subject_type": "animal"}, demo=True)
+    cfg = json.loads(opened["text"])
+    assert cfg["base_model"] == "tiny" and cfg["method"] == rec["method"]  # the demo box swaps the model
+    assert opened["lab"]["recommendation"] is rec and opened["lab"]["resolution"] == cfg["resolution"]
+    assert opened["message"].startswith("Settings are valid")
+
+    class Queue:  # what start_training asks of the job queue
+        def __init__(self):
+            self.submitted, self.pumped = [], 0
+
+        def submit(self, config, *, session_id, profile=None):
+            if config.max_train_steps > 1000:
+                raise ValueError("refused by the queue")
+            self.submitted.append((config, session_id, profile))
+            return "job-1"
+
+        def pump(self):
+            self.pumped += 1
+
+    q = Queue()
+    assert page.start_training(q, "{", session_id="s")[0] is None
+    job, why = page.start_training(q, opened["text"], session_id="s")
+    assert job is None and "Choose a dataset first" in why
+    with_data = json.dumps({**cfg, "data_dir": str(tmp_path)})
+    assert page.start_training(q, json.dumps({**cfg, "data_dir": str(tmp_path), "max_train_steps": 5000}),
+                               session_id="s") == (None, "**Not started.** refused by the queue")
+    job, message = page.start_training(q, with_data, session_id="s", profile={"n_images": 5})
+    assert job == "job-1" and q.pumped == 1 and q.submitted[0][1:] == ("s", {"n_images": 5})
+
+    with RunLog(tmp_path / "log.sqlite") as log:
+        log.upsert_run(RunRecord(run_id="r1", method="lora", base_model="sd15", status="completed"))
+    frame, bars, tradeoff = page.runs_view(tmp_path / "log.sqlite", tmp_path / "no-runs-folder", "lora")
+    assert list(frame["id"]) == ["r1"] and bars.empty and tradeoff.empty
