@@ -32,6 +32,7 @@ from typing import Any, Callable
 from trainer.config import ConfigError, TrainConfig
 from trainer.events import error_line, last_event, read_events
 from trainer.launch import JOB_FILE, TrainingJob, attach, ended_without_result, launch
+from trainer.memory import says_out_of_memory
 from trainer.tiny import TINY_MODELS
 
 from .paths import default_runs_dir
@@ -525,7 +526,7 @@ def _message(status: str, run_dir: Path, stopping: bool, demo: bool) -> str:
 
 def with_advice(error: str) -> str:
     """A run's error line, plus where to go next when the run ran out of GPU memory."""
-    if "out of GPU memory" in error or "CUDA out of memory" in error:
+    if says_out_of_memory(error):
         return error + (" — or ask the Advisor tab again: it has read this run, and fits its next plan to "
                         "your card with what this one needed")
     return error

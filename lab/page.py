@@ -111,16 +111,9 @@ def run_ended(run_dir: str | Path, runlog: Any = None) -> dict[str, Any]:
 def runs_view(runlog: Any, runs_dir: str | Path, query: str = "") -> tuple[Any, Any, Any]:
     """The Runs tab: the runs folder synced into the log (an open RunLog or its path), then
     (table, mean score per method, accuracy against preservation)."""
-    from advisor.runlog import RunLog
-
-    own = not hasattr(runlog, "sync")
-    log = RunLog(runlog) if own else runlog
-    try:
+    with results.open_runlog(runlog) as log:
         log.sync(runs_dir)
         frame = runs_frame(log.list_runs(), query)
-    finally:
-        if own:
-            log.close()
     return frame, method_scores_frame(frame), tradeoff_frame(frame)
 
 

@@ -8,7 +8,6 @@ folder (`compare/`, `downloads/`) and is reused while still current.
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 import json
 import math
@@ -98,20 +97,16 @@ def _generate(config: TrainConfig, run_dir: Path, todo_base, todo_tuned, steps: 
 
     from trainer.methods import load_trained_pipeline
     from trainer.memory import host_memory_problem
-    from trainer.models import inference_dtype, load_pipeline, place_pipeline, resolve_base_model
+    from trainer.models import load_pipeline, place_pipeline, resolve_base_model, sampling_dtypes, with_pipeline
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = inference_dtype(device, config.mixed_precision)
+    load_as, dtype = sampling_dtypes(device, config.mixed_precision)
     base_folder = resolve_base_model(config.base_model)
     problem = host_memory_problem(base_folder, "Drawing the comparison images") if device == "cpu" else None
     if problem:  # the kernel would kill the app itself
         raise ValueError(problem)
-    load_as = None if device == "cpu" else dtype  # on the CPU: load as saved, then cast (a lower peak)
-    for todo, load in ((todo_base, lambda: load_pipeline(base_folder, load_as)),
-                       (todo_tuned, lambda: load_trained_pipeline(run_dir, load_as))):
-        if not todo:
-            continue
-        pipe = place_pipeline(load(), device, dtype)
+
+    def render(pipe, todo) -> None:
         pipe.set_progress_bar_config(disable=True)
         with torch.no_grad():
             for prompt, seed, path in todo:
@@ -120,10 +115,11 @@ def _generate(config: TrainConfig, run_dir: Path, todo_base, todo_tuned, steps: 
                 tmp = path.with_suffix(".tmp.png")
                 image.save(tmp)
                 os.replace(tmp, path)  # a half-written PNG is never taken for a cached one
-        del pipe
-        gc.collect()  # gone before the next one loads: one pipeline in memory at a time
-        if device == "cuda":
-            torch.cuda.empty_cache()
+
+    for todo, load in ((todo_base, lambda: load_pipeline(base_folder, load_as)),
+                       (todo_tuned, lambda: load_trained_pipeline(run_dir, load_as))):
+        if todo:  # one pipeline in memory at a time
+            with_pipeline(lambda: place_pipeline(load(), device, dtype), lambda pipe: render(pipe, todo))
 
 
 # --- scores ----------------------------------------------------------------------------------------------
@@ -258,7 +254,7 @@ def save_rating(run_dir: str | Path, accuracy: Any, flexibility: Any, preservati
     note = (note or "").strip() or None
     if note is not None and len(note) > MAX_NOTE_CHARS:
         raise ValueError(f"note is {len(note)} characters; keep it under {MAX_NOTE_CHARS}")
-    with _open_log(runlog) as log:
+    with open_runlog(runlog) as log:
         record = log.ingest_run_dir(_run_folder(run_dir))
         return log.rate(record.run_id, note=note, **values).summary()
 
@@ -267,7 +263,7 @@ def record_run(run_dir: str | Path, runlog: Any = None) -> dict[str, Any]:
     """Index a finished run (completed, stopped or failed) in the run log, so the next
     recommendation learns from it at once: its scores, its minutes, and the GPU memory it held
     or ran out of. Returns its `runs list --json` summary. `runlog` as in save_rating."""
-    with _open_log(runlog) as log:
+    with open_runlog(runlog) as log:
         return log.ingest_run_dir(_run_folder(run_dir)).summary()
 
 
@@ -279,7 +275,9 @@ def _run_folder(run_dir: str | Path) -> Path:
 
 
 @contextlib.contextmanager
-def _open_log(runlog: Any):
+def open_runlog(runlog: Any):
+    """An open advisor.runlog.RunLog as given, or the one at a path (None: the default log),
+    closed again on the way out."""
     from advisor.runlog import RunLog
 
     own = runlog is None or isinstance(runlog, (str, Path))

@@ -95,10 +95,11 @@ def progress(run_dir: str | Path) -> dict[str, Any]:
         fraction = 1.0
     eta = _number(step_ev.get("eta_s")) if step_ev and status == "running" else (0.0 if status == "completed" else None)
     sec = _number(step_ev.get("sec_per_step")) if step_ev else None
+    peak = summary_fields(attempt).get("peak_vram_gb")  # CUDA runs only
     return {"step": step, "max_steps": max_steps, "fraction": round(fraction, 4), "eta_s": eta,
             "sec_per_step": sec, "status": status,
-            "vram_gb": summary_fields(attempt).get("peak_vram_gb"),
-            "message": _progress_message(status, step, max_steps, step_ev, end, resumed, eta, attempt, run_dir)}
+            "vram_gb": peak,
+            "message": _progress_message(status, step, max_steps, step_ev, end, resumed, eta, peak, run_dir)}
 
 
 def _resumed_step(attempt: list[dict[str, Any]]) -> int:
@@ -107,8 +108,7 @@ def _resumed_step(attempt: list[dict[str, Any]]) -> int:
     return max(steps, default=0)
 
 
-def _progress_message(status, step, max_steps, step_ev, end, last_status, eta, attempt, run_dir) -> str:
-    peak = summary_fields(attempt).get("peak_vram_gb")  # CUDA runs only
+def _progress_message(status, step, max_steps, step_ev, end, last_status, eta, peak, run_dir) -> str:
     if status == "queued":
         return "waiting in the queue"
     if status == "waiting":

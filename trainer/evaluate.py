@@ -19,7 +19,6 @@ No training state is used: the run's config.json and output/ are all it reads.
 """
 from __future__ import annotations
 
-import gc
 import json
 import math
 import os
@@ -324,21 +323,6 @@ def _device(device: str | None) -> str:
     return device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _with_pipeline(load, use):
-    """`use(pipe)` on the pipeline `load()` returns, which is gone from memory when this returns:
-    no caller holds it, so the next pipeline never shares memory with this one."""
-    import torch
-
-    pipe = load()
-    try:
-        return use(pipe)
-    finally:
-        del pipe
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-
-
 def evaluate_run(run_dir: str | Path, *, clip: str | None = None, dino: str | None = None,
                  num_images: int = DEFAULT_NUM_IMAGES, steps: int | None = None, device: str | None = None,
                  num_templates: int = 3, seeds: Sequence[int] | None = None) -> dict[str, Any]:
@@ -349,7 +333,7 @@ def evaluate_run(run_dir: str | Path, *, clip: str | None = None, dino: str | No
     """
     from .methods import load_trained_pipeline
     from .memory import host_memory_problem
-    from .models import inference_dtype, load_pipeline, place_pipeline, resolve_base_model
+    from .models import load_pipeline, place_pipeline, resolve_base_model, sampling_dtypes, with_pipeline
 
     started = time.time()
     if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1:
@@ -366,23 +350,21 @@ def evaluate_run(run_dir: str | Path, *, clip: str | None = None, dino: str | No
     seeds = list(seeds) if seeds is not None else list(range(num_images))
     steps = steps or default_steps(config.resolution)
     device = _device(device)
-    dtype = inference_dtype(device, config.mixed_precision)
+    load_as, dtype = sampling_dtypes(device, config.mixed_precision)
     base_folder = resolve_base_model(config.base_model)
-    # on the CPU: refuse what would not fit (a killed process says nothing), and load as saved
-    # then cast, which peaks lower than loading straight into fp32
+    # on the CPU: refuse what would not fit (a killed process says nothing)
     problem = host_memory_problem(base_folder, "Scoring") if device == "cpu" else None
     if problem:
         raise EvalError(problem)
-    load_as = None if device == "cpu" else dtype
 
     def gen(pipe, prompt_list):
         return generate(pipe, prompt_list, seeds, steps, resolution=config.resolution)
 
     # One pipeline in memory at a time: fine-tuned first, then the base.
-    subject, flexibility, tuned = _with_pipeline(
+    subject, flexibility, tuned = with_pipeline(
         lambda: place_pipeline(load_trained_pipeline(run_dir, load_as), device, dtype),
         lambda pipe: (gen(pipe, prompts.subject), gen(pipe, prompts.flexibility), gen(pipe, prompts.base_prompts)))
-    base = _with_pipeline(lambda: place_pipeline(load_pipeline(base_folder, load_as), device, dtype),
+    base = with_pipeline(lambda: place_pipeline(load_pipeline(base_folder, load_as), device, dtype),
                           lambda pipe: gen(pipe, prompts.base_prompts))
     images = EvalImages(subject=subject, flexibility=flexibility, tuned=tuned, base=base)
 

@@ -231,6 +231,31 @@ def inference_dtype(device: str, mixed_precision: str = "no"):
     return torch.bfloat16 if mixed_precision == "bf16" else torch.float16
 
 
+def sampling_dtypes(device: str, mixed_precision: str = "no"):
+    """(dtype to load weights in, dtype to sample in). On the CPU weights load as saved and are
+    cast after (`place_pipeline`): SD 1.5 then peaks at 1.40x its fp32 size against 1.52x when
+    loaded straight into fp32. On a GPU they load straight into the half dtype."""
+    dtype = inference_dtype(device, mixed_precision)
+    return (None if str(device).startswith("cpu") else dtype), dtype
+
+
+def with_pipeline(load, use):
+    """`use(pipe)` on the pipeline `load()` returns, gone from memory when this returns: no
+    caller holds it, so the next pipeline never shares memory with this one."""
+    import gc
+
+    import torch
+
+    pipe = load()
+    try:
+        return use(pipe)
+    finally:
+        del pipe
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
 def place_pipeline(pipe, device: str, dtype):
     """Move `pipe` to `device` with every weight in `dtype`. Weights saved in fp16 (most
     published checkpoints) are cast up for the CPU; a pipeline already all in `dtype` only

@@ -9,7 +9,6 @@ image the way the training batch needs it.
 """
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import re
@@ -50,7 +49,7 @@ def generate_class_images(folder: Path, *, base_folder: Path, class_prompt: str,
     """
     import torch
 
-    from .models import load_pipeline
+    from .models import load_pipeline, with_pipeline
 
     folder.mkdir(parents=True, exist_ok=True)
     have = existing_class_images(folder)
@@ -61,9 +60,9 @@ def generate_class_images(folder: Path, *, base_folder: Path, class_prompt: str,
         {"class_prompt": class_prompt, "base_model": str(base_folder), "resolution": resolution}) + "\n")
     taken = {p.stem for p in have}
     todo = [i for i in range(num_images + len(have)) if f"class-{i:05d}" not in taken][:missing]
-    pipe = load_pipeline(base_folder, torch_dtype=dtype).to(device)
-    made = 0
-    try:
+
+    def draw(pipe) -> int:
+        made = 0
         for start in range(0, len(todo), GEN_BATCH):
             if should_stop is not None and should_stop():
                 break
@@ -78,12 +77,9 @@ def generate_class_images(folder: Path, *, base_folder: Path, class_prompt: str,
                 made += 1
             if on_progress is not None:
                 on_progress(len(have) + made, num_images)
-    finally:
-        del pipe
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    return made
+        return made
+
+    return with_pipeline(lambda: load_pipeline(base_folder, torch_dtype=dtype).to(device), draw)
 
 
 def prepare_class_images(accelerator, *, class_data_dir: str, base_folder: Path, class_prompt: str, num_images: int,
