@@ -129,9 +129,10 @@ def knowledge_retriever():
         return _retriever
 
 
-def answer_from_knowledge(question: str) -> tuple[str, list[dict[str, str]]]:
-    """Answer a user's question with the best knowledge cards and their sources."""
-    retriever = knowledge_retriever()
+def answer_from_knowledge(question: str, retriever=None) -> tuple[str, list[dict[str, str]]]:
+    """Answer a user's question with the best knowledge cards and their sources (from the
+    process-wide retriever unless one is given)."""
+    retriever = retriever or knowledge_retriever()
     hits = retriever.search(question, k=3)
     if not hits:
         return ("I found nothing on that in my knowledge base. Try other words, or ask about methods, "

@@ -1,14 +1,19 @@
-"""Helpers other tests import: real image files and the tiny model, built on the spot.
+"""Plain functions the tests import: real image files, the tiny model, fast training configs.
 
-Fixtures stay in conftest.py (the lead's); these are plain functions so any fixture can use them.
+Fixtures live in the conftest.py files (the shared ones in tests/conftest.py); these are plain
+functions so any fixture or test can use them.
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+ROOT = Path(__file__).resolve().parent.parent  # the repository
 _FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
 
 
@@ -61,3 +66,45 @@ def build_tiny_model(path: str | Path, arch: str = "sd15") -> Path:
 def tiny_model_dir(tmp_path_factory, arch: str = "sd15") -> Path:
     """For a session-scoped fixture: build the tiny model once under pytest's temp root."""
     return build_tiny_model(tmp_path_factory.mktemp(f"tiny-{arch}") / "model", arch=arch)
+
+
+def fast_config(model: Path, data: Path, out: Path, **overrides):
+    """A TrainConfig that trains in a second on the tiny model (64 px, batch 1, 3 steps)."""
+    from trainer.config import TrainConfig
+
+    values = dict(base_model=str(model), data_dir=str(data), output_dir=str(out), resolution=64,
+                  max_train_steps=3, learning_rate=1e-2, checkpointing_steps=0, validation_inference_steps=2,
+                  validation_steps=0)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+# Per method: what makes a 3-step run visibly change the tiny model's image.
+METHOD_OVERRIDES = {
+    "lora": {"learning_rate": 1e-2},
+    "dreambooth_lora": {"learning_rate": 1e-2},
+    "dreambooth": {"learning_rate": 1e-3},
+    "full_finetune": {"learning_rate": 1e-3},
+    "textual_inversion": {"learning_rate": 1e-1, "instance_prompt": "a photo of <sks>",
+                          "initializer_token": "dog"},
+}
+METHOD_PROMPT = {"textual_inversion": "a photo of <sks>"}
+
+
+def generate(pipe, prompt: str = "a photo of sks dog", seed: int = 0) -> np.ndarray:
+    import torch
+
+    pipe.set_progress_bar_config(disable=True)
+    return pipe(prompt, num_inference_steps=2, generator=torch.Generator().manual_seed(seed),
+                output_type="np").images
+
+
+def steps_logged(events: list[dict]) -> list[dict]:
+    return [e for e in events if e["kind"] == "step"]
+
+
+def run_cli(*args: str, timeout: float = 240, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m trainer ...` in a subprocess, from the repository root."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "trainer", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)

@@ -1,14 +1,17 @@
 """Produce the advisor's outputs for the golden cases (the one place that calls the advisor)."""
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
 import cases
 from advisor.adapt import LogLearner
-from advisor.chat import play
+from advisor.chat import answer_from_knowledge, play
 from advisor.profile import Profile
 from advisor.recommend import recommend
+from advisor.knowledge import KNOWLEDGE_DIR, load_cards
+from advisor.retrieval import SENTENCE_TRANSFORMERS, Retriever, load_embedder
 from advisor.runlog import RunLog, RunRecord
 
 
@@ -29,5 +32,18 @@ def learned(db: Path) -> list[dict]:
             for p in cases.LEARNED_PROFILES]
 
 
+@functools.lru_cache(maxsize=1)
+def _retriever():
+    """A retriever of the golden's own (sentence-transformers), not the process-wide one another
+    test may have built with TF-IDF."""
+    embedder, why_not = load_embedder()
+    if embedder is None:
+        raise RuntimeError(f"the chat goldens answer questions with sentence-transformers: {why_not}")
+    retriever = Retriever.build(load_cards(KNOWLEDGE_DIR), embedder)
+    assert retriever.backend == SENTENCE_TRANSFORMERS
+    return retriever
+
+
 def chats() -> list[dict]:
-    return [{"messages": messages, "result": play(messages)} for messages in cases.CHATS]
+    answer = functools.partial(answer_from_knowledge, retriever=_retriever())
+    return [{"messages": messages, "result": play(messages, answer_question=answer)} for messages in cases.CHATS]

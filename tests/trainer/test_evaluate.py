@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import pattern_image
-from trainer_fixtures import _private_cache, fast_config, run_cli, tiny_sd15  # noqa: F401
+from helpers import fast_config, pattern_image, run_cli
 from trainer.encoders import (clip_image_similarity, clip_text_similarity, dino_similarity, load_encoders,
                               parse_encoder_specs)
 from trainer.evaluate import (ANCHORS, FACTORS, PROXY_ANCHORS, REFERENCE_MEASUREMENTS, Anchor, EvalError,

@@ -7,8 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from trainer_fixtures import (METHOD_OVERRIDES, METHOD_PROMPT, _private_cache, fast_config, generate,  # noqa: F401
-                              images, steps_logged, tiny_sd15, tiny_sdxl)
+from helpers import METHOD_OVERRIDES, METHOD_PROMPT, fast_config, generate, steps_logged
 from trainer.config import METHOD_NAMES, ConfigError
 from trainer.events import read_events, run_status
 from trainer.loop import TrainingRun, train

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainer_fixtures import _private_cache, fast_config, images, tiny_sd15  # noqa: F401
+from helpers import fast_config
 from trainer.events import read_events
 from trainer.loop import TrainingRun
 from trainer.prior import class_images_dir, existing_class_images

@@ -16,7 +16,7 @@ from advisor.recommend import HUB_IDS, JSON_KEYS, Candidate, recommend
 from advisor.rules import INVASIVENESS
 from trainer.config import TrainConfig
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 REACH = {  # one profile per method that should land on it
     "textual_inversion": Profile(subject_type="concept", n_images=5, preservation=5, max_output_mb=0.1,

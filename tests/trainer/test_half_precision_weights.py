@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer_fixtures import (METHOD_OVERRIDES, _private_cache, fast_config, images, tiny_sd15,  # noqa: F401
-                              tiny_sdxl)
+from helpers import METHOD_OVERRIDES, fast_config
 from trainer.config import METHOD_NAMES
 from trainer.events import read_events
 from trainer.loop import TrainingRun

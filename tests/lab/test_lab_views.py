@@ -18,8 +18,6 @@ from helpers import make_images
 from lab.results import compare_images, downloads, evaluate, save_rating, scores, scores_chart_frame
 from lab.views import clean_log, log_tail, loss_frame, progress, run_summary, samples
 from trainer.events import emit
-from trainer_fixtures import tiny_sd15  # noqa: F401  (session fixture: the tiny model, built once)
-
 PROMPT = "a photo of sks dog"
 
 
@@ -281,7 +279,7 @@ def test_log_cleaning_and_tail(tmp_path):
 def test_lab_imports_neither_torch_nor_gradio():
     import subprocess
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     code = ("import sys; import lab, lab.paths, lab.uploads, lab.datasets, lab.jobs, lab.views, lab.results; "
             "bad = [m for m in ('torch', 'diffusers', 'transformers', 'gradio') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")

@@ -19,9 +19,7 @@ from lab.jobs import CPU_ONLY_MESSAGE, CpuOnlyError, JobQueue, is_builtin_tiny
 from lab.views import progress
 from trainer.config import ConfigError, TrainConfig
 from trainer.events import read_events
-from trainer_fixtures import tiny_sd15  # noqa: F401  (session fixture: the tiny model, built once)
-
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- fakes: the queue's logic without training -------------------------------------------------------------

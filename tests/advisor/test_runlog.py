@@ -19,7 +19,7 @@ from advisor.runlog import (
 )
 from trainer.config import TrainConfig
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 # --- helpers ------------------------------------------------------------------------------

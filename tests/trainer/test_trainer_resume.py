@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from trainer_fixtures import ROOT, _private_cache, fast_config, images, steps_logged, tiny_sd15  # noqa: F401
+from helpers import ROOT, fast_config, steps_logged
 from trainer.config import ConfigError
 from trainer.events import read_events, run_status
 from trainer.loop import train

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from trainer_fixtures import _private_cache, fast_config, images, tiny_sd15  # noqa: F401
+from helpers import fast_config
 from trainer import loop as loop_module
 from trainer.config import TrainConfig
 from trainer.events import read_events

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from trainer_fixtures import _private_cache, fast_config, images, steps_logged, tiny_sd15  # noqa: F401
+from helpers import fast_config, steps_logged
 from trainer.config import ConfigError
 from trainer.launch import JOB_FILE, LOG_FILE, accelerate_command, attach, launch
 from trainer.training_utils import checkpoint_dirs
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_command_is_an_argument_list(tmp_path, monkeypatch):

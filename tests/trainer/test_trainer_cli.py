@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from helpers import make_images
-from trainer_fixtures import _private_cache, images, run_cli, tiny_sd15  # noqa: F401
+from helpers import make_images, run_cli
 from trainer.cli import EXIT_BAD_INPUT, main
 from trainer.events import read_events
 

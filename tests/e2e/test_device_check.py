@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer_fixtures import tiny_sd15  # noqa: F401  (session fixture: the tiny model, built once)
-
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "device_check.py"
 FILES = ("summary.md", "summary.json", "compare.png", "loss.png", "sample.png", "train-log.txt")
 
