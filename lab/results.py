@@ -1,8 +1,8 @@
 """A finished run, inline: base vs fine-tuned images, its scores, its files, and the user's rating.
 
 Images load through the trainer's own functions (`trainer.models.load_pipeline` for the base,
-`trainer.methods.load_trained_pipeline` for the result), the same code a user's script would
-run; torch is imported only inside `compare_images`. Everything written goes inside the run
+`trainer.methods.registry.load_trained_pipeline` for the result), the same code a user's script
+would run; torch is imported only inside `compare_images`. Everything written goes inside the run
 folder (`compare/`, `downloads/`) and is reused while still current.
 """
 from __future__ import annotations
@@ -95,7 +95,7 @@ def _generate(config: TrainConfig, run_dir: Path, todo_base, todo_tuned, steps: 
     """Render what is missing, one pipeline in memory at a time."""
     import torch
 
-    from trainer.methods import load_trained_pipeline
+    from trainer.methods.registry import load_trained_pipeline
     from trainer.memory import host_memory_problem
     from trainer.models import load_pipeline, place_pipeline, resolve_base_model, sampling_dtypes, with_pipeline
 
@@ -278,7 +278,7 @@ def _run_folder(run_dir: str | Path) -> Path:
 def open_runlog(runlog: Any):
     """An open advisor.runlog.RunLog as given, or the one at a path (None: the default log),
     closed again on the way out."""
-    from advisor.runlog import RunLog
+    from advisor.runlog.store import RunLog
 
     own = runlog is None or isinstance(runlog, (str, Path))
     log = RunLog(runlog) if own else runlog

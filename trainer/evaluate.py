@@ -331,7 +331,7 @@ def evaluate_run(run_dir: str | Path, *, clip: str | None = None, dino: str | No
     `clip`/`dino`: hub name or local folder (None: the defaults; "none": off). `num_images`
     seeds per prompt; `steps` denoising steps (None: 25, or 10 for models at <= 128 px).
     """
-    from .methods import load_trained_pipeline
+    from .methods.registry import load_trained_pipeline
     from .memory import host_memory_problem
     from .models import load_pipeline, place_pipeline, resolve_base_model, sampling_dtypes, with_pipeline
 

@@ -106,7 +106,7 @@ class TrainingRun:
 
     # --- the run, phase by phase --------------------------------------------------------------
     def _train(self) -> str:
-        from .methods import get_method
+        from .methods.registry import get_method
         from .models import load_components, resolve_base_model
         from .prior import prepare_class_images
         from .tiny import TINY_MODELS

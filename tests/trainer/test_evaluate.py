@@ -442,12 +442,13 @@ def test_one_pipeline_in_memory_at_a_time(trained_run, tmp_path, monkeypatch):
     SD 1.5 scoring peaked at 2.4x its weights on the CPU)."""
     import weakref
 
-    from trainer import methods, models
+    from trainer import models
+    from trainer.methods import registry
 
     run = _copy_run(trained_run, tmp_path / "run")
     alive_at_base_load = []
     tuned_refs = []
-    real_trained, real_base = methods.load_trained_pipeline, models.load_pipeline
+    real_trained, real_base = registry.load_trained_pipeline, models.load_pipeline
 
     def trained(*args, **kw):
         pipe = real_trained(*args, **kw)
@@ -458,7 +459,7 @@ def test_one_pipeline_in_memory_at_a_time(trained_run, tmp_path, monkeypatch):
         alive_at_base_load.append([ref() is not None for ref in tuned_refs])
         return real_base(*args, **kw)
 
-    monkeypatch.setattr(methods, "load_trained_pipeline", trained)
+    monkeypatch.setattr(registry, "load_trained_pipeline", trained)
     monkeypatch.setattr(models, "load_pipeline", base)
     evaluate_run(run, clip="none", dino="none", **FAST)
     assert tuned_refs and alive_at_base_load[-1] == [False]

@@ -11,7 +11,7 @@ from helpers import METHOD_OVERRIDES, METHOD_PROMPT, fast_config, generate, step
 from trainer.config import METHOD_NAMES, ConfigError
 from trainer.events import read_events, run_status
 from trainer.loop import TrainingRun, train
-from trainer.methods import METHODS, Method, load_trained_pipeline, register
+from trainer.methods.registry import METHODS, Method, load_trained_pipeline, register
 from trainer.models import load_pipeline
 
 

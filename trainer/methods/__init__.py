@@ -1,113 +1,12 @@
-"""The fine-tuning methods, one file each, registered by name (peft's registry in miniature).
-
-A method decides which weights train and how they are saved and loaded back; the training
-loop (trainer.loop) calls the hooks below and never branches on the method's name. Hooks, in
-the order the loop calls them:
-
-- `check_prompts(prompts)`   before any model loads: reject data the method cannot use
-- `setup(components)`        make the right weights trainable; return optimizer param groups
-- `place(components, device)` after the modules moved to the device (EMA copies, saved rows)
-- `training_prompt(prompt)`  the text actually encoded for a training image
-- `after_step(components)`   after every optimizer step
-- `checkpoint_objects()`     extra state (with state_dict/load_state_dict) saved in checkpoints
-- `inference_weights(components)` a context in which the modules hold the weights to sample/save
-- `save(components, out_dir, info)` write the outputs; return their paths
-- `load_for_inference(pipe, out_dir, config)` (classmethod) put the outputs into a base pipeline
+"""The fine-tuning methods, one file each (lora.py, dreambooth.py, dreambooth_lora.py,
+textual_inversion.py, full.py); importing this package registers them all in
+`trainer.methods.registry.METHODS`, where the interface they implement and the lookups live.
 """
 from __future__ import annotations
 
-import contextlib
-from pathlib import Path
-from typing import Any
+from ..config import METHOD_NAMES
+from . import dreambooth, dreambooth_lora, full, lora, registry, textual_inversion  # noqa: F401  (they register)
 
-from ..config import METHOD_NAMES, TrainConfig
-
-METHODS: dict[str, type["Method"]] = {}
-
-
-def register(name: str):
-    """Class decorator: add a Method subclass to METHODS under `name` (once)."""
-    def add(cls):
-        if name in METHODS:
-            raise KeyError(f"method {name!r} registered twice")
-        cls.name = name
-        METHODS[name] = cls
-        return cls
-    return add
-
-
-class Method:
-    """Base class: the defaults are the common case (nothing extra to do)."""
-
-    name = ""
-    uses_captions = True     # False: every instance image trains with instance_prompt (DreamBooth)
-    needs_base_for_output = False  # True: the output is loaded on top of the base model
-
-    def __init__(self, config: TrainConfig):
-        self.config = config
-
-    def trains_text_encoder(self) -> bool:
-        """Whether any text-encoder weight trains (then text embeddings cannot be cached)."""
-        return self.config.train_text_encoder
-
-    def check_prompts(self, prompts: list[str]) -> None:
-        pass
-
-    def setup(self, components) -> list[dict[str, Any]]:
-        raise NotImplementedError
-
-    def place(self, components, device) -> None:
-        pass
-
-    def training_prompt(self, prompt: str) -> str:
-        return prompt
-
-    def after_step(self, components) -> None:
-        pass
-
-    def checkpoint_objects(self) -> list[Any]:
-        return []
-
-    def inference_weights(self, components):
-        return contextlib.nullcontext()
-
-    def save(self, components, out_dir: Path, info: dict[str, Any]) -> list[Path]:
-        raise NotImplementedError
-
-    @classmethod
-    def load_for_inference(cls, pipe, out_dir: Path, config: TrainConfig):
-        raise NotImplementedError
-
-
-def get_method(config: TrainConfig) -> Method:
-    return METHODS[config.method](config)
-
-
-def load_trained_pipeline(run_dir: str | Path, torch_dtype=None):
-    """A pipeline with a finished run's outputs applied (from its config.json and output/).
-
-    `torch_dtype` loads the base weights in that dtype (None: as saved); place the result with
-    `trainer.models.place_pipeline`, which casts whatever the outputs brought in another dtype.
-    """
-    from ..models import load_pipeline, resolve_base_model
-
-    run_dir = Path(run_dir)
-    config = TrainConfig.load(run_dir / "config.json")
-    cls = METHODS[config.method]
-    out_dir = run_dir / "output"
-    if not out_dir.is_dir():
-        raise FileNotFoundError(f"run '{run_dir}' has no output/ folder (did it complete?)")
-    if cls.needs_base_for_output:
-        pipe = load_pipeline(resolve_base_model(config.base_model), torch_dtype=torch_dtype)
-        return cls.load_for_inference(pipe, out_dir, config)
-    return cls.load_for_inference(None, out_dir, config)
-
-
-def trainable_parameters(module) -> list[Any]:
-    return [p for p in module.parameters() if p.requires_grad]
-
-
-from . import dreambooth, dreambooth_lora, full, lora, textual_inversion  # noqa: E402,F401  (they register)
-
-if set(METHODS) != set(METHOD_NAMES):  # the config's list and the registry must agree
-    raise ImportError(f"trainer.methods registers {sorted(METHODS)} but trainer.config lists {sorted(METHOD_NAMES)}")
+if set(registry.METHODS) != set(METHOD_NAMES):  # the config's list and the registry must agree
+    raise ImportError(f"trainer.methods registers {sorted(registry.METHODS)} "
+                      f"but trainer.config lists {sorted(METHOD_NAMES)}")

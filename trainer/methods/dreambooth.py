@@ -7,7 +7,7 @@ built by the loop from the config.
 """
 from __future__ import annotations
 
-from . import register
+from .registry import register
 from .full import FullFineTune
 
 

@@ -6,7 +6,7 @@ from the config (`prior_preservation`, `class_prompt`) and `uses_captions = Fals
 """
 from __future__ import annotations
 
-from . import register
+from .registry import register
 from .lora import LoRA
 
 

@@ -9,7 +9,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from . import Method, register
+from .registry import Method, register
 
 
 @register("full_finetune")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError
-from . import Method, register
+from .registry import Method, register
 
 
 @register("textual_inversion")
