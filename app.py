@@ -16,9 +16,10 @@ from pathlib import Path
 import gradio as gr
 
 from advisor import chat
-from advisor.knowledge import cards_by_id
-from advisor.render import profile_markdown, recommendation_markdown
-from advisor.runlog import RunLog, default_db_path
+from advisor.knowledge.cards import cards_by_id
+from advisor.recommendation.render import profile_markdown, recommendation_markdown
+from advisor.runlog.store import RunLog
+from advisor.runlog.paths import default_db_path
 from lab import page
 from lab.jobs import JobQueue
 from lab.paths import default_runs_dir, default_uploads_root

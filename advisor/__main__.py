@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["runs"]:
-        from .runlog import runs_cli
+        from .runlog.cli import runs_cli
         return runs_cli(argv[1:])
     args = _parser().parse_args(argv)
     try:
@@ -53,10 +53,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _recommend(args) -> int:
-    from .adapt import learner_for_log
+    from .learning.log_cache import learner_for_log
     from .profile import Profile
-    from .recommend import recommend
-    from .render import recommendation_text
+    from .recommendation.recommend import recommend
+    from .recommendation.render import recommendation_text
 
     profile = Profile.load(args.profile)
     learner, note = learner_for_log()  # the run log ($FTA_RUNLOG), when it has scored runs

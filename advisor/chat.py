@@ -13,12 +13,12 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from . import interview
-from .adapt import learner_for_log
-from .interview import InterviewState, Reply
+from .interview import conversation
+from .learning.log_cache import learner_for_log
+from .interview.conversation import InterviewState, Reply
 from .profile import Profile
-from .recommend import recommend
-from .render import BASE_NAMES, METHOD_NAMES
+from .recommendation.recommend import recommend
+from .recommendation.render import BASE_NAMES, METHOD_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class ChatSession:
 
 
 def new_session(profile: Profile | None = None) -> tuple[ChatSession, Reply]:
-    state, reply = interview.start(profile)
+    state, reply = conversation.start(profile)
     session = _with_recommendation(ChatSession(state), reply)
     return session, reply
 
@@ -45,7 +45,7 @@ def new_session(profile: Profile | None = None) -> tuple[ChatSession, Reply]:
 def send(session: ChatSession, message: Any, *, answer_question: AnswerFn | None = None) -> tuple[ChatSession, Reply]:
     """One user message in; a new session and the interview's reply out (the input is untouched)."""
     answer_question = answer_question or answer_from_knowledge
-    state, reply = interview.turn(session.interview, message, answer_question=answer_question)
+    state, reply = conversation.turn(session.interview, message, answer_question=answer_question)
     new = ChatSession(state, copy.deepcopy(session.recommendation), copy.deepcopy(session.recommended_for))
     return _with_recommendation(new, reply), reply
 
@@ -124,7 +124,7 @@ def knowledge_retriever():
     global _retriever
     with _retriever_lock:
         if _retriever is None:
-            from .retrieval import default_retriever
+            from .knowledge.retrieval import default_retriever
             _retriever = default_retriever()
         return _retriever
 

@@ -74,7 +74,7 @@ def time_questions(n: int) -> tuple[list[float], str]:
 
 
 def time_embedding(n: int) -> list[float] | None:
-    from advisor.retrieval import load_embedder
+    from advisor.knowledge.retrieval import load_embedder
     embedder, reason = load_embedder()
     if embedder is None:
         print(f"(no embedding model: {reason})")

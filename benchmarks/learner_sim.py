@@ -58,12 +58,15 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from advisor.adapt import LogLearner, candidate_plans, importance_weights  # noqa: E402
-from advisor.hyperparams import ADAPTERS, DB_FAMILY, starting_hyperparameters  # noqa: E402
+from advisor.learning.log_learner import LogLearner
+from advisor.learning.moves import candidate_plans
+from advisor.learning.scoring import importance_weights  # noqa: E402
+from advisor.recommendation.hyperparameters import ADAPTERS, DB_FAMILY, starting_hyperparameters  # noqa: E402
 from advisor.profile import FACTORS, Profile  # noqa: E402
-from advisor.recommend import recommend  # noqa: E402
-from advisor.rules import STANDING  # noqa: E402
-from advisor.runlog import RunLog, RunRecord  # noqa: E402
+from advisor.recommendation.recommend import recommend  # noqa: E402
+from advisor.recommendation.rules import STANDING  # noqa: E402
+from advisor.runlog.store import RunLog
+from advisor.runlog.records import RunRecord  # noqa: E402
 
 CHECKPOINTS = (0, 10, 30, 100)
 EXPLORE = 1.0          # LogLearner.explore while logging (the advisor's own recommendations use 0)
@@ -223,7 +226,7 @@ def simulate(args: tuple[User, int, int]) -> dict:
 
 def cross_validate(log: RunLog, folds: int = 5) -> dict[str, dict[str, float]]:
     """MAE per factor of the learner (rules' prior + the model's correction) and of the prior alone."""
-    from advisor.learner import RunOutcomeModel
+    from advisor.learning.estimators import RunOutcomeModel
 
     full = LogLearner.fit(log)
     X, Y, prior = full.X, full.Y, full.prior

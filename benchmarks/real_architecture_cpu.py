@@ -73,7 +73,7 @@ def output_mb(run_dir: Path) -> str:
 
 
 def estimated_mb(cfg: dict, arch: str) -> float:
-    from advisor import costs
+    from advisor.recommendation import costs
 
     hp = {k: cfg[k] for k in ("rank", "train_text_encoder", "num_vectors") if k in cfg}
     return costs.output_mb(cfg["method"], arch, hp)[0]

@@ -104,7 +104,7 @@ def _thumbnails(items, folder: Path, limit: int) -> list[list[str]]:
 
 def _no_images_advice(method: str | None, subject_type: str | None = None) -> str:
     if method:
-        from advisor.rules import image_counts
+        from advisor.recommendation.rules import image_counts
 
         lo, hi, said = image_counts(method, subject_type)
         return f"Add images: {said}."
@@ -117,7 +117,7 @@ def _opinion(items, report, method: str | None, resolution: int | None,
     n = len(items)
     verdict, out = None, []
     if method:
-        from advisor.rules import image_counts
+        from advisor.recommendation.rules import image_counts
 
         lo, hi, said = image_counts(method, profile.get("subject_type"))
         if n < lo:
@@ -144,7 +144,7 @@ def _opinion(items, report, method: str | None, resolution: int | None,
         else:
             out.append(f"Every image is at least {resolution} px on its short side: good.")
     subject = profile.get("subject_type")
-    from advisor.rules import ONE_SUBJECT
+    from advisor.recommendation.rules import ONE_SUBJECT
 
     one_subject_lora = method == "lora" and subject in ONE_SUBJECT  # trains with an identifier prompt
     if one_subject_lora:

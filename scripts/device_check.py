@@ -269,7 +269,8 @@ def _progress_line(run_dir: Path, status) -> str:
 
 # --------------------------------------------------------------------------- 4. results
 def results(check: Check, run_dir: Path, out: Path) -> None:
-    from advisor.runlog import RunLog, default_db_path
+    from advisor.runlog.store import RunLog
+    from advisor.runlog.paths import default_db_path
     from lab import page, results as lab_results
     from lab.paths import default_runs_dir
 
@@ -436,7 +437,7 @@ def figures(check: Check, run_dir: Path, rec: dict[str, Any], device: str, gpu_m
         check.facts["estimate_here"] = None
         return
     try:
-        from advisor import costs
+        from advisor.recommendation import costs
 
         hp = {k: v for k, v in config.to_dict().items() if k not in ("base_model", "method", "data_dir",
                                                                      "output_dir")}

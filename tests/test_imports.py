@@ -34,8 +34,9 @@ def test_trainer_never_imports_advisor():
     assert offenders == []
 
 
-@pytest.mark.parametrize("module", ["advisor.chat", "advisor.recommend", "advisor.interview",
-                                    "advisor.retrieval", "advisor.runlog", "trainer.config", "app"])
+@pytest.mark.parametrize("module", ["advisor.chat", "advisor.recommendation.recommend",
+                                    "advisor.interview.conversation", "advisor.knowledge.retrieval",
+                                    "advisor.runlog.store", "trainer.config", "trainer.vocabulary", "app"])
 def test_chat_path_does_not_import_torch(module):
     code = (f"import sys; import {module}; "
             "bad = [m for m in ('torch', 'diffusers', 'transformers', 'sentence_transformers') if m in sys.modules]; "

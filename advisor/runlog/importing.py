@@ -93,7 +93,7 @@ def _import_folder(log: RunLog, path: Path) -> ImportReport:
 
 
 def _import_lora_files(log: RunLog, files: list[Path], report: ImportReport) -> None:
-    from .. import kohya  # kohya imports this package, so it is loaded here, not at the top
+    from . import kohya  # kohya imports this package, so it is loaded here, not at the top
 
     records = []
     for file in files:

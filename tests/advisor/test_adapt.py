@@ -3,11 +3,15 @@ import json
 
 import pytest
 
-from advisor import adapt, chat
-from advisor.adapt import MOVES, LogLearner, candidate_plans, learner_for_log
+from advisor.learning import adapt
+from advisor import chat
+from advisor.learning.moves import MOVES, candidate_plans
+from advisor.learning.log_learner import LogLearner
+from advisor.learning.log_cache import learner_for_log
 from advisor.profile import Profile
-from advisor.recommend import JSON_KEYS, LEARNED_KEYS, recommend
-from advisor.runlog import RunLog, RunRecord
+from advisor.recommendation.recommend import JSON_KEYS, LEARNED_KEYS, recommend
+from advisor.runlog.store import RunLog
+from advisor.runlog.records import RunRecord
 
 # A face, a mid-range card, and a user who cares most about preservation: the rules pick
 # DreamBooth-LoRA at the diffusers recipe (1e-4, 500 steps, rank 4, prior preservation).

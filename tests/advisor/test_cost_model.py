@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from advisor import costs
-from advisor.adapt import COST_MIN_RUNS, LogLearner, learner_for_log
-from advisor.learner import FEATURES, RunCostModel, load_costs, run_gpu
+from advisor.recommendation import costs
+from advisor.learning.log_learner import COST_MIN_RUNS, LogLearner
+from advisor.learning.log_cache import learner_for_log
+from advisor.learning.estimators import FEATURES, RunCostModel, load_costs, run_gpu
 from advisor.profile import Profile
-from advisor.recommend import JSON_KEYS, recommend
-from advisor.runlog import RunLog, RunRecord
+from advisor.recommendation.recommend import JSON_KEYS, recommend
+from advisor.runlog.store import RunLog
+from advisor.runlog.records import RunRecord
 
 # The rules pick DreamBooth-LoRA at 500 steps for this face, about 35 min on the 24 GB card's
 # speed-table row (an L4); a 240-minute budget leaves room for twice that.

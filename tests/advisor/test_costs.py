@@ -2,7 +2,7 @@
 and its fitting functions change only what they say they change."""
 import pytest
 
-from advisor import costs
+from advisor.recommendation import costs
 
 # The T4 table (ShivamShrirao/diffusers, SD1.4 DreamBooth): all rows differ from the reference
 # row (fp16, batch 1, checkpointing, 8-bit Adam) in the settings given.

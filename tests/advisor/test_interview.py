@@ -6,9 +6,8 @@ import sys
 
 import pytest
 
-from advisor.interview import (ASK_ORDER, QUESTIONS, SKIP_OPTIONS, InterviewState, Reply, answer_value, start,
-                               turn)
-from advisor.parsing import extract
+from advisor.interview.conversation import ASK_ORDER, QUESTIONS, SKIP_OPTIONS, InterviewState, Reply, answer_value, start, turn
+from advisor.interview.extract import extract
 from advisor.profile import DEFAULTS, Profile
 
 ISSUE_EXAMPLE = "30 pictures of my cat, 12GB card, I want it in all kinds of scenes"
@@ -426,7 +425,7 @@ def test_malformed_state_raises_a_clear_error(bad, field):
 
 
 def test_interview_imports_no_heavy_or_ui_libraries():
-    code = ("import sys, advisor.interview, advisor.parsing, advisor.gpus; "
+    code = ("import sys, advisor.interview.conversation, advisor.interview.extract, advisor.gpus; "
             "bad = [m for m in ('torch', 'diffusers', 'transformers', 'gradio') if m in sys.modules]; "
             "sys.exit(1 if bad else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

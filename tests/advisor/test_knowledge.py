@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from advisor.knowledge import KNOWLEDGE_DIR, Card, KnowledgeError, get_card, load_cards, parse_card
+from advisor.knowledge.cards import KNOWLEDGE_DIR, Card, KnowledgeError, get_card, load_cards, parse_card
 
 # The rules engine and the recommender cite these ids; renaming one breaks their citations.
 REQUIRED_IDS = """

@@ -8,11 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from advisor.kohya import (
-    HYPERPARAMETER_MAP, SafetensorsError, import_file, read_safetensors_header, read_safetensors_metadata,
-    record_from_kohya, tensor_facts,
-)
-from advisor.runlog import RunLog, runs_cli
+from advisor.runlog.kohya import HYPERPARAMETER_MAP, SafetensorsError, import_file, read_safetensors_header, read_safetensors_metadata, record_from_kohya, tensor_facts
+from advisor.runlog.store import RunLog
+from advisor.runlog.cli import runs_cli
 from trainer.config import TrainConfig
 
 # What kohya's train_network.py writes for an SD1.5 LoRA trained without a dataset config

@@ -6,12 +6,13 @@ import json
 
 import pytest
 
-from advisor import costs
-from advisor.adapt import LogLearner
-from advisor.learned_memory import MAX_FACTOR, is_out_of_memory_error, load_memory, memory_factor
+from advisor.recommendation import costs
+from advisor.learning.log_learner import LogLearner
+from advisor.learning.memory import MAX_FACTOR, is_out_of_memory_error, load_memory, memory_factor
 from advisor.profile import Profile
-from advisor.recommend import recommend
-from advisor.runlog import RunLog, RunRecord
+from advisor.recommendation.recommend import recommend
+from advisor.runlog.store import RunLog
+from advisor.runlog.records import RunRecord
 
 # The rules give DreamBooth (fp16, checkpointing, 8-bit Adam, cached latents) at about 10.2 GB
 # for this dog on a 12 GB card: inside the card with the 10% margin, but only just.
@@ -130,7 +131,7 @@ def test_out_of_memory_errors_are_recognised(text, expected):
 
 
 def test_the_chat_uses_a_log_whose_only_run_ran_out_of_memory(tmp_path):
-    from advisor.adapt import learner_for_log
+    from advisor.learning.log_cache import learner_for_log
 
     rules = recommend(DOG)
     with _log(tmp_path, [_run("db-1", rules, status="failed", error="out of GPU memory at step 1")]):

@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from advisor.learner import FEATURES, TARGETS, RunOutcomeModel, featurize, load_runs, recipe
+from advisor.learning.estimators import FEATURES, TARGETS, RunOutcomeModel, featurize, load_runs, recipe
 from advisor.profile import Profile
-from advisor.runlog import RunLog, RunRecord
+from advisor.runlog.store import RunLog
+from advisor.runlog.records import RunRecord
 
 PROFILE = Profile(subject_type="person", n_images=8, base_model="sd15", preservation=5).to_dict()
 HP = {"learning_rate": 1e-4, "max_train_steps": 500, "train_batch_size": 1, "gradient_accumulation_steps": 1,

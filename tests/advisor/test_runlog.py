@@ -13,10 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from advisor.runlog import (
-    APPLICATION_ID, CSV_COLUMNS, HYPERPARAMETER_KEYS, SCHEMA_VERSION, RunLog, RunLogError, RunRecord,
-    RunRecordError, default_db_path, default_runs_dir, read_events, runs_cli,
-)
+from advisor.runlog.schema import APPLICATION_ID, SCHEMA_VERSION
+from advisor.runlog.records import CSV_COLUMNS, HYPERPARAMETER_KEYS, RunRecord, RunRecordError
+from advisor.runlog.store import RunLog
+from advisor.runlog.connection import RunLogError
+from advisor.runlog.paths import default_db_path, default_runs_dir
+from advisor.runlog.events import read_events
+from advisor.runlog.cli import runs_cli
 from trainer.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -465,7 +468,8 @@ def test_damaged_log_is_detected_and_backed_up(tmp_path):
 WRITER = """
     import sys, time
     from pathlib import Path
-    from advisor.runlog import RunLog, RunRecord
+    from advisor.runlog.records import RunRecord
+    from advisor.runlog.store import RunLog
     db, worker, go = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
     while not go.exists():
         time.sleep(0.005)
@@ -500,7 +504,8 @@ def test_concurrent_writer_processes_lose_no_rows(tmp_path):
 
 CRASHER = """
     import os, sys
-    from advisor.runlog import RunLog, RunRecord
+    from advisor.runlog.records import RunRecord
+    from advisor.runlog.store import RunLog
     log = RunLog(sys.argv[1])
     def records():
         for i in range(2000):
@@ -608,7 +613,7 @@ def test_environment_variables_choose_log_and_runs_folder(tmp_path, capsys, monk
 
 def test_cli_through_a_subprocess(tmp_path):
     make_run_dir(tmp_path / "runs", "sub-run", completed_events())
-    code = "import sys; from advisor.runlog import runs_cli; sys.exit(runs_cli(sys.argv[1:]))"
+    code = "import sys; from advisor.runlog.cli import runs_cli; sys.exit(runs_cli(sys.argv[1:]))"
     env = {"FTA_RUNLOG": str(tmp_path / "log.sqlite"), "FTA_RUNS_DIR": str(tmp_path / "runs")}
     result = run_python(code, "list", "--json", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
@@ -634,7 +639,7 @@ def test_to_dataframe_flattens_hyperparameters_scores_and_ratings(tmp_path):
 
 def test_runlog_import_path_pulls_in_no_heavy_modules():
     result = run_python("""
-        import sys, advisor.runlog, advisor.kohya
+        import sys, advisor.runlog.store, advisor.runlog.importing, advisor.runlog.kohya, advisor.runlog.cli
         heavy = [m for m in ("torch", "diffusers", "transformers", "pandas", "gradio") if m in sys.modules]
         print(heavy)
     """)

@@ -360,7 +360,7 @@ def test_a_run_that_ends_reaches_the_run_log_before_anyone_rates_it(fake, data, 
     """The page records a finished run (here: out of GPU memory) as soon as it shows the end, so
     the advisor's next answer already learns from it; nothing waits for a rating."""
     import app
-    from advisor.runlog import RunLog
+    from advisor.runlog.store import RunLog
     from trainer.events import emit
 
     launcher, make = fake

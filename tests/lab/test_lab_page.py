@@ -54,8 +54,9 @@ def test_progress_html_is_bounded():
 def test_the_buttons_as_plain_functions(tmp_path):
     """'Train this recommendation', 'Start training' and the Runs tab, without gradio."""
     from advisor.profile import Profile
-    from advisor.recommend import recommend
-    from advisor.runlog import RunLog, RunRecord
+    from advisor.recommendation.recommend import recommend
+    from advisor.runlog.store import RunLog
+    from advisor.runlog.records import RunRecord
 
     rec = recommend(Profile(subject_type="animal", class_noun="dog", n_images=5, vram_gb=24)).to_dict()
     opened = page.train_this(rec, {"subject_type": "animal"}, demo=True)

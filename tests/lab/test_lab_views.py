@@ -103,7 +103,7 @@ def test_downloads_and_rating_of_a_lora_run(finished_run, tmp_path):
     assert names == ["pytorch_lora_weights.safetensors", "run_kohya.safetensors", "config.json"]
     assert all(f.is_file() and f.is_relative_to(finished_run) for f in files)
 
-    from advisor.runlog import RunLog
+    from advisor.runlog.store import RunLog
 
     with RunLog(tmp_path / "log.sqlite") as log:
         with pytest.raises(ValueError, match="flexibility"):

@@ -15,10 +15,11 @@ from PIL import Image
 from helpers import fast_config, pattern_image, run_cli
 from trainer.encoders import (clip_image_similarity, clip_text_similarity, dino_similarity, load_encoders,
                               parse_encoder_specs)
-from trainer.evaluate import (ANCHORS, FACTORS, PROXY_ANCHORS, REFERENCE_MEASUREMENTS, Anchor, EvalError,
-                              EvalImages, check_run, color_histogram_similarity, compute_metrics, default_steps, evaluate_run,
-                              generate, make_grid, pres_score, prompt_sensitivity, score_from_anchors, ssim)
+from trainer.calibration import ANCHORS, PROXY_ANCHORS, REFERENCE_MEASUREMENTS, Anchor, pres_score, score_from_anchors
+from trainer.evaluate import (FACTORS, EvalError, EvalImages, check_run, compute_metrics, default_steps, evaluate_run,
+                              generate, make_grid)
 from trainer.events import emit, read_events
+from trainer.measures import color_histogram_similarity, prompt_sensitivity, ssim
 from trainer.prompts import LIVE_TEMPLATES, OBJECT_TEMPLATES, build_prompts, parse_subject, without_identifier
 
 FAST = dict(num_images=1, steps=2, num_templates=2)   # 14 images of 64 px per evaluation

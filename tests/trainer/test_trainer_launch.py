@@ -11,7 +11,7 @@ import pytest
 from helpers import fast_config, steps_logged
 from trainer.config import ConfigError
 from trainer.launch import JOB_FILE, LOG_FILE, accelerate_command, attach, launch
-from trainer.training_utils import checkpoint_dirs
+from trainer.checkpoints import checkpoint_dirs
 
 ROOT = Path(__file__).resolve().parents[2]
 

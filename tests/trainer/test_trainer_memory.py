@@ -35,7 +35,7 @@ def measured(monkeypatch):
 
 
 def test_peak_vram_flows_to_events_run_log_and_lab_summary(measured, tiny_sd15, images, tmp_path):
-    from advisor.runlog import RunLog
+    from advisor.runlog.store import RunLog
     from advisor.runlog.folders import record_from_run_dir
     from lab.views import progress, run_summary
 
@@ -85,10 +85,10 @@ def test_a_run_out_of_memory_reaches_the_advisor_through_the_lab(measured, tiny_
 
     import torch
 
-    from advisor.adapt import LogLearner
+    from advisor.learning.log_learner import LogLearner
     from advisor.profile import Profile
-    from advisor.recommend import recommend
-    from advisor.runlog import RunLog
+    from advisor.recommendation.recommend import recommend
+    from advisor.runlog.store import RunLog
     from lab.results import record_run
     from lab.views import progress
 

@@ -15,7 +15,7 @@ from helpers import ROOT, fast_config, steps_logged
 from trainer.config import ConfigError
 from trainer.events import read_events, run_status
 from trainer.loop import train
-from trainer.training_utils import checkpoint_dirs
+from trainer.checkpoints import checkpoint_dirs
 
 
 def _losses(run_dir) -> dict[int, float]:

@@ -1,13 +1,13 @@
-"""training_utils: learning-rate schedule, min-SNR weights, seeding, checkpoint folders."""
+"""training_utils (learning-rate schedule, min-SNR weights, seeding) and checkpoints (the folders)."""
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from trainer.training_utils import (checkpoint_dirs, checkpoint_path, epoch_order, format_seconds,
-                                    latest_checkpoint, lr_factor, make_lr_scheduler, min_snr_weights,
-                                    prune_checkpoints, step_generator)
+from trainer.checkpoints import checkpoint_dirs, checkpoint_path, latest_checkpoint, prune_checkpoints
+from trainer.training_utils import (epoch_order, format_seconds, lr_factor, make_lr_scheduler, min_snr_weights,
+                                    step_generator)
 
 
 @pytest.mark.parametrize("schedule", ["constant", "constant_with_warmup", "linear", "cosine"])

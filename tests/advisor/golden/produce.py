@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 
 import cases
-from advisor.adapt import LogLearner
+from advisor.learning.log_learner import LogLearner
 from advisor.chat import answer_from_knowledge, play
 from advisor.profile import Profile
-from advisor.recommend import recommend
-from advisor.knowledge import KNOWLEDGE_DIR, load_cards
-from advisor.retrieval import SENTENCE_TRANSFORMERS, Retriever, load_embedder
-from advisor.runlog import RunLog, RunRecord
+from advisor.recommendation.recommend import recommend
+from advisor.knowledge.cards import KNOWLEDGE_DIR, load_cards
+from advisor.knowledge.retrieval import SENTENCE_TRANSFORMERS, Retriever, load_embedder
+from advisor.runlog.store import RunLog
+from advisor.runlog.records import RunRecord
 
 
 def dump(items: list) -> str:

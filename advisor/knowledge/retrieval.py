@@ -31,7 +31,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
-from .knowledge import KNOWLEDGE_DIR, Card, load_cards
+from .cards import KNOWLEDGE_DIR, Card, load_cards
 
 SENTENCE_TRANSFORMERS = "sentence-transformers"
 TFIDF = "tf-idf"

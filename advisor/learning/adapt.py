@@ -49,16 +49,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .adapt_explain import (N_SIMILAR_SHOWN, _changes, _predicted_blend, _reason, _why_not, fmt,
-                            similar_runs)
-from .adapt_log_cache import learner_for_log
-from .adapt_log_learner import (CONTEXT, COST_MIN_RUNS, DATA_K, FAMILY, LOCAL_CONTEXT, NEAR_LOG10, NEAR_RANK,
-                                NEAR_SWITCH, LogLearner, rules_prior)
-from .adapt_moves import CARDS, MOVES, SHOWN_HP, Move, _signature, candidate_plans, neighbour
-from .adapt_pace import _budget_note, _factor, _over_at_pace, at_pace, choose, rebudget
-from .adapt_scoring import DEPART, SWITCH, UNCERTAIN, Scored, _unscored, importance_weights, score_candidates
-from .profile import Profile
-from .recommend import Plan
+from .explain import N_SIMILAR_SHOWN, _changes, _predicted_blend, _reason, _why_not, fmt, similar_runs
+from .log_cache import learner_for_log
+from .log_learner import CONTEXT, COST_MIN_RUNS, DATA_K, FAMILY, LOCAL_CONTEXT, NEAR_LOG10, NEAR_RANK, NEAR_SWITCH, LogLearner, rules_prior
+from .moves import CARDS, MOVES, SHOWN_HP, Move, _signature, candidate_plans, neighbour
+from .pace import _budget_note, _factor, _over_at_pace, at_pace, choose, rebudget
+from .scoring import DEPART, SWITCH, UNCERTAIN, Scored, _unscored, importance_weights, score_candidates
+from ..profile import Profile
+from ..recommendation.recommend import Plan
 
 __all__ = [
     "adapt", "AdaptResult",

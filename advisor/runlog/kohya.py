@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from trainer.config import METHOD_NAMES
 
-from .runlog.records import RunRecord, hyperparameters_from_config
+from .records import RunRecord, hyperparameters_from_config
 
 # safetensors itself refuses headers above 100 MB; a bigger "length" means not safetensors.
 MAX_HEADER_BYTES = 100_000_000
@@ -425,7 +425,7 @@ def record_from_kohya(path: str | Path, metadata: dict[str, str],
 def _valid_profile(data: dict[str, Any]) -> dict[str, Any] | None:
     if not data:
         return None
-    from .profile import Profile, ProfileError
+    from ..profile import Profile, ProfileError
 
     try:
         return Profile.from_dict(data).to_dict()

@@ -33,9 +33,9 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
-from .hyperparams import ADAPTERS, RESOLUTION, starting_hyperparameters
-from .profile import BASE_MODELS, DEFAULTS, FACTORS, SUBJECT_TYPES, Profile
-from .rules import METHODS
+from ..recommendation.hyperparameters import ADAPTERS, RESOLUTION, starting_hyperparameters
+from ..profile import BASE_MODELS, DEFAULTS, FACTORS, SUBJECT_TYPES, Profile
+from ..recommendation.rules import METHODS
 
 # One column per name, in this order. Recipe-relative columns are log10 ratios to the
 # published starting point for the same method, base model, subject and image count.
@@ -149,7 +149,7 @@ def _frame(log):
     if hasattr(log, "to_dataframe"):
         return log.to_dataframe()
     if isinstance(log, (str, bytes)) or hasattr(log, "__fspath__"):
-        from .runlog import RunLog
+        from ..runlog.store import RunLog
 
         with RunLog(log) as opened:
             return opened.to_dataframe()
@@ -418,7 +418,7 @@ def _cost_hp(record) -> dict[str, Any]:
 def run_gpu(profile: dict | None):
     """The speed-table card a logged run is timed for: the profile's named card, else the
     slowest card with its memory (the recommendation's own assumption, so ratios line up)."""
-    from . import costs
+    from ..recommendation import costs
 
     profile = profile or {}
     gpu = costs.find_gpu(profile.get("gpu_name")) if isinstance(profile.get("gpu_name"), str) else None
@@ -437,7 +437,7 @@ def load_costs(log) -> tuple[np.ndarray, np.ndarray, Any]:
     """
     import pandas as pd
 
-    from . import costs
+    from ..recommendation import costs
 
     frame = _frame(log)
     rows, ys, metas, dropped = [], [], [], []

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .profile import Profile
+from ..profile import Profile
 
 RESOLUTION = {"sd15": 512, "sd21": 768, "sdxl": 1024}  # native sizes (methods §13)
 IDENTIFIER = "sks"             # the diffusers README's rare token; any rare word works (HF blog)

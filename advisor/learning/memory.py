@@ -61,8 +61,8 @@ def load_memory(log):
     `attrs["dropped"]` lists (run_id, why) for runs with evidence that could not be used."""
     import pandas as pd
 
-    from . import costs
-    from .learner import _cell, _cost_hp, _frame, _identify, _number, run_gpu
+    from ..recommendation import costs
+    from .estimators import _cell, _cost_hp, _frame, _identify, _number, run_gpu
 
     frame = _frame(log)
     rows, dropped = [], []

@@ -11,9 +11,9 @@ import re
 from typing import Any
 
 from . import phrases as P
-from .parsing_scan import Extraction, Scan, check_bounds, said_text
-from .parsing_text import BLANK
-from .profile import FACTORS
+from .scan import Extraction, Scan, check_bounds, said_text
+from .text import BLANK
+from ..profile import FACTORS
 
 # --------------------------------------------------------------------------- compiled tables
 # The vocabulary is data in advisor/phrases.py; here it is compiled and combined with numbers.

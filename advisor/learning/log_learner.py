@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from .profile import FACTORS, Profile
-from .recommend import Candidate, Plan, _predicted
+from ..profile import FACTORS, Profile
+from ..recommendation.recommend import Candidate, Plan, _predicted
 
 if TYPE_CHECKING:
     from .adapt import AdaptResult
@@ -67,8 +67,8 @@ class LogLearner:
     def fit(cls, log, *, model=None, k: float = DATA_K, explore: float = 0.0, cost_model=None) -> "LogLearner":
         import numpy as np
 
-        from .learned_memory import load_memory, memory_factor
-        from .learner import RunCostModel, RunOutcomeModel, _frame, load_costs, load_runs
+        from .memory import load_memory, memory_factor
+        from .estimators import RunCostModel, RunOutcomeModel, _frame, load_costs, load_runs
 
         frame = _frame(log)  # read the log once for both models
         X, Y, meta = load_runs(frame)
@@ -111,7 +111,7 @@ class LogLearner:
         of ln(factor). Cached per configuration: the budget checks ask for the same plans often."""
         if self.cost_model is None:
             return None
-        from .learner import featurize
+        from .estimators import featurize
 
         cache: dict[str, tuple[float, float]] = {}
 
@@ -130,7 +130,7 @@ class LogLearner:
         arrays (len(plans), 3)."""
         import numpy as np
 
-        from .learner import featurize
+        from .estimators import featurize
 
         X = np.array([featurize(profile.to_dict(), p.hp, p.method, profile.base_model) for p in plans])
         mean, std = self.model.predict(X, return_std=True)
@@ -153,7 +153,7 @@ class LogLearner:
         """How near each logged run's settings are to the feature row x (0-1)."""
         import numpy as np
 
-        from .learner import FEATURES
+        from .estimators import FEATURES
 
         col = FEATURES.index
         d_lr = self.X[:, col("log10_lr_vs_recipe")] - x[col("log10_lr_vs_recipe")]
@@ -182,7 +182,7 @@ class LogLearner:
 def _full_hp(hp: dict[str, Any]) -> dict[str, Any]:
     """Logged hyperparameters, cleaned to the types the rules' ADJUSTMENTS compare (a missing
     or unreadable switch is off, a missing rank is the recipe's 4)."""
-    from .learner import _flag, _number
+    from .estimators import _flag, _number
 
     return {**hp, "prior_preservation": _flag(hp.get("prior_preservation")),
             "train_text_encoder": _flag(hp.get("train_text_encoder")), "rank": _number(hp.get("rank")) or 4}

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .adapt_log_learner import LogLearner, rules_prior
-from .adapt_moves import Move, candidate_plans
-from .profile import FACTORS, Profile
-from .recommend import Plan
+from .log_learner import LogLearner, rules_prior
+from .moves import Move, candidate_plans
+from ..profile import FACTORS, Profile
+from ..recommendation.recommend import Plan
 
 # Utility points (1-5 scale) the prior asks before leaving the rules' plan: the published
 # recipes are tuned, so a one-step move is assumed to cost DEPART until runs near it show

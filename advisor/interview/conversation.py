@@ -27,8 +27,8 @@ import logging
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
-from .parsing import Extraction, extract
-from .profile import DEFAULTS, FACTORS, Profile, ProfileError
+from .extract import Extraction, extract
+from ..profile import DEFAULTS, FACTORS, Profile, ProfileError
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,10 @@ from typing import Any
 from trainer.config import TrainConfig
 
 from . import costs
-from .hyperparams import ADAPTERS, BASELINE, DB_FAMILY, class_noun, starting_hyperparameters
-from .knowledge import get_card
-from .profile import Profile
-from .rules import (ADJUSTMENTS, DATASET_KINDS, DEFAULT_RULES, INVASIVENESS, OPS, STANDING, Rule, advice,
-                    ONE_SUBJECT, image_counts, match, score)
+from .hyperparameters import ADAPTERS, BASELINE, DB_FAMILY, class_noun, starting_hyperparameters
+from ..knowledge.cards import get_card
+from ..profile import Profile
+from .rules import ADJUSTMENTS, DATASET_KINDS, DEFAULT_RULES, INVASIVENESS, OPS, STANDING, Rule, advice, ONE_SUBJECT, image_counts, match, score
 
 HUB_IDS = {"sd15": "stable-diffusion-v1-5/stable-diffusion-v1-5", "sd21": "stabilityai/stable-diffusion-2-1",
            "sdxl": "stabilityai/stable-diffusion-xl-base-1.0"}

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .adapt_log_learner import LogLearner
+from .log_learner import LogLearner
 
 log = logging.getLogger("advisor.adapt")  # the logger's name from before the split, for log filters
 
@@ -37,7 +37,8 @@ def learner_for_log(path: str | Path | None = None) -> tuple[LogLearner | None, 
     (None, note) when the log cannot be read: the note is one line for the user. Never
     raises and never creates a log file. Cached on the file's size and mtime (and its WAL's).
     """
-    from .runlog import RunLog, default_db_path
+    from ..runlog.store import RunLog
+    from ..runlog.paths import default_db_path
 
     path = Path(path) if path is not None else default_db_path()
     try:

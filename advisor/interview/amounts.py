@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 
 from . import phrases as P
-from .gpus import find_gpus
-from .parsing_scan import Extraction, Scan, check_bounds, matched_number, said_text
-from .parsing_text import NUM
+from ..gpus import find_gpus
+from .scan import Extraction, Scan, check_bounds, matched_number, said_text
+from .text import NUM
 
 # --------------------------------------------------------------------------- compiled tables
 _IMG_NOUN = P.IMAGE_NOUNS

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import phrases as P
-from .parsing_text import BLANK
-from .profile import BOUNDS
+from .text import BLANK
+from ..profile import BOUNDS
 
 
 @dataclass

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from . import costs
-from .profile import Profile
-from .recommend import Plan
+from ..recommendation import costs
+from ..profile import Profile
+from ..recommendation.recommend import Plan
 
 
 def _factor(pace):

@@ -8,11 +8,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .adapt_log_learner import LogLearner
-from .adapt_moves import SHOWN_HP
-from .adapt_scoring import Scored
-from .profile import FACTORS, Profile
-from .recommend import Plan, _predicted
+from .log_learner import LogLearner
+from .moves import SHOWN_HP
+from .scoring import Scored
+from ..profile import FACTORS, Profile
+from ..recommendation.recommend import Plan, _predicted
 
 N_SIMILAR_SHOWN = 5
 
@@ -137,12 +137,12 @@ def _why_not(best: Scored, rules: Scored) -> dict[str, str]:
 
 def similar_runs(learner: LogLearner, profile: Profile, plan: Plan, n: int = N_SIMILAR_SHOWN) -> list[dict]:
     """The logged runs most like `plan` for this profile, most similar first."""
-    from .learner import featurize
+    from .estimators import featurize
 
     sims = learner.similarity(profile, plan.method)
     x = featurize(profile.to_dict(), plan.hp, plan.method, profile.base_model)
     # closeness in the recipe-relative learning rate and image views (columns of FEATURES)
-    from .learner import FEATURES
+    from .estimators import FEATURES
     cols = [FEATURES.index("log10_lr_vs_recipe"), FEATURES.index("log10_views_vs_recipe")]
     out = []
     for i, r in enumerate(learner.records):

@@ -15,7 +15,7 @@ import operator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .profile import Profile
+from ..profile import Profile
 
 METHODS = ("lora", "dreambooth", "dreambooth_lora", "textual_inversion", "full_finetune")
 # Least to most invasive: how much of the base model a method rewrites.

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-KNOWLEDGE_DIR = Path(__file__).resolve().parent.parent / "knowledge"
+KNOWLEDGE_DIR = Path(__file__).resolve().parents[2] / "knowledge"
 REQUIRED_KEYS = ("id", "title", "tags", "sources")
 _ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")   # ids are cited by rules and name the file
 

@@ -12,10 +12,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from . import costs
-from .hyperparams import ADAPTERS, DB_FAMILY, class_noun
-from .profile import Profile
-from .recommend import Plan
+from ..recommendation import costs
+from ..recommendation.hyperparameters import ADAPTERS, DB_FAMILY, class_noun
+from ..profile import Profile
+from ..recommendation.recommend import Plan
 
 
 @dataclass(frozen=True)

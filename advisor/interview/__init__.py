@@ -1,0 +1,1 @@
+"""Understanding the user: the chat interview turns free text into Profile slots."""

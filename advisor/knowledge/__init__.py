@@ -1,0 +1,1 @@
+"""The knowledge base: cards in knowledge/*.md and their search."""

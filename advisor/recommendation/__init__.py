@@ -1,0 +1,1 @@
+"""Recommending: rules as data, published hyperparameters, costs, the Recommendation and its views."""
