@@ -30,23 +30,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .calibration import (ANCHORS, CALIBRATION_CARD, DREAMBOOTH_PAPER, PROXY_ANCHORS, REFERENCE_MEASUREMENTS,
-                          Anchor, pres_score, score_from_anchors)
+from .calibration import ANCHORS, CALIBRATION_CARD, DREAMBOOTH_PAPER, PROXY_ANCHORS, pres_score, score_from_anchors
 from .encoders import (Encoder, clip_image_similarity, clip_text_similarity, dino_similarity, load_encoders,
                        self_similarity)
 from .events import emit, last_event, read_events, run_status
-from .measures import (SSIM_SIDE, color_histogram, color_histogram_similarity, prompt_sensitivity, proxy_similarity,
-                       ssim, to_array)
+from .measures import prompt_sensitivity, proxy_similarity, ssim
 from .prompts import EvalPrompts, build_prompts
-
-# the score maps and the image measures live in trainer.calibration and trainer.measures; their
-# public names stay importable from here, where callers have always found them
-__all__ = ["ANCHORS", "CALIBRATION_CARD", "DEFAULT_NUM_IMAGES", "DEFAULT_STEPS", "EVAL_DIR", "FACTORS",
-           "METRICS_FILE", "PROXY_ANCHORS", "REFERENCE_MEASUREMENTS", "SSIM_SIDE", "Anchor", "EvalError",
-           "EvalImages", "accuracy_metrics", "check_run", "color_histogram", "color_histogram_similarity",
-           "compute_metrics", "default_steps", "evaluate_run", "flexibility_metrics", "generate",
-           "load_training_images", "make_grid", "preservation_metrics", "pres_score", "prompt_sensitivity",
-           "proxy_similarity", "save_grids", "score_from_anchors", "ssim", "to_array", "write_json_atomic"]
 _DB = DREAMBOOTH_PAPER  # cited in the `basis` lines below
 
 METRICS_FILE = "metrics.json"

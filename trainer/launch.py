@@ -155,7 +155,7 @@ class TrainingJob:
 def launch(config: TrainConfig | str | Path, *, resume: str | None = None, env: dict[str, str] | None = None,
            gpus: int | None = None, accelerate_config: str | Path | None = None) -> TrainingJob:
     """Write `<run>/config.json` and start the run; return at once with its TrainingJob."""
-    from .training_utils import check_run_folder
+    from .checkpoints import check_run_folder
 
     if not isinstance(config, TrainConfig):
         config = TrainConfig.load(config)

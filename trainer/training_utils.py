@@ -1,7 +1,7 @@
 """Small helpers the training loop shares: seeding, learning-rate schedule, min-SNR weights, VAE
 latents (with their caches), setup (accelerator, optimizer, precision). Each takes explicit
 arguments (never the whole config), like `diffusers.training_utils.compute_snr`. Checkpoint
-folders and their save/load live in trainer.checkpoints (re-exported here for old callers).
+folders and their save/load live in trainer.checkpoints.
 """
 from __future__ import annotations
 
@@ -10,15 +10,7 @@ import math
 import random
 from typing import Any, Iterable
 
-from .checkpoints import (CHECKPOINT_PREFIX, check_run_folder, checkpoint_dirs, checkpoint_path, latest_checkpoint,
-                          load_checkpoint, prune_checkpoints, register_trainable_checkpointing, save_checkpoint)
 from .config import ConfigError
-
-__all__ = ["CHECKPOINT_PREFIX", "cast_weights", "check_8bit_adam_available", "check_run_folder", "checkpoint_dirs",
-           "checkpoint_path", "epoch_order", "format_seconds", "latest_checkpoint", "load_checkpoint", "lr_factor",
-           "make_accelerator", "make_lr_scheduler", "make_optimizer", "min_snr_weights", "prune_checkpoints",
-           "register_trainable_checkpointing", "save_checkpoint", "seed_everything", "step_generator", "vae_latents",
-           "weight_dtype"]
 
 
 # --- randomness ------------------------------------------------------------------------------
