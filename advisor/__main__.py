@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _recommend(args) -> int:
-    from .learning.log_cache import learner_for_log
+    from .learning.log_learner import learner_for_log
     from .profile import Profile
     from .recommendation.recommend import recommend
     from .recommendation.render import recommendation_text

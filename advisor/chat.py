@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from .interview import conversation
-from .learning.log_cache import learner_for_log
+from .learning.log_learner import learner_for_log
 from .interview.conversation import InterviewState, Reply
 from .profile import Profile
 from .recommendation.recommend import recommend

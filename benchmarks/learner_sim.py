@@ -59,8 +59,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from advisor.learning.log_learner import LogLearner
-from advisor.learning.moves import candidate_plans
-from advisor.learning.scoring import importance_weights  # noqa: E402
+from advisor.learning.candidates import candidate_plans
+from advisor.learning.adapt import importance_weights  # noqa: E402
 from advisor.recommendation.hyperparameters import ADAPTERS, DB_FAMILY, starting_hyperparameters  # noqa: E402
 from advisor.profile import FACTORS, Profile  # noqa: E402
 from advisor.recommendation.recommend import recommend  # noqa: E402

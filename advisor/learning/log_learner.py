@@ -1,21 +1,25 @@
 """LogLearner: what the user's run log predicts for a configuration, next to the rules.
 
-It holds advisor.learner's RunOutcomeModel, fitted on what the rules' prior (`rules_prior`)
+It holds advisor.learning.estimators' RunOutcomeModel, fitted on what the rules' prior (`rules_prior`)
 missed, and RunCostModel for the user's pace once COST_MIN_RUNS timed runs exist; it also
 says how relevant each logged run is to a candidate (similarity in method, subject and base
-model; nearness in the settings). advisor.adapt turns these into scores and a recommendation.
-Heavy imports (numpy, scikit-learn via advisor.learner) stay inside functions.
+model; nearness in the settings). advisor.learning.adapt turns these into scores and a
+recommendation. `learner_for_log()` builds one for the chat, cached on the run log's stamp.
+Heavy imports (numpy, scikit-learn via advisor.learning.estimators) stay inside functions.
 """
 from __future__ import annotations
 
+import logging
 import math
-from typing import TYPE_CHECKING, Any
+import threading
+from pathlib import Path
+from typing import Any
 
 from ..profile import FACTORS, Profile
-from ..recommendation.recommend import Candidate, Plan, _predicted
+from ..recommendation.recommend import Plan
+from .adapt import AdaptResult, adapt, rules_prior
 
-if TYPE_CHECKING:
-    from .adapt import AdaptResult
+log = logging.getLogger(__name__)
 
 DATA_K = 3.0    # relevant runs at which the log weighs as much as the rules
 # Closeness in settings for n_local: a run one move away from a candidate tells little about
@@ -35,12 +39,6 @@ COST_MIN_RUNS = 3  # completed runs with durations before the log corrects the t
 # Method families for similarity: what a run of one method says about another.
 FAMILY = {"lora": "adapter", "dreambooth_lora": "adapter", "dreambooth": "full", "full_finetune": "full",
           "textual_inversion": "embedding"}
-
-
-def rules_prior(method: str, hp: dict[str, Any], changes: list[str] | None = None) -> dict[str, float]:
-    """The rules' predicted factor scores (recommend's `predicted`) for any configuration."""
-    plan = Plan(Candidate(method, 0.0), hp, {}, [], list(changes or []), 0, None, [])
-    return {f: v["score"] for f, v in _predicted(plan).items()}
 
 
 class LogLearner:
@@ -173,9 +171,7 @@ class LogLearner:
         n_local = np.array([(moves[m] * self.nearness(x)).sum() for m, x in zip(methods, X)])
         return n_context, n_local
 
-    def adapt(self, profile: Profile, plans: list[Plan], chosen: Plan, *, gpu, vram: float) -> "AdaptResult | None":
-        from .adapt import adapt  # at call time: advisor.adapt imports this module
-
+    def adapt(self, profile: Profile, plans: list[Plan], chosen: Plan, *, gpu, vram: float) -> AdaptResult | None:
         return adapt(profile, plans, chosen, gpu=gpu, vram=vram, learner=self)
 
 
@@ -186,3 +182,57 @@ def _full_hp(hp: dict[str, Any]) -> dict[str, Any]:
 
     return {**hp, "prior_preservation": _flag(hp.get("prior_preservation")),
             "train_text_encoder": _flag(hp.get("train_text_encoder")), "rank": _number(hp.get("rank")) or 4}
+
+
+# --------------------------------------------------------------------------- the chat's learner
+_cache: dict[str, tuple[tuple, Any, str | None]] = {}
+_cache_lock = threading.Lock()
+
+
+def _stamp(path: Path) -> tuple:
+    """What changes when the log is written: the file and its WAL (writes land there first)."""
+    out = []
+    for p in (path, path.with_name(path.name + "-wal")):
+        try:
+            st = p.stat()
+            out.append((st.st_size, st.st_mtime_ns))
+        except FileNotFoundError:
+            out.append(None)
+    return tuple(out)
+
+
+def learner_for_log(path: str | Path | None = None) -> tuple[LogLearner | None, str | None]:
+    """(learner, note) for the run log at `path` ($FTA_RUNLOG or ./runlog.sqlite by default).
+
+    (None, None) when there is no log or it has no usable runs: the rules decide alone.
+    (None, note) when the log cannot be read: the note is one line for the user. Never
+    raises and never creates a log file. Cached on the file's size and mtime (and its WAL's).
+    """
+    from ..runlog.store import RunLog
+    from ..runlog.paths import default_db_path
+
+    path = Path(path) if path is not None else default_db_path()
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            return None, None
+        stamp = _stamp(path)
+    except OSError as e:
+        return None, f"Your run log {path} could not be read ({e}); this recommendation uses the rules only."
+    key = str(path.resolve())
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1], hit[2]
+        try:
+            with RunLog(path) as runlog:
+                learner = LogLearner.fit(runlog) if len(runlog) else None
+            if learner is not None and learner.n_runs == 0 and learner.cost_model is None \
+                    and learner.memory() is None:
+                learner = None  # rows, but none with a score, a rating, enough durations or memory news yet
+            note = None
+        except Exception as e:  # corrupt, foreign, locked, or a learner bug: the chat must go on
+            log.warning("run log %s not used: %s", path, e)
+            learner, note = None, (f"Your run log could not be used ({type(e).__name__}: "
+                                   f"{str(e).splitlines()[0][:200]}); this recommendation uses the rules only.")
+        _cache[key] = (_stamp(path), learner, note)
+        return learner, note

@@ -126,7 +126,7 @@ def recommend(profile: Profile, *, rules=DEFAULT_RULES, learner=None) -> Recomme
         hyperparameters={k: chosen.hp[k] for k in HP_KEYS
                          if k in chosen.hp and chosen.method in ONLY_FOR.get(k, (chosen.method,))},
         estimates=_estimates(chosen, filled, vram, gpu, pace=_pace(learned)),
-        predicted=learned.predicted if learned else _predicted(chosen),
+        predicted=learned.predicted if learned else predicted(chosen.method, chosen.hp, chosen.changes),
         reasons=reasons,
         citations=_citations(chosen, matched, reasons),
         alternatives=alternatives,
@@ -301,15 +301,17 @@ def _alternatives(chosen: Plan, plans: list[Plan], matched: list[Rule]) -> list[
     return out
 
 
-def _predicted(plan: Plan) -> dict[str, dict[str, Any]]:
+def predicted(method: str, hp: dict[str, Any], changes: list[str] | tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
+    """The rules' predicted 1-5 factor scores for a configuration, each with its basis: the
+    method's published standing, moved by the ADJUSTMENTS its settings trigger."""
     out = {}
-    for factor, (value, basis) in STANDING[plan.method].items():
+    for factor, (value, basis) in STANDING[method].items():
         notes = [basis]
         for (key, op, target), deltas, why in ADJUSTMENTS:
-            if factor in deltas and plan.hp.get(key) is not None and OPS[op](plan.hp[key], target):
+            if factor in deltas and hp.get(key) is not None and OPS[op](hp[key], target):
                 value += deltas[factor]
                 notes.append(f"{deltas[factor]:+g} {why}")
-        if factor == "accuracy" and any("watch for underfitting" in c for c in plan.changes):
+        if factor == "accuracy" and any("watch for underfitting" in c for c in changes):
             value -= 0.5
             notes.append("-0.5 fewer steps than the recipe (underfitting risk)")
         out[factor] = {"score": round(min(5.0, max(1.0, value)), 2), "basis": "; ".join(notes)}

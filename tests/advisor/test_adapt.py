@@ -1,13 +1,12 @@
-"""advisor.adapt: the run log moving a recommendation, and leaving it alone when it should."""
+"""advisor.learning: the run log moving a recommendation, and leaving it alone when it should."""
 import json
 
 import pytest
 
 from advisor.learning import adapt
 from advisor import chat
-from advisor.learning.moves import MOVES, candidate_plans
-from advisor.learning.log_learner import LogLearner
-from advisor.learning.log_cache import learner_for_log
+from advisor.learning.candidates import MOVES, candidate_plans, signature
+from advisor.learning.log_learner import LogLearner, learner_for_log
 from advisor.profile import Profile
 from advisor.recommendation.recommend import JSON_KEYS, LEARNED_KEYS, recommend
 from advisor.runlog.store import RunLog
@@ -175,7 +174,7 @@ def test_every_candidate_fits_and_moves_apply_only_where_the_method_has_the_knob
         fits = recommend(profile, learner=probe).estimates["fits"]
         filled, plans, gpu, vram = probe.seen
         found = candidate_plans(filled, plans, gpu, vram)
-        assert bool(found) == fits and len({adapt._signature(p) for p, _, _ in found}) == len(found)
+        assert bool(found) == fits and len({signature(p) for p, _, _ in found}) == len(found)
         assert {p.method for p, _, _ in found} == {p.method for p in plans if not p.problems}
         for plan, origin, moves in found:
             assert not plan.problems and plan.estimate.vram_gb <= vram

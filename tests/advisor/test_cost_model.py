@@ -8,7 +8,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from advisor.recommendation import costs
 from advisor.learning.log_learner import COST_MIN_RUNS, LogLearner
-from advisor.learning.log_cache import learner_for_log
+from advisor.learning.log_learner import learner_for_log
 from advisor.learning.estimators import FEATURES, RunCostModel, load_costs, run_gpu
 from advisor.profile import Profile
 from advisor.recommendation.recommend import JSON_KEYS, recommend

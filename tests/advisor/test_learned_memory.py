@@ -131,7 +131,7 @@ def test_out_of_memory_errors_are_recognised(text, expected):
 
 
 def test_the_chat_uses_a_log_whose_only_run_ran_out_of_memory(tmp_path):
-    from advisor.learning.log_cache import learner_for_log
+    from advisor.learning.log_learner import learner_for_log
 
     rules = recommend(DOG)
     with _log(tmp_path, [_run("db-1", rules, status="failed", error="out of GPU memory at step 1")]):
