@@ -6,9 +6,12 @@ backward (accelerate: mixed precision, accumulation, DDP) -> clip -> step -> eve
 
 The method object (trainer.methods) decides which weights train and how they are saved; this
 file never branches on the method's name. Everything random is derived from (seed, step), so
-a resumed run draws what the uninterrupted run would have drawn. Setup steps live beside what
-they set up: batches.py (data and the micro-batch plan), prompt_embeddings.py, prior.py (class
-images), samples.py, signals.py (stop requests), memory.py (GPU memory held, out-of-memory advice).
+a resumed run draws what the uninterrupted run would have drawn. One setup function builds a
+`RunSetup` (method, data, modules, optimizer, batch plan: everything the steps read); a
+`TrainingRun` holds it beside the few things that move (step, last checkpoint) and declares all of
+its state in `__init__`. Setup steps live beside what they set up: batches.py (data and the
+micro-batch plan), prompt_embeddings.py, prior.py (class images), samples.py, signals.py (stop
+requests), memory.py (GPU memory held, out-of-memory advice).
 """
 from __future__ import annotations
 
@@ -18,8 +21,9 @@ import socket
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .batches import MicroBatchPlan, load_training_data
 from .config import TrainConfig
@@ -32,6 +36,13 @@ from .signals import StopRequest
 from .training_utils import (cast_weights, check_8bit_adam_available, make_accelerator, make_lr_scheduler,
                              make_optimizer, min_snr_weights, seed_everything, step_generator, vae_latents,
                              weight_dtype)
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+
+    from .data import ImageDataset
+    from .methods.registry import Method
+    from .models import Components
 
 
 class TrainingError(RuntimeError):
@@ -47,16 +58,37 @@ def train(config: TrainConfig, *, resume: str | None = None, progress: bool = Tr
     return TrainingRun(config, resume=resume, progress=progress).run()
 
 
+@dataclass
+class RunSetup:
+    """What setup builds for one run, before its first step; the steps read it and change only
+    what lives inside these objects (weights, optimizer state, the VAE cache filling up)."""
+    method: Method                    # which weights train, how they are saved
+    dataset: ImageDataset             # the instance images and the prompt each trains with
+    class_images: list[Any]           # prior preservation's class images ([] without it)
+    components: Components            # UNet, VAE, text encoders, tokenizers, noise scheduler
+    trained: list[str]                # names of the modules with weights that train
+    params: list[Any]                 # every parameter that trains (gradient clipping)
+    optimizer: Any                    # as accelerate prepared it
+    lr_scheduler: Any                 # stepped once per optimizer step; checkpointed
+    wrapped: dict[str, Any]           # the trained modules as accelerate prepared them (DDP)
+    text: PromptEmbeddings            # prompts -> embeddings (cached while the text encoders are frozen)
+    plan: MicroBatchPlan              # micro-batch number -> this process's images and prompts
+    vae_cache: dict[Any, Any] | None  # per image: VAE moments or a drawn latent (None: encode every time)
+
+
 class TrainingRun:
     def __init__(self, config: TrainConfig, *, resume: str | None = None, progress: bool = True):
         self.config = config
         self.resume = resume
         self.progress = progress
         self.run_dir = Path(config.output_dir)
-        self.step = 0
         self.stop = StopRequest()  # SIGINT/SIGTERM: finish the step, save, end "stopped"
-        self.saved_step = -1   # step of the newest checkpoint this process wrote or loaded
-        self.accelerator = None
+        self.accelerator: Accelerator | None = None  # made first thing in run()
+        self.setup: RunSetup | None = None  # built by _set_up() once the data and the model load
+        self.step = 0              # optimizer steps done (a resumed run starts at its checkpoint's)
+        self.saved_step = -1       # step of the newest checkpoint this process wrote or loaded
+        self.started_at: float | None = None  # when run() began (unix seconds)
+        self.outputs: list[str] = []  # what _finish saved, relative to the run folder
 
     # --- entry point and bookkeeping --------------------------------------------------------
     def run(self) -> str:
@@ -75,7 +107,7 @@ class TrainingRun:
                          resume=self.resume, device=str(acc.device), num_processes=acc.num_processes,
                          mixed_precision=self.config.mixed_precision, torch=torch.__version__)
                 status = self._train()
-                self.log("end", self.step, status=status, outputs=getattr(self, "outputs", []),
+                self.log("end", self.step, status=status, outputs=self.outputs,
                          **vram_fields(acc.device, "peak_vram_gb"))
                 return status
             except BaseException as e:
@@ -106,95 +138,104 @@ class TrainingRun:
 
     # --- the run, phase by phase --------------------------------------------------------------
     def _train(self) -> str:
-        from .methods.registry import get_method
-        from .models import load_components, resolve_base_model
-        from .prior import prepare_class_images
-        from .tiny import TINY_MODELS
-
-        cfg = self.config
-        seed_everything(cfg.seed + self.accelerator.process_index)
-        if cfg.use_8bit_adam:
-            check_8bit_adam_available()
-        self.method = get_method(cfg)
-        self.dataset = load_training_data(
-            cfg.data_dir, method=self.method, method_name=cfg.method, resolution=cfg.resolution, crop=cfg.crop,
-            random_flip=cfg.random_flip, instance_prompt=cfg.instance_prompt, seed=cfg.seed,
-            skip_bad=cfg.skip_bad_images, status=self.status)
-        self.base_folder = resolve_base_model(cfg.base_model)
-        if self.accelerator.device.type == "cpu" and cfg.base_model not in TINY_MODELS:
-            self.status("device_warning", "no GPU: a full-size model trains on the CPU, which takes hours "
-                        "per hundred steps", warning=True)
-        self.class_images = []
-        if cfg.prior_preservation:
-            self.class_images = prepare_class_images(
-                self.accelerator, class_data_dir=cfg.class_data_dir, base_folder=self.base_folder,
-                class_prompt=cfg.class_prompt, num_images=cfg.num_class_images, resolution=cfg.resolution,
-                seed=cfg.seed, inference_steps=cfg.validation_inference_steps,
-                mixed_precision=cfg.mixed_precision, status=self.status, should_stop=lambda: self.stop.requested)
-        if self.stop.requested:
+        self.setup = self._set_up()
+        if self.setup is None:
             return "stopped"
-        self.status("loading_model", f"loading {cfg.base_model}")
-        self.components = load_components(self.base_folder)
-        groups = self.method.setup(self.components)
-        self._place_and_prepare(groups)
         self._resume_if_asked()
         status = self._loop()
         if status == "completed":
             self._finish()
         return status
 
-    def _place_and_prepare(self, groups: list[dict[str, Any]]) -> None:
-        """Move modules to the device (frozen weights in the mixed-precision dtype, trained ones in
-        fp32), build optimizer and schedule, and hand the trained modules to accelerate."""
+    def _set_up(self) -> RunSetup | None:
+        """Data, class images, model and trainable weights: the run's whole state before its first
+        step, as one RunSetup; None when a stop was asked while class images were being drawn."""
+        from .methods.registry import get_method
+        from .models import load_components, resolve_base_model
+        from .prior import prepare_class_images
+        from .tiny import TINY_MODELS
+
+        cfg, acc = self.config, self.accelerator
+        seed_everything(cfg.seed + acc.process_index)
+        if cfg.use_8bit_adam:
+            check_8bit_adam_available()
+        method = get_method(cfg)
+        dataset = load_training_data(
+            cfg.data_dir, method=method, method_name=cfg.method, resolution=cfg.resolution, crop=cfg.crop,
+            random_flip=cfg.random_flip, instance_prompt=cfg.instance_prompt, seed=cfg.seed,
+            skip_bad=cfg.skip_bad_images, status=self.status)
+        base_folder = resolve_base_model(cfg.base_model)
+        if acc.device.type == "cpu" and cfg.base_model not in TINY_MODELS:
+            self.status("device_warning", "no GPU: a full-size model trains on the CPU, which takes hours "
+                        "per hundred steps", warning=True)
+        class_images = []
+        if cfg.prior_preservation:
+            class_images = prepare_class_images(
+                acc, class_data_dir=cfg.class_data_dir, base_folder=base_folder,
+                class_prompt=cfg.class_prompt, num_images=cfg.num_class_images, resolution=cfg.resolution,
+                seed=cfg.seed, inference_steps=cfg.validation_inference_steps,
+                mixed_precision=cfg.mixed_precision, status=self.status, should_stop=lambda: self.stop.requested)
+        if self.stop.requested:
+            return None
+        self.status("loading_model", f"loading {cfg.base_model}")
+        components = load_components(base_folder)
+        return self._prepare(method, dataset, class_images, components)
+
+    def _prepare(self, method: Method, dataset: ImageDataset, class_images: list[Any],
+                 components: Components) -> RunSetup:
+        """Make the method's weights trainable, move modules to the device (frozen weights in the
+        mixed-precision dtype, trained ones in fp32), build optimizer and schedule, and hand the
+        trained modules to accelerate."""
         import torch
 
-        cfg, acc, c = self.config, self.accelerator, self.components
+        cfg, acc, c = self.config, self.accelerator, components
+        groups = method.setup(c)
         dtype = weight_dtype(cfg.mixed_precision)
         modules = c.modules()
         # SDXL's VAE overflows in fp16; diffusers' scripts keep it in fp32 too
         fp32 = ["vae"] if c.arch == "sdxl" and dtype == torch.float16 else []
         cast_weights(modules, acc.device, dtype, fp32_modules=fp32)
-        self.trained = [n for n, m in modules.items() if any(p.requires_grad for p in m.parameters())]
+        trained = [n for n, m in modules.items() if any(p.requires_grad for p in m.parameters())]
         if cfg.gradient_checkpointing:
             c.unet.enable_gradient_checkpointing()
-            for name in self.trained:
+            for name in trained:
                 if name.startswith("text_encoder"):
                     modules[name].gradient_checkpointing_enable()
-        self.method.place(c, acc.device)
-        self.params = [p for g in groups for p in g["params"]]
-        self.optimizer = make_optimizer(groups, lr=cfg.learning_rate, weight_decay=cfg.adam_weight_decay,
-                                        use_8bit_adam=cfg.use_8bit_adam)
-        self.lr_scheduler = make_lr_scheduler(self.optimizer, cfg.lr_scheduler, cfg.lr_warmup_steps,
-                                              cfg.max_train_steps)
-        prepared = acc.prepare(*[modules[n] for n in self.trained], self.optimizer)
-        self.wrapped = dict(zip(self.trained, prepared[:-1]))
-        self.optimizer = prepared[-1]
+        method.place(c, acc.device)
+        optimizer = make_optimizer(groups, lr=cfg.learning_rate, weight_decay=cfg.adam_weight_decay,
+                                   use_8bit_adam=cfg.use_8bit_adam)
+        lr_scheduler = make_lr_scheduler(optimizer, cfg.lr_scheduler, cfg.lr_warmup_steps, cfg.max_train_steps)
+        prepared = acc.prepare(*[modules[n] for n in trained], optimizer)
+        wrapped = dict(zip(trained, prepared[:-1]))
         for name, module in modules.items():
-            module.train(name in self.trained)
-        register_trainable_checkpointing(acc, lambda: trained_parameters(c.modules(), self.trained),
-                                         [self.lr_scheduler, *self.method.checkpoint_objects()])
-        self.text = PromptEmbeddings(c, self.method, self.wrapped)
+            module.train(name in trained)
+        register_trainable_checkpointing(acc, lambda: trained_parameters(c.modules(), trained),
+                                         [lr_scheduler, *method.checkpoint_objects()])
         deterministic = cfg.crop != "random" and not cfg.random_flip
-        self.vae_cache: dict[Any, Any] | None = {} if (cfg.cache_latents or deterministic) else None
-        self.plan = MicroBatchPlan(self.dataset, batch_size=cfg.train_batch_size, num_processes=acc.num_processes,
-                                   process_index=acc.process_index, seed=cfg.seed, class_images=self.class_images,
-                                   class_prompt=cfg.class_prompt, resolution=cfg.resolution, crop=cfg.crop)
+        plan = MicroBatchPlan(dataset, batch_size=cfg.train_batch_size, num_processes=acc.num_processes,
+                              process_index=acc.process_index, seed=cfg.seed, class_images=class_images,
+                              class_prompt=cfg.class_prompt, resolution=cfg.resolution, crop=cfg.crop)
+        return RunSetup(method=method, dataset=dataset, class_images=class_images, components=c, trained=trained,
+                        params=[p for g in groups for p in g["params"]], optimizer=prepared[-1],
+                        lr_scheduler=lr_scheduler, wrapped=wrapped, text=PromptEmbeddings(c, method, wrapped),
+                        plan=plan, vae_cache={} if (cfg.cache_latents or deterministic) else None)
 
     # --- batches -------------------------------------------------------------------------------
     def _batch(self, micro: int) -> dict[str, Any]:
         """The micro-batch number `micro` of this process: a pure function of (seed, micro)."""
         acc = self.accelerator
-        batch = self.plan.take(micro)
+        batch = self.setup.plan.take(micro)
         latents = self._latents(batch.pop("images"), step_generator(self.config.seed + 1, micro, acc.process_index))
         f = self._vae_factor()
         return {**batch, "latents": latents, "pixel_size": (latents.shape[-2] * f, latents.shape[-1] * f)}
 
     def _vae_factor(self) -> int:
-        return 2 ** (len(self.components.vae.config.block_out_channels) - 1)
+        return 2 ** (len(self.setup.components.vae.config.block_out_channels) - 1)
 
     def _latents(self, images: list[tuple[Any, Any]], generator):
         """VAE latents of (key, load_pixels) pairs, through this run's cache (see vae_latents)."""
-        return vae_latents(self.components.vae, images, generator, self.vae_cache, self.config.cache_latents)
+        s = self.setup
+        return vae_latents(s.components.vae, images, generator, s.vae_cache, self.config.cache_latents)
 
     # --- one step ------------------------------------------------------------------------------
     def _loss(self, batch: dict[str, Any], micro: int):
@@ -203,7 +244,8 @@ class TrainingRun:
 
         from .models import added_conditions
 
-        cfg, c, acc = self.config, self.components, self.accelerator
+        cfg, s, acc = self.config, self.setup, self.accelerator
+        c = s.components
         sched, latents = c.noise_scheduler, batch["latents"]
         g = step_generator(cfg.seed, micro, acc.process_index)
         b, ch = latents.shape[:2]
@@ -214,10 +256,10 @@ class TrainingRun:
         t = torch.randint(0, sched.config.num_train_timesteps, (b,), generator=g).to(latents.device)
         noisy = sched.add_noise(latents, noise, t)
         target = noise if c.prediction_type == "epsilon" else sched.get_velocity(latents, noise, t)
-        embeds, pooled = self.text(batch["prompts"])
+        embeds, pooled = s.text(batch["prompts"])
         added = added_conditions(c, pooled, *batch["pixel_size"]) if pooled is not None else None
         with acc.autocast():
-            pred = self.wrapped.get("unet", c.unet)(noisy, t, embeds, added_cond_kwargs=added).sample.float()
+            pred = s.wrapped.get("unet", c.unet)(noisy, t, embeds, added_cond_kwargs=added).sample.float()
         n = batch["n_instance"]
         per_sample = F.mse_loss(pred[:n], target[:n], reduction="none").mean(dim=(1, 2, 3))
         if cfg.snr_gamma is not None:
@@ -230,28 +272,28 @@ class TrainingRun:
     def _loop(self) -> str:
         from tqdm.auto import tqdm
 
-        cfg, acc = self.config, self.accelerator
+        cfg, acc, s = self.config, self.accelerator, self.setup
         bar = tqdm(total=cfg.max_train_steps, initial=self.step, desc=cfg.method, file=sys.stderr,
                    disable=not (self.progress and acc.is_main_process), dynamic_ncols=True)
         micro, losses, sec_per_step = self.step * cfg.gradient_accumulation_steps, [], None
         tick = time.perf_counter()
         while self.step < cfg.max_train_steps:
             batch = self._batch(micro)
-            with acc.accumulate(*self.wrapped.values()):
+            with acc.accumulate(*s.wrapped.values()):
                 loss = self._loss(batch, micro)
                 acc.backward(loss)
                 if acc.sync_gradients and cfg.max_grad_norm > 0:
-                    acc.clip_grad_norm_(self.params, cfg.max_grad_norm)
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
+                    acc.clip_grad_norm_(s.params, cfg.max_grad_norm)
+                s.optimizer.step()
+                s.optimizer.zero_grad(set_to_none=True)
             micro += 1
             losses.append(float(loss.detach().item()))
             if not acc.sync_gradients:
                 continue
-            lr = self.lr_scheduler.get_last_lr()[0]  # the rate this step used
-            self.lr_scheduler.step()
+            lr = s.lr_scheduler.get_last_lr()[0]  # the rate this step used
+            s.lr_scheduler.step()
             self.step += 1
-            self.method.after_step(self.components)
+            s.method.after_step(s.components)
             mean_loss, losses = sum(losses) / len(losses), []
             if not math.isfinite(mean_loss):
                 raise TrainingError(f"loss became {mean_loss} at step {self.step}; lower learning_rate "
@@ -281,13 +323,13 @@ class TrainingRun:
         """Validation images at fixed seeds into samples/step-NNNNNN/ (main process only)."""
         from .samples import write_samples
 
-        cfg = self.config
+        cfg, s = self.config, self.setup
         if not cfg.validation_prompts or not self.accelerator.is_main_process:
             return
-        made = write_samples(self.run_dir / "samples" / f"step-{self.step:06d}", self.components, self.method,
+        made = write_samples(self.run_dir / "samples" / f"step-{self.step:06d}", s.components, s.method,
                              self.accelerator, prompts=cfg.validation_prompts, num_images=cfg.num_validation_images,
                              inference_steps=cfg.validation_inference_steps, resolution=cfg.resolution,
-                             seed=cfg.seed, trained=self.trained)
+                             seed=cfg.seed, trained=s.trained)
         self.log("sample", self.step, paths=[str(p.relative_to(self.run_dir)) for p, _ in made],
                  prompts=[prompt for _, prompt in made])
 
@@ -310,18 +352,17 @@ class TrainingRun:
     def _finish(self) -> None:
         from .models import base_model_version
 
-        cfg, acc = self.config, self.accelerator
+        cfg, acc, s = self.config, self.accelerator, self.setup
         self._sample()
         if cfg.checkpointing_steps == 0 and self.saved_step != self.step:
             self._save_checkpoint("final")
         acc.wait_for_everyone()
-        self.outputs = []
         if acc.is_main_process:
             self.status("saving", "saving outputs")
-            info = {"config": cfg.to_dict(), "num_train_images": len(self.dataset),
-                    "num_class_images": len(self.class_images), "steps": self.step,
-                    "base_model_version": base_model_version(self.components),
+            info = {"config": cfg.to_dict(), "num_train_images": len(s.dataset),
+                    "num_class_images": len(s.class_images), "steps": self.step,
+                    "base_model_version": base_model_version(s.components),
                     "started_at": self.started_at, "output_name": self.run_dir.name}
-            paths = self.method.save(self.components, self.run_dir / "output", info)
+            paths = s.method.save(s.components, self.run_dir / "output", info)
             self.outputs = [str(Path(p).relative_to(self.run_dir)) for p in paths]
         acc.wait_for_everyone()

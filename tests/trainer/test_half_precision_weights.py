@@ -42,8 +42,8 @@ def half_sdxl(tiny_sdxl, tmp_path_factory) -> Path:
 
 
 def _trained_dtypes(run: TrainingRun) -> set:
-    modules = run.components.modules()
-    return {p.dtype for name in run.trained for p in modules[name].parameters() if p.requires_grad}
+    modules = run.setup.components.modules()
+    return {p.dtype for name in run.setup.trained for p in modules[name].parameters() if p.requires_grad}
 
 
 @pytest.mark.parametrize("method", METHOD_NAMES)
@@ -55,7 +55,8 @@ def test_every_method_trains_in_fp32_from_fp16_weights(method, half_sd15, images
     run = TrainingRun(cfg, progress=False)
     assert run.run() == "completed"
     assert _trained_dtypes(run) == {torch.float32}
-    frozen = {p.dtype for m in run.components.modules().values() for p in m.parameters() if not p.requires_grad}
+    modules = run.setup.components.modules().values()
+    frozen = {p.dtype for m in modules for p in m.parameters() if not p.requires_grad}
     assert frozen <= {torch.float32}  # mixed_precision="no": the fp16 weights were cast up, not kept
     events = read_events(tmp_path / "run")
     assert [e["kind"] for e in events if e["kind"] in ("sample", "end")] == ["sample", "end"]

@@ -85,11 +85,12 @@ def test_textual_inversion_embedding_format(tiny_sd15, images, tmp_path):
     state = load_file(str(tmp_path / "run" / "output" / "learned_embeds.safetensors"))
     assert list(state) == ["<sks>"] and tuple(state["<sks>"].shape) == (2, 32)
     # only the new rows trained: every other row of the vocabulary is as loaded
-    te = run.components.text_encoders[0]
+    te = run.setup.components.text_encoders[0]
     weight = te.get_input_embeddings().weight.detach()
     base = load_pipeline(tiny_sd15).text_encoder.get_input_embeddings().weight.detach()
     assert torch_equal(weight[: base.shape[0]], base)
-    assert not torch_equal(weight[base.shape[0]:], base[[run.components.tokenizers[0].encode("dog", add_special_tokens=False)[0]] * 2])
+    dog = run.setup.components.tokenizers[0].encode("dog", add_special_tokens=False)[0]
+    assert not torch_equal(weight[base.shape[0]:], base[[dog] * 2])
     pipe = load_trained_pipeline(tmp_path / "run")
     assert pipe.tokenizer.convert_tokens_to_ids("<sks>_1") != pipe.tokenizer.unk_token_id
 
@@ -126,10 +127,10 @@ def test_full_finetune_with_captions_and_ema_saves_the_ema_weights(tiny_sd15, tm
                       learning_rate=1e-3)
     run = TrainingRun(cfg, progress=False)
     run.run()
-    assert run.dataset.prompts[0] == "a photo of pattern 0"  # sidecar captions are used
+    assert run.setup.dataset.prompts[0] == "a photo of pattern 0"  # sidecar captions are used
     saved = UNet2DConditionModel.from_pretrained(tmp_path / "run" / "output", subfolder="unet")
-    shadow = run.method.ema.shadow_params
-    live = list(run.components.unet.parameters())
+    shadow = run.setup.method.ema.shadow_params
+    live = list(run.setup.components.unet.parameters())
     assert all(torch.allclose(s, p) for s, p in zip(shadow, saved.parameters()))
     assert any(not torch.allclose(s, p) for s, p in zip(shadow, live))  # EMA differs from the live UNet
 
@@ -141,7 +142,7 @@ def test_dreambooth_uses_the_instance_prompt_not_captions(tiny_sd15, tmp_path):
     cfg = fast_config(tiny_sd15, tmp_path / "data", tmp_path / "run", method="dreambooth_lora", max_train_steps=1)
     run = TrainingRun(cfg, progress=False)
     run.run()
-    assert run.dataset.prompts == [cfg.instance_prompt] * 2
+    assert run.setup.dataset.prompts == [cfg.instance_prompt] * 2
     warnings = [e["message"] for e in read_events(tmp_path / "run") if e.get("warning")]
     assert any("2 caption(s) are not used" in w for w in warnings)
 
@@ -172,8 +173,8 @@ def test_speed_and_memory_options_together(tiny_sd15, images, tmp_path):
     steps = steps_logged(read_events(tmp_path / "run"))
     assert len(steps) == 4 and all(np.isfinite(e["loss"]) for e in steps)
     assert steps[0]["lr"] == pytest.approx(cfg.learning_rate / 2)  # warm-up
-    assert len(run.vae_cache) == 4  # each image went through the VAE once
-    assert run.components.unet.is_gradient_checkpointing
+    assert len(run.setup.vae_cache) == 4  # each image went through the VAE once
+    assert run.setup.components.unet.is_gradient_checkpointing
 
 
 def test_cached_vae_moments_draw_what_encoding_again_draws(tiny_sd15, images, tmp_path):
@@ -183,12 +184,12 @@ def test_cached_vae_moments_draw_what_encoding_again_draws(tiny_sd15, images, tm
 
     run = TrainingRun(fast_config(tiny_sd15, images, tmp_path / "run", max_train_steps=1), progress=False)
     run.run()
-    assert len(run.vae_cache) == 1  # deterministic preprocessing: the posterior was kept
-    ds = run.dataset
+    assert len(run.setup.vae_cache) == 1  # deterministic preprocessing: the posterior was kept
+    ds = run.setup.dataset
     pairs = [(str(ds.items[i].path), lambda i=i: ds[i]["pixel_values"]) for i in range(len(ds))]
     cached = run._latents(pairs, step_generator(7, 3))
-    assert len(run.vae_cache) == len(ds)
-    run.vae_cache = None  # encode every image again
+    assert len(run.setup.vae_cache) == len(ds)
+    run.setup.vae_cache = None  # encode every image again
     again = run._latents(pairs, step_generator(7, 3))
     assert torch.allclose(cached, again, atol=1e-5)  # equal up to the rounding of batched convolutions
     assert not torch.allclose(cached, run._latents(pairs, step_generator(7, 4)), atol=1e-2)  # a new draw per step
