@@ -7,14 +7,15 @@ Three pieces, one job each:
   for the same method, base model, subject and image count (`advisor.hyperparams`): "this
   user's subjects need twice the published steps" is then one offset the model can learn
   once and apply to every method.
-- `load_runs(log)`: the run log (a RunLog, its file, or its DataFrame) as (X, Y, meta). A
-  factor's target is the user's rating where given, else the automatic score; runs without a
-  usable target, method or base model are left out and listed in `meta.attrs["dropped"]`.
+- `load_runs(log)`: the run log's records (a RunLog, its file, or a list of RunRecord) as
+  (X, Y, meta). A factor's target is the user's rating where given, else the automatic score;
+  runs without a usable target, method or base model are left out and listed in
+  `meta.attrs["dropped"]`.
 - `RunOutcomeModel`: a scikit-learn regressor (one Gaussian process per output on standardised
   features) whose `predict(X, return_std=True)` also says how sure it is. With fewer than
   `min_samples` rows it predicts the mean with a wide standard deviation.
 - `load_costs(log)` and `RunCostModel`: the cost side. For each completed run with a duration,
-  y = ln(actual minutes / advisor.costs.estimate minutes) for its logged configuration and
+  y = ln(actual minutes / costs.estimate minutes) for its logged configuration and
   card; the model predicts that log ratio (0 = the published-speed estimate holds) with a
   standard deviation, shrunk towards 0 when few runs back it.
 
@@ -33,9 +34,13 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
-from ..recommendation.hyperparameters import ADAPTERS, RESOLUTION, starting_hyperparameters
+from trainer.vocabulary import METHOD_NAMES, base_model_key
+
 from ..profile import BASE_MODELS, DEFAULTS, FACTORS, SUBJECT_TYPES, Profile
+from ..recommendation.hyperparameters import ADAPTERS, RESOLUTION, starting_hyperparameters
 from ..recommendation.rules import METHODS
+from ..runlog.records import RunRecord
+from ..runlog.store import RunLog
 
 # One column per name, in this order. Recipe-relative columns are log10 ratios to the
 # published starting point for the same method, base model, subject and image count.
@@ -63,8 +68,8 @@ _HP_DEFAULTS = {"train_batch_size": 1, "gradient_accumulation_steps": 1, "rank":
                 "prior_preservation": False, "train_text_encoder": False}
 
 
-def _number(v: Any) -> float | None:
-    """v as a finite positive float, else None (NaN from pandas, text, bools, <= 0)."""
+def as_positive(v: Any) -> float | None:
+    """v as a finite positive float, else None (text, bools, None, <= 0)."""
     if isinstance(v, bool) or v is None:
         return None
     try:
@@ -74,13 +79,13 @@ def _number(v: Any) -> float | None:
     return x if math.isfinite(x) and x > 0 else None
 
 
-def _flag(v: Any) -> bool:
-    """A yes/no hyperparameter that may arrive as bool, 0/1, NaN or text."""
+def as_flag(v: Any) -> bool:
+    """A yes/no hyperparameter that may arrive as bool, 0/1 or text."""
     if isinstance(v, bool):
         return v
     if isinstance(v, str):
         return v.strip().lower() in ("true", "1", "yes")
-    x = _number(v)
+    x = as_positive(v)
     return bool(x) if x is not None else False
 
 
@@ -97,7 +102,7 @@ def context(profile: dict | None, hyperparameters: dict | None) -> tuple[str | N
     num_train_images and then to the profile default."""
     profile = profile or {}
     subject = profile.get("subject_type") if profile.get("subject_type") in SUBJECT_TYPES else None
-    n = _number(profile.get("n_images")) or _number((hyperparameters or {}).get("num_train_images"))
+    n = as_positive(profile.get("n_images")) or as_positive((hyperparameters or {}).get("num_train_images"))
     return subject, max(1, int(round(n))) if n else DEFAULTS["n_images"]
 
 
@@ -115,21 +120,21 @@ def featurize(profile: dict | None, hyperparameters: dict | None, method: str, b
     hp = dict(hyperparameters or {})
     subject, n_images = context(profile, hp)
     recipe_lr, recipe_views = recipe(method, base_model, subject or DEFAULTS["subject_type"], n_images)
-    lr = _number(hp.get("learning_rate")) or recipe_lr
-    batch = _number(hp.get("train_batch_size")) or _HP_DEFAULTS["train_batch_size"]
-    accum = _number(hp.get("gradient_accumulation_steps")) or _HP_DEFAULTS["gradient_accumulation_steps"]
-    steps = _number(hp.get("max_train_steps"))
+    lr = as_positive(hp.get("learning_rate")) or recipe_lr
+    batch = as_positive(hp.get("train_batch_size")) or _HP_DEFAULTS["train_batch_size"]
+    accum = as_positive(hp.get("gradient_accumulation_steps")) or _HP_DEFAULTS["gradient_accumulation_steps"]
+    steps = as_positive(hp.get("max_train_steps"))
     views = steps * batch * accum if steps else recipe_views
-    rank = (_number(hp.get("rank")) or _HP_DEFAULTS["rank"]) if method in ADAPTERS else 1.0
-    resolution = _number(hp.get("resolution")) or RESOLUTION[base_model]
+    rank = (as_positive(hp.get("rank")) or _HP_DEFAULTS["rank"]) if method in ADAPTERS else 1.0
+    resolution = as_positive(hp.get("resolution")) or RESOLUTION[base_model]
     lr_rel = math.log10(lr / recipe_lr)
     views_rel = math.log10(views / recipe_views)
     row = [float(method == m) for m in METHODS]
     row += [float(base_model == b) for b in BASE_MODELS]
     row += [float(subject == s) for s in SUBJECT_TYPES]  # unknown subject: all zeros
     row += [math.log10(lr), math.log10(views), math.log10(views / n_images), lr_rel, views_rel,
-            lr_rel + views_rel, math.log2(rank), float(_flag(hp.get("prior_preservation"))),
-            float(_flag(hp.get("train_text_encoder"))), math.log10(n_images),
+            lr_rel + views_rel, math.log2(rank), float(as_flag(hp.get("prior_preservation"))),
+            float(as_flag(hp.get("train_text_encoder"))), math.log10(n_images),
             resolution / RESOLUTION[base_model]]
     return np.asarray(row, dtype=float)
 
@@ -140,70 +145,39 @@ _META_HP = ("learning_rate", "max_train_steps", "train_batch_size", "gradient_ac
             "lora_alpha", "num_train_images")
 
 
-def _frame(log):
-    """A RunLog, a path to its file, or a DataFrame already read from one -> DataFrame."""
-    import pandas as pd
-
-    if isinstance(log, pd.DataFrame):
-        return log
-    if hasattr(log, "to_dataframe"):
-        return log.to_dataframe()
+def run_records(log) -> list[RunRecord]:
+    """A RunLog, a path to its file, or a list of RunRecord -> the records, as the log holds them."""
+    if isinstance(log, RunLog):
+        return log.records()
     if isinstance(log, (str, bytes)) or hasattr(log, "__fspath__"):
-        from ..runlog.store import RunLog
-
         with RunLog(log) as opened:
-            return opened.to_dataframe()
-    raise ValueError(f"log must be a RunLog, a path to one or a DataFrame, got {type(log).__name__}")
+            return opened.records()
+    if isinstance(log, (list, tuple)) and all(isinstance(r, RunRecord) for r in log):
+        return list(log)
+    raise ValueError(f"log must be a RunLog, a path to one or a list of RunRecord, got {type(log).__name__}")
 
 
-def _cell(row, key: str) -> Any:
-    """row[key], with every pandas spelling of "missing" (NaN, None, NA, NaT) as None."""
-    import pandas as pd
-
-    v = row.get(key)
-    if v is None or isinstance(v, (str, list, dict)):
-        return v
-    try:
-        return None if bool(pd.isna(v)) else v
-    except (TypeError, ValueError):  # an array-like cell: not missing
-        return v
-
-
-def _base_family(v: Any) -> str | None:
-    """sd15 / sd21 / sdxl, also from a hub id or path as a run folder records it."""
-    if not isinstance(v, str):
-        return None
-    s = v.lower()
-    if s in BASE_MODELS:
-        return s
-    if "xl" in s:
-        return "sdxl"
-    if "stable-diffusion-2" in s or "sd2" in s or "sd-2" in s:
-        return "sd21"
-    if "stable-diffusion-v1" in s or "sd15" in s or "sd-1" in s or "v1-5" in s or "v1-4" in s:
-        return "sd15"
-    return None
-
-
-def _target(row, factor: str) -> tuple[float | None, str | None]:
+def _target(record: RunRecord, factor: str) -> tuple[float | None, str | None]:
     """The user's rating where given, else the automatic score (1-5); (value, where from)."""
     for kind in ("rating", "score"):
-        v = _number(_cell(row, f"{kind}_{factor}"))
+        v = as_positive(getattr(record, f"{kind}_{factor}"))
         if v is not None and 1 <= v <= 5:
             return v, kind
     return None, None
 
 
-def _identify(record) -> tuple[str, Any, str | None, str | None]:
-    """(run_id, method, base family, why the row is unusable or None): what both loaders check first."""
-    run_id = str(_cell(record, "run_id") if _cell(record, "run_id") is not None else "?")
-    method = _cell(record, "method")
-    base = _base_family(_cell(record, "profile_base_model")) or _base_family(_cell(record, "base_model"))
-    if not isinstance(method, str) or method not in METHODS:
-        return run_id, method, base, f"method {method!r} unknown"
+def identify(record: RunRecord) -> tuple[str, Any, str | None, str | None]:
+    """(run_id, method, base-model key, why the run is unusable or None): what every loader
+    checks first. The base model is the profile's key, else the record's key or hub id."""
+    base = base_model_key((record.profile or {}).get("base_model")) or base_model_key(record.base_model)
+    if not isinstance(record.method, str) or record.method not in METHOD_NAMES:
+        return record.run_id, record.method, base, f"method {record.method!r} unknown"
     if base is None:
-        return run_id, method, base, f"base model {_cell(record, 'base_model')!r} is not sd15, sd21 or sdxl"
-    return run_id, method, base, None
+        return record.run_id, record.method, base, f"base model {record.base_model!r} is not {_BASE_LIST}"
+    return record.run_id, record.method, base, None
+
+
+_BASE_LIST = ", ".join(list(BASE_MODELS)[:-1]) + " or " + list(BASE_MODELS)[-1]
 
 
 def load_runs(log) -> tuple[np.ndarray, np.ndarray, Any]:
@@ -217,11 +191,9 @@ def load_runs(log) -> tuple[np.ndarray, np.ndarray, Any]:
     """
     import pandas as pd
 
-    frame = _frame(log)
     rows, ys, metas, dropped = [], [], [], []
-    profile_cols = [c for c in frame.columns if isinstance(c, str) and c.startswith("profile_")]
-    for record in frame.to_dict("records"):
-        run_id, method, base, why = _identify(record)
+    for record in run_records(log):
+        run_id, method, base, why = identify(record)
         if why:
             dropped.append((run_id, why))
             continue
@@ -230,8 +202,8 @@ def load_runs(log) -> tuple[np.ndarray, np.ndarray, Any]:
             missing = [f for f, (v, _) in zip(TARGETS, targets) if v is None]
             dropped.append((run_id, f"no rating or score for {', '.join(missing)}"))
             continue
-        profile = {c[len("profile_"):]: _cell(record, c) for c in profile_cols}
-        hp = {k: _cell(record, k) for k in _META_HP if _cell(record, k) is not None}
+        profile = dict(record.profile or {})
+        hp = {k: record.hyperparameters[k] for k in _META_HP if record.hyperparameters.get(k) is not None}
         try:
             x = featurize(profile, hp, method, base)
         except (ValueError, TypeError, OverflowError) as e:  # a junk value no default covers
@@ -241,11 +213,11 @@ def load_runs(log) -> tuple[np.ndarray, np.ndarray, Any]:
         rows.append(x)
         ys.append([v for v, _ in targets])
         metas.append({"run_id": run_id, "method": method, "base_model": base, "subject_type": subject,
-                      "n_images": n_images, "learning_rate": _number(hp.get("learning_rate")),
-                      "max_train_steps": _number(hp.get("max_train_steps")),
-                      "rank": _number(hp.get("rank")) if method in ADAPTERS else None,
-                      "prior_preservation": _flag(hp.get("prior_preservation")),
-                      "train_text_encoder": _flag(hp.get("train_text_encoder")),
+                      "n_images": n_images, "learning_rate": as_positive(hp.get("learning_rate")),
+                      "max_train_steps": as_positive(hp.get("max_train_steps")),
+                      "rank": as_positive(hp.get("rank")) if method in ADAPTERS else None,
+                      "prior_preservation": as_flag(hp.get("prior_preservation")),
+                      "train_text_encoder": as_flag(hp.get("train_text_encoder")),
                       "profile": profile, "hyperparameters": hp,
                       **{f"target_from_{f}": how for f, (_, how) in zip(TARGETS, targets)},
                       **{f"y_{f}": v for f, (v, _) in zip(TARGETS, targets)}})
@@ -399,17 +371,18 @@ _COST_FLAGS = ("prior_preservation", "train_text_encoder", "gradient_checkpointi
 RATIO_RANGE = (0.05, 20.0)
 
 
-def _cost_hp(record) -> dict[str, Any]:
-    """The logged settings advisor.costs.estimate reads, cleaned to the types it checks."""
+def cost_hyperparameters(record: RunRecord) -> dict[str, Any]:
+    """The logged settings costs.estimate reads, cleaned to the types it checks."""
+    logged = record.hyperparameters
     hp: dict[str, Any] = {}
     for k in _COST_INTS:
-        x = _number(_cell(record, k))
+        x = as_positive(logged.get(k))
         if x is not None and float(x).is_integer():
             hp[k] = int(x)
     for k in _COST_FLAGS:
-        if _cell(record, k) is not None:
-            hp[k] = _flag(_cell(record, k))
-    mp = _cell(record, "mixed_precision")
+        if logged.get(k) is not None:
+            hp[k] = as_flag(logged[k])
+    mp = logged.get("mixed_precision")
     if mp in ("no", "fp16", "bf16"):
         hp["mixed_precision"] = mp
     return hp
@@ -422,7 +395,7 @@ def run_gpu(profile: dict | None):
 
     profile = profile or {}
     gpu = costs.find_gpu(profile.get("gpu_name")) if isinstance(profile.get("gpu_name"), str) else None
-    return gpu or costs.typical_gpu(_number(profile.get("vram_gb")) or DEFAULTS["vram_gb"])
+    return gpu or costs.typical_gpu(as_positive(profile.get("vram_gb")) or DEFAULTS["vram_gb"])
 
 
 def load_costs(log) -> tuple[np.ndarray, np.ndarray, Any]:
@@ -439,28 +412,26 @@ def load_costs(log) -> tuple[np.ndarray, np.ndarray, Any]:
 
     from ..recommendation import costs
 
-    frame = _frame(log)
     rows, ys, metas, dropped = [], [], [], []
-    profile_cols = [c for c in frame.columns if isinstance(c, str) and c.startswith("profile_")]
-    for record in frame.to_dict("records"):
-        run_id, method, base, why = _identify(record)
-        status = _cell(record, "status")
+    for record in run_records(log):
+        run_id, method, base, why = identify(record)
+        status = record.status
         if status != "completed":
             dropped.append((run_id, f"status {status!r}, not completed"))
             continue
         if why:
             dropped.append((run_id, why))
             continue
-        duration = _number(_cell(record, "duration_s"))
+        duration = as_positive(record.duration_s)
         if duration is None:
-            dropped.append((run_id, f"duration_s {_cell(record, 'duration_s')!r} missing or not a positive number"))
+            dropped.append((run_id, f"duration_s {record.duration_s!r} missing or not a positive number"))
             continue
-        hp = _cost_hp(record)
+        hp = cost_hyperparameters(record)
         if "max_train_steps" not in hp:
             dropped.append((run_id, "max_train_steps missing: the estimate needs the step count"))
             continue
-        profile = {c[len("profile_"):]: _cell(record, c) for c in profile_cols}
-        feature_hp = {k: _cell(record, k) for k in _META_HP if _cell(record, k) is not None}
+        profile = dict(record.profile or {})
+        feature_hp = {k: record.hyperparameters[k] for k in _META_HP if record.hyperparameters.get(k) is not None}
         subject, n_images = context(profile, feature_hp)
         gpu = run_gpu(profile)
         try:
@@ -477,7 +448,7 @@ def load_costs(log) -> tuple[np.ndarray, np.ndarray, Any]:
             continue
         rows.append(x)
         ys.append(math.log(ratio))
-        steps_done = _number(_cell(record, "steps_done"))
+        steps_done = as_positive(record.steps_done)
         metas.append({"run_id": run_id, "method": method, "base_model": base, "subject_type": subject,
                       "n_images": n_images, "gpu": gpu.name, "max_train_steps": hp["max_train_steps"],
                       "steps_done": int(steps_done) if steps_done is not None else None,

@@ -47,7 +47,7 @@ class LogLearner:
 
     The model learns score - rules' prior (per factor), so away from the user's data its
     correction fades to the average miss rather than replacing the published standings.
-    Build with `LogLearner.fit(log)` (a RunLog, its path, or its DataFrame). `explore` > 0
+    Build with `LogLearner.fit(log)` (a RunLog, its path, or a list of RunRecord). `explore` > 0
     adds explore x UNCERTAIN x (1 - w_local) to each candidate's score, a bonus for settings
     few logged runs are near: for simulated users who must try settings to learn anything
     (benchmarks/learner_sim.py); the advisor's recommendation uses 0.
@@ -59,29 +59,29 @@ class LogLearner:
         self.k, self.explore = k, explore
         self.records = meta.to_dict("records")  # read once: adapt() walks them per candidate method
         self.cost_model, self.cost_meta = cost_model, cost_meta
-        self.memory_evidence = None  # set by fit: advisor.learned_memory
+        self.memory_evidence = None  # set by fit: advisor.learning.memory
 
     @classmethod
     def fit(cls, log, *, model=None, k: float = DATA_K, explore: float = 0.0, cost_model=None) -> "LogLearner":
         import numpy as np
 
+        from .estimators import RunCostModel, RunOutcomeModel, load_costs, load_runs, run_records
         from .memory import load_memory, memory_factor
-        from .estimators import RunCostModel, RunOutcomeModel, _frame, load_costs, load_runs
 
-        frame = _frame(log)  # read the log once for both models
-        X, Y, meta = load_runs(frame)
+        records = run_records(log)  # read the log once for every model
+        X, Y, meta = load_runs(records)
         prior = np.array([[rules_prior(r["method"], _full_hp(r["hyperparameters"]))[f] for f in FACTORS]
                           for r in meta.to_dict("records")]).reshape(len(meta), len(FACTORS))
         model = model if model is not None else RunOutcomeModel(random_state=0)
         if len(X):
             model.fit(X, Y - prior)
-        Xc, yc, cost_meta = load_costs(frame)
+        Xc, yc, cost_meta = load_costs(records)
         if len(Xc) >= COST_MIN_RUNS:
             cost_model = (cost_model if cost_model is not None else RunCostModel(random_state=0)).fit(Xc, yc)
         else:
             cost_model = None
         learner = cls(model, X, Y, meta, prior, k=k, explore=explore, cost_model=cost_model, cost_meta=cost_meta)
-        learner.memory_evidence = memory_factor(load_memory(frame))
+        learner.memory_evidence = memory_factor(load_memory(records))
         return learner
 
     from_runlog = fit  # LogLearner.from_runlog(RunLog(...)) reads as what it does
@@ -178,10 +178,10 @@ class LogLearner:
 def _full_hp(hp: dict[str, Any]) -> dict[str, Any]:
     """Logged hyperparameters, cleaned to the types the rules' ADJUSTMENTS compare (a missing
     or unreadable switch is off, a missing rank is the recipe's 4)."""
-    from .estimators import _flag, _number
+    from .estimators import as_flag, as_positive
 
-    return {**hp, "prior_preservation": _flag(hp.get("prior_preservation")),
-            "train_text_encoder": _flag(hp.get("train_text_encoder")), "rank": _number(hp.get("rank")) or 4}
+    return {**hp, "prior_preservation": as_flag(hp.get("prior_preservation")),
+            "train_text_encoder": as_flag(hp.get("train_text_encoder")), "rank": as_positive(hp.get("rank")) or 4}
 
 
 # --------------------------------------------------------------------------- the chat's learner

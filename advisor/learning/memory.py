@@ -1,25 +1,28 @@
 """What the run log says about GPU memory: runs that held more than their estimate, or ran out.
 
-The memory model (advisor.costs) is calibrated on published measurements to about 10%; a
+The memory model (advisor.recommendation.costs) is calibrated on published measurements to about 10%; a
 user's own setup (driver, attention kernels, other programs on the card) can need more. Two
 kinds of logged run say so:
 
 - a run with a measured peak (`peak_vram_gb`, trainer.memory: what PyTorch's allocator held)
   above its estimate: it needed `peak / estimate` times the estimate;
 - a run that failed out of GPU memory on a card of V GB: it needed more than V; it counts
-  as needing V plus the estimator's calibration margin (advisor.costs.MARGIN, 10%), so the
+  as needing V plus the estimator's calibration margin (costs.MARGIN, 10%), so the
   plan that crashed no longer passes the check that its estimate fits the card.
 
 The factor is the largest of those ratios, between 1 and `MAX_FACTOR`, and it only ever
 raises estimates: a too-low estimate costs a crashed run, a too-high one a smaller plan.
 Runs that held less than estimated leave the table alone (the estimate includes the CUDA
 context and a margin that `max_memory_reserved` does not count). The recommendation fits to
-the card with this factor (advisor.costs.Gpu.memory_factor) and says which run set it.
+the card with this factor (costs.Gpu.memory_factor) and says which run set it.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from ..recommendation import costs
+from .estimators import as_positive, cost_hyperparameters, identify, run_gpu, run_records
 
 MAX_FACTOR = 2.0       # beyond this the log more likely holds a mistake than a setup (assumed)
 OOM_MARKERS = ("out of gpu memory", "cuda out of memory", "outofmemoryerror")
@@ -61,30 +64,25 @@ def load_memory(log):
     `attrs["dropped"]` lists (run_id, why) for runs with evidence that could not be used."""
     import pandas as pd
 
-    from ..recommendation import costs
-    from .estimators import _cell, _cost_hp, _frame, _identify, _number, run_gpu
-
-    frame = _frame(log)
     rows, dropped = [], []
-    profile_cols = [c for c in frame.columns if isinstance(c, str) and c.startswith("profile_")]
-    for record in frame.to_dict("records"):
-        peak = _number(_cell(record, "peak_vram_gb"))
-        ran_out = _cell(record, "status") == "failed" and is_out_of_memory_error(_cell(record, "error"))
+    for record in run_records(log):
+        peak = as_positive(record.peak_vram_gb)
+        ran_out = record.status == "failed" and is_out_of_memory_error(record.error)
         if peak is None and not ran_out:
             continue  # nothing said about memory (CPU runs, imports, other failures)
-        run_id, method, base, why = _identify(record)
+        run_id, method, base, why = identify(record)
         if why:
             dropped.append((run_id, why))
             continue
         try:
-            estimated = costs.memory_gb(method, base, _cost_hp(record))[0]
+            estimated = costs.memory_gb(method, base, cost_hyperparameters(record))[0]
         except (ValueError, TypeError, KeyError) as e:
             dropped.append((run_id, f"unreadable settings ({e})"))
             continue
         card = None
         if ran_out:
-            profile = {c[len("profile_"):]: _cell(record, c) for c in profile_cols}
-            card = _number(profile.get("vram_gb")) or run_gpu(profile).vram_gb
+            profile = dict(record.profile or {})
+            card = as_positive(profile.get("vram_gb")) or run_gpu(profile).vram_gb
             needed, kind = card * costs.MARGIN, "out_of_memory"
         else:
             needed, kind = peak, "measured"

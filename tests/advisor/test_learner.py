@@ -147,18 +147,19 @@ def test_load_runs_keeps_usable_rows_and_says_why_others_are_left_out(messy_log)
     assert X[kept.index("junk-values"), FEATURES.index("log10_lr_vs_recipe")] == 0
 
 
-def test_load_runs_reads_a_path_a_frame_and_an_empty_log(messy_log, tmp_path):
+def test_load_runs_reads_a_log_its_path_or_its_records(messy_log, tmp_path):
     X1, Y1, _ = load_runs(messy_log)
     X2, Y2, _ = load_runs(messy_log.path)
-    X3, Y3, _ = load_runs(messy_log.to_dataframe())
+    X3, Y3, _ = load_runs(messy_log.records())
     assert np.array_equal(X1, X2) and np.array_equal(X1, X3) and np.array_equal(Y1, Y3)
     with RunLog(tmp_path / "empty.sqlite") as empty:
         X, Y, meta = load_runs(empty)
     assert X.shape == (0, len(FEATURES)) and Y.shape == (0, 3) and len(meta) == 0
-    X, Y, meta = load_runs(pd.DataFrame())
+    X, Y, meta = load_runs([])
     assert X.shape == (0, len(FEATURES))
-    with pytest.raises(ValueError, match="RunLog"):
-        load_runs(42)
+    for wrong in (42, messy_log.to_dataframe(), [{"run_id": "a"}]):  # the DataFrame is the Runs tab's
+        with pytest.raises(ValueError, match="RunLog"):
+            load_runs(wrong)
 
 
 def test_one_row_log_fits_and_predicts_with_wide_uncertainty(tmp_path):
@@ -170,15 +171,22 @@ def test_one_row_log_fits_and_predicts_with_wide_uncertainty(tmp_path):
     assert np.allclose(mean, Y) and (std >= model.fallback_std).all()
 
 
-def test_load_runs_tolerates_pandas_missing_values_and_wrong_types():
-    frame = pd.DataFrame({
-        "run_id": ["a", pd.NA, "c", "d"], "method": ["lora", pd.NA, "lora", 3],
-        "base_model": ["sd15", "sd15", pd.NA, "sd15"],
-        "score_accuracy": [3, 3, 3, 3], "score_flexibility": [3.0, pd.NA, 3, 3],
-        "score_preservation": [3.0, 3, np.nan, 3], "rating_accuracy": [pd.NA, 9, None, None],
-        "learning_rate": [pd.NA, 1e-4, 1e-4, "x"], "profile_n_images": ["many", 5, 5, 5],
-    }).astype(object)
-    X, Y, meta = load_runs(frame)
-    assert list(meta["run_id"]) == ["a"] and np.isfinite(X).all() and Y.tolist() == [[3, 3, 3]]
+def test_load_runs_tolerates_missing_and_wrong_typed_values():
+    runs = [RunRecord(run_id="a", method="lora", base_model="sd15", score_accuracy=3, score_flexibility=3.0,
+                      score_preservation=3.0, hyperparameters={"learning_rate": None},
+                      profile={"n_images": "many"}),
+            RunRecord(run_id="b", method=None, base_model="sd15", score_accuracy=3, score_flexibility=3,
+                      score_preservation=3),
+            RunRecord(run_id="c", method="lora", base_model=None, score_accuracy=3, score_flexibility=3,
+                      score_preservation=3),
+            RunRecord(run_id="d", method="lora", base_model="runwayml/stable-diffusion-v1-5", score_accuracy=3,
+                      score_flexibility=3, score_preservation=3, hyperparameters={"learning_rate": "x"}),
+            RunRecord(run_id="e", method="lora", base_model="my-sd15-merge-xl", score_accuracy=3,
+                      score_flexibility=3, score_preservation=3)]
+    X, Y, meta = load_runs(runs)
+    assert list(meta["run_id"]) == ["a", "d"] and np.isfinite(X).all() and Y.tolist() == [[3, 3, 3]] * 2
+    assert meta.set_index("run_id").loc["d", "base_model"] == "sd15"  # an older hub id of SD 1.5
+    # nothing is guessed from parts of a name: "...-xl" is not SDXL
     assert [why for _, why in meta.attrs["dropped"]] == ["method None unknown", "base model None is not sd15, "
-                                                         "sd21 or sdxl", "method 3 unknown"]
+                                                         "sd21 or sdxl", "base model 'my-sd15-merge-xl' is not "
+                                                         "sd15, sd21 or sdxl"]
