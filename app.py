@@ -18,6 +18,7 @@ import gradio as gr
 from advisor import chat
 from advisor.knowledge.cards import cards_by_id
 from advisor.recommendation.render import profile_markdown, recommendation_markdown
+from advisor.runlog.importing import import_path
 from advisor.runlog.store import RunLog
 from advisor.runlog.paths import default_db_path
 from lab import page
@@ -246,7 +247,7 @@ def import_runs(files, folder: str) -> str:
     lines = []
     with RunLog(default_db_path()) as log:
         for p in paths:
-            lines.append(f"- {log.import_path(p).summary()}")
+            lines.append(f"- {import_path(log, p).summary()}")
     return "\n".join(lines)
 
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 from .connection import RunLogError
+from .importing import import_path
 from .paths import DEFAULT_DB_ENV, DEFAULT_DB_NAME
 from .records import FACTORS
 from .store import RunLog
@@ -64,7 +66,7 @@ def _print_table(runs: list[dict]) -> None:
 
 # --- one function per command; each returns the exit code ------------------------------------
 def _import(log: RunLog, args: argparse.Namespace) -> int:
-    report = log.import_path(args.path)
+    report = import_path(log, Path(args.path))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

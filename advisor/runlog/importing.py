@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from . import kohya
 from .csvio import read_csv
 from .folders import is_run_dir, run_dirs
-
-if TYPE_CHECKING:  # the log is passed in; importing store here would be circular
-    from .store import RunLog
+from .store import RunLog
 
 
 @dataclass
@@ -93,8 +92,6 @@ def _import_folder(log: RunLog, path: Path) -> ImportReport:
 
 
 def _import_lora_files(log: RunLog, files: list[Path], report: ImportReport) -> None:
-    from . import kohya  # kohya imports this package, so it is loaded here, not at the top
-
     records = []
     for file in files:
         try:

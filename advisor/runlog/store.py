@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from . import csvio, importing
+from . import csvio
 from .connection import RunLogError, open_checked, retry_locked
 from .folders import record_from_run_dir, run_dirs, stamp
-from .importing import ImportReport
 from .paths import default_db_path, default_runs_dir
 from .records import CSV_COLUMNS, RunRecord, RunRecordError, check_rating
 from .schema import UPSERT_SQL, record_to_row, row_to_record
@@ -192,25 +191,13 @@ class RunLog:
         root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
         return self.ingest_runs_folder(root, problems) if root.is_dir() else []
 
-    # import / export --------------------------------------------------------------------
+    # export (imports: advisor.runlog.importing) --------------------------------------------
     def export_csv(self, path: str | Path) -> int:
         """Write every run to CSV (atomically); returns the number of rows."""
         path = Path(path)
         records = self.records()
         csvio.write_csv(path, records)
         return len(records)
-
-    def import_csv(self, path: str | Path) -> ImportReport:
-        """Import runs from CSV (the export format; extra columns are hyperparameters).
-
-        Bad rows are reported by line number and skipped; the good ones are written in one
-        transaction.
-        """
-        return importing.import_csv(self, Path(path))
-
-    def import_path(self, path: str | Path) -> ImportReport:
-        """Import a CSV file, a run folder, a runs folder or a folder of .safetensors LoRAs."""
-        return importing.import_path(self, Path(path))
 
 
 def _chain(seen: list, pending) -> Iterable:

@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from advisor.runlog.importing import import_path
 from advisor.runlog.kohya import HYPERPARAMETER_MAP, SafetensorsError, import_file, read_safetensors_header, read_safetensors_metadata, record_from_kohya, tensor_facts
 from advisor.runlog.store import RunLog
 from advisor.runlog.cli import runs_cli
@@ -271,20 +272,20 @@ def test_folder_of_loras_seeds_the_log_idempotently(tmp_path):
     (folder / "broken.safetensors").write_bytes(b"\x00" * 3)
     (folder / "preview.png").write_bytes(b"\x89PNG not a model")
     with RunLog(tmp_path / "log.sqlite") as log:
-        report = log.import_path(folder)
+        report = import_path(log, folder)
         assert report.kind == "kohya" and len(report.imported) == 2
         assert [where for where, _ in report.skipped] == ["broken.safetensors"]
         assert "too short" in report.skipped[0][1]
         dog = next(r for r in log.list_runs() if r["name"] == "my_dog")
         log.rate(dog["id"], 4, 2, 5, note="too stiff")
-        again = log.import_path(folder)
+        again = import_path(log, folder)
         assert sorted(again.imported) == sorted(report.imported)
         assert len(log) == 2
         assert log.get(dog["id"]).rating == {"accuracy": 4, "flexibility": 2, "preservation": 5,
                                              "note": "too stiff"}
         assert {r["base_model"] for r in log.list_runs()} == {"sd15", "sdxl"}
         # a single file works too
-        assert log.import_path(folder / "my_dog.safetensors").imported == [dog["id"]]
+        assert import_path(log, folder / "my_dog.safetensors").imported == [dog["id"]]
 
 
 def test_loras_inside_run_folders_are_not_imported_as_kohya(tmp_path):
@@ -295,7 +296,7 @@ def test_loras_inside_run_folders_are_not_imported_as_kohya(tmp_path):
     write_lora(run_dir / "output" / "pytorch_lora_weights.safetensors")
     write_lora(runs / "loose.safetensors", SD15_META)
     with RunLog(tmp_path / "log.sqlite") as log:
-        report = log.import_path(runs)
+        report = import_path(log, runs)
         assert report.kind == "folder"
         sources = sorted((r["source"], r["name"]) for r in log.list_runs())
     assert sources == [("kohya", "loose"), ("run_folder", "our-run")]

@@ -15,6 +15,7 @@ import pytest
 
 from advisor.runlog.schema import APPLICATION_ID, SCHEMA_VERSION
 from advisor.runlog.records import CSV_COLUMNS, HYPERPARAMETER_KEYS, RunRecord, RunRecordError
+from advisor.runlog.importing import import_csv
 from advisor.runlog.store import RunLog
 from advisor.runlog.connection import RunLogError
 from advisor.runlog.paths import default_db_path, default_runs_dir
@@ -356,7 +357,7 @@ def test_csv_export_import_round_trip(tmp_path):
         expected = log.list_runs()
         assert log.export_csv(tmp_path / "out" / "runs.csv") == 2
     with RunLog(tmp_path / "b.sqlite") as log:
-        report = log.import_csv(tmp_path / "out" / "runs.csv")
+        report = import_csv(log, tmp_path / "out" / "runs.csv")
         assert report.ok and sorted(report.imported) == ["folder-run", "manual-1"]
         got = log.list_runs()
         assert log.get("folder-run").config == TrainConfig.load(runs / "folder-run" / "config.json").to_dict()
@@ -366,7 +367,7 @@ def test_csv_export_import_round_trip(tmp_path):
     assert comparable(got) == comparable(expected)
     # idempotent: importing again changes nothing but updated_at
     with RunLog(tmp_path / "b.sqlite") as log:
-        log.import_csv(tmp_path / "out" / "runs.csv")
+        import_csv(log, tmp_path / "out" / "runs.csv")
         assert comparable(log.list_runs()) == comparable(expected)
 
 
@@ -386,7 +387,7 @@ def test_csv_bad_rows_are_reported_by_line_and_the_rest_imported(tmp_path):
     with open(path, "w", newline="") as f:
         csv.writer(f).writerows(rows)
     with RunLog(tmp_path / "log.sqlite") as log:
-        report = log.import_csv(path)
+        report = import_csv(log, path)
         assert report.imported == ["good-1", "good-2"]
         skipped = dict(report.skipped)
         assert set(skipped) == {"line 3", "line 4", "line 5", "line 6", "line 7"}
@@ -408,7 +409,7 @@ def test_csv_without_run_id_column_is_rejected(tmp_path):
     path.write_text("name,learning_rate\nfoo,1e-4\n")
     with RunLog(tmp_path / "log.sqlite") as log:
         with pytest.raises(ValueError, match="no run_id column"):
-            log.import_csv(path)
+            import_csv(log, path)
         assert len(log) == 0
 
 
