@@ -85,33 +85,19 @@ def _train(args) -> int:
         return _fail(e, EXIT_FAILED)
     print(f"{status}: {config.output_dir}", file=sys.stderr)
     if status == "completed" and config.evaluate_after_training and os.environ.get("RANK", "0") == "0":
-        _evaluate_after_training(config.output_dir)
+        _say_scores(config.output_dir)
     return EXIT_OK
 
 
-def _evaluate_after_training(run_dir: str) -> None:
-    """Score a run that just completed (the main process only). A scoring failure is reported
-    in the events and on the terminal; the run itself stays completed."""
-    import gc
+def _say_scores(run_dir: str) -> None:
+    """One line on the terminal from the `eval` event `train` wrote after scoring the run."""
+    from .events import last_event, read_events
 
-    from .events import emit, error_line, last_event, read_events
-
-    gc.collect()  # the training components are unreachable now; free them before loading pipelines
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        from .evaluate import evaluate_run
-
-        metrics = evaluate_run(run_dir)
-    except Exception as e:
-        step = (last_event(read_events(run_dir), "end") or {}).get("step", 0)
-        emit(run_dir, "eval", step, error=error_line(e))
-        print(f"warning: evaluation failed: {error_line(e)}", file=sys.stderr)
+    scored = last_event(read_events(run_dir), "eval") or {}
+    if "error" in scored or not isinstance(scored.get("metrics"), dict):
+        print(f"warning: evaluation failed: {scored.get('error', 'no eval event')}", file=sys.stderr)
         return
-    scores = ", ".join(f"{f} {metrics[f]['score']}" for f in ("accuracy", "flexibility", "preservation"))
-    print(f"scored: {scores}", file=sys.stderr)
+    print("scored: " + ", ".join(f"{f} {s}" for f, s in scored["metrics"].items()), file=sys.stderr)
 
 
 def _evaluate(args) -> int:

@@ -14,7 +14,8 @@ values (trainer.calibration: `ANCHORS`, sources inline; see knowledge/evaluation
 Where CLIP or DINO cannot be loaded (no hub, no cache), the factor falls back to a weight-free
 proxy (trainer.measures) with its own, uncalibrated map (`PROXY_ANCHORS`) and says so in
 metrics.json. `evaluate_run` wires it to a run folder: metrics.json (written atomically), image
-grids under eval/, and an `eval` event.
+grids under eval/, and an `eval` event; `evaluate_after_training` is what a training run with
+`evaluate_after_training` calls when it completes (a failure there is an `eval` event, not an error).
 No training state is used: the run's config.json and output/ are all it reads.
 """
 from __future__ import annotations
@@ -33,7 +34,7 @@ import numpy as np
 from .calibration import ANCHORS, CALIBRATION_CARD, DREAMBOOTH_PAPER, PROXY_ANCHORS, pres_score, score_from_anchors
 from .encoders import (Encoder, clip_image_similarity, clip_text_similarity, dino_similarity, load_encoders,
                        self_similarity)
-from .events import emit, last_event, read_events, run_status
+from .events import emit, error_line, last_event, read_events, run_status
 from .measures import prompt_sensitivity, proxy_similarity, ssim
 from .prompts import EvalPrompts, build_prompts
 _DB = DREAMBOOTH_PAPER  # cited in the `basis` lines below
@@ -370,3 +371,22 @@ def evaluate_run(run_dir: str | Path, *, clip: str | None = None, dino: str | No
     emit(run_dir, "eval", int(end["step"]) if end else config.max_train_steps,
          metrics={f: result[f]["score"] for f in FACTORS}, path=METRICS_FILE)
     return result
+
+
+def evaluate_after_training(run_dir: str | Path) -> dict[str, Any] | None:
+    """Score a run that has just completed, in the process that trained it: `evaluate_run` with
+    the defaults, after freeing what training left behind. A scoring failure is recorded as an
+    `eval` event with `error` and None is returned: the run itself stays completed."""
+    import gc
+
+    gc.collect()  # the training components are unreachable now; free them before loading pipelines
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return evaluate_run(run_dir)
+    except Exception as e:
+        step = (last_event(read_events(run_dir), "end") or {}).get("step", 0)
+        emit(run_dir, "eval", step, error=error_line(e))
+        return None

@@ -53,9 +53,18 @@ def train(config: TrainConfig, *, resume: str | None = None, progress: bool = Tr
     """Run one training run into `config.output_dir`; return "completed" or "stopped".
 
     Failures are recorded in the run folder (an `error` and an `end` event with status
-    "failed", the traceback in `error.log`) and then re-raised.
+    "failed", the traceback in `error.log`) and then re-raised. With
+    `config.evaluate_after_training` the main process then scores a completed run
+    (trainer.evaluate.evaluate_after_training: metrics.json and an `eval` event after the `end`).
     """
-    return TrainingRun(config, resume=resume, progress=progress).run()
+    run = TrainingRun(config, resume=resume, progress=progress)
+    status, main_process = run.run(), run.accelerator.is_main_process
+    del run  # the training modules and optimizer go before scoring loads its pipelines
+    if status == "completed" and config.evaluate_after_training and main_process:
+        from .evaluate import evaluate_after_training
+
+        evaluate_after_training(config.output_dir)
+    return status
 
 
 @dataclass

@@ -374,6 +374,46 @@ def test_zeroed_lora_run_preserves_everything(trained_run, tmp_path):
 
 
 # --- run-folder checks and the CLI --------------------------------------------------------------------------
+@pytest.mark.slow
+def test_train_scores_a_completed_run_when_the_config_asks(tiny_sd15, images, tmp_path, monkeypatch):
+    """trainer.loop.train, not only the CLI, honours evaluate_after_training: once, after the end."""
+    import trainer.evaluate
+    from trainer.loop import train
+
+    calls = []
+    real = trainer.evaluate.evaluate_run
+
+    def counted(run_dir, **kw):
+        calls.append(Path(run_dir))
+        return real(run_dir, **kw)
+    monkeypatch.setattr(trainer.evaluate, "evaluate_run", counted)
+    run = tmp_path / "run"
+    assert train(fast_config(tiny_sd15, images, run, evaluate_after_training=True), progress=False) == "completed"
+    assert calls == [run]
+    kinds = [e["kind"] for e in read_events(run)]
+    assert kinds[-2:] == ["end", "eval"] and kinds.count("eval") == 1
+    on_disk = json.loads((run / "metrics.json").read_text())
+    assert read_events(run)[-1]["metrics"] == {f: on_disk[f]["score"] for f in FACTORS}
+
+    assert train(fast_config(tiny_sd15, images, tmp_path / "plain"), progress=False) == "completed"
+    assert calls == [run] and not (tmp_path / "plain" / "metrics.json").exists()  # off by default
+
+
+def test_a_scoring_failure_after_training_leaves_the_run_completed(tiny_sd15, images, tmp_path, monkeypatch):
+    import trainer.evaluate
+    from trainer.loop import train
+
+    def broken(run_dir, **kw):
+        raise RuntimeError("encoder exploded")
+    monkeypatch.setattr(trainer.evaluate, "evaluate_run", broken)
+    run = tmp_path / "run"
+    assert train(fast_config(tiny_sd15, images, run, evaluate_after_training=True), progress=False) == "completed"
+    end, scored = read_events(run)[-2:]
+    assert end["kind"] == "end" and end["status"] == "completed"
+    assert scored["kind"] == "eval" and scored["error"] == "RuntimeError: encoder exploded"
+    assert scored["step"] == end["step"] and "metrics" not in scored
+
+
 def test_check_run_rejects_missing_unconfigured_and_unfinished_folders(trained_run, tmp_path):
     with pytest.raises(EvalError, match="does not exist"):
         check_run(tmp_path / "nope")

@@ -155,15 +155,26 @@ def test_subprocess_bad_input_has_no_traceback(good, tmp_path):
     assert out.returncode == EXIT_BAD_INPUT and "invalid choice: 'sd3'" in out.stderr
 
 
-def test_evaluate_after_training_scores_the_run(good, tmp_path, capsys):
+def test_evaluate_after_training_scores_the_run(good, tmp_path, capsys, monkeypatch):
+    import trainer.evaluate
+
+    calls = []
+    real = trainer.evaluate.evaluate_run
+
+    def counted(run_dir, **kw):
+        calls.append(run_dir)
+        return real(run_dir, **kw)
+    monkeypatch.setattr(trainer.evaluate, "evaluate_run", counted)
     cfg = _write_config(tmp_path / "c.json", **{**good, "max_train_steps": 2, "validation_inference_steps": 2,
                                                  "evaluate_after_training": True})
     assert main(["train", "--config", cfg, "--no-progress"]) == 0
+    assert len(calls) == 1  # train() scores; the CLI only reports
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert all(1 <= metrics[f]["score"] <= 5 for f in ("accuracy", "flexibility", "preservation"))
-    assert "scored: accuracy" in capsys.readouterr().err
+    said = f"scored: accuracy {metrics['accuracy']['score']}, flexibility {metrics['flexibility']['score']}"
+    assert said in capsys.readouterr().err
     kinds = [e["kind"] for e in read_events(tmp_path / "run")]
-    assert kinds.index("end") < kinds.index("eval")
+    assert kinds.index("end") < kinds.index("eval") and kinds.count("eval") == 1
 
 
 def test_evaluation_failure_leaves_the_run_completed(good, tmp_path, capsys, monkeypatch):
@@ -177,4 +188,4 @@ def test_evaluation_failure_leaves_the_run_completed(good, tmp_path, capsys, mon
     events = read_events(tmp_path / "run")
     assert [e for e in events if e["kind"] == "end"][-1]["status"] == "completed"
     assert events[-1]["kind"] == "eval" and "encoder exploded" in events[-1]["error"]
-    assert "warning: evaluation failed" in capsys.readouterr().err
+    assert "warning: evaluation failed: RuntimeError: encoder exploded" in capsys.readouterr().err
