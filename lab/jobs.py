@@ -32,7 +32,6 @@ from typing import Any, Callable
 from trainer.config import ConfigError, TrainConfig
 from trainer.events import error_line, last_event, read_events
 from trainer.launch import JOB_FILE, TrainingJob, attach, ended_without_result, launch
-from trainer.memory import says_out_of_memory
 from trainer.tiny import TINY_MODELS
 
 from .paths import default_runs_dir
@@ -519,14 +518,22 @@ def _message(status: str, run_dir: Path, stopping: bool, demo: bool) -> str:
     if status == "stopped":
         return f"stopped at step {end['step'] if end else '?'}; a checkpoint was saved, resume to continue"
     if status == "failed":
-        error = (end or {}).get("error") or (last_event(events, "error") or {}).get("error")
-        return f"failed: {with_advice(error or ended_without_result(run_dir))}"
+        failed = end if (end or {}).get("error") else (last_event(events, "error") or {})
+        error = failed.get("error") or ended_without_result(run_dir)
+        return f"failed: {with_advice(error, failed.get('out_of_memory') is True)}"
     return "state unknown"
 
 
-def with_advice(error: str) -> str:
-    """A run's error line, plus where to go next when the run ran out of GPU memory."""
-    if says_out_of_memory(error):
+def with_advice(error: str, out_of_memory: bool | None = None) -> str:
+    """A run's error line, plus where to go next when the run ran out of GPU memory.
+
+    `out_of_memory` is the flag the trainer writes on a failed run's `end` and `error` events.
+    None is for a caller that holds only the line (lab.views, until it passes the flag): the
+    trainer's wording then decides, the last place that reads error text.
+    """
+    if out_of_memory is None:
+        out_of_memory = "out of GPU memory" in error or "CUDA out of memory" in error
+    if out_of_memory:
         return error + (" — or ask the Advisor tab again: it has read this run, and fits its next plan to "
                         "your card with what this one needed")
     return error

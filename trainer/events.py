@@ -6,15 +6,19 @@ racing a writer, or a run killed mid-write, never breaks the watcher.
 
 Every row has `t` (unix seconds), `kind` and `step`. Kinds and the fields they carry:
 
-- `start`: pid, host, method, max_train_steps, resume_step, device, num_processes
+- `start`: pid, host, method, base_model, max_train_steps, resume, device, num_processes,
+  mixed_precision, torch
 - `status`: phase (a short word, e.g. "loading_model", "class_images"), message, optional
   done/total for progress, optional warning
-- `step`: loss, lr, sec_per_step, eta_s, epoch
+- `step`: loss, lr, sec_per_step, eta_s, epoch, vram_gb (CUDA only)
 - `sample`: paths (relative to the run folder, e.g. samples/step-000100/0.png), prompts
-- `eval`: metrics (written by trainer.evaluate)
+- `eval`: metrics ({factor: 1-5}) and path (written by trainer.evaluate), or error when scoring
+  after training failed
 - `checkpoint`: path (relative), reason ("interval", "stop", "final")
-- `error`: error (one line), log (relative path of the traceback file)
-- `end`: status (completed | stopped | failed), error (failed only), outputs (relative paths)
+- `error`: error (one line), log (relative path of the traceback file), out_of_memory (true when
+  CUDA ran out of memory: trainer.memory.is_out_of_memory)
+- `end`: status (completed | stopped | failed), outputs (relative paths), peak_vram_gb (CUDA only);
+  a failed end also error and out_of_memory, as on its `error` event
 """
 from __future__ import annotations
 

@@ -134,16 +134,17 @@ class TrainingRun:
         acc = self.accelerator
         memory = vram_fields(acc.device, "peak_vram_gb") if acc is not None else {}
         message = error_line(e)
+        oom = is_out_of_memory(e)  # a flag in the events, so no reader has to match the wording
         if isinstance(e, KeyboardInterrupt):
             message = "interrupted a second time; stopped without saving a checkpoint"
-        elif is_out_of_memory(e):
+        elif oom:
             message = out_of_memory_message(self.config, self.step, memory.get("peak_vram_gb"))
         if acc is not None and not acc.is_main_process:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "error.log").write_text("".join(traceback.format_exception(e)))
-        self.log("error", self.step, error=message, log="error.log")
-        self.log("end", self.step, status="failed", error=message, **memory)
+        self.log("error", self.step, error=message, log="error.log", out_of_memory=oom)
+        self.log("end", self.step, status="failed", error=message, out_of_memory=oom, **memory)
 
     # --- the run, phase by phase --------------------------------------------------------------
     def _train(self) -> str:

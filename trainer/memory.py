@@ -34,12 +34,6 @@ def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, oom) or (isinstance(error, RuntimeError) and "CUDA out of memory" in str(error))
 
 
-def says_out_of_memory(error_line: str) -> bool:
-    """A run's error line tells of a GPU out-of-memory failure: ours (`out_of_memory_message`)
-    or PyTorch's own wording."""
-    return "out of GPU memory" in error_line or "CUDA out of memory" in error_line
-
-
 def out_of_memory_message(config, step: int, peak_gb: float | None) -> str:
     """One line for a run that ran out of GPU memory: where, how much it held, and the settings
     that save memory, cheapest first, leaving out those already on (the order of

@@ -371,7 +371,8 @@ def test_a_run_that_ends_reaches_the_run_log_before_anyone_rates_it(fake, data, 
     queue.pump()
     run_dir = tmp_path / "runs" / job_id
     emit(run_dir, "start", 0, pid=0, max_train_steps=3)
-    emit(run_dir, "end", 1, status="failed", error="out of GPU memory at step 1 (it held 7.9 GB); to fit, ...")
+    emit(run_dir, "end", 1, status="failed", error="out of GPU memory at step 1 (it held 7.9 GB); to fit, ...",
+         out_of_memory=True)
     launcher.jobs[job_id].state = "failed"
 
     lab, status_md, *_ = app.refresh_lab("browser-1", {"job_id": job_id})
@@ -380,6 +381,30 @@ def test_a_run_that_ends_reaches_the_run_log_before_anyone_rates_it(fake, data, 
         record = log.get(job_id)
     assert record.status == "failed" and record.error.startswith("out of GPU memory at step 1")
     assert record.rating_accuracy is None
+
+
+@pytest.mark.parametrize("error, out_of_memory, advised", [
+    ("out of GPU memory at step 2 (it held 7.9 GB); to fit, ...", True, True),
+    ("RuntimeError: CUDA error: an illegal memory access was encountered", True, True),  # the flag, not the words
+    ("out of GPU memory, says a message that is not the trainer's flag", False, False),
+    ("ValueError: data_dir 'x' does not exist", False, False),
+])
+def test_a_failed_jobs_advice_follows_the_trainers_out_of_memory_flag(fake, data, tmp_path, error, out_of_memory,
+                                                                       advised):
+    from trainer.events import emit
+
+    launcher, make = fake
+    queue = make()
+    job_id = queue.submit(cfg(data), session_id="s1")
+    queue.pump()
+    run_dir = tmp_path / "runs" / job_id
+    emit(run_dir, "start", 0, pid=0, max_train_steps=3)
+    emit(run_dir, "error", 2, error=error, log="error.log", out_of_memory=out_of_memory)
+    emit(run_dir, "end", 2, status="failed", error=error, out_of_memory=out_of_memory)
+    launcher.jobs[job_id].state = "failed"
+    message = queue.status(job_id).message
+    assert message.startswith(f"failed: {error}")
+    assert ("ask the Advisor tab again" in message) is advised
 
 
 @pytest.mark.slow

@@ -69,12 +69,26 @@ def test_out_of_memory_fails_the_run_with_what_to_change(measured, tiny_sd15, im
     cfg = fast_config(tiny_sd15, images, tmp_path / "run", method="dreambooth")
     with pytest.raises(torch.OutOfMemoryError):
         TrainingRun(cfg, progress=False).run()
-    end = [e for e in read_events(tmp_path / "run") if e["kind"] == "end"][-1]
-    assert end["status"] == "failed" and end["peak_vram_gb"] == 3.5
+    events = read_events(tmp_path / "run")
+    end, error = events[-1], [e for e in events if e["kind"] == "error"][-1]
+    assert end["kind"] == "end" and end["status"] == "failed" and end["peak_vram_gb"] == 3.5
+    assert end["out_of_memory"] is True and error["out_of_memory"] is True  # a flag: no reader parses the text
+    assert error["error"] == end["error"]
     assert end["error"].startswith("out of GPU memory at step 1 (it held 3.5 GB); to fit, try in this order: "
                                    "mixed_precision='fp16'")
     assert "use_8bit_adam=true" in end["error"]  # DreamBooth trains every UNet weight
     assert "CUDA out of memory" in (tmp_path / "run" / "error.log").read_text()  # the original is kept
+
+
+def test_other_failures_say_they_did_not_run_out_of_memory(tiny_sd15, images, tmp_path, monkeypatch):
+    def boom(self, batch, micro):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (the words of no memory problem)")
+    monkeypatch.setattr(TrainingRun, "_loss", boom)
+    with pytest.raises(RuntimeError, match="mat1 and mat2"):
+        TrainingRun(fast_config(tiny_sd15, images, tmp_path / "run"), progress=False).run()
+    failed = [e for e in read_events(tmp_path / "run") if e["kind"] in ("error", "end")]
+    assert [(e["kind"], e["out_of_memory"]) for e in failed] == [("error", False), ("end", False)]
+    assert failed[-1]["status"] == "failed" and failed[-1]["error"].startswith("RuntimeError: mat1 and mat2")
 
 
 def test_a_run_out_of_memory_reaches_the_advisor_through_the_lab(measured, tiny_sd15, images, tmp_path,
