@@ -18,7 +18,7 @@ from .learning.log_learner import learner_for_log
 from .interview.conversation import InterviewState, Reply
 from .profile import Profile
 from .recommendation.recommend import recommend
-from .recommendation.render import BASE_NAMES, METHOD_NAMES
+from .recommendation.render import base_title, method_title
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +105,7 @@ def summary_line(rec: dict[str, Any], *, updated: bool = False, changed: bool = 
     lead = "Updated recommendation" if updated else "My recommendation"
     if changed:
         lead += " (the method changed)"
-    line = (f"**{lead}: {METHOD_NAMES.get(rec['method'], rec['method'])} on "
-            f"{BASE_NAMES.get(rec['base_model'], rec['base_model'])}**, about {est['vram_gb']:g} GB of GPU "
+    line = (f"**{lead}: {method_title(rec['method'])} on {base_title(rec['base_model'])}**, about {est['vram_gb']:g} GB of GPU "
             f"memory and {est['minutes']:g} GPU minutes per run. The full card with settings, reasons and "
             "sources is beside the chat.")
     if est.get("fits") is False:

@@ -11,11 +11,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from trainer.config import METHOD_NAMES
+from trainer.vocabulary import BASE_MODELS, FACTORS, METHOD_NAMES
 
 SUBJECT_TYPES = ("person", "animal", "object", "style", "concept", "general")
-BASE_MODELS = ("sd15", "sd21", "sdxl")
-FACTORS = ("accuracy", "flexibility", "preservation")
 
 # Sensible defaults used when the user does not know or skips. Each is a value a newcomer
 # on a mid-range card would plausibly have; they are always reported as assumed.
@@ -60,7 +58,7 @@ class Profile:
     gpu_name: str | None = None             # the card, when the user named one
     time_budget_min: float | None = None    # GPU minutes for one run
     n_runs: int | None = None               # how many runs the user will iterate
-    base_model: str | None = None           # one of BASE_MODELS
+    base_model: str | None = None           # a key of trainer.vocabulary.BASE_MODELS
     max_output_mb: float | None = None      # size cap of the output file (sharing), optional
     preferred_method: str | None = None     # a method the user asked for by name (METHOD_NAMES); never assumed
     dream_prompts: list[str] = field(default_factory=list)  # the user's own target prompts

@@ -61,8 +61,9 @@ import numpy as np  # noqa: E402
 from advisor.learning.log_learner import LogLearner
 from advisor.learning.candidates import candidate_plans
 from advisor.learning.adapt import importance_weights  # noqa: E402
-from advisor.recommendation.hyperparameters import ADAPTERS, DB_FAMILY, starting_hyperparameters  # noqa: E402
-from advisor.profile import FACTORS, Profile  # noqa: E402
+from advisor.recommendation.hyperparameters import starting_hyperparameters  # noqa: E402
+from trainer.vocabulary import ADAPTERS, CLASS_IMAGE_METHODS, FACTORS  # noqa: E402
+from advisor.profile import Profile  # noqa: E402
 from advisor.recommendation.recommend import recommend  # noqa: E402
 from advisor.recommendation.rules import STANDING  # noqa: E402
 from advisor.runlog.store import RunLog
@@ -131,7 +132,7 @@ def true_scores(user: User, profile: Profile, method: str, hp: dict) -> dict[str
     acc -= (8.0 if x < 0 else 2.0) * x * x                 # under-training loses the subject
     flex -= 2.5 * max(0.0, x)                               # over-training ignores the prompt
     pres -= DRIFT[method] * user.drift * max(0.0, moved)    # drift past the published dose
-    if method in DB_FAMILY and hp.get("prior_preservation"):
+    if method in CLASS_IMAGE_METHODS and hp.get("prior_preservation"):
         pres += 1.0 if live else 0.4
         acc -= 0.25
     if method != "textual_inversion" and hp.get("train_text_encoder"):

@@ -12,7 +12,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from trainer.config import METHOD_NAMES
+from trainer.vocabulary import METHOD_NAMES
 from trainer.data import DataError, scan_dataset
 
 MAX_THUMBNAILS = 48

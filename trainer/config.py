@@ -17,14 +17,13 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from .vocabulary import ALL_WEIGHT_METHODS, CLASS_IMAGE_METHODS, METHOD_FACTS, METHOD_NAMES
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-# Method names are listed here (not taken from trainer.methods) so that the config can be
-# validated without importing torch. trainer.methods checks that its registry matches.
-METHOD_NAMES = ("lora", "dreambooth", "dreambooth_lora", "textual_inversion", "full_finetune")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 CROP_MODES = ("center", "random", "bucket")
@@ -39,7 +38,7 @@ class ConfigError(ValueError):
 class TrainConfig:
     # --- what to train -------------------------------------------------------------
     base_model: str = TINY_MODEL          # hub id, local diffusers folder, or "tiny"
-    method: str = "lora"                  # one of METHOD_NAMES
+    method: str = "lora"                  # a key of trainer.vocabulary.METHOD_FACTS
     data_dir: str = ""                    # folder of training images (+ .txt captions)
     instance_prompt: str = "a photo of sks dog"  # prompt for every instance image without a caption
     class_prompt: str = ""                # prompt for class images (prior preservation)
@@ -120,8 +119,8 @@ class TrainConfig:
         if self.lora_alpha is not None:
             _check_positive_float("lora_alpha", self.lora_alpha)
         if self.prior_preservation:
-            if self.method not in ("dreambooth", "dreambooth_lora"):
-                raise ConfigError(f"prior_preservation=True needs method 'dreambooth' or 'dreambooth_lora', "
+            if self.method not in CLASS_IMAGE_METHODS:
+                raise ConfigError(f"prior_preservation=True needs method {' or '.join(map(repr, CLASS_IMAGE_METHODS))}, "
                                   f"not {self.method!r}")
             if not self.class_prompt.strip():
                 raise ConfigError("prior_preservation=True needs class_prompt (e.g. 'a photo of a dog')")
@@ -132,11 +131,11 @@ class TrainConfig:
                 raise ConfigError(f"placeholder_token={self.placeholder_token!r}; must be one word, e.g. '<sks>'")
             if not self.initializer_token.strip() or " " in self.initializer_token.strip():
                 raise ConfigError(f"initializer_token={self.initializer_token!r}; must be one existing word")
-            if self.train_text_encoder:
-                raise ConfigError("train_text_encoder=True does not apply to textual_inversion "
-                                  "(only the new embedding trains)")
-        if self.use_ema and self.method not in ("full_finetune", "dreambooth"):
-            raise ConfigError(f"use_ema=True applies to full_finetune and dreambooth, not {self.method!r}")
+        if self.train_text_encoder and METHOD_FACTS[self.method].family == "embedding":
+            raise ConfigError(f"train_text_encoder=True does not apply to {self.method} "
+                              "(only the new embedding trains)")
+        if self.use_ema and self.method not in ALL_WEIGHT_METHODS:
+            raise ConfigError(f"use_ema=True applies to {' and '.join(ALL_WEIGHT_METHODS)}, not {self.method!r}")
         if self.cache_latents and self.random_flip:
             raise ConfigError("cache_latents=True and random_flip=True conflict: cached latents cannot be flipped")
         if not all(isinstance(p, str) for p in self.validation_prompts):

@@ -13,7 +13,8 @@ from typing import Any
 from . import phrases as P
 from .scan import Extraction, Scan, check_bounds, said_text
 from .text import BLANK
-from ..profile import FACTORS
+from trainer.vocabulary import FACTORS
+
 
 # --------------------------------------------------------------------------- compiled tables
 # The vocabulary is data in advisor/phrases.py; here it is compiled and combined with numbers.

@@ -28,7 +28,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 from .extract import Extraction, extract
-from ..profile import DEFAULTS, FACTORS, Profile, ProfileError
+from trainer.vocabulary import BASE_MODELS, FACTORS, METHOD_FACTS
+
+from ..profile import DEFAULTS, Profile, ProfileError
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +110,7 @@ LABELS = {"goal": "goal", "subject_type": "subject", "n_images": "images", "vram
           "time_budget_min": "GPU time per run", "base_model": "base model", "n_runs": "runs you'll try",
           "captions": "captions", "max_output_mb": "output size limit", "dream_prompts": "dream prompts",
           "preferred_method": "preferred method"}
-BASE_NAMES = {"sd15": "SD 1.5", "sd21": "SD 2.1", "sdxl": "SDXL"}
 FACTOR_WORDS = {1: "very low", 2: "low", 3: "medium", 4: "high", 5: "very high"}
-METHOD_WORDS = {"lora": "LoRA", "dreambooth": "DreamBooth", "dreambooth_lora": "DreamBooth-LoRA",
-                "textual_inversion": "textual inversion", "full_finetune": "a full fine-tune"}
 
 EXAMPLES = ("30 photos of my dog Rex, 12GB card, I want him in all kinds of scenes",
             "my watercolor paintings as a style, on free Colab",
@@ -233,7 +232,7 @@ def _turn(state: InterviewState, message: Any, answer_question: AnswerFn | None)
                              for m in ex.conflicts["preferred_method"] if m)
         kept = state.profile.preferred_method
         lines.append(f"You named {named}, so I noted no new method preference"
-                     + (f" (keeping {METHOD_WORDS[kept]})." if kept else "; I'll recommend what fits best."))
+                     + (f" (keeping {METHOD_FACTS[kept].phrase})." if kept else "; I'll recommend what fits best."))
     skipped = _apply_skip(state, ex, pending, conflict)
     if skipped:
         lines.append(skipped)
@@ -467,11 +466,11 @@ def _describe(slot: str, data: dict[str, Any]) -> str:
     if slot in FACTORS:
         return f"{v}/5 ({FACTOR_WORDS[v]})"
     if slot == "base_model":
-        return BASE_NAMES.get(v, str(v))
+        return BASE_MODELS[v].short if v in BASE_MODELS else str(v)
     if slot == "captions":
         return "captioned" if v else "no captions"
     if slot == "preferred_method":
-        return METHOD_WORDS.get(v, str(v))
+        return METHOD_FACTS[v].phrase if v in METHOD_FACTS else str(v)
     return str(v)
 
 
@@ -486,7 +485,7 @@ def answer_value(slot: str, value: Any) -> str:
     if slot == "n_runs":
         return f"{value} runs"
     if slot == "base_model":
-        return BASE_NAMES.get(value, str(value))
+        return BASE_MODELS[value].short if value in BASE_MODELS else str(value)
     if slot in FACTORS:
         return f"{slot} {value}"
     if slot == "captions":

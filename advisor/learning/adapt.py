@@ -46,7 +46,9 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..profile import FACTORS, Profile
+from trainer.vocabulary import FACTORS
+
+from ..profile import Profile
 from ..recommendation.recommend import Plan, predicted
 from .candidates import (SHOWN_HP, Move, at_pace, budget_note, candidate_plans, choose, over_at_pace, pace_factor,
                          rebudget)

@@ -19,9 +19,11 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
+from trainer.vocabulary import ADAPTERS, CLASS_IMAGE_METHODS, METHOD_FACTS, METHOD_NAMES
+
 from ..profile import Profile
 from ..recommendation import costs
-from ..recommendation.hyperparameters import ADAPTERS, DB_FAMILY, class_noun
+from ..recommendation.hyperparameters import class_noun
 from ..recommendation.recommend import Plan
 
 @dataclass(frozen=True)
@@ -75,8 +77,8 @@ MOVES: tuple[Move, ...] = (
     Move("learning_rate", 0.5), Move("learning_rate", 2.0),
     Move("max_train_steps", 0.6), Move("max_train_steps", 1.5),
     Move("rank", 0.5, ADAPTERS), Move("rank", 2.0, ADAPTERS),
-    Move("prior_preservation", None, DB_FAMILY),
-    Move("train_text_encoder", None, ("lora", "dreambooth", "dreambooth_lora", "full_finetune")),
+    Move("prior_preservation", None, CLASS_IMAGE_METHODS),
+    Move("train_text_encoder", None, tuple(m for m in METHOD_NAMES if METHOD_FACTS[m].family != "embedding")),
 )
 CARDS = {"learning_rate": "hp-learning-rate", "max_train_steps": "hp-steps", "rank": "hp-lora-rank-alpha",
          "prior_preservation": "prior-preservation", "train_text_encoder": "text-encoder-training"}

@@ -34,18 +34,17 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
-from trainer.vocabulary import METHOD_NAMES, base_model_key
+from trainer.vocabulary import ADAPTERS, BASE_MODELS, FACTORS, METHOD_NAMES, base_model_key
 
-from ..profile import BASE_MODELS, DEFAULTS, FACTORS, SUBJECT_TYPES, Profile
-from ..recommendation.hyperparameters import ADAPTERS, RESOLUTION, starting_hyperparameters
-from ..recommendation.rules import METHODS
+from ..profile import DEFAULTS, SUBJECT_TYPES, Profile
+from ..recommendation.hyperparameters import starting_hyperparameters
 from ..runlog.records import RunRecord
 from ..runlog.store import RunLog
 
 # One column per name, in this order. Recipe-relative columns are log10 ratios to the
 # published starting point for the same method, base model, subject and image count.
 FEATURES: tuple[str, ...] = (
-    *(f"method={m}" for m in METHODS),
+    *(f"method={m}" for m in METHOD_NAMES),
     *(f"base={b}" for b in BASE_MODELS),
     *(f"subject={s}" for s in SUBJECT_TYPES),
     "log10_learning_rate",
@@ -113,8 +112,8 @@ def featurize(profile: dict | None, hyperparameters: dict | None, method: str, b
     default (TrainConfig's, the profile's, or the recipe's for learning rate and steps).
     An unknown method or base model is a ValueError: no honest default exists for them.
     """
-    if method not in METHODS:
-        raise ValueError(f"method={method!r}; pick one of {list(METHODS)}")
+    if method not in METHOD_NAMES:
+        raise ValueError(f"method={method!r}; pick one of {list(METHOD_NAMES)}")
     if base_model not in BASE_MODELS:
         raise ValueError(f"base_model={base_model!r}; pick one of {list(BASE_MODELS)}")
     hp = dict(hyperparameters or {})
@@ -126,16 +125,17 @@ def featurize(profile: dict | None, hyperparameters: dict | None, method: str, b
     steps = as_positive(hp.get("max_train_steps"))
     views = steps * batch * accum if steps else recipe_views
     rank = (as_positive(hp.get("rank")) or _HP_DEFAULTS["rank"]) if method in ADAPTERS else 1.0
-    resolution = as_positive(hp.get("resolution")) or RESOLUTION[base_model]
+    native = BASE_MODELS[base_model].resolution
+    resolution = as_positive(hp.get("resolution")) or native
     lr_rel = math.log10(lr / recipe_lr)
     views_rel = math.log10(views / recipe_views)
-    row = [float(method == m) for m in METHODS]
+    row = [float(method == m) for m in METHOD_NAMES]
     row += [float(base_model == b) for b in BASE_MODELS]
     row += [float(subject == s) for s in SUBJECT_TYPES]  # unknown subject: all zeros
     row += [math.log10(lr), math.log10(views), math.log10(views / n_images), lr_rel, views_rel,
             lr_rel + views_rel, math.log2(rank), float(as_flag(hp.get("prior_preservation"))),
             float(as_flag(hp.get("train_text_encoder"))), math.log10(n_images),
-            resolution / RESOLUTION[base_model]]
+            resolution / native]
     return np.asarray(row, dtype=float)
 
 

@@ -15,7 +15,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..profile import FACTORS, Profile
+from trainer.vocabulary import FACTORS, METHOD_FACTS
+
+from ..profile import Profile
 from ..recommendation.recommend import Plan
 from .adapt import AdaptResult, adapt, rules_prior
 
@@ -36,9 +38,6 @@ NEAR_SWITCH = 0.1
 CONTEXT = {"family": 0.5, "method": 0.1, "subject": 0.3, "unknown subject": 0.5, "base model": 0.5}
 LOCAL_CONTEXT = {"family": 0.5, "method": 0.1, "subject": 0.7, "unknown subject": 0.7, "base model": 0.7}
 COST_MIN_RUNS = 3  # completed runs with durations before the log corrects the time estimate
-# Method families for similarity: what a run of one method says about another.
-FAMILY = {"lora": "adapter", "dreambooth_lora": "adapter", "dreambooth": "full", "full_finetune": "full",
-          "textual_inversion": "embedding"}
 
 
 class LogLearner:
@@ -140,7 +139,7 @@ class LogLearner:
         out = []
         for r in self.records:
             m = 1.0 if r["method"] == method else \
-                weights["family"] if FAMILY[r["method"]] == FAMILY[method] else weights["method"]
+                weights["family"] if METHOD_FACTS[r["method"]].family == METHOD_FACTS[method].family else weights["method"]
             s = weights["unknown subject"] if r["subject_type"] is None else \
                 1.0 if r["subject_type"] == profile.subject_type else weights["subject"]
             b = 1.0 if r["base_model"] == profile.base_model else weights["base model"]

@@ -18,11 +18,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, fields, replace
 
-from trainer.config import METHOD_NAMES, MIXED_PRECISION, TrainConfig
+from trainer.config import MIXED_PRECISION, TrainConfig
+from trainer.vocabulary import ADAPTERS, ALL_WEIGHT_METHODS, BASE_MODELS, CLASS_IMAGE_METHODS, METHOD_NAMES
 
-FULL_WEIGHT = ("dreambooth", "full_finetune")       # every UNet weight trains
-ADAPTERS = ("lora", "dreambooth_lora")              # low-rank adapters, base frozen
-PRIOR_METHODS = ("dreambooth", "dreambooth_lora")   # methods with prior preservation
 
 
 @dataclass(frozen=True)
@@ -35,7 +33,6 @@ class Arch:
     cross_dim: int                     # cross-attention context width (LoRA to_k / to_v inputs)
     attn_blocks: dict[int, int]        # transformer blocks per channel width (LoRA size)
     te_layers: tuple[tuple[int, int], ...]  # (layers, width) per text encoder (text-encoder LoRA)
-    native_res: int                    # the resolution the model was trained at
     compute: float                     # training compute per pixel relative to SD1.5
 
 
@@ -43,14 +40,13 @@ class Arch:
 # SD1.5 has 0.860 + 0.123 + 0.084 = 1.067 B parameters x 4 bytes = 4.27 GB, the published size
 # of the fp32 EMA-only checkpoint (costs §5), so the counts and the file agree (derived).
 ARCH: dict[str, Arch] = {
-    "sd15": Arch(0.860, 0.123, 0.084, (768,), 768, {320: 5, 640: 5, 1280: 6}, ((12, 768),), 512, 1.0),
+    "sd15": Arch(0.860, 0.123, 0.084, (768,), 768, {320: 5, 640: 5, 1280: 6}, ((12, 768),), 1.0),
     # SD2.1: same UNet layout, OpenCLIP-H text encoder (23 layers used), 768 px (costs §2.2).
-    "sd21": Arch(0.865, 0.340, 0.084, (1024,), 1024, {320: 5, 640: 5, 1280: 6}, ((23, 1024),), 768, 1.0),
+    "sd21": Arch(0.865, 0.340, 0.084, (1024,), 1024, {320: 5, 640: 5, 1280: 6}, ((23, 1024),), 1.0),
     # SDXL: 2.6 B UNet with 70 transformer blocks at 640/1280 channels, two text encoders.
     # compute 1.3 is assumed: 3x the parameters, but most sit at low resolution; no published
     # SDXL it/s exists (costs §4).
-    "sdxl": Arch(2.567, 0.817, 0.084, (768, 1280), 2048, {640: 10, 1280: 60}, ((12, 768), (32, 1280)),
-                 1024, 1.3),
+    "sdxl": Arch(2.567, 0.817, 0.084, (768, 1280), 2048, {640: 10, 1280: 60}, ((12, 768), (32, 1280)), 1.3),
 }
 CLIP_VOCAB = 49_408  # CLIP tokenizer size: TI optimises the whole embedding table (trainer/methods)
 
@@ -212,7 +208,7 @@ def _parts_on_gpu(method: str, base_model: str, h: dict) -> tuple[float, dict[st
     text_cached = h["cache_text_encoder_outputs"] and not h["train_text_encoder"] and method != "textual_inversion"
     frozen = {"UNet": a.unet_b, "text encoder": 0.0 if text_cached else a.text_b,
               "VAE": 0.0 if h["cache_latents"] else a.vae_b}
-    if method in FULL_WEIGHT:
+    if method in ALL_WEIGHT_METHODS:
         trained = frozen.pop("UNet")
         if h["train_text_encoder"]:
             trained += a.text_b
@@ -227,7 +223,7 @@ def _parts_on_gpu(method: str, base_model: str, h: dict) -> tuple[float, dict[st
 
 def images_per_step(method: str, h: dict) -> int:
     # diffusers DreamBooth puts one class image beside each instance image in the batch.
-    prior = h["prior_preservation"] and method in PRIOR_METHODS
+    prior = h["prior_preservation"] and method in CLASS_IMAGE_METHODS
     return h["train_batch_size"] * (2 if prior else 1)
 
 
@@ -263,7 +259,7 @@ def seconds_per_step(method: str, base_model: str, hp: dict, gpu: Gpu | None = N
     """Wall seconds per optimizer step (all micro-steps of gradient accumulation)."""
     h = _resolve(method, base_model, hp)
     a = ARCH[base_model]
-    per_image = C1_FULL_S if method in FULL_WEIGHT else C1_LIGHT_S
+    per_image = C1_FULL_S if method in ALL_WEIGHT_METHODS else C1_LIGHT_S
     micro = _t4_step_s(per_image, images_per_step(method, h))
     micro *= a.compute * (h["resolution"] / 512) ** 2  # compute grows with the pixels (derived)
     micro *= CKPT_SLOWDOWN if h["gradient_checkpointing"] else 1.0
@@ -310,7 +306,7 @@ def estimate(method: str, base_model: str, hp: dict, n_images: int, *, gpu: Gpu 
     breakdown.append(f"Training: {h['max_train_steps']} steps x {step_s:.2f} s on a {gpu.name} = "
                      f"{train_s / 60:.1f} min (~{epochs:.0f} passes over {n_images} images).")
     extra_s = 0.0
-    if h["prior_preservation"] and method in PRIOR_METHODS:
+    if h["prior_preservation"] and method in CLASS_IMAGE_METHODS:
         s = _sampling_s(base_model, h, h["num_class_images"], SAMPLING_STEPS, gpu)
         extra_s += s
         breakdown.append(f"Generating {h['num_class_images']} class images first: {s / 60:.1f} min.")
@@ -422,7 +418,7 @@ def fit_time(method: str, base_model: str, hp: dict, n_images: int, minutes: flo
         h["mixed_precision"] = "bf16" if gpu is not None and gpu.bf16 else "fp16"
         changes.append(f"Mixed precision ({h['mixed_precision']}) roughly halves the run time "
                        "(T4 table: 0.42 -> 0.93 it/s).")
-    if over() and h["prior_preservation"] and method in PRIOR_METHODS and h["num_class_images"] > MIN_CLASS_IMAGES:
+    if over() and h["prior_preservation"] and method in CLASS_IMAGE_METHODS and h["num_class_images"] > MIN_CLASS_IMAGES:
         changes.append(f"{MIN_CLASS_IMAGES} class images instead of {h['num_class_images']} "
                        "(autotrain's default; diffusers suggests 200-300).")
         h["num_class_images"] = MIN_CLASS_IMAGES

@@ -8,21 +8,19 @@ card needs them, and says so.
 """
 from __future__ import annotations
 
-import re
-
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainer.vocabulary import ADAPTERS, BASE_MODELS, CLASS_IMAGE_METHODS
+
 from ..profile import Profile
 
-RESOLUTION = {"sd15": 512, "sd21": 768, "sdxl": 1024}  # native sizes (methods §13)
 IDENTIFIER = "sks"             # the diffusers README's rare token; any rare word works (HF blog)
 TI_TOKEN = "<sks>"             # textual inversion's new token
 DEFAULT_NOUN = {"person": "person", "animal": "animal", "object": "object", "style": "painting",
                 "concept": "thing", "general": "image"}
-DB_FAMILY = ("dreambooth", "dreambooth_lora")
-ADAPTERS = ("lora", "dreambooth_lora")
 EPOCHS = 100                   # OneTrainer's default epoch count (methods §4), for dataset methods
 
 # Recipe rows: (method, key) -> (card, values), where key is "*", a base model or a subject
@@ -93,7 +91,7 @@ def _round50(x: float) -> int:
 
 def _steps(method: str, base: int, n_images: int, batch: int, accum: int, notes: list) -> int:
     """Scale the recipe's steps with the image count where the sources give a range."""
-    if method in DB_FAMILY:
+    if method in CLASS_IMAGE_METHODS:
         # The recipes cover up to ~10 images (TheLastBen's faces; DreamBooth-LoRA 5-10); the face
         # range 800-1,200 steps allows up to 1.5x for larger sets (derived).
         scale = min(1.5, max(1.0, n_images / 10))
@@ -160,7 +158,7 @@ def starting_hyperparameters(method: str, profile: Profile,
     """
     if method not in {m for m, _ in RECIPES}:
         raise ValueError(f"method={method!r}; pick one of {sorted({m for m, _ in RECIPES})}")
-    if profile.base_model not in RESOLUTION or profile.n_images is None:
+    if profile.base_model not in BASE_MODELS or profile.n_images is None:
         raise ValueError("starting_hyperparameters needs a filled profile (use profile.with_defaults())")
     values = {k: v for k, (v, _) in BASELINE.items()}
     sources = {k: card for k, (_, card) in BASELINE.items()}
@@ -168,7 +166,7 @@ def starting_hyperparameters(method: str, profile: Profile,
         card, row = RECIPES.get((method, key), ("", {}))
         values.update(row)
         sources.update(dict.fromkeys(row, card))
-    values["resolution"], sources["resolution"] = RESOLUTION[profile.base_model], "dataset-preparation"
+    values["resolution"], sources["resolution"] = BASE_MODELS[profile.base_model].resolution, "dataset-preparation"
     notes: list[tuple[str, str]] = []
     _apply_advice(method, profile, values, sources, advice or {})
     if method == "dreambooth" and values["prior_preservation"] and profile.subject_type != "person":
@@ -193,7 +191,7 @@ def _apply_advice(method: str, profile: Profile, values: dict, sources: dict, ad
             return True
         return False
 
-    if method in DB_FAMILY and advice.get("prior_preservation", (False,))[0] and take("prior_preservation"):
+    if method in CLASS_IMAGE_METHODS and advice.get("prior_preservation", (False,))[0] and take("prior_preservation"):
         values["num_class_images"], sources["num_class_images"] = 200, "class-images"  # diffusers: 200-300
     if method != "textual_inversion" and take("train_text_encoder") and values["train_text_encoder"]:
         # The text encoder overfits first, so it gets half the UNet LR: the published pairs are

@@ -15,15 +15,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from trainer.config import TrainConfig
+from trainer.vocabulary import ADAPTERS, BASE_MODELS, CLASS_IMAGE_METHODS, INVASIVENESS
 
-from . import costs
-from .hyperparameters import ADAPTERS, BASELINE, DB_FAMILY, class_noun, starting_hyperparameters
 from ..knowledge.cards import get_card
 from ..profile import Profile
-from .rules import ADJUSTMENTS, DATASET_KINDS, DEFAULT_RULES, INVASIVENESS, OPS, STANDING, Rule, advice, ONE_SUBJECT, image_counts, match, score
+from . import costs
+from .hyperparameters import BASELINE, class_noun, starting_hyperparameters
+from .rules import (ADJUSTMENTS, DATASET_KINDS, DEFAULT_RULES, ONE_SUBJECT, OPS, STANDING, Rule, advice, image_counts,
+                    match, score)
 
-HUB_IDS = {"sd15": "stable-diffusion-v1-5/stable-diffusion-v1-5", "sd21": "stabilityai/stable-diffusion-2-1",
-           "sdxl": "stabilityai/stable-diffusion-xl-base-1.0"}
 HP_KEYS = ("learning_rate", "text_encoder_lr", "max_train_steps", "train_batch_size", "gradient_accumulation_steps",
            "lr_scheduler", "lr_warmup_steps", "resolution", "rank", "lora_alpha", "num_vectors", "prior_preservation",
            "num_class_images", "prior_loss_weight", "train_text_encoder", "mixed_precision", "gradient_checkpointing",
@@ -355,7 +355,7 @@ def _iteration_plan(plan: Plan, p: Profile) -> list[str]:
     out.append(f"If the subject is not recognisable (underfitting): run 2 with {int(steps * 1.5)} steps "
                f"(about {longer:.0f} min{', over your budget: use a faster card' if longer > p.time_budget_min else ''}).")
     if p.n_runs >= 3:
-        leak = ("turn on prior preservation or lower the learning rate" if plan.method in DB_FAMILY else
+        leak = ("turn on prior preservation or lower the learning rate" if plan.method in CLASS_IMAGE_METHODS else
                 f"lower the rank to {max(1, hp['rank'] // 2)}" if plan.method in ADAPTERS else "cut the steps")
         frozen = "; if prompts are ignored, keep the text encoder frozen" if hp.get("train_text_encoder") else ""
         out.append(f"Run 3: if the subject leaks into prompts that do not name it, {leak}{frozen}.")
@@ -378,7 +378,7 @@ def _train_config(plan: Plan, p: Profile) -> dict[str, Any]:
     slug = re.sub(r"[^a-z0-9]+", "-", f"{plan.method}-{p.subject_type}-{class_noun(p)}-{p.base_model}".lower())
     slug = f"{slug.strip('-')}-{hashlib.sha1(body).hexdigest()[:6]}"
     values = {k: v for k, v in plan.hp.items() if k in fields_}
-    cfg = TrainConfig(**{**values, "base_model": HUB_IDS[p.base_model], "method": plan.method,
+    cfg = TrainConfig(**{**values, "base_model": BASE_MODELS[p.base_model].hub_id, "method": plan.method,
                          "data_dir": "", "output_dir": f"runs/{slug}",
                          "evaluate_after_training": True})  # train, then score: the loop's next step
     return cfg.to_dict()

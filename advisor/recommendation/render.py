@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from trainer.vocabulary import BASE_MODELS, FACTORS, METHOD_FACTS
+
 SLOT_LABELS = {
     "goal": "Goal",
     "subject_type": "Subject type",
@@ -24,14 +26,16 @@ SLOT_LABELS = {
     "max_output_mb": "Output size cap (MB)",
     "dream_prompts": "Dream prompts",
 }
-METHOD_NAMES = {
-    "lora": "LoRA",
-    "dreambooth": "DreamBooth (full UNet)",
-    "dreambooth_lora": "DreamBooth-LoRA",
-    "textual_inversion": "Textual inversion",
-    "full_finetune": "Full fine-tune",
-}
-BASE_NAMES = {"sd15": "Stable Diffusion 1.5", "sd21": "Stable Diffusion 2.1", "sdxl": "SDXL 1.0"}
+
+
+def method_title(method: Any) -> str:
+    """The method's name on the card ("DreamBooth (full UNet)"); an unknown key as it is."""
+    return METHOD_FACTS[method].title if method in METHOD_FACTS else str(method)
+
+
+def base_title(base_model: Any) -> str:
+    """The base model's name on the card ("Stable Diffusion 1.5"); an unknown key as it is."""
+    return BASE_MODELS[base_model].title if base_model in BASE_MODELS else str(base_model)
 
 
 def _fmt(value: Any) -> str:
@@ -74,8 +78,8 @@ def recommendation_markdown(rec: dict[str, Any] | None) -> str:
     if not rec:
         return "_No recommendation yet: tell me about your goal in the chat._"
     est = rec.get("estimates", {})
-    method = METHOD_NAMES.get(rec.get("method"), rec.get("method"))
-    base = BASE_NAMES.get(rec.get("base_model"), rec.get("base_model"))
+    method = method_title(rec.get("method"))
+    base = base_title(rec.get("base_model"))
     out = [f"### {method} on {base}"]
     if est.get("fits") is False:
         out.append(f"> **Does not fit your budget:** {est.get('fits_reason', '')}")
@@ -86,7 +90,7 @@ def recommendation_markdown(rec: dict[str, Any] | None) -> str:
     pred = rec.get("predicted") or {}
     if pred:
         parts = []
-        for factor in ("accuracy", "flexibility", "preservation"):
+        for factor in FACTORS:
             p = pred.get(factor)
             if isinstance(p, dict):
                 parts.append(f"{factor} {_fmt(p.get('score'))}/5")
@@ -108,7 +112,7 @@ def recommendation_markdown(rec: dict[str, Any] | None) -> str:
     alts = rec.get("alternatives") or []
     if alts:
         out.append("#### Alternatives")
-        out.append("\n".join(f"- **{METHOD_NAMES.get(a.get('method'), a.get('method'))}**: {a.get('why_not', '')}"
+        out.append("\n".join(f"- **{method_title(a.get('method'))}**: {a.get('why_not', '')}"
                              for a in alts))
     similar = rec.get("similar_runs") or []
     if similar:
@@ -125,9 +129,9 @@ def _similar_line(run: dict[str, Any]) -> str:
     hp = run.get("hyperparameters") or {}
     settings = ", ".join(f"{k} {_fmt(v)}" for k, v in hp.items() if v is not None)
     scores = run.get("scores") or {}
-    got = " · ".join(f"{f} {_fmt(scores.get(f))}" for f in ("accuracy", "flexibility", "preservation")
+    got = " · ".join(f"{f} {_fmt(scores.get(f))}" for f in FACTORS
                      if scores.get(f) is not None)
-    return (f"- `{run.get('id')}` {METHOD_NAMES.get(run.get('method'), run.get('method'))}"
+    return (f"- `{run.get('id')}` {method_title(run.get('method'))}"
             + (f" ({settings})" if settings else "") + (f": {got}" if got else ""))
 
 
@@ -150,7 +154,7 @@ def _size(mb: Any) -> str:
 def recommendation_text(rec: dict[str, Any]) -> str:
     """A terminal-friendly summary (the CLI without --json)."""
     est = rec.get("estimates", {})
-    lines = [f"Method: {METHOD_NAMES.get(rec['method'], rec['method'])} on {BASE_NAMES.get(rec['base_model'], rec['base_model'])}",
+    lines = [f"Method: {method_title(rec['method'])} on {base_title(rec['base_model'])}",
              f"Estimate: {_fmt(est.get('vram_gb'))} GB peak, ~{_fmt(est.get('minutes'))} GPU min, output {_size(est.get('output_mb'))}"
              + ("" if est.get("fits", True) else f"  (DOES NOT FIT: {est.get('fits_reason')})"),
              "Settings: " + ", ".join(f"{k}={_fmt(v)}" for k, v in (rec.get("hyperparameters") or {}).items())]

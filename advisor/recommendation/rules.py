@@ -15,11 +15,10 @@ import operator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from trainer.vocabulary import INVASIVENESS, METHOD_NAMES
+
 from ..profile import Profile
 
-METHODS = ("lora", "dreambooth", "dreambooth_lora", "textual_inversion", "full_finetune")
-# Least to most invasive: how much of the base model a method rewrites.
-INVASIVENESS = ("textual_inversion", "lora", "dreambooth_lora", "dreambooth", "full_finetune")
 CARD_IDS = (
     "method-lora", "method-dreambooth", "method-dreambooth-lora", "method-textual-inversion",
     "method-full-finetune", "factors-framework", "choosing-a-method", "hp-learning-rate", "hp-steps",
@@ -57,11 +56,11 @@ class Rule:
             if len(cond) != 3 or cond[0] not in PROFILE_FIELDS or cond[1] not in OPS:
                 raise ValueError(f"rule {self.id!r}: condition {cond!r} must be (profile field, op, value) "
                                  f"with op in {list(OPS)}")
-        unknown = sorted(set(self.effect) - set(METHODS) - {"hp"})
+        unknown = sorted(set(self.effect) - set(METHOD_NAMES) - {"hp"})
         bad_hp = sorted(set(self.effect.get("hp", {})) - set(ADVICE_KEYS))
         if unknown or bad_hp:
             raise ValueError(f"rule {self.id!r}: unknown effect key(s) {unknown + bad_hp}")
-        object.__setattr__(self, "scores", {m: float(self.effect[m]) for m in METHODS if m in self.effect})
+        object.__setattr__(self, "scores", {m: float(self.effect[m]) for m in METHOD_NAMES if m in self.effect})
         object.__setattr__(self, "advice", dict(self.effect.get("hp", {})))
 
 
@@ -78,7 +77,7 @@ def match(rules, profile: Profile) -> list[Rule]:
 
 def score(matched: list[Rule]) -> list[tuple[str, float]]:
     """(method, total score) best first; ties go to the less invasive method."""
-    totals = {m: sum(r.scores.get(m, 0.0) for r in matched) for m in METHODS}
+    totals = {m: sum(r.scores.get(m, 0.0) for r in matched) for m in METHOD_NAMES}
     return sorted(totals.items(), key=lambda kv: (-kv[1], INVASIVENESS.index(kv[0])))
 
 

@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from trainer.vocabulary import FACTORS
+
 from .connection import RunLogError
 from .importing import import_path
 from .paths import DEFAULT_DB_ENV, DEFAULT_DB_NAME
-from .records import FACTORS
 from .store import RunLog
 
 

@@ -9,10 +9,10 @@ import json
 from pathlib import Path
 from typing import Iterable
 
-from trainer.config import METHOD_NAMES
+from trainer.vocabulary import FACTORS, METHOD_NAMES
 
 from .events import read_events, summarise_events
-from .records import FACTORS, RunRecord, finite_number, hyperparameters_from_config, normalised_profile
+from .records import RunRecord, finite_number, hyperparameters_from_config, normalised_profile
 
 _RUN_FILES = ("config.json", "events.jsonl", "metrics.json", "profile.json")
 

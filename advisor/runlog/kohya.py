@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from trainer.config import METHOD_NAMES
+from trainer.vocabulary import METHOD_NAMES
 
 from .records import RunRecord, hyperparameters_from_config
 

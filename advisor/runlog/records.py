@@ -10,10 +10,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainer.config import METHOD_NAMES
+from trainer.vocabulary import FACTORS, METHOD_NAMES
 
 SOURCES = ("run_folder", "csv", "kohya", "manual")
-FACTORS = ("accuracy", "flexibility", "preservation")
 
 # The flat hyperparameter names (TrainConfig field names) copied from a run's config.json.
 # Path-like and prompt fields are left out: they describe this machine, not the recipe.
@@ -45,7 +44,7 @@ class RunRecord:
     run_id: str
     source: str = "manual"                 # one of SOURCES
     name: str | None = None                # what the user recognises: folder or file name
-    method: str | None = None              # one of trainer.config.METHOD_NAMES
+    method: str | None = None              # one of trainer.vocabulary.METHOD_NAMES
     base_model: str | None = None          # sd15 | sd21 | sdxl, or the hub id / path as given
     status: str | None = None              # created | running | completed | failed | ...
     hyperparameters: dict[str, Any] = field(default_factory=dict)  # flat, TrainConfig names

@@ -59,7 +59,7 @@ def test_malformed_files(tmp_path):
 
 
 def test_preferred_method_is_optional_and_never_assumed(tmp_path):
-    from trainer.config import METHOD_NAMES
+    from trainer.vocabulary import METHOD_NAMES
 
     assert "preferred_method" not in DEFAULTS
     filled, assumed = Profile().with_defaults()

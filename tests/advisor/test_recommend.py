@@ -11,9 +11,9 @@ import pytest
 from advisor.recommendation import costs
 from advisor.recommendation.hyperparameters import starting_hyperparameters
 from advisor.knowledge.cards import cards_by_id, get_card
-from advisor.profile import BASE_MODELS, DEFAULTS, SUBJECT_TYPES, Profile
-from advisor.recommendation.recommend import HUB_IDS, JSON_KEYS, Candidate, recommend
-from advisor.recommendation.rules import INVASIVENESS
+from advisor.profile import DEFAULTS, SUBJECT_TYPES, Profile
+from advisor.recommendation.recommend import JSON_KEYS, Candidate, recommend
+from trainer.vocabulary import BASE_MODELS, INVASIVENESS
 from trainer.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,7 +103,7 @@ def test_train_config_validates_and_points_at_the_hub():
         rec = recommend(profile).to_dict()
         cfg = TrainConfig.from_dict(rec["train_config"])
         assert cfg.method == rec["method"]
-        assert cfg.base_model == HUB_IDS[rec["base_model"]]
+        assert cfg.base_model == BASE_MODELS[rec["base_model"]].hub_id
         assert cfg.data_dir == "" and cfg.output_dir.startswith("runs/")
         assert cfg.learning_rate == rec["hyperparameters"]["learning_rate"]
         assert cfg.max_train_steps == rec["hyperparameters"]["max_train_steps"]

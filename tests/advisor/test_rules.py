@@ -3,9 +3,11 @@ invariant; the engine (`match`, `score`, `advice`) is small and predictable."""
 import pytest
 
 from advisor.knowledge.cards import cards_by_id
-from advisor.profile import FACTORS, Profile
+from advisor.profile import Profile
 from advisor.recommendation.recommend import recommend
-from advisor.recommendation.rules import ADJUSTMENTS, CARD_IDS, DEFAULT_RULES, INVASIVENESS, METHODS, OPS, PREFERENCE_BONUS, STANDING, Rule, advice, match, score
+from advisor.recommendation.rules import (ADJUSTMENTS, CARD_IDS, DEFAULT_RULES, OPS, PREFERENCE_BONUS, STANDING, Rule, advice,
+                                          match, score)
+from trainer.vocabulary import FACTORS, INVASIVENESS, METHOD_NAMES
 
 
 def test_rule_ids_unique():
@@ -91,7 +93,7 @@ def test_score_sums_deltas_and_breaks_ties_towards_less_invasive():
     ranked = score(rules)
     assert [m for m, _ in ranked[:3]] == ["textual_inversion", "lora", "dreambooth"]
     assert dict(ranked) == {"textual_inversion": 2, "lora": 2, "dreambooth": 2, "dreambooth_lora": 0, "full_finetune": 0}
-    assert {m for m, _ in score([])} == set(METHODS)
+    assert {m for m, _ in score([])} == set(METHOD_NAMES)
 
 
 def test_later_advice_overrides_earlier():
@@ -125,13 +127,13 @@ def test_preservation_rules_never_favour_more_invasive_methods():
 
 
 def test_published_relative_standings():
-    for method in METHODS:
+    for method in METHOD_NAMES:
         assert set(STANDING[method]) == set(FACTORS)
         for value, basis in STANDING[method].values():
             assert 1 <= value <= 5 and basis
-    acc = {m: STANDING[m]["accuracy"][0] for m in METHODS}
-    pres = {m: STANDING[m]["preservation"][0] for m in METHODS}
-    flex = {m: STANDING[m]["flexibility"][0] for m in METHODS}
+    acc = {m: STANDING[m]["accuracy"][0] for m in METHOD_NAMES}
+    pres = {m: STANDING[m]["preservation"][0] for m in METHOD_NAMES}
+    flex = {m: STANDING[m]["flexibility"][0] for m in METHOD_NAMES}
     # DreamBooth paper Table 1: DreamBooth beats textual inversion on DINO and CLIP-T
     assert acc["dreambooth"] > acc["textual_inversion"] and flex["dreambooth"] > flex["textual_inversion"]
     # preservation falls with invasiveness
@@ -158,7 +160,7 @@ def test_neutral_profile_is_neutral():
     assert ranked[0][1] - ranked[-1][1] < PREFERENCE_BONUS
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", METHOD_NAMES)
 def test_preference_is_respected_in_a_neutral_profile(method):
     rec = recommend(Profile(**NEUTRAL, preferred_method=method))
     assert rec.method == method and rec.estimates["fits"]
@@ -167,7 +169,7 @@ def test_preference_is_respected_in_a_neutral_profile(method):
     assert any(c["card"] == "choosing-a-method" for c in rec.citations)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", METHOD_NAMES)
 def test_every_method_has_exactly_one_preference_rule(method):
     rows = [r for r in DEFAULT_RULES if ("preferred_method", "==", method) in r.conditions]
     assert len(rows) == 1 and rows[0].scores == {method: PREFERENCE_BONUS}

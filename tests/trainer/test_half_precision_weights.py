@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from helpers import METHOD_OVERRIDES, fast_config
-from trainer.config import METHOD_NAMES
+from trainer.vocabulary import METHOD_NAMES
 from trainer.events import read_events
 from trainer.loop import TrainingRun
 

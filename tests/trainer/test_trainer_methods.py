@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from helpers import METHOD_OVERRIDES, METHOD_PROMPT, fast_config, generate, steps_logged
-from trainer.config import METHOD_NAMES, ConfigError
+from trainer.config import ConfigError
+from trainer.vocabulary import METHOD_NAMES
 from trainer.events import read_events, run_status
 from trainer.loop import TrainingRun, train
 from trainer.methods.registry import METHODS, Method, load_trained_pipeline, register

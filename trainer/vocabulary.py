@@ -1,0 +1,88 @@
+"""The project's vocabulary: every domain fact defined once, as data.
+
+- the three factors a run is judged on;
+- the fine-tuning methods, with what each one trains and needs;
+- the base models, with their family, hub id, native resolution and the names people use.
+
+Stdlib only: the advisor, the lab and the trainer all import it (the advisor's import path
+must stay free of torch). A new method or base model is a new row here; everything that lists
+methods or base models (config validation, the advisor's rules, the run log, the UI) reads
+these tables instead of keeping its own copy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# How a run is judged (design.md): how exactly the subject is replicated, how far it travels
+# from the training images, how much of the base model stays intact. 1-5 each.
+FACTORS = ("accuracy", "flexibility", "preservation")
+
+
+@dataclass(frozen=True)
+class MethodFacts:
+    key: str                  # the name in configs, profiles and the run log
+    title: str                # the name on the recommendation card ("DreamBooth (full UNet)")
+    phrase: str               # the name inside a sentence ("a full fine-tune")
+    family: str               # what trains: "embedding" (a new word), "adapter" (LoRA), "full" (every UNet weight)
+    uses_class_images: bool   # DreamBooth's recipe: an identifier prompt, optional class images (prior preservation)
+    uses_captions: bool       # False: every image trains with the instance prompt (DreamBooth)
+    invasiveness: int         # 1 = changes the base model least (a new word) ... 5 = most
+
+    @property
+    def adapter(self) -> bool:
+        return self.family == "adapter"
+
+    @property
+    def trains_all_weights(self) -> bool:
+        return self.family == "full"
+
+
+METHOD_FACTS: dict[str, MethodFacts] = {m.key: m for m in (
+    MethodFacts("lora", "LoRA", "LoRA", "adapter", uses_class_images=False, uses_captions=True, invasiveness=2),
+    MethodFacts("dreambooth", "DreamBooth (full UNet)", "DreamBooth", "full", uses_class_images=True,
+                uses_captions=False, invasiveness=4),
+    MethodFacts("dreambooth_lora", "DreamBooth-LoRA", "DreamBooth-LoRA", "adapter", uses_class_images=True,
+                uses_captions=False, invasiveness=3),
+    MethodFacts("textual_inversion", "Textual inversion", "textual inversion", "embedding", uses_class_images=False,
+                uses_captions=True, invasiveness=1),
+    MethodFacts("full_finetune", "Full fine-tune", "a full fine-tune", "full", uses_class_images=False,
+                uses_captions=True, invasiveness=5),
+)}
+METHOD_NAMES = tuple(METHOD_FACTS)  # the keys, in the order lists and error messages show them
+INVASIVENESS = tuple(sorted(METHOD_NAMES, key=lambda m: METHOD_FACTS[m].invasiveness))  # least first
+ADAPTERS = tuple(m for m in METHOD_NAMES if METHOD_FACTS[m].adapter)
+CLASS_IMAGE_METHODS = tuple(m for m in METHOD_NAMES if METHOD_FACTS[m].uses_class_images)
+ALL_WEIGHT_METHODS = tuple(m for m in METHOD_NAMES if METHOD_FACTS[m].trains_all_weights)
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    key: str          # the name in profiles, recommendations and the run log
+    title: str        # the name on the recommendation card
+    short: str        # the name in the chat
+    family: str       # how the model is driven: "sd1" (UNet, epsilon), "sd2" (UNet, v-prediction), "sdxl"
+    hub_id: str       # where the published weights live
+    resolution: int   # the side length it was trained at (methods §13)
+    hub_aliases: tuple[str, ...] = ()  # other hub ids of the same model (older copies, sibling releases)
+
+
+BASE_MODELS: dict[str, BaseModel] = {b.key: b for b in (
+    BaseModel("sd15", "Stable Diffusion 1.5", "SD 1.5", "sd1", "stable-diffusion-v1-5/stable-diffusion-v1-5", 512,
+              hub_aliases=("runwayml/stable-diffusion-v1-5", "CompVis/stable-diffusion-v1-4")),
+    BaseModel("sd21", "Stable Diffusion 2.1", "SD 2.1", "sd2", "stabilityai/stable-diffusion-2-1", 768,
+              hub_aliases=("stabilityai/stable-diffusion-2-1-base", "stabilityai/stable-diffusion-2")),
+    BaseModel("sdxl", "SDXL 1.0", "SDXL", "sdxl", "stabilityai/stable-diffusion-xl-base-1.0", 1024),
+)}
+
+
+def base_model_key(value: object) -> str | None:
+    """The base-model key for a key or a published hub id ("stabilityai/stable-diffusion-2-1" ->
+    "sd21"; hub ids are case-blind, as on the hub); None for anything else (a local folder,
+    another model). Nothing is guessed from parts of a name."""
+    if not isinstance(value, str):
+        return None
+    if value in BASE_MODELS:
+        return value
+    wanted = value.strip().lower()
+    return next((b.key for b in BASE_MODELS.values()
+                 if wanted in (b.hub_id.lower(), *(a.lower() for a in b.hub_aliases))), None)
