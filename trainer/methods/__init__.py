@@ -4,9 +4,9 @@ textual_inversion.py, full.py); importing this package registers them all in
 """
 from __future__ import annotations
 
-from ..config import METHOD_NAMES
+from ..vocabulary import METHOD_NAMES
 from . import dreambooth, dreambooth_lora, full, lora, registry, textual_inversion  # noqa: F401  (they register)
 
-if set(registry.METHODS) != set(METHOD_NAMES):  # the config's list and the registry must agree
+if set(registry.METHODS) != set(METHOD_NAMES):  # the vocabulary's list (the config's choices) and the registry agree
     raise ImportError(f"trainer.methods registers {sorted(registry.METHODS)} "
-                      f"but trainer.config lists {sorted(METHOD_NAMES)}")
+                      f"but trainer.vocabulary lists {sorted(METHOD_NAMES)}")
