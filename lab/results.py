@@ -10,15 +10,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
 from trainer.config import TrainConfig
+from trainer.metrics import factor_scores, read_metrics
+from trainer.vocabulary import FACTORS
 
-FACTORS = ("accuracy", "flexibility", "preservation")
 MAX_PROMPTS = 4
 MAX_NOTE_CHARS = 4000
 _STORED = (".safetensors", ".bin", ".ckpt", ".png", ".jpg", ".webp")  # already compressed or incompressible
@@ -124,30 +124,21 @@ def _generate(config: TrainConfig, run_dir: Path, todo_base, todo_tuned, steps: 
 
 # --- scores ----------------------------------------------------------------------------------------------
 def scores(run_dir: str | Path) -> dict[str, Any]:
-    """{"scores": {factor: 1-5 or None} or None, "metrics": metrics.json or None, "message": str}."""
-    path = Path(run_dir) / "metrics.json"
-    if not path.is_file():
+    """{"scores": {factor: 1-5 or None} or None, "metrics": metrics.json or None, "message": str},
+    from trainer.metrics.read_metrics."""
+    read = read_metrics(run_dir)
+    if read.missing:
         return {"scores": None, "metrics": None,
                 "message": "Not scored yet: run the evaluation to score accuracy, flexibility and preservation."}
-    try:
-        metrics = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        return {"scores": None, "metrics": None, "message": f"metrics.json cannot be read ({e}); evaluate again."}
-    if not isinstance(metrics, dict):
-        return {"scores": None, "metrics": None, "message": "metrics.json is not a JSON object; evaluate again."}
-    found = {f: _score(metrics.get(f)) for f in FACTORS}
+    if read.raw is None:
+        return {"scores": None, "metrics": None,
+                "message": f"The scores cannot be read: {read.problem}; evaluate again."}
+    found = {f: read.scores.get(f) for f in FACTORS}
     missing = [f for f, v in found.items() if v is None]
     message = "Automatic scores from 1 (poor) to 5 (excellent)."
     if missing:
         message += f" Not scored: {', '.join(missing)}."
-    return {"scores": found, "metrics": metrics, "message": message}
-
-
-def _score(entry: Any) -> float | None:
-    value = entry.get("score") if isinstance(entry, dict) else entry
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value) if 1 <= value <= 5 else None
+    return {"scores": found, "metrics": read.raw, "message": message}
 
 
 def default_evaluator() -> tuple[Callable[[Path], Any] | None, str | None]:
@@ -186,9 +177,7 @@ def scores_chart_frame(result: dict[str, Any] | None):
     import pandas as pd
 
     values = (result or {}).get("scores", result) if isinstance(result, dict) else None
-    values = values or {}
-    rows = [(f, _score(values.get(f))) for f in FACTORS]
-    rows = [(f, s) for f, s in rows if s is not None]
+    rows = list(factor_scores(values or {})[0].items())
     return pd.DataFrame({"factor": pd.Series([f for f, _ in rows], dtype="object"),
                          "score": pd.Series([s for _, s in rows], dtype="float64")})
 

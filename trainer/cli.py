@@ -102,7 +102,8 @@ def _say_scores(run_dir: str) -> None:
 
 def _evaluate(args) -> int:
     from .encoders import parse_encoder_specs
-    from .evaluate import DEFAULT_NUM_IMAGES, METRICS_FILE, evaluate_run
+    from .evaluate import DEFAULT_NUM_IMAGES, evaluate_run
+    from .metrics import METRICS_FILE
 
     try:
         specs = parse_encoder_specs(args.encoders)

@@ -13,17 +13,15 @@ Raw numbers become 1-5 scores through piecewise-linear maps anchored on publishe
 values (trainer.calibration: `ANCHORS`, sources inline; see knowledge/evaluation-calibration.md).
 Where CLIP or DINO cannot be loaded (no hub, no cache), the factor falls back to a weight-free
 proxy (trainer.measures) with its own, uncalibrated map (`PROXY_ANCHORS`) and says so in
-metrics.json. `evaluate_run` wires it to a run folder: metrics.json (written atomically), image
-grids under eval/, and an `eval` event; `evaluate_after_training` is what a training run with
-`evaluate_after_training` calls when it completes (a failure there is an `eval` event, not an error).
+metrics.json. `evaluate_run` wires it to a run folder: metrics.json (its shape and writer live in
+trainer.metrics), image grids under eval/, and an `eval` event; `evaluate_after_training` is what
+a run with `evaluate_after_training` calls when it completes (a failure there is an `eval` event,
+not an error).
 No training state is used: the run's config.json and output/ are all it reads.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,12 +34,12 @@ from .encoders import (Encoder, clip_image_similarity, clip_text_similarity, din
                        self_similarity)
 from .events import emit, error_line, last_event, read_events, run_status
 from .measures import prompt_sensitivity, proxy_similarity, ssim
+from .metrics import METRICS_FILE, write_metrics
 from .prompts import EvalPrompts, build_prompts
+from .vocabulary import FACTORS
 _DB = DREAMBOOTH_PAPER  # cited in the `basis` lines below
 
-METRICS_FILE = "metrics.json"
 EVAL_DIR = "eval"
-FACTORS = ("accuracy", "flexibility", "preservation")
 DEFAULT_NUM_IMAGES = 2        # seeds per prompt
 DEFAULT_STEPS = 25            # denoising steps for real models
 SMALL_MODEL_STEPS = 10        # for models generating at <= 128 px (the tiny test model)
@@ -294,19 +292,6 @@ def make_grid(rows: Sequence[tuple[str, Sequence[Any]]], cell: int = 128, label_
     return grid
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Temp file in the same folder, then os.replace: readers see the old file or the new one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _device(device: str | None) -> str:
     import torch
 
@@ -367,7 +352,7 @@ def evaluate_run(run_dir: str | Path, *, clip: str | None = None, dino: str | No
               "calibration": CALIBRATION_CARD, "grids": save_grids(run_dir, images, prompts, train),
               "evaluated_at": round(time.time(), 3)}
     result["seconds"] = round(time.time() - started, 2)
-    write_json_atomic(run_dir / METRICS_FILE, result)
+    write_metrics(run_dir, result)
     emit(run_dir, "eval", int(end["step"]) if end else config.max_train_steps,
          metrics={f: result[f]["score"] for f in FACTORS}, path=METRICS_FILE)
     return result

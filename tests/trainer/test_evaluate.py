@@ -13,14 +13,16 @@ import pytest
 from PIL import Image
 
 from helpers import fast_config, pattern_image, run_cli
+from trainer.calibration import ANCHORS, PROXY_ANCHORS, REFERENCE_MEASUREMENTS, Anchor, pres_score, score_from_anchors
 from trainer.encoders import (clip_image_similarity, clip_text_similarity, dino_similarity, load_encoders,
                               parse_encoder_specs)
-from trainer.calibration import ANCHORS, PROXY_ANCHORS, REFERENCE_MEASUREMENTS, Anchor, pres_score, score_from_anchors
-from trainer.evaluate import (FACTORS, EvalError, EvalImages, check_run, compute_metrics, default_steps, evaluate_run,
-                              generate, make_grid)
+from trainer.evaluate import (EvalError, EvalImages, check_run, compute_metrics, default_steps, evaluate_run, generate,
+                              make_grid)
 from trainer.events import emit, read_events
 from trainer.measures import color_histogram_similarity, prompt_sensitivity, ssim
+from trainer.metrics import read_metrics
 from trainer.prompts import LIVE_TEMPLATES, OBJECT_TEMPLATES, build_prompts, parse_subject, without_identifier
+from trainer.vocabulary import FACTORS
 
 FAST = dict(num_images=1, steps=2, num_templates=2)   # 14 images of 64 px per evaluation
 
@@ -318,6 +320,8 @@ def _check_contract(metrics: dict, run: Path) -> None:
         assert key in metrics
     on_disk = json.loads((run / "metrics.json").read_text())
     assert {f: on_disk[f]["score"] for f in FACTORS} == {f: metrics[f]["score"] for f in FACTORS}
+    read = read_metrics(run)  # the one reader takes what the evaluation wrote, whole
+    assert read.scores == {f: metrics[f]["score"] for f in FACTORS} and read.problem is None
     assert set(on_disk["grids"]) == {"subject", "flexibility", "preservation"}
     for rel in on_disk["grids"].values():
         with Image.open(run / rel) as grid:

@@ -64,7 +64,8 @@ def test_every_method_trains_in_fp32_from_fp16_weights(method, half_sd15, images
 
 
 def test_fp16_base_is_scored_on_the_cpu(half_sd15, images, tmp_path):
-    from trainer.evaluate import FACTORS, evaluate_run
+    from trainer.evaluate import evaluate_run
+    from trainer.vocabulary import FACTORS
 
     cfg = fast_config(half_sd15, images, tmp_path / "run", method="lora", max_train_steps=2)
     assert TrainingRun(cfg, progress=False).run() == "completed"
