@@ -1,11 +1,16 @@
-"""Common GPUs and their memory, so "I have a 3060" can become `vram_gb=12`.
+"""The one GPU table: the cards people train on, their memory, and how they are named.
 
-The table is data: one row per card (or per service, such as free Colab), with the memory
-it is usually sold with and any other sizes sold under the same name (the 3060 also came
-with 8 GB, the A100 with 40 or 80 GB). A memory size written next to the name ("RTX 3060
-8GB", "A100-80G") picks the variant. Apple silicon and CPU-only machines are in the table
-too, with `gb=None`: the trainer needs CUDA, and the advisor should say so rather than
-store a number that would never work.
+The table is data: one row per card (or per service, such as free Colab, with the card it
+gives), with the memory it is usually sold with and any other sizes sold under the same name
+(the 3060 also came with 8 GB, the A100 with 40 or 80 GB), and whether it computes in bf16
+(Ampere and newer). A memory size written next to the name ("RTX 3060 8GB", "A100-80G",
+"A100-SXM4-80GB") picks the variant. Apple silicon and CPU-only machines are in the table too,
+with `gb=None`: the trainer needs CUDA, and the advisor should say so rather than store a
+number that would never work.
+
+`find_gpus` reads names in chat text; `find_gpu` reads one stored name (the chat's, or a
+device name such as "NVIDIA A100-SXM4-80GB" from a run log). The cost estimator's speed
+figures are keyed by these rows' names (advisor.recommendation.costs.SPEEDS).
 
 Pure stdlib; `lookup_gpu` is cheap enough to run on every chat message.
 """
@@ -23,6 +28,8 @@ class Gpu:
     variants: tuple[float, ...] = ()  # other memory sizes sold under the same name
     note: str = ""                   # said to the user when this card is found
     keys: tuple[str, ...] = ()       # one must be in the text before the regex runs (speed)
+    bf16: bool = False               # computes in bf16: Ampere (RTX 30xx, A-series) or newer
+    card: str | None = None          # a service's card, by its row name (free Colab: "Tesla T4")
 
 
 NO_CUDA = ("{name} has no CUDA GPU, and the trainer needs an NVIDIA GPU with CUDA. "
@@ -33,7 +40,8 @@ _NOT_A_CARD_AFTER = re.compile(
     r"\s*(?:p\b|px|x\d|k\b|images?|pictures?|pics?|photos?|shots?|selfies?|steps?|epochs?|"
     r"minutes?|mins?|hours?|runs?|times?|mb|dollars?|usd|euros?|\$|of\b)")
 _MEMORY = r"(\d{1,3}(?:\.\d)?)\s*(?:gb|gib|g|gigs?|gigabytes?)\b"
-_MEMORY_AFTER = re.compile(r"\s*[-,(/]?\s*(?:with\s+)?" + _MEMORY)
+# "A100 80GB", "A100-80G", "a 3060 with 12gb", and device names such as "A100-SXM4-80GB"
+_MEMORY_AFTER = re.compile(r"\s*[-,(/]?\s*(?:with\s+)?(?:(?:sxm\d?|pcie)\s*[-,]?\s*)?" + _MEMORY)
 _MEMORY_BEFORE = re.compile(_MEMORY + r"\s*(?:of\s+vram\s+)?(?:on\s+(?:an?|my|the)\s+)?[-(]?\s*$")
 
 
@@ -55,7 +63,9 @@ def _nv(number: str, suffix: str = "") -> str:
 
 
 def _row(name: str, gb: float, number: str, suffix: str = "", variants: tuple = ()) -> Gpu:
-    return Gpu(name=name, gb=gb, pattern=_nv(number, suffix), variants=variants, keys=(number,))
+    # GeForce 30xx and newer are Ampere or later: bf16 (10xx, 16xx and 20xx are not)
+    return Gpu(name=name, gb=gb, pattern=_nv(number, suffix), variants=variants, keys=(number,),
+               bf16=number[:2] in ("30", "40", "50"))
 
 
 # Consumer NVIDIA cards, 10xx to 50xx. Memory is the common retail size.
@@ -88,23 +98,24 @@ _GEFORCE = [
 # Datacenter and workstation cards, cloud notebooks, and machines without CUDA.
 _OTHERS = [
     # Free Colab's T4 has 16 GB but reports about 15 GB usable.
-    Gpu("free Colab (T4)", 15, r"\b(?:free\s+)?(?:google\s+)?colab\b(?!\s*pro)"),
-    Gpu("Colab Pro (T4 / L4 / A100)", 15, r"\bcolab\s*pro\+?"),
-    Gpu("Kaggle (T4 / P100)", 16, r"\bkaggle\b"),
+    # The services give a T4 (free Colab, Kaggle) or the slowest of several cards (Colab Pro).
+    Gpu("free Colab (T4)", 15, r"\b(?:free\s+)?(?:google\s+)?colab\b(?!\s*pro)", card="Tesla T4"),
+    Gpu("Colab Pro (T4 / L4 / A100)", 15, r"\bcolab\s*pro\+?", card="Tesla T4"),
+    Gpu("Kaggle (T4 / P100)", 16, r"\bkaggle\b", card="Tesla T4"),
     Gpu("Tesla T4", 16, r"\b(?:tesla\s*|nvidia\s*)?t4\b"),
     Gpu("Tesla P100", 16, r"\b(?:tesla\s*)?p100\b", variants=(12,)),
     Gpu("Tesla V100", 16, r"\b(?:tesla\s*)?v100\b", variants=(32,)),
-    Gpu("A10G", 24, r"\ba10g\b"),
-    Gpu("A10", 24, r"\ba10\b(?!\d)"),
-    Gpu("L4", 24, r"\bl4\b"),
-    Gpu("L40S", 48, r"\bl40s?\b"),
-    Gpu("RTX A4000", 16, r"\b(?:rtx\s*)?a4000\b"),
-    Gpu("RTX A5000", 24, r"\b(?:rtx\s*)?a5000\b"),
-    Gpu("RTX A6000", 48, r"\b(?:rtx\s*)?a6000\b"),
-    Gpu("RTX 6000 Ada", 48, r"\brtx\s*6000\s*ada\b"),
-    Gpu("A100", 40, r"\ba100\b", variants=(80,)),
-    Gpu("H100", 80, r"\bh100\b"),
-    Gpu("H200", 141, r"\bh200\b"),
+    Gpu("A10G", 24, r"\ba10g\b", bf16=True),
+    Gpu("A10", 24, r"\ba10\b(?!\d)", bf16=True),
+    Gpu("L4", 24, r"\bl4\b", bf16=True),
+    Gpu("L40S", 48, r"\bl40s?\b", bf16=True),
+    Gpu("RTX A4000", 16, r"\b(?:rtx\s*)?a4000\b", bf16=True),
+    Gpu("RTX A5000", 24, r"\b(?:rtx\s*)?a5000\b", bf16=True),
+    Gpu("RTX A6000", 48, r"\b(?:rtx\s*)?a6000\b", bf16=True),
+    Gpu("RTX 6000 Ada", 48, r"\brtx\s*6000\s*ada\b", bf16=True),
+    Gpu("A100", 40, r"\ba100\b", variants=(80,), bf16=True),
+    Gpu("H100", 80, r"\bh100\b", bf16=True),
+    Gpu("H200", 141, r"\bh200\b", bf16=True),
     Gpu("Apple silicon (M-series)", None,
         r"\b(?:apple\s+)?m[1-4](?:\s*(?:pro|max|ultra))?\b(?=.{0,40}\b(?:mac|apple|chip|macbook)\b)"
         r"|\b(?:apple\s+)?m[1-4]\s*(?:pro|max|ultra)\b|\bapple\s+(?:silicon|m[1-4])\b"
@@ -117,6 +128,7 @@ _OTHERS = [
 ]
 
 GPUS: tuple[Gpu, ...] = tuple(_GEFORCE + _OTHERS)
+GPU_BY_NAME: dict[str, Gpu] = {gpu.name: gpu for gpu in GPUS}
 _COMPILED = [(gpu, re.compile(gpu.pattern)) for gpu in GPUS]
 # The GeForce rows all start with a model number; one cheap search for any 4-digit number
 # lets a message without one skip the 40 patterns whose optional prefix is slow to scan.
@@ -130,6 +142,7 @@ class GpuMatch:
     start: int           # span in the lowercased text, so callers can blank it out
     end: int
     note: str = ""
+    gpu: Gpu | None = None  # the table's row
 
 
 def find_gpus(text: str) -> list[GpuMatch]:
@@ -163,6 +176,16 @@ def lookup_gpu(text: str) -> tuple[str, float | None] | None:
     return (hits[0].name, hits[0].gb) if hits else None
 
 
+def find_gpu(name: str | None) -> GpuMatch | None:
+    """The table's row for one stored name: what the chat stored ("RTX 3060 12GB", "free Colab
+    (T4)") or a device name from a run ("NVIDIA A100-SXM4-80GB", "Tesla T4", "t4-small");
+    None for a name the table does not know."""
+    if not name:
+        return None
+    hits = find_gpus(name)
+    return hits[0] if hits else None
+
+
 def gpu_note(name: str) -> str:
     """What to tell the user about a card, e.g. that a Mac cannot run the trainer."""
     for gpu in GPUS:
@@ -189,4 +212,4 @@ def _match(gpu: Gpu, m: re.Match, low: str) -> GpuMatch | None:
         gb = stated
     if gpu.variants and gb is not None:
         name = f"{name} {gb:g}GB"
-    return GpuMatch(name=name, gb=gb, start=start, end=end, note=gpu.note.format(name=gpu.name))
+    return GpuMatch(name=name, gb=gb, start=start, end=end, note=gpu.note.format(name=gpu.name), gpu=gpu)

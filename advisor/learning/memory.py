@@ -14,7 +14,7 @@ The factor is the largest of those ratios, between 1 and `MAX_FACTOR`, and it on
 raises estimates: a too-low estimate costs a crashed run, a too-high one a smaller plan.
 Runs that held less than estimated leave the table alone (the estimate includes the CUDA
 context and a margin that `max_memory_reserved` does not count). The recommendation fits to
-the card with this factor (costs.Gpu.memory_factor) and says which run set it.
+the card with this factor (costs.TimedGpu.memory_factor) and says which run set it.
 """
 from __future__ import annotations
 

@@ -15,11 +15,13 @@ reproduces the published points. Pure stdlib: the advisor's import path stays li
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, fields, replace
 
 from trainer.config import MIXED_PRECISION, TrainConfig
-from trainer.vocabulary import ADAPTERS, ALL_WEIGHT_METHODS, BASE_MODELS, CLASS_IMAGE_METHODS, METHOD_NAMES
+from trainer.vocabulary import ADAPTERS, ALL_WEIGHT_METHODS, CLASS_IMAGE_METHODS, METHOD_NAMES
+
+from ..gpus import GPU_BY_NAME
+from ..gpus import find_gpu as find_stored_gpu
 
 
 
@@ -84,14 +86,16 @@ MIN_CLASS_IMAGES = 100         # autotrain's default, the smallest published cou
 
 
 @dataclass(frozen=True)
-class Gpu:
+class TimedGpu:
+    """A card of advisor.gpus.GPUS at one memory size, with a training-speed figure: what the
+    estimator times a run on."""
     name: str
     vram_gb: float
     speed: float   # training throughput relative to a T4
-    bf16: bool     # Ampere or newer (gpu-cards card)
+    bf16: bool     # Ampere or newer (advisor.gpus)
     basis: str     # where the speed factor comes from
-    # The user's setup, learned from their run log (advisor.learner.memory_factor): their runs
-    # held up to this many times the memory estimate. 1.0 (the table) until a run says more.
+    # The user's setup, learned from their run log (advisor.learning.memory): their runs held up
+    # to this many times the memory estimate. 1.0 (the table) until a run says more.
     memory_factor: float = 1.0
 
 
@@ -99,54 +103,69 @@ def _t4_step_s(per_image_s: float, images: int) -> float:
     return C0_S + per_image_s * images
 
 
-# Relative speeds. "derived" rows invert a published run time through this model; "assumed"
-# rows have no published training measurement (costs §4 says so for the A10G).
+# Training speed relative to a T4, per row of advisor.gpus.GPUS (by its name): (factor, basis,
+# the memory sizes the figure is for; empty = the card's usual size). "derived" rows invert a
+# published run time through this model; "assumed" rows have no published training
+# measurement (costs §4 says so for the A10G).
 _A100 = (1 / 1.14) * FP32_SLOWDOWN / (5 * 60 / 1000)
-GPUS: dict[str, Gpu] = {
-    "t4": Gpu("Tesla T4", 16, 1.0, False, "reference: the T4 table (ShivamShrirao/diffusers)"),
-    "rtx2080ti": Gpu("RTX 2080 Ti", 11, 4 * _t4_step_s(C1_LIGHT_S, 1) / (5 * 3600 / 15000), False,
-                     "derived: captioned LoRA, 15,000 steps at 1x4 in about 5 h (huggingface/blog lora.md)"),
-    "rtx3060": Gpu("RTX 3060", 12, 2.5, True, "assumed: no published training speed"),
-    "l4": Gpu("L4", 24, 3.0, True, "assumed: no published training speed"),
-    "a10g": Gpu("A10G", 24, 4.0, True, "assumed: no published training speed (costs §4)"),
-    "rtx3090": Gpu("RTX 3090", 24, _A100 / (1.41 / 1.12), True,
-                   "derived: A100 factor / 1.26 (EveryDream2 user report A100 1.41 vs A6000 1.12 it/s); "
-                   "the 3090 is assumed equal to the A6000 (same GA102 chip)"),
-    "rtx4090": Gpu("RTX 4090", 24, _t4_step_s(C1_LIGHT_S, 8) / (4 * 3600 / 49622), True,
-                   "derived: LyCORIS study, LoRA batch 8, 49,622 steps in about 4 h (setup partly unstated)"),
-    "a100-40": Gpu("A100 40GB", 40, _A100, True,
-                   "derived: DreamBooth paper, about 1,000 steps in 5 min, read as fp32 batch 1 (not stated)"),
-    "a100-80": Gpu("A100 80GB", 80, _A100, True, "as the A100 40GB"),
-    "h100": Gpu("H100", 80, 2 * _A100, True, "assumed: twice an A100; no published training speed"),
-    "h200": Gpu("H200", 141, 2 * _A100, True, "assumed: as the H100 (the same Hopper compute, more and faster "
-                "memory); no published training speed"),
+SPEEDS: dict[str, tuple[float, str, tuple[float, ...]]] = {
+    "Tesla T4": (1.0, "reference: the T4 table (ShivamShrirao/diffusers)", ()),
+    "RTX 2080 Ti": (4 * _t4_step_s(C1_LIGHT_S, 1) / (5 * 3600 / 15000),
+                    "derived: captioned LoRA, 15,000 steps at 1x4 in about 5 h (huggingface/blog lora.md)", ()),
+    "RTX 3060": (2.5, "assumed: no published training speed", ()),
+    "L4": (3.0, "assumed: no published training speed", ()),
+    "A10G": (4.0, "assumed: no published training speed (costs §4)", ()),
+    "RTX 3090": (_A100 / (1.41 / 1.12), "derived: A100 factor / 1.26 (EveryDream2 user report A100 1.41 vs A6000 "
+                 "1.12 it/s); the 3090 is assumed equal to the A6000 (same GA102 chip)", ()),
+    "RTX 4090": (_t4_step_s(C1_LIGHT_S, 8) / (4 * 3600 / 49622),
+                 "derived: LyCORIS study, LoRA batch 8, 49,622 steps in about 4 h (setup partly unstated)", ()),
+    "A100": (_A100, "derived: DreamBooth paper, about 1,000 steps in 5 min, read as fp32 batch 1 (not stated); "
+             "the 80GB card as the 40GB", (40, 80)),
+    "H100": (2 * _A100, "assumed: twice an A100; no published training speed", ()),
+    "H200": (2 * _A100, "assumed: as the H100 (the same Hopper compute, more and faster memory); no published "
+             "training speed", ()),
 }
-_GPU_PATTERNS = [(r"(rtx)?4090.*", "rtx4090"), (r"(rtx)?3090.*", "rtx3090"), (r"(rtx)?3060(12gb?)?", "rtx3060"),
-                 (r"(rtx)?2080ti.*", "rtx2080ti"), (r"t4.*|(free)?colab.*", "t4"), (r"a10g.*", "a10g"),
-                 (r"l4(24gb?)?", "l4"), (r"a100.*80.*", "a100-80"), (r"a100.*", "a100-40"), (r"h100.*", "h100"),
-                 (r"h200.*", "h200")]
 
 
-def find_gpu(name: str | None) -> Gpu | None:
-    """The speed-table row for a card name ("RTX 4090", "A100 80GB", "t4-small"), or None."""
-    if not name:
+def _timed_cards() -> dict[str, TimedGpu]:
+    """Every (card, memory size) with a speed figure, by the name the estimate shows: the row's
+    name, with the size when several sizes are timed ("A100 40GB")."""
+    out = {}
+    for name, (speed, basis, sizes) in SPEEDS.items():
+        gpu = GPU_BY_NAME[name]  # a KeyError here is a speed figure for a card the table lacks
+        for gb in sizes or (gpu.gb,):
+            label = f"{name} {gb:g}GB" if len(sizes) > 1 else name
+            out[label] = TimedGpu(label, float(gb), speed, gpu.bf16, basis)
+    return out
+
+
+TIMED: dict[str, TimedGpu] = _timed_cards()
+T4 = TIMED["Tesla T4"]  # the reference card: estimates without a card are timed for it
+
+
+def find_gpu(name: str | None) -> TimedGpu | None:
+    """The timed card for a stored GPU name ("RTX 4090", "A100 80GB", "t4-small", "free Colab
+    (T4)"), or None when the table does not know the name or has no speed figure for it."""
+    hit = find_stored_gpu(name)
+    if hit is None:
         return None
-    key = re.sub(r"[^a-z0-9]", "", name.lower())
-    for noise in ("nvidia", "geforce", "tesla"):
-        key = key.replace(noise, "")
-    for pattern, gpu_id in _GPU_PATTERNS:
-        if re.fullmatch(pattern, key):
-            return GPUS[gpu_id]
-    return None
+    row, gb = hit.gpu, hit.gb
+    if row.card is not None:  # a service: timed as the card it gives
+        row = GPU_BY_NAME[row.card]
+        gb = row.gb
+    speed = SPEEDS.get(row.name)
+    if speed is None or gb not in (speed[2] or (row.gb,)):
+        return None
+    return TIMED[f"{row.name} {gb:g}GB" if len(speed[2]) > 1 else row.name]
 
 
-def typical_gpu(vram_gb: float) -> Gpu:
-    """For an unnamed card: the slowest card in the table with at least `vram_gb` (assumed;
-    the T4 for 16 GB and below, the largest card's slowest row above the table)."""
-    big_enough = [g for g in GPUS.values() if g.vram_gb >= vram_gb]
+def typical_gpu(vram_gb: float) -> TimedGpu:
+    """For an unnamed card: the slowest timed card with at least `vram_gb` (assumed; the T4 for
+    16 GB and below, the largest card's slowest row above the table)."""
+    big_enough = [g for g in TIMED.values() if g.vram_gb >= vram_gb]
     if not big_enough:
-        top = max(g.vram_gb for g in GPUS.values())
-        big_enough = [g for g in GPUS.values() if g.vram_gb == top]
+        top = max(g.vram_gb for g in TIMED.values())
+        big_enough = [g for g in TIMED.values() if g.vram_gb == top]
     return min(big_enough, key=lambda g: (g.speed, g.vram_gb))
 
 
@@ -156,7 +175,7 @@ class Estimate:
     minutes: float
     output_mb: float
     breakdown: list[str] = field(default_factory=list)  # one sentence per part of the estimate
-    gpu: str = GPUS["t4"].name                           # the card the time is for
+    gpu: str = T4.name                                   # the card the time is for
 
 
 _DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if not callable(f.default_factory)}
@@ -255,7 +274,7 @@ def memory_gb(method: str, base_model: str, hp: dict) -> tuple[float, list[str]]
     return total, parts
 
 
-def seconds_per_step(method: str, base_model: str, hp: dict, gpu: Gpu | None = None) -> float:
+def seconds_per_step(method: str, base_model: str, hp: dict, gpu: TimedGpu | None = None) -> float:
     """Wall seconds per optimizer step (all micro-steps of gradient accumulation)."""
     h = _resolve(method, base_model, hp)
     a = ARCH[base_model]
@@ -265,10 +284,10 @@ def seconds_per_step(method: str, base_model: str, hp: dict, gpu: Gpu | None = N
     micro *= CKPT_SLOWDOWN if h["gradient_checkpointing"] else 1.0
     micro *= FP32_SLOWDOWN if h["mixed_precision"] == "no" else 1.0
     micro *= TEXT_ENCODER_SLOWDOWN if h["train_text_encoder"] else 1.0
-    return micro * h["gradient_accumulation_steps"] / (gpu or GPUS["t4"]).speed
+    return micro * h["gradient_accumulation_steps"] / (gpu or T4).speed
 
 
-def _sampling_s(base_model: str, h: dict, images: int, steps: int, gpu: Gpu) -> float:
+def _sampling_s(base_model: str, h: dict, images: int, steps: int, gpu: TimedGpu) -> float:
     a = ARCH[base_model]
     per = FORWARD_S * 2 * a.compute * (h["resolution"] / 512) ** 2  # x2: classifier-free guidance
     per *= FP32_SLOWDOWN if h["mixed_precision"] == "no" else 1.0
@@ -291,10 +310,10 @@ def output_mb(method: str, base_model: str, hp: dict) -> tuple[float, str]:
     return total * 4e3, f"Full diffusers pipeline folder: {total:.2f} B parameters x 4 bytes (fp32)."
 
 
-def estimate(method: str, base_model: str, hp: dict, n_images: int, *, gpu: Gpu | None = None) -> Estimate:
+def estimate(method: str, base_model: str, hp: dict, n_images: int, *, gpu: TimedGpu | None = None) -> Estimate:
     """Memory, minutes and output size of one run; `gpu` sets the speed (default: a T4)."""
     h = _resolve(method, base_model, hp, n_images)
-    gpu = gpu or GPUS["t4"]
+    gpu = gpu or T4
     vram, breakdown = memory_gb(method, base_model, hp)
     if gpu.memory_factor != 1.0:
         breakdown.append(f"Times {gpu.memory_factor:.2f}: what your logged runs held over their estimates "
@@ -331,7 +350,7 @@ def _fits(method, base_model, h, vram_gb, factor: float = 1.0) -> bool:
     return memory_gb(method, base_model, h)[0] * factor * MARGIN <= vram_gb
 
 
-def _memory_steps(base_model: str, gpu: Gpu | None):
+def _memory_steps(base_model: str, gpu: TimedGpu | None):
     """The savings in order of their cost to quality and speed: (name, change, sentence)."""
     half = "bf16" if gpu is not None and gpu.bf16 else "fp16"
     vae_note = ""
@@ -372,7 +391,7 @@ def _changed(h: dict, start: dict, hp: dict) -> dict:
 
 
 def fit_memory(method: str, base_model: str, hp: dict, vram_gb: float, *,
-               gpu: Gpu | None = None) -> tuple[dict, list[str]]:
+               gpu: TimedGpu | None = None) -> tuple[dict, list[str]]:
     """Apply memory savings, cheapest first, until the estimate is 10% under `vram_gb`.
 
     Returns the new hyperparameters and one sentence per saving applied (with the GB saved).
@@ -402,7 +421,7 @@ def fit_memory(method: str, base_model: str, hp: dict, vram_gb: float, *,
 
 
 def fit_time(method: str, base_model: str, hp: dict, n_images: int, minutes: float, *,
-             gpu: Gpu | None = None) -> tuple[dict, list[str]]:
+             gpu: TimedGpu | None = None) -> tuple[dict, list[str]]:
     """Shorten a run to fit `minutes`: mixed precision, fewer class images, validation only at
     the end, then fewer steps down to half of the given count. Returns (hp, changes)."""
     h = _resolve(method, base_model, hp, n_images)
@@ -436,7 +455,7 @@ def fit_time(method: str, base_model: str, hp: dict, n_images: int, minutes: flo
 
 
 def steps_within(method: str, base_model: str, hp: dict, n_images: int, minutes: float, *,
-                 gpu: Gpu | None = None) -> int:
+                 gpu: TimedGpu | None = None) -> int:
     """How many steps (a multiple of 50, maybe 0) fit `minutes` after the fixed overheads
     (class images, validation samples) of `hp`."""
     per_step = seconds_per_step(method, base_model, hp, gpu) / 60
@@ -459,12 +478,12 @@ def fit_output(method: str, base_model: str, hp: dict, max_mb: float | None) -> 
 
 
 def cheapest_gpu(method: str, base_model: str, hp: dict, n_images: int, minutes: float, *,
-                 min_vram_gb: float = 0, faster_than: Gpu | None = None) -> tuple[Gpu, Estimate] | None:
+                 min_vram_gb: float = 0, faster_than: TimedGpu | None = None) -> tuple[TimedGpu, Estimate] | None:
     """The smallest, then slowest, card in the table that runs `hp` within memory and time,
     with at least `min_vram_gb` and faster than `faster_than` (the card the user has)."""
-    floor = (faster_than or GPUS["t4"]).speed
+    floor = (faster_than or T4).speed
     factor = faster_than.memory_factor if faster_than is not None else 1.0  # the user's setup goes with them
-    for gpu in sorted(GPUS.values(), key=lambda g: (g.vram_gb, g.speed)):
+    for gpu in sorted(TIMED.values(), key=lambda g: (g.vram_gb, g.speed)):
         if gpu.vram_gb < min_vram_gb or (gpu.speed <= floor and gpu.vram_gb <= min_vram_gb):
             continue
         gpu = replace(gpu, memory_factor=factor)

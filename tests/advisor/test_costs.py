@@ -33,7 +33,7 @@ def test_t4_memory_rows_within_10_percent(change, published_gb, _):
 
 @pytest.mark.parametrize("change,_,its", [r for r in T4_ROWS if r[2] is not None and r[0] != {"use_8bit_adam": False}])
 def test_t4_speed_rows_within_10_percent(change, _, its):
-    step_s = costs.seconds_per_step("dreambooth", "sd15", {**REF, **change}, costs.GPUS["t4"])
+    step_s = costs.seconds_per_step("dreambooth", "sd15", {**REF, **change}, costs.TIMED["Tesla T4"])
     assert within(1 / step_s, its, 0.10)
 
 
@@ -111,10 +111,10 @@ def test_output_sizes():
 def test_known_speeds_reproduced():
     # 2080 Ti: captioned LoRA, 15,000 steps at 1 x 4 in about 5 h (its factor is derived from it)
     hp = {"mixed_precision": "fp16", "gradient_accumulation_steps": 4, "max_train_steps": 15000, "validation_steps": 0}
-    assert within(costs.estimate("lora", "sd15", hp, 833, gpu=costs.GPUS["rtx2080ti"]).minutes, 300, 0.10)
+    assert within(costs.estimate("lora", "sd15", hp, 833, gpu=costs.TIMED["RTX 2080 Ti"]).minutes, 300, 0.10)
     # DreamBooth paper: about 1,000 steps in about 5 minutes on one A100
     db = {"max_train_steps": 1000, "validation_steps": 0}
-    assert within(costs.estimate("dreambooth", "sd15", db, 5, gpu=costs.GPUS["a100-40"]).minutes, 5, 0.15)
+    assert within(costs.estimate("dreambooth", "sd15", db, 5, gpu=costs.TIMED["A100 40GB"]).minutes, 5, 0.15)
 
 
 def test_prior_preservation_costs_memory_and_class_image_time():
@@ -155,7 +155,7 @@ def test_fit_memory_skips_savings_that_buy_nothing_and_respects_flip():
 
 
 def test_fit_memory_prefers_bf16_on_ampere_and_lowers_resolution_last():
-    hp, applied = costs.fit_memory("lora", "sdxl", {"resolution": 1024}, 6, gpu=costs.GPUS["rtx3060"])
+    hp, applied = costs.fit_memory("lora", "sdxl", {"resolution": 1024}, 6, gpu=costs.TIMED["RTX 3060"])
     assert hp["mixed_precision"] == "bf16"
     assert hp["resolution"] == 768 and applied[-1].startswith("Lower training resolution")
 
@@ -195,21 +195,34 @@ def test_fit_output_halves_rank():
     assert costs.fit_output("dreambooth", "sd15", {}, 50) == ({}, [])
 
 
-@pytest.mark.parametrize("name,key", [("RTX 4090", "rtx4090"), ("NVIDIA GeForce RTX 3090", "rtx3090"),
-                                      ("A100 80GB", "a100-80"), ("a100", "a100-40"), ("t4-small", "t4"),
-                                      ("Tesla T4", "t4"), ("H100", "h100"), ("NVIDIA H200", "h200"), ("L4", "l4"),
-                                      ("A10G", "a10g")])
-def test_find_gpu(name, key):
-    assert costs.find_gpu(name) is costs.GPUS[key]
+@pytest.mark.parametrize("name,card", [("RTX 4090", "RTX 4090"), ("NVIDIA GeForce RTX 3090", "RTX 3090"),
+                                       ("A100 80GB", "A100 80GB"), ("a100", "A100 40GB"), ("t4-small", "Tesla T4"),
+                                       ("Tesla T4", "Tesla T4"), ("H100", "H100"), ("NVIDIA H200", "H200"), ("L4", "L4"),
+                                       ("A10G", "A10G"), ("NVIDIA A100-SXM4-80GB", "A100 80GB"),
+                                       ("NVIDIA H100 80GB HBM3", "H100"), ("RTX 3060 12GB", "RTX 3060"),
+                                       ("free Colab (T4)", "Tesla T4"), ("Kaggle (T4 / P100)", "Tesla T4")])
+def test_find_gpu(name, card):
+    assert costs.find_gpu(name) is costs.TIMED[card]
 
 
 def test_find_gpu_unknown():
     assert costs.find_gpu("Radeon 7900") is None and costs.find_gpu(None) is None
+    # a card the table knows but has no speed figure for, or a size the figure is not for
+    assert costs.find_gpu("RTX 3060 Ti") is None and costs.find_gpu("RTX 3060 8GB") is None
+
+
+def test_every_speed_figure_is_for_a_card_of_the_one_gpu_table():
+    from advisor.gpus import GPU_BY_NAME
+
+    assert set(costs.SPEEDS) <= set(GPU_BY_NAME)
+    for card in costs.TIMED.values():
+        row = GPU_BY_NAME[card.name.removesuffix(f" {card.vram_gb:g}GB")]
+        assert card.bf16 == row.bf16 and card.vram_gb in (row.gb, *row.variants)
 
 
 def test_gpu_table_marks_every_factor():
-    for gpu in costs.GPUS.values():
-        assert gpu.basis.split(":")[0] in ("reference", "derived", "assumed", "as the A100 40GB")
+    for gpu in costs.TIMED.values():
+        assert gpu.basis.split(":")[0] in ("reference", "derived", "assumed")
         assert gpu.speed >= 1.0
 
 

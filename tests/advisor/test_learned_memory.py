@@ -38,15 +38,15 @@ def _canonical(rec) -> str:
 
 def test_a_setup_factor_scales_the_estimate_and_the_fitting():
     hp = {"mixed_precision": "fp16"}
-    plain = costs.estimate("dreambooth", "sd15", hp, 5, gpu=costs.GPUS["rtx3060"])
+    plain = costs.estimate("dreambooth", "sd15", hp, 5, gpu=costs.TIMED["RTX 3060"])
     heavier = costs.estimate("dreambooth", "sd15", hp, 5,
-                             gpu=costs.replace(costs.GPUS["rtx3060"], memory_factor=1.25))
+                             gpu=costs.replace(costs.TIMED["RTX 3060"], memory_factor=1.25))
     assert heavier.vram_gb == pytest.approx(plain.vram_gb * 1.25, abs=0.01)
     assert any("what your logged runs held" in line for line in heavier.breakdown)
     assert heavier.minutes == plain.minutes  # memory only
     # a LoRA at fp32 fits 8 GB as the table has it; at 1.5x it needs a saving first
-    assert costs.fit_memory("lora", "sd15", {}, 8, gpu=costs.GPUS["t4"]) == ({}, [])
-    tighter, savings = costs.fit_memory("lora", "sd15", {}, 8, gpu=costs.replace(costs.GPUS["t4"], memory_factor=1.5))
+    assert costs.fit_memory("lora", "sd15", {}, 8, gpu=costs.TIMED["Tesla T4"]) == ({}, [])
+    tighter, savings = costs.fit_memory("lora", "sd15", {}, 8, gpu=costs.replace(costs.TIMED["Tesla T4"], memory_factor=1.5))
     assert tighter and len(savings) == 1
     assert costs.memory_gb("lora", "sd15", tighter)[0] * 1.5 * costs.MARGIN <= 8
 

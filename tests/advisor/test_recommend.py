@@ -252,10 +252,10 @@ def test_fit_respects_the_cost_model():
 
 
 def test_unnamed_cards_are_timed_as_the_slowest_card_with_that_memory():
-    assert costs.typical_gpu(12) is costs.GPUS["t4"]
-    assert costs.typical_gpu(24) is costs.GPUS["l4"]
-    assert costs.typical_gpu(80) is costs.GPUS["a100-80"] and costs.typical_gpu(141) is costs.GPUS["h200"]
-    assert costs.typical_gpu(200) is costs.GPUS["h200"]  # above the table: its largest card
+    assert costs.typical_gpu(12) is costs.TIMED["Tesla T4"]
+    assert costs.typical_gpu(24) is costs.TIMED["L4"]
+    assert costs.typical_gpu(80) is costs.TIMED["A100 80GB"] and costs.typical_gpu(141) is costs.TIMED["H200"]
+    assert costs.typical_gpu(200) is costs.TIMED["H200"]  # above the table: its largest card
     rec = recommend(Profile(vram_gb=24)).to_dict()
     note = next(a for a in rec["assumptions"] if a["slot"] == "gpu_name")["how_to_change"]
     assert "L4" in note and rec["estimates"]["timed_for"] == "L4"  # the card the minutes are for, as data
