@@ -19,6 +19,9 @@ Every row has `t` (unix seconds), `kind` and `step`. Kinds and the fields they c
   CUDA ran out of memory: trainer.memory.is_out_of_memory)
 - `end`: status (completed | stopped | failed), outputs (relative paths), peak_vram_gb (CUDA only);
   a failed end also error and out_of_memory, as on its `error` event
+
+Stdlib only, so the advisor reads run folders with the same functions (`read_events`,
+`start_process_alive`, `run_status`, `last_event`) without importing torch.
 """
 from __future__ import annotations
 
@@ -124,12 +127,25 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def start_process_alive(start: dict[str, Any]) -> bool | None:
+    """Whether the process that wrote a `start` event still runs: True or False where that can
+    be checked (its pid, on this host), None where it cannot (another host, or no usable pid)."""
+    pid = start.get("pid")
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0 or not _on_this_host(start):
+        return None
+    return pid_alive(pid)
+
+
+def _on_this_host(start: dict[str, Any]) -> bool:
+    return start.get("host") in (None, socket.gethostname())
+
+
 def run_status(run_dir: str | Path, events: list[dict[str, Any]] | None = None) -> str:
     """running | completed | stopped | failed | unknown, from the events of the latest attempt.
 
     A run that started and has no `end` is "running" while the pid in its `start` event is
-    alive (or on another host, where we cannot look), and "failed" once that process is gone:
-    it was killed before it could write its end.
+    alive (or on another host, where we cannot look), and "failed" once that process is gone
+    (killed before it could write its end) or when the start names no process to look at.
     """
     events = read_events(run_dir) if events is None else events
     last_start = None
@@ -142,9 +158,9 @@ def run_status(run_dir: str | Path, events: list[dict[str, Any]] | None = None) 
             break
     if last_start is None:
         return "unknown"
-    if last_start.get("host") not in (None, socket.gethostname()):
+    if not _on_this_host(last_start):
         return "running"
-    return "running" if pid_alive(last_start.get("pid", -1)) else "failed"
+    return "running" if start_process_alive(last_start) else "failed"
 
 
 def last_event(events: list[dict[str, Any]], kind: str) -> dict[str, Any] | None:

@@ -3,9 +3,13 @@
 The peak is `torch.cuda.max_memory_reserved`: what PyTorch's caching allocator held at its
 highest, the part of `nvidia-smi`'s figure that the run controls (the CUDA context, a few
 hundred MB more, is outside it). On the CPU there is no such figure and nothing is recorded.
+
+Stdlib only at import: torch (and safetensors) are imported inside the functions that measure,
+so the advisor reads a run's peak from its events (`summary_fields`) without them.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 GIB = 2 ** 30
@@ -66,9 +70,12 @@ def _lower_resolution(resolution: int) -> int:
 
 
 def summary_fields(events: list[dict[str, Any]]) -> dict[str, float]:
-    """The highest `peak_vram_gb` / `vram_gb` in a run's events, as {"peak_vram_gb": x} or {}."""
+    """The highest `peak_vram_gb` / `vram_gb` in a run's events (the end's peak, or the steps'
+    readings of a run killed before its end), as {"peak_vram_gb": x} or {} when nothing was
+    measured (CPU runs); values that are not finite positive numbers are ignored."""
     values = [e.get(k) for e in events for k in ("peak_vram_gb", "vram_gb")]
-    peaks = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0]
+    peaks = [float(v) for v in values
+             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0]
     return {"peak_vram_gb": max(peaks)} if peaks else {}
 
 

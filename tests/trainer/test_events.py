@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
+from helpers import ROOT
 from trainer.events import (EVENTS_FILE, emit, error_line, last_event, pid_alive, read_events, read_new_events,
-                            run_status)
+                            run_status, start_process_alive)
 
 
 def test_emit_appends_one_json_line_per_event(tmp_path):
@@ -97,3 +98,26 @@ def test_last_event_and_error_line():
     assert error_line(ValueError("data_dir 'x' does not exist\nmore")) == "data_dir 'x' does not exist"
     assert error_line(RuntimeError("CUDA out of memory. Tried")) == "RuntimeError: CUDA out of memory. Tried"
     assert error_line(KeyError()) == "KeyError"
+
+
+def test_start_process_alive_says_what_this_host_can_know():
+    here = os.uname().nodename
+    assert start_process_alive({"pid": os.getpid(), "host": here}) is True
+    assert start_process_alive({"pid": os.getpid()}) is True  # no host recorded: this one
+    assert start_process_alive({"pid": _dead_pid(), "host": here}) is False
+    assert start_process_alive({"pid": _dead_pid(), "host": "some-gpu-box"}) is None  # cannot look there
+    for pid in (None, 0, -3, True, "123", 1.5):
+        assert start_process_alive({"pid": pid, "host": here}) is None, pid  # nothing to look at
+    assert start_process_alive({}) is None
+
+
+def test_a_start_without_a_pid_has_no_process_to_wait_for(tmp_path):
+    emit(tmp_path, "start", 0, host=os.uname().nodename)
+    assert run_status(tmp_path) == "failed"
+
+
+def test_the_event_and_memory_readers_import_no_torch():
+    code = ("import sys, trainer.events, trainer.memory; "
+            "print(sorted(m for m in ('torch', 'numpy', 'diffusers', 'safetensors') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -14,7 +14,8 @@ from trainer import loop as loop_module
 from trainer.config import TrainConfig
 from trainer.events import read_events
 from trainer.loop import TrainingRun
-from trainer.memory import is_out_of_memory, memory_savings, out_of_memory_message, peak_vram_gb, vram_fields
+from trainer.memory import (is_out_of_memory, memory_savings, out_of_memory_message, peak_vram_gb, summary_fields,
+                            vram_fields)
 
 
 def test_the_cpu_records_no_vram_figure(tiny_sd15, images, tmp_path):
@@ -156,3 +157,11 @@ def test_out_of_memory_is_recognised_in_both_forms():
     assert is_out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 20.00 MiB"))
     assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
     assert not is_out_of_memory(MemoryError())
+
+
+def test_the_peak_of_a_runs_events_counts_only_finite_positive_readings():
+    assert summary_fields([]) == {} and summary_fields([{"kind": "step", "step": 1}]) == {}
+    steps = [{"kind": "step", "vram_gb": v} for v in (3.25, 3.5, "inf", float("inf"), float("nan"), True, -1, 0)]
+    assert summary_fields(steps) == {"peak_vram_gb": 3.5}  # a run killed before its end: the steps' readings
+    assert summary_fields(steps + [{"kind": "end", "peak_vram_gb": 4}]) == {"peak_vram_gb": 4.0}
+
