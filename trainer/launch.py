@@ -33,6 +33,9 @@ from .events import END_STATUSES, last_event, read_events, read_new_events, run_
 JOB_FILE = "job.json"
 LOG_FILE = "train.log"
 _EXIT_BY_STATUS = {"completed": 0, "stopped": 0, "failed": 1}
+# How a launcher ends on a stop signal: Popen reports -N when the signal killed it; one that
+# catches the signal and exits by the shell's convention (accelerate 1.16) gives 128 + N.
+_STOP_EXITS = (128 + signal.SIGTERM, 128 + signal.SIGINT)
 
 
 def user_accelerate_config() -> Path | None:
@@ -141,12 +144,13 @@ class TrainingJob:
 
     @property
     def returncode(self) -> int | None:
-        """The launcher's exit code; after `stop()` or for an attached job, the run's own
-        (0 completed or stopped, 1 failed), since SIGTERM ends the launcher before the run."""
+        """The launcher's exit code; for an attached job, or when `stop()` ended the launcher
+        (killed by the signal, or exiting 143/130 for SIGTERM/SIGINT), the run's own (0 completed
+        or stopped, 1 failed): the launcher's code then tells only that it was stopped."""
         if self.alive():
             return None
         code = self._process.returncode if self._process is not None else None
-        if code is not None and not (self._stopped_by_us and code < 0):
+        if code is not None and not (self._stopped_by_us and (code < 0 or code in _STOP_EXITS)):
             return code
         end = last_event(self.events(), "end")
         return _EXIT_BY_STATUS.get(end.get("status"), 1) if end else 1

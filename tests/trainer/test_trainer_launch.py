@@ -99,3 +99,47 @@ def test_why_a_run_ended_without_its_end_event(tmp_path):
     assert ended_without_result(tmp_path).startswith("the training process was killed by the system (SIGKILL)")
     (tmp_path / LOG_FILE).write_text("Traceback ...\nValueError: something else\n")
     assert "see the log" in ended_without_result(tmp_path)
+
+
+# A stand-in launcher: exits with `code` on SIGTERM (None: dies of the signal, as Popen reports -15).
+_LAUNCHER = """
+import signal, sys, time
+code = {code!r}
+if code is not None:
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(code))
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def _stand_in_job(run_dir: Path, code: int | None):
+    import subprocess
+
+    from trainer.launch import TrainingJob
+
+    proc = subprocess.Popen([sys.executable, "-c", _LAUNCHER.format(code=code)], stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    assert proc.stdout.readline().strip() == "ready"  # the handler is in place before any signal
+    return TrainingJob(run_dir, proc.pid, proc), proc
+
+
+@pytest.mark.parametrize("code", [143, 130, None])
+@pytest.mark.parametrize("status, expected", [("stopped", 0), ("failed", 1)])
+def test_a_launcher_ended_by_our_stop_reports_the_runs_own_exit(tmp_path, code, status, expected):
+    """accelerate 1.16 exits 143 (128 + SIGTERM) on the stop; older ones died of it (-15). Either
+    way the launcher's code only says it was stopped: the run's end event decides."""
+    from trainer.events import emit
+
+    job, proc = _stand_in_job(tmp_path, code)
+    emit(tmp_path, "end", 7, status=status)  # what the run writes as it stops
+    assert job.stop(timeout=30) == status
+    assert proc.returncode == (code if code is not None else -15)
+    assert job.returncode == expected
+
+
+def test_a_launcher_that_exits_143_unasked_keeps_its_code(tmp_path):
+    import signal
+
+    job, proc = _stand_in_job(tmp_path, 143)
+    os.killpg(proc.pid, signal.SIGTERM)  # someone else's signal, not job.stop()
+    assert job.wait(timeout=30) == 143
