@@ -13,7 +13,7 @@ import ast
 import json
 import math
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -195,6 +195,21 @@ class TrainConfig:
                 value = raw
             data[key] = value
         return TrainConfig.from_dict(data)
+
+
+# --- the fields by kind -------------------------------------------------------------
+# What a run is about and what it keeps: its model, data, prompts, folders, samples and
+# checkpoints. Every other field is a hyperparameter: how the run trains. The run log, the
+# advisor and the learner read the hyperparameters by these names.
+RUN_FIELDS = ("base_model", "method", "data_dir", "instance_prompt", "class_prompt", "output_dir", "skip_bad_images",
+              "class_data_dir", "placeholder_token", "initializer_token", "validation_prompts", "validation_steps",
+              "num_validation_images", "validation_inference_steps", "checkpointing_steps",
+              "checkpoints_total_limit", "evaluate_after_training")
+HYPERPARAMETERS: tuple[str, ...] = tuple(f.name for f in fields(TrainConfig) if f.name not in RUN_FIELDS)
+DEFAULTS: dict[str, Any] = {f.name: f.default if f.default is not MISSING else f.default_factory()
+                            for f in fields(TrainConfig)}
+if set(RUN_FIELDS) - set(DEFAULTS):  # a renamed field must not silently become a hyperparameter
+    raise ImportError(f"RUN_FIELDS names no field {sorted(set(RUN_FIELDS) - set(DEFAULTS))}")
 
 
 # --- small validation helpers (pure functions) ---------------------------------------

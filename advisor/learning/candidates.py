@@ -82,7 +82,7 @@ MOVES: tuple[Move, ...] = (
 )
 CARDS = {"learning_rate": "hp-learning-rate", "max_train_steps": "hp-steps", "rank": "hp-lora-rank-alpha",
          "prior_preservation": "prior-preservation", "train_text_encoder": "text-encoder-training"}
-SHOWN_HP = ("learning_rate", "max_train_steps", "rank", "prior_preservation", "train_text_encoder")
+SHOWN_HP = tuple(dict.fromkeys(m.key for m in MOVES))  # the settings the moves change, shown in explanations
 
 
 def neighbour(origin: Plan, move: Move, profile: Profile, gpu, vram: float, pace=None) -> Plan | None:

@@ -27,13 +27,15 @@ from __future__ import annotations
 import math
 import warnings
 from functools import lru_cache
-from typing import Any
+from typing import Any, get_type_hints
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
+from trainer.config import DEFAULTS as TRAIN_DEFAULTS
+from trainer.config import HYPERPARAMETERS, MIXED_PRECISION, TrainConfig
 from trainer.vocabulary import ADAPTERS, BASE_MODELS, FACTORS, METHOD_NAMES, base_model_key
 
 from ..profile import DEFAULTS, SUBJECT_TYPES, Profile
@@ -61,10 +63,7 @@ FEATURES: tuple[str, ...] = (
 )
 TARGETS = FACTORS  # accuracy, flexibility, preservation (1-5)
 
-# Hyperparameters a run may lack (kohya files, hand-made CSV rows): TrainConfig's defaults,
-# except the learning rate and steps, which default to the recipe (a zero offset).
-_HP_DEFAULTS = {"train_batch_size": 1, "gradient_accumulation_steps": 1, "rank": 4,
-                "prior_preservation": False, "train_text_encoder": False}
+
 
 
 def as_positive(v: Any) -> float | None:
@@ -120,11 +119,11 @@ def featurize(profile: dict | None, hyperparameters: dict | None, method: str, b
     subject, n_images = context(profile, hp)
     recipe_lr, recipe_views = recipe(method, base_model, subject or DEFAULTS["subject_type"], n_images)
     lr = as_positive(hp.get("learning_rate")) or recipe_lr
-    batch = as_positive(hp.get("train_batch_size")) or _HP_DEFAULTS["train_batch_size"]
-    accum = as_positive(hp.get("gradient_accumulation_steps")) or _HP_DEFAULTS["gradient_accumulation_steps"]
+    batch = as_positive(hp.get("train_batch_size")) or TRAIN_DEFAULTS["train_batch_size"]
+    accum = as_positive(hp.get("gradient_accumulation_steps")) or TRAIN_DEFAULTS["gradient_accumulation_steps"]
     steps = as_positive(hp.get("max_train_steps"))
     views = steps * batch * accum if steps else recipe_views
-    rank = (as_positive(hp.get("rank")) or _HP_DEFAULTS["rank"]) if method in ADAPTERS else 1.0
+    rank = (as_positive(hp.get("rank")) or TRAIN_DEFAULTS["rank"]) if method in ADAPTERS else 1.0
     native = BASE_MODELS[base_model].resolution
     resolution = as_positive(hp.get("resolution")) or native
     lr_rel = math.log10(lr / recipe_lr)
@@ -140,11 +139,6 @@ def featurize(profile: dict | None, hyperparameters: dict | None, method: str, b
 
 
 # --------------------------------------------------------------------------- the run log
-_META_HP = ("learning_rate", "max_train_steps", "train_batch_size", "gradient_accumulation_steps", "rank",
-            "prior_preservation", "train_text_encoder", "resolution", "text_encoder_lr", "num_class_images",
-            "lora_alpha", "num_train_images")
-
-
 def run_records(log) -> list[RunRecord]:
     """A RunLog, a path to its file, or a list of RunRecord -> the records, as the log holds them."""
     if isinstance(log, RunLog):
@@ -203,7 +197,7 @@ def load_runs(log) -> tuple[np.ndarray, np.ndarray, Any]:
             dropped.append((run_id, f"no rating or score for {', '.join(missing)}"))
             continue
         profile = dict(record.profile or {})
-        hp = {k: record.hyperparameters[k] for k in _META_HP if record.hyperparameters.get(k) is not None}
+        hp = {k: v for k, v in record.hyperparameters.items() if v is not None}
         try:
             x = featurize(profile, hp, method, base)
         except (ValueError, TypeError, OverflowError) as e:  # a junk value no default covers
@@ -360,12 +354,11 @@ class RunOutcomeModel(RegressorMixin, BaseEstimator):
 
 
 # --------------------------------------------------------------------------- the cost side
-# Settings the time estimate reads, by kind (TrainConfig names). A missing or unreadable one
-# takes TrainConfig's default, as advisor.costs does; the step count has no honest default.
-_COST_INTS = ("max_train_steps", "train_batch_size", "gradient_accumulation_steps", "rank", "resolution",
-              "num_class_images", "validation_steps", "num_validation_images", "validation_inference_steps")
-_COST_FLAGS = ("prior_preservation", "train_text_encoder", "gradient_checkpointing", "use_8bit_adam",
-               "cache_latents", "use_ema", "random_flip")
+# The logged hyperparameters the time estimate reads, by TrainConfig's type. A missing or
+# unreadable one takes TrainConfig's default, as costs does; the step count has no honest default.
+_TYPES = get_type_hints(TrainConfig)
+_COST_INTS = tuple(k for k in HYPERPARAMETERS if _TYPES[k] is int)
+_COST_FLAGS = tuple(k for k in HYPERPARAMETERS if _TYPES[k] is bool)
 # A run that took under 1/20 or over 20x its estimate is a unit slip (milliseconds, hours) or
 # a run left paused, not a pace to learn: the speed table's assumed cards are off by 2-3x at most.
 RATIO_RANGE = (0.05, 20.0)
@@ -383,7 +376,7 @@ def cost_hyperparameters(record: RunRecord) -> dict[str, Any]:
         if logged.get(k) is not None:
             hp[k] = as_flag(logged[k])
     mp = logged.get("mixed_precision")
-    if mp in ("no", "fp16", "bf16"):
+    if mp in MIXED_PRECISION:
         hp["mixed_precision"] = mp
     return hp
 
@@ -431,7 +424,7 @@ def load_costs(log) -> tuple[np.ndarray, np.ndarray, Any]:
             dropped.append((run_id, "max_train_steps missing: the estimate needs the step count"))
             continue
         profile = dict(record.profile or {})
-        feature_hp = {k: record.hyperparameters[k] for k in _META_HP if record.hyperparameters.get(k) is not None}
+        feature_hp = {k: v for k, v in record.hyperparameters.items() if v is not None}
         subject, n_images = context(profile, feature_hp)
         gpu = run_gpu(profile)
         try:

@@ -15,9 +15,10 @@ reproduces the published points. Pure stdlib: the advisor's import path stays li
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 
-from trainer.config import MIXED_PRECISION, TrainConfig
+from trainer.config import DEFAULTS as TRAIN_DEFAULTS
+from trainer.config import MIXED_PRECISION
 from trainer.vocabulary import ADAPTERS, ALL_WEIGHT_METHODS, CLASS_IMAGE_METHODS, METHOD_NAMES
 
 from ..gpus import GPU_BY_NAME
@@ -178,8 +179,6 @@ class Estimate:
     gpu: str = T4.name                                   # the card the time is for
 
 
-_DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if not callable(f.default_factory)}
-_DEFAULTS["validation_prompts"] = []
 # Keys the estimator also understands that TrainConfig does not have: they describe published
 # setups (kohya's Adafactor and text-encoder caching) so the calibration can be checked.
 _EXTRA = {"optimizer": None, "cache_text_encoder_outputs": False}
@@ -192,12 +191,12 @@ def _resolve(method: str, base_model: str, hp: dict, n_images: int = 1) -> dict:
         raise ValueError(f"base_model={base_model!r}; pick one of {list(ARCH)}")
     if not isinstance(hp, dict):
         raise ValueError(f"hp must be a dict of hyperparameters, got {type(hp).__name__}")
-    unknown = sorted(set(hp) - set(_DEFAULTS) - set(_EXTRA))
+    unknown = sorted(set(hp) - set(TRAIN_DEFAULTS) - set(_EXTRA))
     if unknown:
         raise ValueError(f"unknown hyperparameter(s) {unknown}; use TrainConfig field names")
     if isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < 1:
         raise ValueError(f"n_images={n_images!r}; must be a whole number >= 1")
-    h = {**_DEFAULTS, **_EXTRA, **hp}
+    h = {**TRAIN_DEFAULTS, **_EXTRA, **hp}
     for key in ("train_batch_size", "gradient_accumulation_steps", "max_train_steps", "rank", "resolution"):
         if isinstance(h[key], bool) or not isinstance(h[key], int) or h[key] < 1:
             raise ValueError(f"{key}={h[key]!r}; must be a whole number >= 1")

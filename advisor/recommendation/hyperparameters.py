@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainer.config import DEFAULTS as TRAIN_DEFAULTS
 from trainer.vocabulary import ADAPTERS, BASE_MODELS, CLASS_IMAGE_METHODS
 
 from ..profile import Profile
@@ -54,16 +55,19 @@ RECIPES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     # diffusers SDXL text-to-image: 1e-6 constant, 10,000 steps, batch 1 x 4, no EMA.
     ("full_finetune", "sdxl"): ("sdxl-specifics", {"learning_rate": 1e-6, "max_train_steps": 10000, "use_ema": False}),
 }
-# Safe defaults for everything the recipes do not set (the style guide's "simple over easy").
-BASELINE: dict[str, tuple[Any, str]] = {
-    "lr_scheduler": ("constant", "lr-schedules-warmup"), "lr_warmup_steps": (0, "lr-schedules-warmup"),
-    "mixed_precision": ("no", "memory-savings"), "gradient_checkpointing": (False, "memory-savings"),
-    "use_8bit_adam": (False, "memory-savings"), "cache_latents": (False, "caching"),
-    "use_ema": (False, "method-full-finetune"), "random_flip": (False, "dataset-preparation"),
-    "train_text_encoder": (False, "text-encoder-training"), "text_encoder_lr": (None, "text-encoder-training"),
-    "prior_preservation": (False, "prior-preservation"), "num_class_images": (0, "class-images"),
-    "prior_loss_weight": (1.0, "prior-preservation"), "snr_gamma": (None, "min-snr-noise-offset"),
+# Everything the recipes do not set starts at TrainConfig's default, the safe portable path
+# (the style guide's "simple over easy"), with the card that explains the knob; no class
+# images are made until prior preservation asks for them.
+BASELINE_CARDS: dict[str, str] = {
+    "lr_scheduler": "lr-schedules-warmup", "lr_warmup_steps": "lr-schedules-warmup",
+    "mixed_precision": "memory-savings", "gradient_checkpointing": "memory-savings",
+    "use_8bit_adam": "memory-savings", "cache_latents": "caching",
+    "use_ema": "method-full-finetune", "random_flip": "dataset-preparation",
+    "train_text_encoder": "text-encoder-training", "text_encoder_lr": "text-encoder-training",
+    "prior_preservation": "prior-preservation", "num_class_images": "class-images",
+    "prior_loss_weight": "prior-preservation", "snr_gamma": "min-snr-noise-offset",
 }
+BASELINE: dict[str, Any] = {**{k: TRAIN_DEFAULTS[k] for k in BASELINE_CARDS}, "num_class_images": 0}
 VALIDATION = {  # DreamBench-style prompts (google/dreambooth prompt list), by subject kind
     "live": ("a {s} in the jungle", "a {s} wearing a red hat", "a {s} in a chef outfit"),
     "thing": ("a {s} in the jungle", "a {s} on the beach", "a {s} with a city in the background"),
@@ -160,8 +164,8 @@ def starting_hyperparameters(method: str, profile: Profile,
         raise ValueError(f"method={method!r}; pick one of {sorted({m for m, _ in RECIPES})}")
     if profile.base_model not in BASE_MODELS or profile.n_images is None:
         raise ValueError("starting_hyperparameters needs a filled profile (use profile.with_defaults())")
-    values = {k: v for k, (v, _) in BASELINE.items()}
-    sources = {k: card for k, (_, card) in BASELINE.items()}
+    values = dict(BASELINE)
+    sources = dict(BASELINE_CARDS)
     for key in ("*", profile.base_model, profile.subject_type):
         card, row = RECIPES.get((method, key), ("", {}))
         values.update(row)

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from trainer.config import TrainConfig
+from trainer.config import HYPERPARAMETERS, TrainConfig
 from trainer.vocabulary import ADAPTERS, BASE_MODELS, CLASS_IMAGE_METHODS, INVASIVENESS
 
 from ..knowledge.cards import get_card
@@ -24,11 +24,6 @@ from .hyperparameters import BASELINE, class_noun, starting_hyperparameters
 from .rules import (ADJUSTMENTS, DATASET_KINDS, DEFAULT_RULES, ONE_SUBJECT, OPS, STANDING, Rule, advice, image_counts,
                     match, score)
 
-HP_KEYS = ("learning_rate", "text_encoder_lr", "max_train_steps", "train_batch_size", "gradient_accumulation_steps",
-           "lr_scheduler", "lr_warmup_steps", "resolution", "rank", "lora_alpha", "num_vectors", "prior_preservation",
-           "num_class_images", "prior_loss_weight", "train_text_encoder", "mixed_precision", "gradient_checkpointing",
-           "use_8bit_adam", "cache_latents", "use_ema", "random_flip", "snr_gamma")
-ONLY_FOR = {"rank": ADAPTERS, "lora_alpha": ADAPTERS, "num_vectors": ("textual_inversion",)}
 JSON_KEYS = ("method", "base_model", "hyperparameters", "estimates", "predicted", "reasons", "citations",
              "alternatives", "dataset_advice", "iteration_plan", "assumptions", "train_config")
 LEARNED_KEYS = ("similar_runs", "learned")  # added when a learner with a non-empty run log took part
@@ -123,8 +118,7 @@ def recommend(profile: Profile, *, rules=DEFAULT_RULES, learner=None) -> Recomme
         alternatives = [{**a, "why_not": learned.why_not.get(a["method"], a["why_not"])} for a in alternatives]
     return Recommendation(
         method=chosen.method, base_model=filled.base_model,
-        hyperparameters={k: chosen.hp[k] for k in HP_KEYS
-                         if k in chosen.hp and chosen.method in ONLY_FOR.get(k, (chosen.method,))},
+        hyperparameters={k: chosen.hp[k] for k in HYPERPARAMETERS if k in chosen.hp},
         estimates=_estimates(chosen, filled, vram, gpu, pace=_pace(learned)),
         predicted=learned.predicted if learned else predicted(chosen.method, chosen.hp, chosen.changes),
         reasons=reasons,
@@ -269,8 +263,8 @@ def _reasons(chosen: Plan, plans: list[Plan], matched: list[Rule]) -> list[str]:
 def _citations(plan: Plan, matched: list[Rule], reasons: list[str]) -> list[dict[str, str]]:
     ids = [r.source for r in matched if f"[{r.id}]" in " ".join(reasons)]
     # hyperparameters cite their card when a recipe or a rule set them (not the safe baseline)
-    ids += [plan.sources[k] for k in HP_KEYS
-            if k in plan.sources and plan.hp.get(k) != BASELINE.get(k, (object(),))[0]]
+    ids += [plan.sources[k] for k in HYPERPARAMETERS
+            if k in plan.sources and plan.hp.get(k) != BASELINE.get(k, object())]
     ids += [card for _, card in plan.notes]
     ids += ["vram-by-method", "time-and-money", "output-size", "dataset-preparation", "iteration-plan",
             "overfitting-signs", "underfitting-signs"] + (["memory-savings"] if plan.n_savings else [])

@@ -14,7 +14,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
 
-from .records import CSV_COLUMNS, HYPERPARAMETER_KEYS, RunRecord, json_blob, normalised_profile
+from trainer.config import HYPERPARAMETERS
+
+from .records import CSV_COLUMNS, RunRecord, json_blob, normalised_profile
 
 _CSV_FLOATS = {"score_accuracy", "score_flexibility", "score_preservation", "duration_s", "final_loss"}
 _CSV_TIMES = {"rated_at", "started_at", "finished_at", "created_at", "updated_at"}
@@ -27,7 +29,7 @@ _INTEGER = re.compile(r"^[+-]?\d+$")
 # --- writing ---------------------------------------------------------------------------------
 def write_csv(path: Path, records: list[RunRecord]) -> None:
     """Write `records` to `path` atomically: known hyperparameters first, then the rest by name."""
-    hp_names = [k for k in HYPERPARAMETER_KEYS if any(k in r.hyperparameters for r in records)]
+    hp_names = [k for k in HYPERPARAMETERS if any(k in r.hyperparameters for r in records)]
     hp_names += sorted({k for r in records for k in r.hyperparameters} - set(hp_names))
     tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """RunRecord: one run at the boundary of the run log, checked field by field on creation.
 
-Also the flat hyperparameter names a record carries (TrainConfig field names) and the flat
-columns a record is written as (CSV, DataFrame), which a hyperparameter may not reuse.
+Also the flat columns a record is written as (CSV, DataFrame), which a hyperparameter (a
+trainer.config.HYPERPARAMETERS name) may not reuse.
 """
 from __future__ import annotations
 
@@ -10,20 +10,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainer.config import HYPERPARAMETERS
 from trainer.vocabulary import FACTORS, METHOD_NAMES
 
 SOURCES = ("run_folder", "csv", "kohya", "manual")
-
-# The flat hyperparameter names (TrainConfig field names) copied from a run's config.json.
-# Path-like and prompt fields are left out: they describe this machine, not the recipe.
-HYPERPARAMETER_KEYS = (
-    "learning_rate", "max_train_steps", "train_batch_size", "gradient_accumulation_steps",
-    "resolution", "rank", "lora_alpha", "text_encoder_lr", "train_text_encoder",
-    "prior_preservation", "num_class_images", "prior_loss_weight", "mixed_precision",
-    "gradient_checkpointing", "use_8bit_adam", "lr_scheduler", "lr_warmup_steps",
-    "max_grad_norm", "adam_weight_decay", "snr_gamma", "noise_offset", "seed", "crop",
-    "random_flip", "cache_latents", "num_vectors", "use_ema",
-)
 
 # CSV export/import columns; every other CSV column is a hyperparameter, so these names are
 # reserved (a hyperparameter called "status" could not be told apart from the run's status).
@@ -174,7 +164,7 @@ def normalised_profile(data: Any) -> dict[str, Any]:
 
 
 def hyperparameters_from_config(config: dict | None) -> dict[str, Any]:
-    """The flat hyperparameters (HYPERPARAMETER_KEYS) of a TrainConfig dict; nulls left out."""
+    """The flat hyperparameters (trainer.config.HYPERPARAMETERS) of a TrainConfig dict; nulls left out."""
     if not config:
         return {}
-    return {k: config[k] for k in HYPERPARAMETER_KEYS if k in config and config[k] is not None}
+    return {k: config[k] for k in HYPERPARAMETERS if k in config and config[k] is not None}

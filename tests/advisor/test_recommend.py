@@ -293,3 +293,25 @@ def test_dataset_advice_for_a_lora_follows_the_subject():
     assert any("captions are optional for one subject" in line for line in dog.dataset_advice)
     style = recommend(Profile(subject_type="style", n_images=5, vram_gb=24, preferred_method="lora"))
     assert style.method == "lora" and style.dataset_advice[0].endswith("aim for 15-100.")
+
+
+def test_hyperparameters_are_the_train_configs_own_in_its_order():
+    """One list of hyperparameter names (trainer.config.HYPERPARAMETERS): the card shows the
+    plan's values under those names, in TrainConfig's order, equal to the config it trains."""
+    from trainer.config import HYPERPARAMETERS
+
+    for profile in (Profile(subject_type="person", n_images=8, vram_gb=24, time_budget_min=120),
+                    Profile(subject_type="style", n_images=40, captions=True, vram_gb=8, time_budget_min=60),
+                    Profile(subject_type="object", n_images=5, preservation=5, vram_gb=12, time_budget_min=600)):
+        rec = recommend(profile).to_dict()
+        keys = list(rec["hyperparameters"])
+        assert keys == [k for k in HYPERPARAMETERS if k in keys]
+        assert all(rec["train_config"][k] == v for k, v in rec["hyperparameters"].items())
+
+
+def test_the_safe_baseline_is_train_configs_defaults():
+    from advisor.recommendation.hyperparameters import BASELINE
+    from trainer.config import DEFAULTS
+
+    differs = {k for k, v in BASELINE.items() if DEFAULTS[k] != v}
+    assert differs == {"num_class_images"}  # none are generated until prior preservation asks

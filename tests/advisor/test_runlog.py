@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from advisor.runlog.schema import APPLICATION_ID, SCHEMA_VERSION
-from advisor.runlog.records import CSV_COLUMNS, HYPERPARAMETER_KEYS, RunRecord, RunRecordError
+from advisor.runlog.records import CSV_COLUMNS, RunRecord, RunRecordError
+from trainer.config import HYPERPARAMETERS
 from advisor.runlog.importing import import_csv
 from advisor.runlog.store import RunLog
 from advisor.runlog.connection import RunLogError
@@ -145,7 +146,7 @@ def test_newer_schema_is_refused_and_not_touched(tmp_path):
 
 
 def test_hyperparameter_keys_are_trainconfig_fields():
-    assert set(HYPERPARAMETER_KEYS) <= {f.name for f in fields(TrainConfig)}
+    assert set(HYPERPARAMETERS) <= {f.name for f in fields(TrainConfig)}
 
 
 # --- run folders --------------------------------------------------------------------------
