@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
@@ -23,6 +24,7 @@ from advisor.runlog.store import RunLog
 from advisor.runlog.paths import default_db_path
 from lab import page
 from lab.jobs import JobQueue
+from lab.page import LabState
 from lab.paths import default_runs_dir, default_uploads_root
 from lab.uploads import dataset_from_folder, ingest_uploads, new_session_dir
 from lab.datasets import dataset_report, report_markdown
@@ -70,7 +72,7 @@ def _views(session: chat.ChatSession, reply) -> tuple:
     ready = session.recommendation is not None
     return (session, _chat_messages(session, reply.options),
             profile_markdown(state.profile.to_dict(), state.sources),
-            recommendation_markdown(session.recommendation),
+            recommendation_markdown(session.recommendation.to_dict() if ready else None),
             gr.Button(interactive=ready, value="Train this recommendation" if ready
                       else "Train this recommendation (after the recommendation)"))
 
@@ -91,13 +93,12 @@ def pick_option(session: chat.ChatSession | None, evt: gr.SelectData):
     return send_message(session, str(evt.value))[:-1]
 
 
-def to_lab(session: chat.ChatSession | None, lab: dict, demo: bool):
+def to_lab(session: chat.ChatSession | None, lab: LabState, demo: bool):
     """'Train this recommendation': the lab opens with its train_config, every setting editable."""
     if session is None or session.recommendation is None:
         return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-    opened = page.train_this(session.recommendation, chat.stated_profile(session.interview).to_dict(), demo=demo,
-                             data_dir=(lab or {}).get("data_dir", ""))
-    return {**(lab or {}), **opened["lab"]}, opened["text"], opened["message"], gr.Tabs(selected="lab")
+    opened = page.train_this(session.recommendation, chat.stated_profile(session.interview), demo=demo, lab=lab)
+    return opened["lab"], opened["text"], opened["message"], gr.Tabs(selected="lab")
 
 
 # =========================================================================== Lab
@@ -105,22 +106,21 @@ def client_id(cid: str | None) -> str:
     return cid if cid else secrets.token_hex(12)
 
 
-def load_lab(cid: str | None, lab: dict | None):
+def load_lab(cid: str | None, lab: LabState):
     """Page load: give this browser an id (kept in its local storage) and reattach to its job."""
     cid = client_id(cid)
     status = job_queue().latest_for(cid)
-    lab = {**(lab or {}), "job_id": status.job_id if status else None, "shown": None}
-    return cid, lab
+    return cid, replace(lab, job_id=status.job_id if status else None, shown=None)
 
 
-def upload_dataset(files, cid: str, lab: dict):
+def upload_dataset(files, cid: str, lab: LabState):
     session_dir = new_session_dir(default_uploads_root(), client_id(cid))
     dest = session_dir / "dataset"
     report = ingest_uploads([f if isinstance(f, str) else f.name for f in (files or [])], dest)
     return _dataset(dest, session_dir, lab, report.summary())
 
 
-def use_folder(folder: str, cid: str, lab: dict):
+def use_folder(folder: str, cid: str, lab: LabState):
     try:
         path = dataset_from_folder(folder)
     except ValueError as e:
@@ -128,11 +128,10 @@ def use_folder(folder: str, cid: str, lab: dict):
     return _dataset(path, new_session_dir(default_uploads_root(), client_id(cid)), lab, f"Using {path}.")
 
 
-def _dataset(path: Path, session_dir: Path, lab: dict, summary: str):
-    lab = {**(lab or {}), "data_dir": str(path)}
-    rec = lab.get("recommendation") or {}
-    resolution = lab.get("resolution") or (rec.get("train_config") or {}).get("resolution")
-    report = dataset_report(path, resolution=resolution, goal_profile=lab.get("profile"), recommendation=rec or None,
+def _dataset(path: Path, session_dir: Path, lab: LabState, summary: str):
+    lab = replace(lab, data_dir=str(path))
+    resolution = lab.resolution or (lab.recommendation.train_config.resolution if lab.recommendation else None)
+    report = dataset_report(path, resolution=resolution, goal_profile=lab.profile, recommendation=lab.recommendation,
                             thumbs_dir=session_dir / "thumbs")
     return lab, f"{summary}\n\n{report_markdown(report)}", report.get("thumbnails", []), str(path)
 
@@ -155,61 +154,57 @@ def check_settings(text: str) -> str:
     return page.config_message(*page.check_config_text(text))
 
 
-def demo_toggle(demo: bool, lab: dict, text: str):
-    rec = (lab or {}).get("recommendation")
-    if not rec:
-        return gr.skip(), gr.skip()
-    cfg = page.lab_config(rec["train_config"], demo=demo, data_dir=(lab or {}).get("data_dir", ""))
-    lab["resolution"] = cfg.get("resolution")
+def demo_toggle(demo: bool, lab: LabState, text: str):
+    if lab.recommendation is None:
+        return gr.skip(), gr.skip(), gr.skip()
+    cfg = page.lab_config(lab.recommendation.train_config.to_dict(), demo=demo, data_dir=lab.data_dir)
     text = page.config_text(cfg)
-    return text, check_settings(text)
+    return replace(lab, resolution=cfg.get("resolution")), text, check_settings(text)
 
 
-def start_training(text: str, cid: str, lab: dict):
-    job_id, message = page.start_training(job_queue(), text, session_id=client_id(cid),
-                                          profile=(lab or {}).get("profile"))
+def start_training(text: str, cid: str, lab: LabState):
+    job_id, message = page.start_training(job_queue(), text, session_id=client_id(cid), profile=lab.profile)
     if job_id is None:
         return lab, message
-    return {**(lab or {}), "job_id": job_id, "shown": None}, message
+    return replace(lab, job_id=job_id, shown=None), message
 
 
-def stop_training(lab: dict) -> str:
-    job_id = (lab or {}).get("job_id")
+def stop_training(lab: LabState) -> str:
+    job_id = lab.job_id
     if not job_id:
         return "No training to stop."
     status = job_queue().stop(job_id, wait=False)
     return f"Stopping: {status.message}"
 
 
-def resume_training(lab: dict):
-    job_id = (lab or {}).get("job_id")
+def resume_training(lab: LabState):
+    job_id = lab.job_id
     if not job_id:
         return lab, "No run to resume."
     try:
         status = job_queue().resume(job_id)
     except ValueError as e:
         return lab, f"**Cannot resume.** {e}"
-    return {**lab, "shown": None}, f"Resuming from the latest checkpoint: {status.message}"
+    return replace(lab, shown=None), f"Resuming from the latest checkpoint: {status.message}"
 
 
-def refresh_lab(cid: str, lab: dict):
+def refresh_lab(cid: str, lab: LabState):
     """Timer tick: the live view of this browser's job; results once, when it has ended."""
     queue = job_queue()
     queue.pump()
-    lab = lab or {}
-    job_id = lab.get("job_id")
+    job_id = lab.job_id
     status = queue.status(job_id) if job_id else queue.latest_for(client_id(cid))
     view = page.job_view(queue, status)
     results = (gr.skip(),) * 4
-    if view["finished"] and lab.get("shown") != (view["job_id"], status.state):
+    if view["finished"] and lab.shown != (view["job_id"], status.state):
         done = page.run_ended(view["run_dir"], runlog=default_db_path())
         results = (done["compare"], done["scores"], done["scores_md"], done["downloads"])
-        lab = {**lab, "job_id": view["job_id"], "shown": (view["job_id"], status.state)}
+        lab = replace(lab, job_id=view["job_id"], shown=(view["job_id"], status.state))
     return (lab, view["status"], view["loss"], view["samples"], view["log"], *results)
 
 
-def rate_run(lab: dict, accuracy: float, flexibility: float, preservation: float, note: str) -> str:
-    job_id = (lab or {}).get("job_id")
+def rate_run(lab: LabState, accuracy: float, flexibility: float, preservation: float, note: str) -> str:
+    job_id = lab.job_id
     status = job_queue().status(job_id) if job_id else None
     if status is None or not status.run_dir:
         return "No finished run to rate yet."
@@ -295,7 +290,7 @@ def build_demo() -> gr.Blocks:
     demo_mode = not has_cuda()
     with gr.Blocks(title=TITLE) as demo:
         session = gr.State(None)
-        lab = gr.State({})
+        lab = gr.State(LabState())
         cid = gr.BrowserState(None, storage_key="fta-client-id")
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         with gr.Tabs() as tabs:
@@ -410,7 +405,7 @@ def build_demo() -> gr.Blocks:
         folder.submit(use_folder, [folder, cid, lab], [lab, report, thumbs, data_dir], api_name="use_folder")
         data_dir.change(set_data_dir, [settings, data_dir], [settings, settings_msg], api_visibility="private")
         settings.change(check_settings, settings, settings_msg, api_name="check_settings")
-        use_demo.change(demo_toggle, [use_demo, lab, settings], [settings, settings_msg], api_visibility="private")
+        use_demo.change(demo_toggle, [use_demo, lab, settings], [lab, settings, settings_msg], api_visibility="private")
         start.click(start_training, [settings, cid, lab], [lab, action_msg], api_name="start_training")
         stop.click(stop_training, lab, action_msg, api_name="stop_training")
         resume.click(resume_training, lab, [lab, action_msg], api_name="resume_training")

@@ -17,7 +17,7 @@ from .interview import conversation
 from .learning.log_learner import learner_for_log
 from .interview.conversation import InterviewState, Reply
 from .profile import Profile
-from .recommendation.recommend import recommend
+from .recommendation.recommend import Recommendation, recommend
 from .recommendation.render import base_title, method_title
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,8 @@ AnswerFn = Callable[[str], "tuple[str, list[Any]]"]
 @dataclass
 class ChatSession:
     interview: InterviewState
-    recommendation: dict[str, Any] | None = None
-    recommended_for: dict[str, Any] | None = None   # the profile the recommendation was made for
+    recommendation: Recommendation | None = None
+    recommended_for: Profile | None = None   # what the user had said when it was made
 
     @property
     def messages(self) -> list[dict[str, str]]:
@@ -64,8 +64,7 @@ def _with_recommendation(session: ChatSession, reply: Reply) -> ChatSession:
     if not (reply.ready or session.interview.done):
         return session
     profile = stated_profile(session.interview)
-    key = profile.to_dict()
-    if key == session.recommended_for:
+    if profile == session.recommended_for:
         return session
     try:
         rec, note = _recommend_with_log(profile)
@@ -75,8 +74,8 @@ def _with_recommendation(session: ChatSession, reply: Reply) -> ChatSession:
         reply.text += "\n\nSorry, building the recommendation failed; your answers are kept."
         return session
     first_time = session.recommendation is None
-    changed = not first_time and rec["method"] != session.recommendation["method"]
-    session.recommendation, session.recommended_for = rec, key
+    changed = not first_time and rec.method != session.recommendation.method
+    session.recommendation, session.recommended_for = rec, profile
     reply.text += "\n\n" + summary_line(rec, updated=not first_time, changed=changed)
     if note:
         reply.problems.append(note)
@@ -86,30 +85,30 @@ def _with_recommendation(session: ChatSession, reply: Reply) -> ChatSession:
     return session
 
 
-def _recommend_with_log(profile: Profile) -> tuple[dict[str, Any], str | None]:
+def _recommend_with_log(profile: Profile) -> tuple[Recommendation, str | None]:
     """The recommendation, learned from the run log when it has runs; (rec, note). A log or
     learner failure falls back to the rules alone with a one-line note; no log, no note."""
     learner, note = learner_for_log()
     if learner is not None:
         try:
-            return recommend(profile, learner=learner).to_dict(), None
+            return recommend(profile, learner=learner), None
         except Exception as e:
             log.exception("recommend with the run log failed")
             note = (f"Learning from your run log failed ({type(e).__name__}: {e}); "
                     "this recommendation uses the rules only.")
-    return recommend(profile).to_dict(), note
+    return recommend(profile), note
 
 
-def summary_line(rec: dict[str, Any], *, updated: bool = False, changed: bool = False) -> str:
-    est = rec["estimates"]
+def summary_line(rec: Recommendation, *, updated: bool = False, changed: bool = False) -> str:
+    est = rec.estimates
     lead = "Updated recommendation" if updated else "My recommendation"
     if changed:
         lead += " (the method changed)"
-    line = (f"**{lead}: {method_title(rec['method'])} on {base_title(rec['base_model'])}**, about {est['vram_gb']:g} GB of GPU "
-            f"memory and {est['minutes']:g} GPU minutes per run. The full card with settings, reasons and "
+    line = (f"**{lead}: {method_title(rec.method)} on {base_title(rec.base_model)}**, about {est.vram_gb:g} GB of GPU "
+            f"memory and {est.minutes:g} GPU minutes per run. The full card with settings, reasons and "
             "sources is beside the chat.")
-    if est.get("fits") is False:
-        line += f" ⚠️ It does not fit your budget: {est.get('fits_reason', '')}"
+    if not est.fits:
+        line += f" ⚠️ It does not fit your budget: {est.fits_reason}"
     return line
 
 
@@ -156,6 +155,6 @@ def play(messages: Iterable[str], *, answer_question: AnswerFn | None = None) ->
     return {
         "profile": stated_profile(state).to_dict(),
         "assumed": {s: getattr(state.profile, s) for s in state.assumed},
-        "recommendation": session.recommendation,
+        "recommendation": session.recommendation.to_dict() if session.recommendation else None,
         "transcript": state.transcript,
     }

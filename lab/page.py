@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from advisor.profile import Profile
+from advisor.recommendation.recommend import Recommendation
 from trainer.config import ConfigError, TrainConfig
 
 from . import results, views
@@ -19,6 +22,17 @@ logger = logging.getLogger(__name__)
 
 DEMO_STEPS = 40          # tiny model on a CPU: ~0.1 s a step, samples twice
 DEMO_RESOLUTION = 64     # trainer.tiny.TINY_RESOLUTION (not imported: it would pull in nothing heavy, but keep lab light)
+
+
+@dataclass
+class LabState:
+    """What one browser's lab remembers between events (the app keeps it in a gr.State)."""
+    recommendation: Recommendation | None = None  # what "Train this recommendation" opened
+    profile: Profile | None = None                # what the user had told the advisor (saved with the run)
+    resolution: int | None = None                 # the settings' training size, for the dataset report
+    data_dir: str = ""                            # the dataset folder chosen for this browser
+    job_id: str | None = None                     # this browser's training job
+    shown: tuple[str, str] | None = None          # (job id, state) whose results the page shows
 
 
 # --------------------------------------------------------------------------- config
@@ -71,18 +85,19 @@ def config_message(cfg: TrainConfig | None, error: str) -> str:
 
 # --------------------------------------------------------------------------- live view
 # --------------------------------------------------------------------------- the buttons
-def train_this(recommendation: dict[str, Any], profile: dict[str, Any] | None, *, demo: bool,
-               data_dir: str = "") -> dict[str, Any]:
-    """"Train this recommendation": {"lab": the lab's state, "text": the settings box (every
-    setting editable), "message": what checking them says}."""
-    cfg = lab_config(recommendation["train_config"], demo=demo, data_dir=data_dir)
+def train_this(recommendation: Recommendation, profile: Profile | None, *, demo: bool,
+               lab: LabState | None = None) -> dict[str, Any]:
+    """"Train this recommendation": {"lab": the lab's state (its dataset and job kept), "text":
+    the settings box (every setting editable), "message": what checking them says}."""
+    lab = lab or LabState()
+    cfg = lab_config(recommendation.train_config.to_dict(), demo=demo, data_dir=lab.data_dir)
     text = config_text(cfg)
-    return {"lab": {"recommendation": recommendation, "profile": profile, "resolution": cfg.get("resolution")},
-            "text": text, "message": config_message(*check_config_text(text))}
+    opened = replace(lab, recommendation=recommendation, profile=profile, resolution=cfg.get("resolution"))
+    return {"lab": opened, "text": text, "message": config_message(*check_config_text(text))}
 
 
 def start_training(queue: JobQueue, text: str, *, session_id: str,
-                   profile: dict[str, Any] | None = None) -> tuple[str | None, str]:
+                   profile: Profile | None = None) -> tuple[str | None, str]:
     """"Start training": (job id, message), or (None, why it did not start)."""
     cfg, error = check_config_text(text)
     if cfg is None:

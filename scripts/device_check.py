@@ -111,7 +111,7 @@ def load_benchmark():
 
 
 # --------------------------------------------------------------------------- 1. advisor
-def advise(check: Check) -> tuple[Any, dict[str, Any]] | None:
+def advise(check: Check) -> tuple[Any, Any] | None:
     """The chat, as the Advisor tab plays it: the message, then quick replies until a recommendation."""
     from advisor import chat
 
@@ -130,14 +130,14 @@ def advise(check: Check) -> tuple[Any, dict[str, Any]] | None:
     if rec is None:
         check.fail("advisor", f"no recommendation after {turns} turns; last reply: {_last_line(reply.text)}")
         return None
-    est = rec["estimates"]
-    check.facts["advisor"] = {"turns": turns, "method": rec["method"], "base_model": rec["base_model"],
-                              "estimate": {k: est.get(k) for k in ("vram_gb", "minutes", "output_mb", "fits")},
-                              "fits_reason": est.get("fits_reason"),
-                              "recommended_steps": rec["train_config"]["max_train_steps"]}
-    say(f"  recommendation after {turns} turn(s): {rec['method']} on {rec['base_model']}, "
-        f"{rec['train_config']['max_train_steps']} steps; estimate {est['vram_gb']} GB, {est['minutes']} min, "
-        f"{est['output_mb']} MB output ({est.get('fits_reason', '')})")
+    est = rec.estimates
+    check.facts["advisor"] = {"turns": turns, "method": rec.method, "base_model": rec.base_model,
+                              "estimate": {k: getattr(est, k) for k in ("vram_gb", "minutes", "output_mb", "fits")},
+                              "fits_reason": est.fits_reason,
+                              "recommended_steps": rec.train_config.max_train_steps}
+    say(f"  recommendation after {turns} turn(s): {rec.method} on {rec.base_model}, "
+        f"{rec.train_config.max_train_steps} steps; estimate {est.vram_gb} GB, {est.minutes} min, "
+        f"{est.output_mb} MB output ({est.fits_reason})")
     return session, rec
 
 
@@ -165,7 +165,7 @@ def base_model(check: Check, tiny: bool, arch: str, work: Path) -> str | None:
     return str(folder)
 
 
-def dataset(check: Check, work: Path, resolution: int, session, rec: dict[str, Any]) -> str | None:
+def dataset(check: Check, work: Path, resolution: int, session, rec) -> str | None:
     """5 pictures, then the Lab's "…or a folder on the server" (allowed roots, the dataset report)."""
     from advisor.chat import stated_profile
     from lab.datasets import dataset_report
@@ -190,13 +190,12 @@ def dataset(check: Check, work: Path, resolution: int, session, rec: dict[str, A
 
 
 # --------------------------------------------------------------------------- 3. training
-def lab_settings(rec: dict[str, Any], *, tiny: bool, model: str, data_dir: str, steps: int,
-                 resolution: int) -> str:
+def lab_settings(rec, *, tiny: bool, model: str, data_dir: str, steps: int, resolution: int) -> str:
     """"Train this recommendation" with the demo box as the machine sets it, then the edits a user
     makes in the settings box: the base model, the step count and intervals that fit in it."""
     from lab import page
 
-    cfg = json.loads(page.train_this(rec, None, demo=tiny, data_dir=data_dir)["text"])
+    cfg = json.loads(page.train_this(rec, None, demo=tiny, lab=page.LabState(data_dir=data_dir))["text"])
     cfg.update(base_model=model, max_train_steps=steps, resolution=resolution, evaluate_after_training=True)
     for key in ("validation_steps", "checkpointing_steps"):
         cfg[key] = min(int(cfg.get(key) or 0), steps) or steps
@@ -403,7 +402,7 @@ def write_log(run_dir: Path, path: Path, lines: int = 300) -> bool:
 
 
 # --------------------------------------------------------------------------- 5. figures
-def figures(check: Check, run_dir: Path, rec: dict[str, Any], device: str, gpu_memory_gb: float | None) -> None:
+def figures(check: Check, run_dir: Path, base_model: str, device: str, gpu_memory_gb: float | None) -> None:
     """steps/s, minutes and peak VRAM from the run's events; output sizes; the advisor's estimate
     re-run for this card and these settings (the headline estimate is for the user's card)."""
     from trainer.config import TrainConfig
@@ -443,7 +442,7 @@ def figures(check: Check, run_dir: Path, rec: dict[str, Any], device: str, gpu_m
                                                                      "output_dir")}
         gpu = costs.find_gpu(device)
         stand_in = gpu or costs.typical_gpu(gpu_memory_gb)
-        est = costs.estimate(config.method, rec["base_model"], hp, N_IMAGES, gpu=stand_in)
+        est = costs.estimate(config.method, base_model, hp, N_IMAGES, gpu=stand_in)
         check.facts["estimate_here"] = {"gpu": est.gpu if gpu else f"{est.gpu}; {device} is not in the table",
                                         "gpu_in_table": gpu is not None, "vram_gb": est.vram_gb,
                                         "minutes": est.minutes, "output_mb": est.output_mb}
@@ -577,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
         advised = advise(check)
         if advised is not None:
             session, rec = advised
-            arch = "sdxl" if rec["base_model"] == "sdxl" else "sd15"
+            arch = "sdxl" if rec.base_model == "sdxl" else "sd15"
             say("## 2. base model and data")
             model = base_model(check, args.tiny, arch, work)
             data_dir = dataset(check, work, resolution, session, rec)
@@ -593,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
         if run_dir is not None:
             say("## 4. results")
             results(check, run_dir, out)
-            figures(check, run_dir, rec, device, None if args.tiny else gpu_memory_gb)
+            figures(check, run_dir, rec.base_model, device, None if args.tiny else gpu_memory_gb)
             if loss_image(run_dir, out / "loss.png"):
                 check.facts.setdefault("files", []).append("loss.png")
             from lab.views import samples

@@ -60,11 +60,30 @@ class Plan:
 
 
 @dataclass
+class Estimates:
+    """The chosen plan's costs, and whether they fit the user's limits."""
+    vram_gb: float
+    minutes: float
+    output_mb: float
+    fits: bool
+    fits_reason: str                 # one sentence: how it fits, or what would make it fit
+    savings: list[str]               # what fitting changed (memory savings first)
+    timed_for: str                   # the card the minutes are for
+    breakdown: list[str] = field(default_factory=list, repr=False)  # one sentence per part; not in JSON
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"vram_gb": self.vram_gb, "minutes": self.minutes, "output_mb": self.output_mb, "fits": self.fits,
+                "fits_reason": self.fits_reason, "savings": list(self.savings), "timed_for": self.timed_for}
+
+
+@dataclass
 class Recommendation:
+    """One plan for one profile; `to_dict()` is the JSON contract (design.md)."""
     method: str
     base_model: str
-    hyperparameters: dict[str, Any]
-    estimates: dict[str, Any]
+    train_config: TrainConfig        # the run, ready to start
+    advised: tuple[str, ...]         # the hyperparameters the plan chose; the others are TrainConfig's defaults
+    estimates: Estimates
     predicted: dict[str, dict[str, Any]]
     reasons: list[str]
     citations: list[dict[str, str]]
@@ -72,14 +91,19 @@ class Recommendation:
     dataset_advice: list[str]
     iteration_plan: list[str]
     assumptions: list[dict[str, Any]]
-    train_config: dict[str, Any]
-    estimate: costs.Estimate | None = field(default=None, repr=False)  # with its breakdown; not in JSON
     similar_runs: list[dict[str, Any]] | None = None  # from the run log's learner; in JSON only with it
-    learned: dict[str, Any] | None = None             # what the run log changed (advisor.adapt)
+    learned: dict[str, Any] | None = None             # what the run log changed (advisor.learning)
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        """The chosen hyperparameters, as the train config holds them, in its order."""
+        return {k: getattr(self.train_config, k) for k in self.advised}
 
     def to_dict(self) -> dict[str, Any]:
+        values = {"hyperparameters": self.hyperparameters, "estimates": self.estimates.to_dict(),
+                  "train_config": self.train_config.to_dict()}
         keys = JSON_KEYS + (LEARNED_KEYS if self.learned is not None else ())
-        return json.loads(json.dumps({k: getattr(self, k) for k in keys}))
+        return json.loads(json.dumps({k: values[k] if k in values else getattr(self, k) for k in keys}))
 
 
 def recommend(profile: Profile, *, rules=DEFAULT_RULES, learner=None) -> Recommendation:
@@ -118,7 +142,8 @@ def recommend(profile: Profile, *, rules=DEFAULT_RULES, learner=None) -> Recomme
         alternatives = [{**a, "why_not": learned.why_not.get(a["method"], a["why_not"])} for a in alternatives]
     return Recommendation(
         method=chosen.method, base_model=filled.base_model,
-        hyperparameters={k: chosen.hp[k] for k in HYPERPARAMETERS if k in chosen.hp},
+        train_config=_train_config(chosen, filled),
+        advised=tuple(k for k in HYPERPARAMETERS if k in chosen.hp),
         estimates=_estimates(chosen, filled, vram, gpu, pace=_pace(learned)),
         predicted=learned.predicted if learned else predicted(chosen.method, chosen.hp, chosen.changes),
         reasons=reasons,
@@ -127,8 +152,6 @@ def recommend(profile: Profile, *, rules=DEFAULT_RULES, learner=None) -> Recomme
         dataset_advice=_dataset_advice(chosen, filled),
         iteration_plan=_iteration_plan(chosen, filled),
         assumptions=assumptions + _noun_assumption(profile, filled),
-        train_config=_train_config(chosen, filled),
-        estimate=chosen.estimate,
         similar_runs=learned.similar_runs if learned else None,
         learned=_learned(learned, memory))
 
@@ -210,7 +233,7 @@ def _pace(learned) -> float:
     return float(time.get("factor") or 1.0)
 
 
-def _estimates(plan: Plan, p: Profile, vram: float, gpu, pace: float = 1.0) -> dict[str, Any]:
+def _estimates(plan: Plan, p: Profile, vram: float, gpu, pace: float = 1.0) -> Estimates:
     e = plan.estimate
     if not plan.problems:
         reason = (f"Fits: about {e.vram_gb:.1f} of your {vram:g} GB and {e.minutes:.0f} of your "
@@ -218,8 +241,8 @@ def _estimates(plan: Plan, p: Profile, vram: float, gpu, pace: float = 1.0) -> d
     else:
         reason = (f"Nothing fits; the closest plan {'; '.join(plan.problems)}. "
                   f"What would make it fit: {_remedies(plan, p, vram, gpu, pace)}")
-    return {"vram_gb": e.vram_gb, "minutes": e.minutes, "output_mb": e.output_mb, "fits": not plan.problems,
-            "fits_reason": reason, "savings": plan.changes, "timed_for": e.gpu}
+    return Estimates(vram_gb=e.vram_gb, minutes=e.minutes, output_mb=e.output_mb, fits=not plan.problems,
+                     fits_reason=reason, savings=list(plan.changes), timed_for=e.gpu, breakdown=list(e.breakdown))
 
 
 def _remedies(plan: Plan, p: Profile, vram: float, gpu, pace: float = 1.0) -> str:
@@ -366,13 +389,12 @@ def _noun_assumption(profile: Profile, filled: Profile) -> list[dict[str, Any]]:
                               "noun matters a lot (DINO 0.744 vs 0.454 with a wrong one)."}]
 
 
-def _train_config(plan: Plan, p: Profile) -> dict[str, Any]:
+def _train_config(plan: Plan, p: Profile) -> TrainConfig:
     fields_ = TrainConfig.__dataclass_fields__
     body = json.dumps(p.to_dict(), sort_keys=True).encode()
     slug = re.sub(r"[^a-z0-9]+", "-", f"{plan.method}-{p.subject_type}-{class_noun(p)}-{p.base_model}".lower())
     slug = f"{slug.strip('-')}-{hashlib.sha1(body).hexdigest()[:6]}"
     values = {k: v for k, v in plan.hp.items() if k in fields_}
-    cfg = TrainConfig(**{**values, "base_model": BASE_MODELS[p.base_model].hub_id, "method": plan.method,
-                         "data_dir": "", "output_dir": f"runs/{slug}",
-                         "evaluate_after_training": True})  # train, then score: the loop's next step
-    return cfg.to_dict()
+    return TrainConfig(**{**values, "base_model": BASE_MODELS[p.base_model].hub_id, "method": plan.method,
+                          "data_dir": "", "output_dir": f"runs/{slug}",
+                          "evaluate_after_training": True})  # train, then score: the loop's next step

@@ -171,7 +171,7 @@ def test_every_candidate_fits_and_moves_apply_only_where_the_method_has_the_knob
 
     for profile in PROFILES:
         probe = Probe()
-        fits = recommend(profile, learner=probe).estimates["fits"]
+        fits = recommend(profile, learner=probe).estimates.fits
         filled, plans, gpu, vram = probe.seen
         found = candidate_plans(filled, plans, gpu, vram)
         assert bool(found) == fits and len({signature(p) for p, _, _ in found}) == len(found)

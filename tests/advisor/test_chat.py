@@ -22,8 +22,8 @@ def talk(*messages):
 
 def test_one_message_gives_a_cited_budget_respecting_recommendation():
     session, (reply,) = talk("30 pictures of my cat, 12GB card, I want it in all kinds of scenes")
-    rec = session.recommendation
-    assert reply.ready and rec is not None
+    assert reply.ready and session.recommendation is not None
+    rec = session.recommendation.to_dict()
     assert rec["estimates"]["vram_gb"] <= 12 and rec["estimates"]["fits"]
     assert rec["citations"] and all({"card", "title", "source"} <= set(c) for c in rec["citations"])
     assert "My recommendation" in reply.text
@@ -35,7 +35,7 @@ def test_changing_an_answer_updates_the_recommendation():
     before = session.recommendation
     session2, reply = chat.send(session, "actually I only have 6GB", answer_question=fake_answer)
     assert session2.interview.profile.vram_gb == 6
-    assert session2.recommendation["estimates"]["vram_gb"] <= 6 or not session2.recommendation["estimates"]["fits"]
+    assert session2.recommendation.estimates.vram_gb <= 6 or not session2.recommendation.estimates.fits
     assert "Updated recommendation" in reply.text
     assert session.recommendation == before  # the old session is untouched
 

@@ -142,7 +142,7 @@ def test_runs_that_took_twice_their_estimate_double_the_recommended_minutes(tmp_
     assert f"{rec['estimates']['minutes']:.0f} of your 240 minutes" in rec["estimates"]["fits_reason"]
     time = rec["learned"]["time"]
     assert time["n_runs"] == 6 and time["factor"] == pytest.approx(2.0, rel=0.05) and 0 < time["factor_std"] < 0.3
-    assert recommend(FACE, learner=learner).estimate.breakdown[-1] == said
+    assert recommend(FACE, learner=learner).estimates.breakdown[-1] == said
 
 
 def test_the_pace_joins_the_outcome_learning_when_runs_are_scored_too(tmp_path):

@@ -94,29 +94,29 @@ def test_the_factor_is_capped():
 
 def test_a_plan_that_ran_out_of_memory_is_not_recommended_again(tmp_path):
     rules = recommend(DOG)
-    assert rules.method == "dreambooth" and rules.estimates["fits"]
+    assert rules.method == "dreambooth" and rules.estimates.fits
     crashed = _run("db-1", rules, status="failed", error="OutOfMemoryError: CUDA out of memory. Tried to allocate")
     with _log(tmp_path, [crashed]) as log:
         learner = LogLearner.fit(log)
     again = recommend(DOG, learner=learner)
     assert again.method != "dreambooth"  # every DreamBooth saving is already on: it cannot fit
-    assert again.estimates["fits"] and again.estimates["vram_gb"] * costs.MARGIN <= 12
+    assert again.estimates.fits and again.estimates.vram_gb * costs.MARGIN <= 12
     assert again.reasons[0].startswith("Your run 'db-1' ran out of memory on a 12 GB card")
-    assert again.learned["memory"]["factor"] == pytest.approx(12 * costs.MARGIN / rules.estimates["vram_gb"], abs=0.01)
+    assert again.learned["memory"]["factor"] == pytest.approx(12 * costs.MARGIN / rules.estimates.vram_gb, abs=0.01)
     assert "dreambooth" in {a["method"] for a in again.alternatives}
 
 
 def test_a_run_that_held_a_little_more_raises_the_estimate_it_shows(tmp_path):
     small = Profile(subject_type="animal", class_noun="dog", n_images=5, vram_gb=8, time_budget_min=120)
     rules = recommend(small)
-    peak = round(rules.estimates["vram_gb"] * 1.05, 2)
+    peak = round(rules.estimates.vram_gb * 1.05, 2)
     record = RunRecord(run_id="lora-1", method=rules.method, base_model="sd15", status="completed",
                        hyperparameters={k: v for k, v in rules.hyperparameters.items() if v is not None},
                        profile=small.with_defaults()[0].to_dict(), peak_vram_gb=peak)
     with _log(tmp_path, [record]) as log:
         again = recommend(small, learner=LogLearner.fit(log))
     assert again.method == rules.method
-    assert again.estimates["vram_gb"] == pytest.approx(peak, abs=0.02)
+    assert again.estimates.vram_gb == pytest.approx(peak, abs=0.02)
     assert "held" in again.reasons[0] and again.learned["memory"]["kind"] == "measured"
 
 

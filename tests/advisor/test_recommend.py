@@ -245,10 +245,10 @@ def test_recommend_does_not_import_torch():
 
 def test_fit_respects_the_cost_model():
     rec = recommend(REACH["dreambooth"])
-    hp = {k: v for k, v in rec.train_config.items() if k not in ("base_model", "method", "data_dir", "output_dir")}
+    hp = {k: v for k, v in rec.train_config.to_dict().items() if k not in ("base_model", "method", "data_dir", "output_dir")}
     est = costs.estimate("dreambooth", "sd15", hp, 5, gpu=costs.typical_gpu(24))
-    assert (est.vram_gb, est.minutes) == (rec.estimates["vram_gb"], rec.estimates["minutes"])
-    assert est.gpu in rec.estimates["fits_reason"]
+    assert (est.vram_gb, est.minutes) == (rec.estimates.vram_gb, rec.estimates.minutes)
+    assert est.gpu in rec.estimates.fits_reason
 
 
 def test_unnamed_cards_are_timed_as_the_slowest_card_with_that_memory():

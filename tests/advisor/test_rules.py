@@ -163,7 +163,7 @@ def test_neutral_profile_is_neutral():
 @pytest.mark.parametrize("method", METHOD_NAMES)
 def test_preference_is_respected_in_a_neutral_profile(method):
     rec = recommend(Profile(**NEUTRAL, preferred_method=method))
-    assert rec.method == method and rec.estimates["fits"]
+    assert rec.method == method and rec.estimates.fits
     asked = [r for r in rec.reasons if r.startswith("You asked for")]
     assert asked and asked[0].endswith("]")
     assert any(c["card"] == "choosing-a-method" for c in rec.citations)
@@ -188,7 +188,7 @@ def test_preference_is_comparable_to_two_typical_rules():
 def test_preference_does_not_break_budget_limits():
     """Full fine-tune asked for on a 6 GB card with a sub-megabyte cap: only textual inversion fits."""
     rec = recommend(Profile(**{**NEUTRAL, "vram_gb": 6.0, "max_output_mb": 0.5}, preferred_method="full_finetune"))
-    assert rec.method == "textual_inversion" and rec.estimates["fits"]
+    assert rec.method == "textual_inversion" and rec.estimates.fits
     why_not = {a["method"]: a["why_not"] for a in rec.alternatives}
     assert "GPU memory" in why_not["full_finetune"] and "6 GB" in why_not["full_finetune"]
 

@@ -80,10 +80,9 @@ def test_estimate_for_a_card_outside_the_speed_table_uses_a_named_stand_in(tiny_
     dc = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(dc)
     run_dir = next((tiny_check["work"] / "runs").glob("*-lora-*"))
-    rec = {"base_model": "sd15"}
     for device, memory, in_table in (("NVIDIA H200", 150.0, True), ("NVIDIA B200", 192.0, False)):
         check = dc.Check()
-        dc.figures(check, run_dir, rec, device, memory)
+        dc.figures(check, run_dir, "sd15", device, memory)
         here = check.facts["estimate_here"]
         assert check.failures == []
         assert here["gpu_in_table"] is in_table

@@ -361,6 +361,7 @@ def test_a_run_that_ends_reaches_the_run_log_before_anyone_rates_it(fake, data, 
     the advisor's next answer already learns from it; nothing waits for a rating."""
     import app
     from advisor.runlog.store import RunLog
+    from lab.page import LabState
     from trainer.events import emit
 
     launcher, make = fake
@@ -375,8 +376,8 @@ def test_a_run_that_ends_reaches_the_run_log_before_anyone_rates_it(fake, data, 
          out_of_memory=True)
     launcher.jobs[job_id].state = "failed"
 
-    lab, status_md, *_ = app.refresh_lab("browser-1", {"job_id": job_id})
-    assert lab["shown"] == (job_id, "failed") and "ask the Advisor tab again" in status_md
+    lab, status_md, *_ = app.refresh_lab("browser-1", LabState(job_id=job_id))
+    assert lab.shown == (job_id, "failed") and "ask the Advisor tab again" in status_md
     with RunLog(tmp_path / "log.sqlite") as log:
         record = log.get(job_id)
     assert record.status == "failed" and record.error.startswith("out of GPU memory at step 1")

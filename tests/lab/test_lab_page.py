@@ -58,11 +58,15 @@ def test_the_buttons_as_plain_functions(tmp_path):
     from advisor.runlog.store import RunLog
     from advisor.runlog.records import RunRecord
 
-    rec = recommend(Profile(subject_type="animal", class_noun="dog", n_images=5, vram_gb=24)).to_dict()
-    opened = page.train_this(rec, {"subject_type": "animal"}, demo=True)
+    rec = recommend(Profile(subject_type="animal", class_noun="dog", n_images=5, vram_gb=24))
+    said = Profile(subject_type="animal")
+    opened = page.train_this(rec, said, demo=True, lab=page.LabState(data_dir="/data/dog", job_id="earlier"))
     cfg = json.loads(opened["text"])
-    assert cfg["base_model"] == "tiny" and cfg["method"] == rec["method"]  # the demo box swaps the model
-    assert opened["lab"]["recommendation"] is rec and opened["lab"]["resolution"] == cfg["resolution"]
+    assert cfg["base_model"] == "tiny" and cfg["method"] == rec.method  # the demo box swaps the model
+    assert cfg["data_dir"] == "/data/dog"  # the dataset chosen before stays chosen
+    lab = opened["lab"]
+    assert lab.recommendation is rec and lab.profile is said and lab.resolution == cfg["resolution"]
+    assert lab.job_id == "earlier"  # and so does this browser's job
     assert opened["message"].startswith("Settings are valid")
 
     class Queue:  # what start_training asks of the job queue
@@ -80,13 +84,13 @@ def test_the_buttons_as_plain_functions(tmp_path):
 
     q = Queue()
     assert page.start_training(q, "{", session_id="s")[0] is None
-    job, why = page.start_training(q, opened["text"], session_id="s")
+    job, why = page.start_training(q, json.dumps({**cfg, "data_dir": ""}), session_id="s")
     assert job is None and "Choose a dataset first" in why
     with_data = json.dumps({**cfg, "data_dir": str(tmp_path)})
     assert page.start_training(q, json.dumps({**cfg, "data_dir": str(tmp_path), "max_train_steps": 5000}),
                                session_id="s") == (None, "**Not started.** refused by the queue")
-    job, message = page.start_training(q, with_data, session_id="s", profile={"n_images": 5})
-    assert job == "job-1" and q.pumped == 1 and q.submitted[0][1:] == ("s", {"n_images": 5})
+    job, message = page.start_training(q, with_data, session_id="s", profile=said)
+    assert job == "job-1" and q.pumped == 1 and q.submitted[0][1:] == ("s", said)
 
     with RunLog(tmp_path / "log.sqlite") as log:
         log.upsert_run(RunRecord(run_id="r1", method="lora", base_model="sd15", status="completed"))

@@ -133,8 +133,8 @@ def test_a_run_out_of_memory_reaches_the_advisor_through_the_lab(measured, tiny_
     assert learner.memory() is not None and learner.memory().kind == "out_of_memory"
     again = recommend(dog, learner=learner)
     assert again.reasons[0].startswith("Your run 'run' ran out of memory on a 8 GB card")
-    assert again.estimates["fits"] and again.hyperparameters != rules.hyperparameters  # a saving went on
-    assert any("what your logged runs held" in line for line in again.estimate.breakdown)
+    assert again.estimates.fits and again.hyperparameters != rules.hyperparameters  # a saving went on
+    assert any("what your logged runs held" in line for line in again.estimates.breakdown)
 
 
 def test_memory_savings_leave_out_what_is_already_on():
