@@ -524,15 +524,9 @@ def _message(status: str, run_dir: Path, stopping: bool, demo: bool) -> str:
     return "state unknown"
 
 
-def with_advice(error: str, out_of_memory: bool | None = None) -> str:
-    """A run's error line, plus where to go next when the run ran out of GPU memory.
-
-    `out_of_memory` is the flag the trainer writes on a failed run's `end` and `error` events.
-    None is for a caller that holds only the line (lab.views, until it passes the flag): the
-    trainer's wording then decides, the last place that reads error text.
-    """
-    if out_of_memory is None:
-        out_of_memory = "out of GPU memory" in error or "CUDA out of memory" in error
+def with_advice(error: str, out_of_memory: bool) -> str:
+    """A run's error line, plus where to go next when the run ran out of GPU memory
+    (`out_of_memory`: the flag the trainer writes on a failed run's `end` and `error` events)."""
     if out_of_memory:
         return error + (" — or ask the Advisor tab again: it has read this run, and fits its next plan to "
                         "your card with what this one needed")

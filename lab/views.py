@@ -118,7 +118,8 @@ def _progress_message(status, step, max_steps, step_ev, end, last_status, eta, p
     if status == "stopped":
         return f"stopped at step {step}; a checkpoint was saved"
     if status == "failed":
-        return f"failed at step {step}: {with_advice((end or {}).get('error') or ended_without_result(run_dir))}"
+        error = (end or {}).get("error") or ended_without_result(run_dir)
+        return f"failed at step {step}: {with_advice(error, (end or {}).get('out_of_memory') is True)}"
     if step_ev is None:  # still loading data, the model, class images...
         return (last_status or {}).get("message") or "starting"
     loss = _number(step_ev.get("loss"))

@@ -20,7 +20,7 @@ Every row has `t` (unix seconds), `kind` and `step`. Kinds and the fields they c
 - `end`: status (completed | stopped | failed), outputs (relative paths), peak_vram_gb (CUDA only);
   a failed end also error and out_of_memory, as on its `error` event
 
-Stdlib only, so the advisor reads run folders with the same functions (`read_events`,
+Stdlib only, so the advisor reads run folders with the same functions (`read_event_log`,
 `start_process_alive`, `run_status`, `last_event`) without importing torch.
 """
 from __future__ import annotations
@@ -69,29 +69,40 @@ def emit(run_dir: str | Path, kind: str, step: int, **fields: Any) -> dict[str, 
     return row
 
 
-def _parse_lines(text: str) -> list[dict[str, Any]]:
-    rows = []
-    for line in text.splitlines():
+def _parse_lines(text: str) -> tuple[list[dict[str, Any]], int]:
+    """(events, junk): the rows with a `kind`, and how many other non-empty lines there were. A
+    last line without its newline is what a running or killed writer leaves: it is not junk."""
+    rows, junk = [], 0
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
         line = line.strip()
         if not line:
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
-            continue  # junk or a line cut short by a crash
-        if isinstance(row, dict) and "kind" in row:
+            row = None
+        if isinstance(row, dict) and isinstance(row.get("kind"), str):
             rows.append(row)
-    return rows
+        elif i < len(lines) - 1:  # junk, unless it is the unterminated tail
+            junk += 1
+    return rows, junk
+
+
+def read_event_log(run_dir: str | Path) -> tuple[list[dict[str, Any]], int]:
+    """All parseable events of a run, oldest first, and the number of unreadable lines skipped
+    (([], 0) when there is no log yet)."""
+    path = Path(run_dir) / EVENTS_FILE
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return [], 0
+    return _parse_lines(text)
 
 
 def read_events(run_dir: str | Path) -> list[dict[str, Any]]:
     """All parseable events of a run, oldest first ([] when there is no log yet)."""
-    path = Path(run_dir) / EVENTS_FILE
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return []
-    return _parse_lines(text)
+    return read_event_log(run_dir)[0]
 
 
 def read_new_events(run_dir: str | Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
@@ -107,7 +118,7 @@ def read_new_events(run_dir: str | Path, offset: int = 0) -> tuple[list[dict[str
     except FileNotFoundError:
         return [], offset
     complete = data.rfind(b"\n") + 1
-    return _parse_lines(data[:complete].decode("utf-8", errors="replace")), offset + complete
+    return _parse_lines(data[:complete].decode("utf-8", errors="replace"))[0], offset + complete
 
 
 def pid_alive(pid: int) -> bool:

@@ -1,12 +1,13 @@
 """What the run log says about GPU memory: runs that held more than their estimate, or ran out.
 
-The memory model (advisor.recommendation.costs) is calibrated on published measurements to about 10%; a
-user's own setup (driver, attention kernels, other programs on the card) can need more. Two
-kinds of logged run say so:
+The memory model (advisor.recommendation.costs) is calibrated on published measurements to
+about 10%; a user's own setup (driver, attention kernels, other programs on the card) can need
+more. Two kinds of logged run say so:
 
 - a run with a measured peak (`peak_vram_gb`, trainer.memory: what PyTorch's allocator held)
   above its estimate: it needed `peak / estimate` times the estimate;
-- a run that failed out of GPU memory on a card of V GB: it needed more than V; it counts
+- a run that failed out of GPU memory (the trainer's out_of_memory flag) on a card of V GB: it
+  needed more than V; it counts
   as needing V plus the estimator's calibration margin (costs.MARGIN, 10%), so the
   plan that crashed no longer passes the check that its estimate fits the card.
 
@@ -25,7 +26,6 @@ from ..recommendation import costs
 from .estimators import as_positive, cost_hyperparameters, identify, run_gpu, run_records
 
 MAX_FACTOR = 2.0       # beyond this the log more likely holds a mistake than a setup (assumed)
-OOM_MARKERS = ("out of gpu memory", "cuda out of memory", "outofmemoryerror")
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,6 @@ class MemoryEvidence:
         return {**asdict(self), "sentence": self.sentence}
 
 
-def is_out_of_memory_error(text: Any) -> bool:
-    return isinstance(text, str) and any(m in text.lower() for m in OOM_MARKERS)
-
-
 def load_memory(log):
     """One row per logged run with memory evidence: run_id, method, base_model, kind,
     estimated_gb (advisor.costs.memory_gb for its logged settings), needed_gb, ratio.
@@ -67,7 +63,7 @@ def load_memory(log):
     rows, dropped = [], []
     for record in run_records(log):
         peak = as_positive(record.peak_vram_gb)
-        ran_out = record.status == "failed" and is_out_of_memory_error(record.error)
+        ran_out = record.status == "failed" and record.out_of_memory is True
         if peak is None and not ran_out:
             continue  # nothing said about memory (CPU runs, imports, other failures)
         run_id, method, base, why = identify(record)

@@ -18,7 +18,9 @@ from trainer.config import HYPERPARAMETERS
 
 from .records import CSV_COLUMNS, RunRecord, json_blob, normalised_profile
 
-_CSV_FLOATS = {"score_accuracy", "score_flexibility", "score_preservation", "duration_s", "final_loss"}
+_CSV_FLOATS = {"score_accuracy", "score_flexibility", "score_preservation", "duration_s", "final_loss",
+               "peak_vram_gb"}
+_CSV_BOOLS = {"out_of_memory"}
 _CSV_TIMES = {"rated_at", "started_at", "finished_at", "created_at", "updated_at"}
 _CSV_INTS = {"rating_accuracy", "rating_flexibility", "rating_preservation", "steps_done"}
 
@@ -126,6 +128,10 @@ def _parse_csv_row(row: dict[str, str]) -> RunRecord:
             if not _NUMBER.match(text):
                 raise ValueError(f"{column}={text!r} is not a number")
             data[column] = float(text)
+        elif column in _CSV_BOOLS:
+            if text.lower() not in ("true", "false"):
+                raise ValueError(f"{column}={text!r} is not true or false")
+            data[column] = text.lower() == "true"
         elif column in _CSV_TIMES:
             data[column] = _parse_time(column, text)
         elif column.endswith("_json") and column in CSV_COLUMNS:

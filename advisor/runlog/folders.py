@@ -9,12 +9,14 @@ import json
 from pathlib import Path
 from typing import Iterable
 
-from trainer.vocabulary import FACTORS, METHOD_NAMES
+from trainer.events import EVENTS_FILE, read_event_log
+from trainer.metrics import METRICS_FILE, read_metrics
+from trainer.vocabulary import METHOD_NAMES
 
-from .events import read_events, summarise_events
-from .records import RunRecord, finite_number, hyperparameters_from_config, normalised_profile
+from .events import summarise_events
+from .records import RunRecord, hyperparameters_from_config, normalised_profile
 
-_RUN_FILES = ("config.json", "events.jsonl", "metrics.json", "profile.json")
+_RUN_FILES = ("config.json", EVENTS_FILE, METRICS_FILE, "profile.json")
 
 
 def is_run_dir(path: Path) -> bool:
@@ -69,22 +71,6 @@ def _read_profile(path: Path, notes: list[str]) -> dict | None:
         return None
 
 
-def _scores(metrics: dict | None, notes: list[str]) -> dict[str, float]:
-    """metrics.json shape: {"accuracy": {"score": 1-5, ...raw}, ...} (a bare number also works)."""
-    out = {}
-    for f in FACTORS:
-        entry = (metrics or {}).get(f)
-        value = entry.get("score") if isinstance(entry, dict) else entry
-        if value is None:
-            continue
-        score = finite_number(value)
-        if score is None or not 1 <= score <= 5:
-            notes.append(f"metrics.json {f} score {value!r} is not a number from 1 to 5; ignored")
-            continue
-        out[f"score_{f}"] = score
-    return out
-
-
 def _method(config: dict | None, notes: list[str]) -> str | None:
     method = config.get("method") if config else None
     if method is not None and method not in METHOD_NAMES:
@@ -105,9 +91,11 @@ def record_from_run_dir(path: str | Path) -> RunRecord:
     config = _read_json_object(run_dir / "config.json", notes)
     if config is None and not (run_dir / "config.json").is_file():
         notes.append("no config.json")
-    metrics = _read_json_object(run_dir / "metrics.json", notes)
+    metrics = read_metrics(run_dir)
+    if not metrics.missing:
+        notes.extend(metrics.notes)
     profile = _read_profile(run_dir / "profile.json", notes)
-    events, junk = read_events(run_dir / "events.jsonl")
+    events, junk = read_event_log(run_dir)
     if junk:
         notes.append(f"events.jsonl: skipped {junk} unreadable line(s)")
     summary = summarise_events(events)
@@ -127,8 +115,8 @@ def record_from_run_dir(path: str | Path) -> RunRecord:
         hyperparameters=hyperparameters_from_config(config),
         profile=profile,
         config=config,
-        metrics=metrics,
-        **_scores(metrics, notes),
+        metrics=metrics.raw,
+        **{f"score_{f}": v for f, v in metrics.scores.items()},
         started_at=summary["started_at"],
         finished_at=summary["finished_at"],
         duration_s=summary["duration_s"],
@@ -136,6 +124,7 @@ def record_from_run_dir(path: str | Path) -> RunRecord:
         final_loss=summary["final_loss"],
         peak_vram_gb=summary["peak_vram_gb"],
         error=summary["error"],
+        out_of_memory=summary["out_of_memory"],
         run_dir=str(run_dir.resolve()),
         output_path=str(output.resolve()) if output.is_dir() and any(output.iterdir()) else None,
         note="; ".join(notes) or None,

@@ -21,6 +21,7 @@ CSV_COLUMNS = ("run_id", "name", "source", "method", "base_model", "status",
                "score_accuracy", "score_flexibility", "score_preservation",
                "rating_accuracy", "rating_flexibility", "rating_preservation", "rating_note", "rated_at",
                "started_at", "finished_at", "duration_s", "steps_done", "final_loss", "peak_vram_gb", "error",
+               "out_of_memory",
                "run_dir", "output_path", "note", "created_at", "updated_at",
                "profile_json", "config_json", "metrics_json")
 
@@ -56,6 +57,7 @@ class RunRecord:
     final_loss: float | None = None        # mean of the last logged losses (see events.summarise_events)
     peak_vram_gb: float | None = None      # GiB the CUDA allocator held at its highest (trainer.memory)
     error: str | None = None               # the error message of a failed run
+    out_of_memory: bool | None = None      # the trainer's flag on a failed run: it ran out of GPU memory
     run_dir: str | None = None
     output_path: str | None = None
     note: str | None = None                # what the import could not read or had to infer
@@ -83,7 +85,7 @@ class RunRecord:
             "rating": self.rating, "rated_at": self.rated_at, "started_at": self.started_at,
             "finished_at": self.finished_at, "duration_s": self.duration_s,
             "steps_done": self.steps_done, "final_loss": self.final_loss, "peak_vram_gb": self.peak_vram_gb,
-            "error": self.error,
+            "error": self.error, "out_of_memory": self.out_of_memory,
             "run_dir": self.run_dir, "output_path": self.output_path, "note": self.note,
             "created_at": self.created_at, "updated_at": self.updated_at,
         }
@@ -119,6 +121,8 @@ def _validate_record(r: RunRecord) -> None:
         v = getattr(r, name)
         if v is not None and not isinstance(v, str):
             raise RunRecordError(f"{name}={v!r}; must be text")
+    if r.out_of_memory is not None and not isinstance(r.out_of_memory, bool):
+        raise RunRecordError(f"out_of_memory={r.out_of_memory!r}; must be true, false or null")
     for name in _FLOAT_FIELDS:
         v = getattr(r, name)
         if v is not None and finite_number(v) is None:

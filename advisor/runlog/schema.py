@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from .records import RunRecord, json_blob
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APPLICATION_ID = 0x46544131          # "FTA1": marks the SQLite file as a run log
 
 
@@ -60,8 +60,21 @@ def _migrate_to_v3(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE runs ADD COLUMN peak_vram_gb REAL")
 
 
+def _migrate_to_v4(conn: sqlite3.Connection) -> None:
+    # v4: the trainer's out_of_memory flag (its end and error events), so the learner reads a
+    # flag instead of matching error text. Runs logged before the flag existed said it only in
+    # their error line, in the trainer's and PyTorch's words: that text is read here, once.
+    conn.execute("ALTER TABLE runs ADD COLUMN out_of_memory INTEGER")
+    conn.execute("""
+        UPDATE runs SET out_of_memory = 1
+        WHERE status = 'failed' AND (lower(error) LIKE '%out of gpu memory%'
+                                     OR lower(error) LIKE '%cuda out of memory%'
+                                     OR lower(error) LIKE '%outofmemoryerror%')""")
+
+
 # MIGRATIONS[i] moves the schema from version i to i + 1; append, never edit.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_v1, _migrate_to_v2, _migrate_to_v3]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_v1, _migrate_to_v2, _migrate_to_v3,
+                                                          _migrate_to_v4]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -76,7 +89,7 @@ def migrate(conn: sqlite3.Connection) -> None:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
-# Table columns (v3) and where each comes from in a RunRecord.
+# Table columns (v4) and where each comes from in a RunRecord.
 _JSON_COLUMNS = {"profile_json": "profile", "config_json": "config",
                  "hyperparameters_json": "hyperparameters", "metrics_json": "metrics"}
 _COLUMNS = ("run_id", "created_at", "updated_at", "source", "name", "method", "base_model", "status",
@@ -84,7 +97,7 @@ _COLUMNS = ("run_id", "created_at", "updated_at", "source", "name", "method", "b
             "score_accuracy", "score_flexibility", "score_preservation",
             "rating_accuracy", "rating_flexibility", "rating_preservation", "rating_note", "rated_at",
             "started_at", "finished_at", "duration_s", "steps_done", "final_loss", "peak_vram_gb", "error",
-            "run_dir", "output_path", "note", "source_stamp")
+            "out_of_memory", "run_dir", "output_path", "note", "source_stamp")
 
 # Insert, or update only the columns the new row knows: a null never erases a known value
 # (so a re-import keeps the user's rating); created_at stays the first one.
@@ -113,6 +126,8 @@ def row_to_record(row: sqlite3.Row) -> RunRecord:
         if col in _JSON_COLUMNS:
             v = json.loads(row[col]) if row[col] else None
             data[_JSON_COLUMNS[col]] = v if v is not None or col != "hyperparameters_json" else {}
+        elif col == "out_of_memory":  # SQLite keeps a bool as 0/1
+            data[col] = None if row[col] is None else bool(row[col])
         else:
             data[col] = row[col]
     return RunRecord(**data)

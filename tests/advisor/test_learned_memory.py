@@ -8,7 +8,7 @@ import pytest
 
 from advisor.recommendation import costs
 from advisor.learning.log_learner import LogLearner
-from advisor.learning.memory import MAX_FACTOR, is_out_of_memory_error, load_memory, memory_factor
+from advisor.learning.memory import MAX_FACTOR, load_memory, memory_factor
 from advisor.profile import Profile
 from advisor.recommendation.recommend import recommend
 from advisor.runlog.store import RunLog
@@ -58,8 +58,12 @@ def test_memory_evidence_is_read_from_measured_peaks_and_out_of_memory_failures(
         _run("measured-high", rules, status="completed", peak_vram_gb=round(estimated * 1.1, 2)),
         _run("measured-low", rules, status="completed", peak_vram_gb=round(estimated * 0.8, 2)),
         _run("crashed", rules, status="failed",
-             error="out of GPU memory at step 3 (it held 11.6 GB); to fit, try in this order: ..."),
-        _run("other-failure", rules, status="failed", error="data_dir 'x' does not exist"),
+             error="out of GPU memory at step 3 (it held 11.6 GB); to fit, try in this order: ...",
+             out_of_memory=True),
+        _run("other-failure", rules, status="failed", error="data_dir 'x' does not exist", out_of_memory=False),
+        # the flag decides, not the wording: a line that mentions memory is not an out-of-memory run
+        _run("says-memory", rules, status="failed", error="CUDA out of memory? no: a failed checkpoint copy",
+             out_of_memory=False),
         _run("cpu-run", rules, status="completed"),  # no measurement: says nothing about memory
         RunRecord(run_id="odd-base", method="lora", base_model="kandinsky", status="completed", peak_vram_gb=30.0),
     ]
@@ -95,7 +99,8 @@ def test_the_factor_is_capped():
 def test_a_plan_that_ran_out_of_memory_is_not_recommended_again(tmp_path):
     rules = recommend(DOG)
     assert rules.method == "dreambooth" and rules.estimates.fits
-    crashed = _run("db-1", rules, status="failed", error="OutOfMemoryError: CUDA out of memory. Tried to allocate")
+    crashed = _run("db-1", rules, status="failed", error="OutOfMemoryError: CUDA out of memory. Tried to allocate",
+                   out_of_memory=True)
     with _log(tmp_path, [crashed]) as log:
         learner = LogLearner.fit(log)
     again = recommend(DOG, learner=learner)
@@ -120,21 +125,37 @@ def test_a_run_that_held_a_little_more_raises_the_estimate_it_shows(tmp_path):
     assert "held" in again.reasons[0] and again.learned["memory"]["kind"] == "measured"
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("out of GPU memory at step 3 (it held 11.6 GB); ...", True),
-    ("OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB", True),
-    ("RuntimeError: mat1 and mat2 shapes cannot be multiplied", False),
-    (None, False),
-])
-def test_out_of_memory_errors_are_recognised(text, expected):
-    assert is_out_of_memory_error(text) is expected
+def test_a_log_from_before_the_flag_keeps_its_out_of_memory_runs(tmp_path):
+    """Schema v4 reads the trainer's old wording once, for runs logged before the flag."""
+    import sqlite3
+
+    from advisor.runlog.schema import MIGRATIONS
+
+    db = tmp_path / "v3.sqlite"
+    conn = sqlite3.connect(db)
+    for step in MIGRATIONS[:3]:
+        step(conn)
+    rows = [("oom", "failed", "out of GPU memory at step 3 (it held 11.6 GB); ..."),
+            ("torch-oom", "failed", "OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB"),
+            ("other", "failed", "RuntimeError: mat1 and mat2 shapes cannot be multiplied"),
+            ("done", "completed", None)]
+    for run_id, status, error in rows:
+        conn.execute("INSERT INTO runs (run_id, created_at, updated_at, source, method, base_model, status, error) "
+                     "VALUES (?, 0, 0, 'manual', 'lora', 'sd15', ?, ?)", (run_id, status, error))
+    conn.execute("PRAGMA user_version = 3")
+    conn.commit()
+    conn.close()
+    with RunLog(db) as log:
+        flags = {r.run_id: r.out_of_memory for r in log.records()}
+    assert flags == {"oom": True, "torch-oom": True, "other": None, "done": None}
 
 
 def test_the_chat_uses_a_log_whose_only_run_ran_out_of_memory(tmp_path):
     from advisor.learning.log_learner import learner_for_log
 
     rules = recommend(DOG)
-    with _log(tmp_path, [_run("db-1", rules, status="failed", error="out of GPU memory at step 1")]):
+    crashed = _run("db-1", rules, status="failed", error="out of GPU memory at step 1", out_of_memory=True)
+    with _log(tmp_path, [crashed]):
         pass
     learner, note = learner_for_log(tmp_path / "runlog.sqlite")
     assert note is None and learner is not None and learner.n_runs == 0  # nothing scored, but memory news

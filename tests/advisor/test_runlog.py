@@ -20,7 +20,6 @@ from advisor.runlog.importing import import_csv
 from advisor.runlog.store import RunLog
 from advisor.runlog.connection import RunLogError
 from advisor.runlog.paths import default_db_path, default_runs_dir
-from advisor.runlog.events import read_events
 from advisor.runlog.cli import runs_cli
 from trainer.config import TrainConfig
 
@@ -201,6 +200,21 @@ def test_status_is_the_last_status_change(tmp_path, events, status, error):
     assert (record.status, record.error) == (status, error)
 
 
+@pytest.mark.parametrize("end, out_of_memory", [
+    ({"status": "failed", "error": "out of GPU memory at step 3", "out_of_memory": True}, True),
+    ({"status": "failed", "error": "CUDA out of memory, said a message that is not the flag",
+      "out_of_memory": False}, False),
+    ({"status": "failed", "error": "out of GPU memory at step 3"}, None),  # no flag: nothing is read from the text
+    ({"status": "completed"}, None),
+])
+def test_the_trainers_out_of_memory_flag_reaches_the_record(tmp_path, end, out_of_memory):
+    run_dir = make_run_dir(tmp_path, "r", [{"t": 1.0, "kind": "start", "step": 0},
+                                           {"t": 2.0, "kind": "end", "step": 3, **end}])
+    with RunLog(tmp_path / "log.sqlite") as log:
+        log.ingest_run_dir(run_dir)
+        assert log.get("r").out_of_memory is out_of_memory
+
+
 def finished_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
@@ -245,15 +259,6 @@ def test_nan_loss_is_noted(tmp_path):
     with RunLog(tmp_path / "log.sqlite") as log:
         record = log.ingest_run_dir(make_run_dir(tmp_path, "r", events))
     assert "loss became NaN/inf at step 3" in record.note and record.final_loss is not None
-
-
-def test_read_events_drops_torn_tail_and_counts_junk(tmp_path):
-    path = tmp_path / "events.jsonl"
-    path.write_text('{"t": 1, "kind": "start", "step": 0}\nnot json\n\n{"kind": 5}\n{"t": 2, "kind": "st')
-    events, junk = read_events(path)
-    assert [e["kind"] for e in events] == ["start"]
-    assert junk == 2
-    assert read_events(tmp_path / "missing.jsonl") == ([], 0)
 
 
 def test_runs_folder_ingest_rereads_only_changed_folders(tmp_path):
@@ -354,8 +359,10 @@ def test_csv_export_import_round_trip(tmp_path):
         log.upsert_run(RunRecord(run_id="manual-1", source="manual", method="textual_inversion",
                                  hyperparameters={"learning_rate": 5e-4, "num_vectors": 2, "optimizer": "AdamW",
                                                   "prior_preservation": False, "resolution": 512},
-                                 status="failed", error="OOM", steps_done=0))
+                                 status="failed", error="out of GPU memory at step 1", out_of_memory=True,
+                                 peak_vram_gb=11.6, steps_done=0))
         expected = log.list_runs()
+        assert [r["out_of_memory"] for r in expected] == [None, True]
         assert log.export_csv(tmp_path / "out" / "runs.csv") == 2
     with RunLog(tmp_path / "b.sqlite") as log:
         report = import_csv(log, tmp_path / "out" / "runs.csv")

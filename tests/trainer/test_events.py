@@ -121,3 +121,15 @@ def test_the_event_and_memory_readers_import_no_torch():
             "print(sorted(m for m in ('torch', 'numpy', 'diffusers', 'safetensors') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_read_event_log_drops_the_torn_tail_and_counts_junk(tmp_path):
+    """The run log's reader (advisor.runlog.folders) notes junk lines; a writer's unfinished
+    last line is not junk."""
+    from trainer.events import read_event_log
+
+    (tmp_path / "events.jsonl").write_text('{"t": 1, "kind": "start", "step": 0}\nnot json\n\n{"kind": 5}\n'
+                                           '{"t": 2, "kind": "st')
+    events, junk = read_event_log(tmp_path)
+    assert [e["kind"] for e in events] == ["start"] and junk == 2
+    assert read_event_log(tmp_path / "missing") == ([], 0)

@@ -93,7 +93,7 @@ def learned_runs() -> list[dict]:
                      "rating_accuracy": round(acc), "duration_s": steps * 0.9, "steps_done": steps})
     rows.append({"run_id": "oom-12gb", "source": "run_folder", "method": "dreambooth", "base_model": "sd15",
                  "status": "failed", "profile": LEARNED_PROFILES[1],
-                 "error": "CUDA out of memory. Tried to allocate 2.00 GiB",
+                 "error": "CUDA out of memory. Tried to allocate 2.00 GiB", "out_of_memory": True,
                  "hyperparameters": {"learning_rate": 2e-6, "max_train_steps": 800, "train_batch_size": 2,
                                      "resolution": 512, "mixed_precision": "fp16"}})
     return rows
