@@ -21,11 +21,11 @@ from advisor.knowledge.cards import cards_by_id
 from advisor.recommendation.render import profile_markdown, recommendation_markdown
 from advisor.runlog.importing import import_path
 from advisor.runlog.store import RunLog
-from advisor.runlog.paths import default_db_path
+from advisor.runlog.paths import default_db_path, default_runs_dir
 from lab import page
 from lab.jobs import JobQueue
 from lab.page import LabState
-from lab.paths import default_runs_dir, default_uploads_root
+from lab.paths import default_uploads_root
 from lab.uploads import dataset_from_folder, ingest_uploads, new_session_dir
 from lab.datasets import dataset_report, report_markdown
 from lab.results import save_rating

@@ -29,12 +29,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from advisor.runlog.paths import default_runs_dir
 from trainer.config import ConfigError, TrainConfig
 from trainer.events import error_line, last_event, read_events
 from trainer.launch import JOB_FILE, TrainingJob, attach, ended_without_result, launch
 from trainer.tiny import TINY_MODELS
 
-from .paths import default_runs_dir
 
 try:  # POSIX; elsewhere the in-process lock alone guards the queue file
     import fcntl

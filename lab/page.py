@@ -14,6 +14,7 @@ from typing import Any
 from advisor.profile import Profile
 from advisor.recommendation.recommend import Recommendation
 from trainer.config import ConfigError, TrainConfig
+from trainer.vocabulary import FACTORS
 
 from . import results, views
 from .jobs import JobQueue, JobStatus, is_builtin_tiny
@@ -192,7 +193,7 @@ def finished_view(run_dir: str | Path) -> dict[str, Any]:
 def scores_markdown(scored: dict[str, Any]) -> str:
     lines = [scored.get("message", "")]
     metrics = scored.get("metrics") or {}
-    for factor in results.FACTORS:
+    for factor in FACTORS:
         entry = metrics.get(factor)
         if isinstance(entry, dict):
             raw = ", ".join(f"{k} {v:.3f}" for k, v in entry.items()
@@ -219,7 +220,7 @@ def runs_frame(runs: list[dict[str, Any]], query: str = ""):
         hp = r.get("hyperparameters") or {}
         scores = r.get("scores") or {}
         rating = r.get("rating") or {}
-        rated = [rating.get(f) for f in results.FACTORS if rating.get(f) is not None]
+        rated = [rating.get(f) for f in FACTORS if rating.get(f) is not None]
         rows.append({"id": r.get("id"), "status": r.get("status"), "method": r.get("method"),
                      "base_model": r.get("base_model"), "learning_rate": hp.get("learning_rate"),
                      "max_train_steps": hp.get("max_train_steps"), "rank": hp.get("rank"),
@@ -246,7 +247,7 @@ def method_scores_frame(frame):
     import pandas as pd
     if frame.empty:
         return pd.DataFrame({"method": [], "factor": [], "score": [], "bar": []})
-    long = frame.melt(id_vars=["method"], value_vars=list(results.FACTORS), var_name="factor", value_name="score")
+    long = frame.melt(id_vars=["method"], value_vars=list(FACTORS), var_name="factor", value_name="score")
     long = long.dropna(subset=["score", "method"])
     out = long.groupby(["method", "factor"], as_index=False)["score"].mean()
     # one bar per (method, factor): a bar chart stacks bars that share an x value

@@ -1,6 +1,6 @@
 """Where the lab keeps its files, from environment variables (so a Space can point at /data).
 
-- FTA_RUNS_DIR     run folders (shared with the run log; see advisor.runlog.paths)
+- FTA_RUNS_DIR     run folders: advisor.runlog.paths.default_runs_dir (the run log indexes them)
 - FTA_UPLOADS_DIR  per-session upload folders; default ./uploads
 - FTA_DATA_ROOTS   folders on the server a user may train from, os.pathsep-separated;
                    default: the working directory
@@ -10,13 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from advisor.runlog.paths import default_runs_dir
-
 UPLOADS_DIR_ENV = "FTA_UPLOADS_DIR"
 DATA_ROOTS_ENV = "FTA_DATA_ROOTS"
-
-__all__ = ["DATA_ROOTS_ENV", "UPLOADS_DIR_ENV", "allowed_data_roots", "default_runs_dir", "default_uploads_root"]
-
 
 def default_uploads_root() -> Path:
     """$FTA_UPLOADS_DIR, else ./uploads."""

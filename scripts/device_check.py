@@ -207,7 +207,7 @@ def train(check: Check, text: str, profile: dict[str, Any], timeout: float, ever
     """"Start training", then the page's timer: pump the queue, show the progress, until the job ends."""
     from lab import page
     from lab.jobs import JobQueue
-    from lab.paths import default_runs_dir
+    from advisor.runlog.paths import default_runs_dir
 
     cfg, error = page.check_config_text(text)
     if cfg is None:
@@ -271,7 +271,8 @@ def results(check: Check, run_dir: Path, out: Path) -> None:
     from advisor.runlog.store import RunLog
     from advisor.runlog.paths import default_db_path
     from lab import page, results as lab_results
-    from lab.paths import default_runs_dir
+    from trainer.vocabulary import FACTORS
+    from advisor.runlog.paths import default_runs_dir
 
     try:  # what the page does once when the run ends: into the run log, then the Results panel
         shown = page.run_ended(run_dir, runlog=default_db_path())
@@ -298,7 +299,7 @@ def results(check: Check, run_dir: Path, out: Path) -> None:
             scored = lab_results.evaluate(run_dir)
         metrics = scored.get("metrics") or {}
         check.facts["scores"] = scored["scores"]
-        check.facts["score_basis"] = {f: (metrics.get(f) or {}).get("basis") for f in lab_results.FACTORS
+        check.facts["score_basis"] = {f: (metrics.get(f) or {}).get("basis") for f in FACTORS
                                       if isinstance(metrics.get(f), dict)}
         if not scored["scores"] or any(v is None for v in scored["scores"].values()):
             check.fail("scores", scored["message"])
@@ -315,7 +316,7 @@ def results(check: Check, run_dir: Path, out: Path) -> None:
         with RunLog(default_db_path()) as log:
             saved = lab_results.save_rating(run_dir, *RATING, NOTE, runlog=log)
         rating = saved.get("rating") or {}
-        ok = [rating.get(f) for f in lab_results.FACTORS] == list(RATING)
+        ok = [rating.get(f) for f in FACTORS] == list(RATING)
         check.facts["rating_saved"] = ok
         if not ok:
             check.fail("rating", f"save_rating returned rating {rating!r}")
