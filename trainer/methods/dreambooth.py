@@ -13,4 +13,5 @@ from .full import FullFineTune
 
 @register("dreambooth")
 class DreamBooth(FullFineTune):
-    uses_captions = False  # every instance image trains with instance_prompt, as in the paper
+    """Full fine-tuning's weights with DreamBooth's data; every image trains with the instance
+    prompt (trainer.vocabulary: uses_captions is False)."""

@@ -2,7 +2,8 @@
 preservation with class images) trained into LoRA weights instead of the whole UNet.
 
 The weights, saving and loading are LoRA's; what differs is the data, which the loop builds
-from the config (`prior_preservation`, `class_prompt`) and `uses_captions = False`.
+from the config (`prior_preservation`, `class_prompt`); like DreamBooth it trains every image
+with the instance prompt (trainer.vocabulary: uses_captions is False).
 """
 from __future__ import annotations
 
@@ -12,4 +13,4 @@ from .lora import LoRA
 
 @register("dreambooth_lora")
 class DreamBoothLoRA(LoRA):
-    uses_captions = False  # DreamBooth binds the subject to instance_prompt; captions are ignored
+    """LoRA's weights with DreamBooth's data (see the module docstring)."""

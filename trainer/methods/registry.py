@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import TrainConfig
+from ..vocabulary import METHOD_FACTS
 
 METHODS: dict[str, type["Method"]] = {}
 
@@ -34,6 +35,7 @@ def register(name: str):
         if name in METHODS:
             raise KeyError(f"method {name!r} registered twice")
         cls.name = name
+        cls.uses_captions = METHOD_FACTS[name].uses_captions  # the vocabulary says, once
         METHODS[name] = cls
         return cls
     return add
@@ -43,7 +45,7 @@ class Method:
     """Base class: the defaults are the common case (nothing extra to do)."""
 
     name = ""
-    uses_captions = True     # False: every instance image trains with instance_prompt (DreamBooth)
+    uses_captions = True     # set by register from trainer.vocabulary: False = every image trains with instance_prompt
     needs_base_for_output = False  # True: the output is loaded on top of the base model
 
     def __init__(self, config: TrainConfig):
