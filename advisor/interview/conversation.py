@@ -27,7 +27,8 @@ import logging
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
-from .extract import Extraction, extract
+from .extract import extract
+from .scan import Extraction
 from trainer.vocabulary import BASE_MODELS, FACTORS, METHOD_FACTS
 
 from ..profile import DEFAULTS, Profile, ProfileError

@@ -30,13 +30,10 @@ import re
 from typing import Any
 
 from . import phrases as P
-from .amounts import QUICK_MIN, SMALL_FILE_MB, read_gpus, read_images, read_output, read_runs, read_time, read_vram
+from .amounts import read_gpus, read_images, read_output, read_runs, read_time, read_vram
 from .choices import read_bare, read_base, read_captions, read_factors, read_method, read_subject
 from .scan import Extraction, Scan
-from .text import BLANK, NUM, RECOMMEND_RX, SKIP_RX, clean, normalise, split_clauses, words_to_number
-
-__all__ = ["Extraction", "MAX_PROMPTS", "MAX_SCAN_CHARS", "MAX_TEXT", "NUM", "QUICK_MIN", "SMALL_FILE_MB",
-           "extract", "normalise", "words_to_number"]
+from .text import BLANK, RECOMMEND_RX, SKIP_RX, clean, normalise, split_clauses
 
 MAX_SCAN_CHARS = 4000   # longer messages are cut here; the user is told
 MAX_PROMPTS = 10        # dream prompts kept from one message

@@ -3,7 +3,6 @@ import json
 
 import pytest
 
-from advisor.learning import adapt
 from advisor import chat
 from advisor.learning.candidates import MOVES, candidate_plans, signature
 from advisor.learning.log_learner import LogLearner, learner_for_log

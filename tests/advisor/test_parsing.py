@@ -4,7 +4,8 @@ import time
 import pytest
 
 from advisor.gpus import GPUS, find_gpus, gpu_note, lookup_gpu
-from advisor.interview.extract import MAX_SCAN_CHARS, extract, normalise, words_to_number
+from advisor.interview.extract import MAX_SCAN_CHARS, extract
+from advisor.interview.text import normalise, words_to_number
 
 # (message, expected slots: each listed slot must have exactly this value)
 PHRASINGS = [

@@ -5,7 +5,6 @@ JSON files is the review of that change.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
