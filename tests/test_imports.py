@@ -57,13 +57,18 @@ def test_advisor_imports_only_the_trainers_torch_free_modules():
     assert {m for _, m in used} >= {"trainer.config", "trainer.vocabulary"}  # the check looks at real imports
 
 
+def heavy_modules_after_importing(module: str, heavy: tuple[str, ...]) -> list[str]:
+    """Which of `heavy` a fresh interpreter has loaded after `import module`."""
+    code = f"import sys; import {module}; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return ast.literal_eval(out.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.parametrize("module", TORCH_FREE_TRAINER)
 def test_the_trainers_torch_free_modules_import_nothing_heavy(module):
-    code = (f"import sys; import {module}; "
-            "bad = [m for m in ('torch', 'diffusers', 'transformers', 'peft', 'accelerate', 'numpy') if m in sys.modules]; "
-            "print(bad); sys.exit(1 if bad else 0)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stdout + out.stderr
+    assert heavy_modules_after_importing(module, ("torch", "diffusers", "transformers", "peft", "accelerate",
+                                                  "numpy")) == []
 
 
 def test_no_import_cycles_and_no_private_names_across_modules():
@@ -116,8 +121,4 @@ def test_no_import_cycles_and_no_private_names_across_modules():
                                     "advisor.interview.conversation", "advisor.knowledge.retrieval",
                                     "advisor.runlog.store", "advisor.runlog.folders", "app"])
 def test_chat_path_does_not_import_torch(module):
-    code = (f"import sys; import {module}; "
-            "bad = [m for m in ('torch', 'diffusers', 'transformers', 'sentence_transformers') if m in sys.modules]; "
-            "print(bad); sys.exit(1 if bad else 0)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stdout + out.stderr
+    assert heavy_modules_after_importing(module, ("torch", "diffusers", "transformers", "sentence_transformers")) == []

@@ -155,6 +155,7 @@ def test_subprocess_bad_input_has_no_traceback(good, tmp_path):
     assert out.returncode == EXIT_BAD_INPUT and "invalid choice: 'sd3'" in out.stderr
 
 
+@pytest.mark.slow  # trains, then scores with the tiny encoders: ~15 s
 def test_evaluate_after_training_scores_the_run(good, tmp_path, capsys, monkeypatch):
     import trainer.evaluate
 
