@@ -30,6 +30,14 @@ class Gpu:
     keys: tuple[str, ...] = ()       # one must be in the text before the regex runs (speed)
     bf16: bool = False               # computes in bf16: Ampere (RTX 30xx, A-series) or newer
     card: str | None = None          # a service's card, by its row name (free Colab: "Tesla T4")
+    fp16_nan: bool = False           # fp16 autocast gives NaNs (black images): the GTX 16xx cards
+
+    @property
+    def precision(self) -> str:
+        """The mixed precision a run trains in on this card: bf16 on Ampere or newer, fp16 before
+        it, fp32 ("no") where fp16 breaks (AUTOMATIC1111 modules/devices.py detects the GTX 16
+        series and stops autocasting there)."""
+        return "bf16" if self.bf16 else "no" if self.fp16_nan else "fp16"
 
 
 NO_CUDA = ("{name} has no CUDA GPU, and the trainer needs an NVIDIA GPU with CUDA. "
@@ -65,7 +73,7 @@ def _nv(number: str, suffix: str = "") -> str:
 def _row(name: str, gb: float, number: str, suffix: str = "", variants: tuple = ()) -> Gpu:
     # GeForce 30xx and newer are Ampere or later: bf16 (10xx, 16xx and 20xx are not)
     return Gpu(name=name, gb=gb, pattern=_nv(number, suffix), variants=variants, keys=(number,),
-               bf16=number[:2] in ("30", "40", "50"))
+               bf16=number[:2] in ("30", "40", "50"), fp16_nan=number[:2] == "16")
 
 
 # Consumer NVIDIA cards, 10xx to 50xx. Memory is the common retail size.

@@ -16,7 +16,8 @@ from trainer.vocabulary import BASE_MODELS, FACTORS, METHOD_NAMES
 SUBJECT_TYPES = ("person", "animal", "object", "style", "concept", "general")
 
 # Sensible defaults used when the user does not know or skips. Each is a value a newcomer
-# on a mid-range card would plausibly have; they are always reported as assumed.
+# on a mid-range card would plausibly have; they are always reported as assumed. The time budget
+# has none: a limit the user never gave must not shorten or reject a plan (None = no limit).
 DEFAULTS: dict[str, Any] = {
     "subject_type": "object",
     "n_images": 10,
@@ -25,7 +26,6 @@ DEFAULTS: dict[str, Any] = {
     "flexibility": 3,
     "preservation": 3,
     "vram_gb": 12.0,
-    "time_budget_min": 60.0,
     "n_runs": 3,
     "base_model": "sd15",
 }
@@ -56,7 +56,7 @@ class Profile:
     preservation: int | None = None         # 1-5: how much of the base model must stay intact
     vram_gb: float | None = None            # GPU memory in GB
     gpu_name: str | None = None             # the card, when the user named one
-    time_budget_min: float | None = None    # GPU minutes for one run
+    time_budget_min: float | None = None    # GPU minutes for one run; None: no limit
     n_runs: int | None = None               # how many runs the user will iterate
     base_model: str | None = None           # a key of trainer.vocabulary.BASE_MODELS
     max_output_mb: float | None = None      # size cap of the output file (sharing), optional

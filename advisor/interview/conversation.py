@@ -454,6 +454,8 @@ def _describe(slot: str, data: dict[str, Any]) -> str:
         return "no limit" if v is None else f"under {_size(v)}"
     if slot == "preferred_method" and v is None:
         return "no preference"
+    if slot == "time_budget_min" and v is None:
+        return "no limit (the plan is not shortened for time)"
     if v is None:
         return "unknown"
     if slot == "subject_type":

@@ -97,7 +97,7 @@ def neighbour(origin: Plan, move: Move, profile: Profile, gpu, vram: float, pace
         return None  # memory fitting undid the move (e.g. the text encoder does not fit)
     est = costs.estimate(origin.method, profile.base_model, fitted, profile.n_images, gpu=gpu)
     minutes = est.minutes * (pace(origin.method, fitted) if pace is not None else 1.0)
-    if (est.vram_gb > vram or minutes > profile.time_budget_min
+    if (costs.memory_problem(est.vram_gb, vram) or minutes > _budget(profile)
             or (profile.max_output_mb is not None and est.output_mb > profile.max_output_mb)):
         return None
     rest = origin.changes[origin.n_savings:]
@@ -129,6 +129,11 @@ def candidate_plans(profile: Profile, plans: list[Plan], gpu, vram: float,
 
 
 # --------------------------------------------------------------------------- the user's pace
+def _budget(profile: Profile) -> float:
+    """The time budget in minutes; a user who gave none has no limit (nothing is assumed)."""
+    return profile.time_budget_min if profile.time_budget_min is not None else float("inf")
+
+
 def pace_factor(pace):
     """LogLearner.pace's (factor, std) as the factor alone, for candidate_plans."""
     def factor(method: str, hp: dict[str, Any]) -> float:
@@ -139,9 +144,10 @@ def pace_factor(pace):
 def _problems(est: costs.Estimate, ratio: float, profile: Profile, vram: float) -> list[str]:
     """recommend's three limits, with the time at the user's pace (`ratio` x the estimate)."""
     out = []
-    if est.vram_gb > vram:
-        out.append(f"needs about {est.vram_gb:.1f} GB of GPU memory, more than your {vram:g} GB")
-    if est.minutes * ratio > profile.time_budget_min:
+    memory = costs.memory_problem(est.vram_gb, vram)
+    if memory:
+        out.append(memory)
+    if est.minutes * ratio > _budget(profile):
         out.append(f"takes about {est.minutes * ratio:.0f} min at your logged runs' pace ({ratio:.1f}x the "
                    f"estimate), over your {profile.time_budget_min:g}-minute budget")
     if profile.max_output_mb is not None and est.output_mb > profile.max_output_mb:
@@ -154,9 +160,9 @@ def rebudget(plan: Plan, profile: Profile, gpu, vram: float, pace) -> Plan:
     shorten (advisor.costs.fit_time against budget / pace) when it runs over, and its problems
     worked out again with the corrected minutes (a faster pace can also lift a time problem)."""
     hp, changes, est = plan.hp, list(plan.changes), plan.estimate
-    budget = profile.time_budget_min
+    budget = _budget(profile)
     ratio = pace(plan.method, hp)[0]
-    if est.minutes * ratio > budget and est.vram_gb <= vram:
+    if est.minutes * ratio > budget and not costs.memory_problem(est.vram_gb, vram):
         target = budget / ratio
         shorter, timing = costs.fit_time(plan.method, profile.base_model, hp, profile.n_images, target, gpu=gpu)
         if timing:
@@ -181,7 +187,7 @@ def choose(plans: list[Plan], profile: Profile, vram: float, pace) -> Plan:
     def overflow(p: Plan) -> tuple[float, float]:
         e = p.estimate
         minutes = e.minutes * pace(p.method, p.hp)[0]
-        return max(e.vram_gb / vram, 1.0), max(minutes / profile.time_budget_min,
+        return max(e.vram_gb / vram, 1.0), max(minutes / _budget(profile),
                                                e.output_mb / (profile.max_output_mb or float("inf")))
     return min(plans, key=overflow)
 

@@ -95,6 +95,7 @@ class TimedGpu:
     speed: float   # training throughput relative to a T4
     bf16: bool     # Ampere or newer (advisor.gpus)
     basis: str     # where the speed factor comes from
+    precision: str = "fp16"  # the mixed precision runs train in on it (advisor.gpus.Gpu.precision)
     # The user's setup, learned from their run log (advisor.learning.memory): their runs held up
     # to this many times the memory estimate. 1.0 (the table) until a run says more.
     memory_factor: float = 1.0
@@ -136,7 +137,7 @@ def _timed_cards() -> dict[str, TimedGpu]:
         gpu = GPU_BY_NAME[name]  # a KeyError here is a speed figure for a card the table lacks
         for gb in sizes or (gpu.gb,):
             label = f"{name} {gb:g}GB" if len(sizes) > 1 else name
-            out[label] = TimedGpu(label, float(gb), speed, gpu.bf16, basis)
+            out[label] = TimedGpu(label, float(gb), speed, gpu.bf16, basis, gpu.precision)
     return out
 
 
@@ -345,18 +346,30 @@ MARGIN = 1.10  # aim 10% under the card: the model is calibrated to about 10%
 RES_FLOOR = {"sd15": 512, "sd21": 512, "sdxl": 768}  # below this the base degrades (assumed)
 
 
+def memory_problem(estimated_gb: float, card_gb: float) -> str | None:
+    """Why a plan that needs `estimated_gb` does not fit a `card_gb` card, or None when it does:
+    the estimate is good to about 10%, so a plan within 10% of the card does not fit (MARGIN)."""
+    if estimated_gb > card_gb:
+        return f"needs about {estimated_gb:.1f} GB of GPU memory, more than your {card_gb:g} GB"
+    if estimated_gb * MARGIN > card_gb:
+        return (f"needs about {estimated_gb:.1f} GB of GPU memory, within 10% of your {card_gb:g} GB (the estimate "
+                "is good to about 10%, so it may run out)")
+    return None
+
+
 def _fits(method, base_model, h, vram_gb, factor: float = 1.0) -> bool:
     return memory_gb(method, base_model, h)[0] * factor * MARGIN <= vram_gb
 
 
 def _memory_steps(base_model: str, gpu: TimedGpu | None):
     """The savings in order of their cost to quality and speed: (name, change, sentence)."""
-    half = "bf16" if gpu is not None and gpu.bf16 else "fp16"
+    half = gpu.precision if gpu is not None else "fp16"  # "no": 16-bit breaks on this card (GTX 16xx)
     vae_note = ""
     if base_model == "sdxl" and half == "fp16":
         vae_note = " (the diffusers SDXL recipe pairs fp16 with the fp16-fix VAE)"
     return [
-        ("mixed_precision", lambda h: h["mixed_precision"] == "no" and {"mixed_precision": half},
+        ("mixed_precision",
+         lambda h: h["mixed_precision"] == "no" and half != "no" and {"mixed_precision": half},
          f"Mixed precision ({half}) keeps frozen weights in 16 bits and trains about twice as fast "
          f"(T4 table: 0.42 -> 0.93 it/s){vae_note}"),
         ("gradient_checkpointing", lambda h: not h["gradient_checkpointing"] and {"gradient_checkpointing": True},
@@ -432,8 +445,9 @@ def fit_time(method: str, base_model: str, hp: dict, n_images: int, minutes: flo
     def over() -> bool:
         return estimate(method, base_model, h, n_images, gpu=gpu).minutes > minutes
 
-    if over() and h["mixed_precision"] == "no":
-        h["mixed_precision"] = "bf16" if gpu is not None and gpu.bf16 else "fp16"
+    half = gpu.precision if gpu is not None else "fp16"
+    if over() and h["mixed_precision"] == "no" and half != "no":
+        h["mixed_precision"] = half
         changes.append(f"Mixed precision ({h['mixed_precision']}) roughly halves the run time "
                        "(T4 table: 0.42 -> 0.93 it/s).")
     if over() and h["prior_preservation"] and method in CLASS_IMAGE_METHODS and h["num_class_images"] > MIN_CLASS_IMAGES:

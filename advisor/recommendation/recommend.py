@@ -17,12 +17,15 @@ from typing import Any
 from trainer.config import HYPERPARAMETERS, TrainConfig
 from trainer.vocabulary import ADAPTERS, BASE_MODELS, CLASS_IMAGE_METHODS, INVASIVENESS
 
+from ..gpus import GPU_BY_NAME
+from ..gpus import find_gpu as find_stored_gpu
 from ..knowledge.cards import get_card
 from ..profile import Profile
 from . import costs
 from .hyperparameters import BASELINE, class_noun, starting_hyperparameters
-from .rules import (ADJUSTMENTS, DATASET_KINDS, DEFAULT_RULES, ONE_SUBJECT, OPS, STANDING, Rule, advice, image_counts,
-                    match, score)
+from .render import method_title
+from .rules import (ADJUSTMENTS, DATASET_KINDS, DEFAULT_RULES, ONE_SUBJECT, OPS, PREFERENCE_BONUS, STANDING, Rule,
+                    advice, image_counts, match, score)
 
 JSON_KEYS = ("method", "base_model", "hyperparameters", "estimates", "predicted", "reasons", "citations",
              "alternatives", "dataset_advice", "iteration_plan", "assumptions", "train_config")
@@ -129,17 +132,24 @@ def recommend(profile: Profile, *, rules=DEFAULT_RULES, learner=None) -> Recomme
         candidates = _relearn(learner, filled, candidates)
     hp_advice = {k: (v, r.source) for k, (v, r) in advice(matched).items()}
     plans = [_work_out(c, filled, hp_advice, gpu, vram) for c in candidates]
-    chosen = next((p for p in plans if not p.problems), None)
+    # A method asked for by name is the plan when it fits and the rules do not rank it clearly
+    # worse (more than the preference's own weight behind the best); otherwise the card says why not.
+    asked = next((p for p in plans if p.method == filled.preferred_method and not p.problems
+                  and p.candidate.score >= plans[0].candidate.score - PREFERENCE_BONUS), None)
+    chosen = asked or next((p for p in plans if not p.problems), None)
     chosen = chosen or min(plans, key=lambda p: _overflow(p, filled, vram))  # nothing fits: the closest
     learned = learner.adapt(filled, plans, chosen, gpu=gpu, vram=vram) if hasattr(learner, "adapt") else None
     if learned is not None:  # the log's plan stands in for the rules' plan of its method
         plans = [learned.plan if p is learned.replaces else p for p in plans]
         chosen = learned.plan
-    reasons = ([memory.sentence] if memory else []) + (learned.reasons if learned else []) \
-        + _reasons(chosen, plans, matched)
-    alternatives = _alternatives(chosen, plans, matched)
+    alternatives = _alternatives(chosen, plans, matched, filled.preferred_method)
     if learned is not None:
         alternatives = [{**a, "why_not": learned.why_not.get(a["method"], a["why_not"])} for a in alternatives]
+    refused = next((a for a in alternatives if a["method"] == filled.preferred_method), None)
+    said_no = ([f"You asked for {method_title(refused['method'])}; the plan is {method_title(chosen.method)} "
+                f"instead. {refused['why_not']}"] if refused is not None else [])  # the user's choice, argued
+    reasons = ([memory.sentence] if memory else []) + said_no + (learned.reasons if learned else []) \
+        + _reasons(chosen, plans, matched, filled.preferred_method)
     return Recommendation(
         method=chosen.method, base_model=filled.base_model,
         train_config=_train_config(chosen, filled),
@@ -165,8 +175,11 @@ def _learned(learned, memory) -> dict[str, Any] | None:
 
 
 def _hardware(profile: Profile, filled: Profile, assumed: list[str]):
-    """(speed-table GPU, usable GB, assumptions including the filled slots)."""
+    """(speed-table GPU, usable GB, assumptions including the filled slots). The GPU is the timed
+    card the estimates use, carrying the mixed precision of the user's own card when it is named
+    (a GTX 1660 is timed as a T4 but must not train in fp16)."""
     gpu = costs.find_gpu(filled.gpu_name)
+    named = find_stored_gpu(filled.gpu_name)
     vram = filled.vram_gb
     out = [{"slot": s, "value": getattr(filled, s), "how_to_change": f"Tell the advisor {LABELS.get(s, s)}."}
            for s in assumed]
@@ -180,7 +193,27 @@ def _hardware(profile: Profile, filled: Profile, assumed: list[str]):
         out.append({"slot": "gpu_name", "value": profile.gpu_name,
                     "how_to_change": f"{unknown}imes assume a {gpu.name}, the slowest card in the speed table with "
                                      f"{vram:g} GB or more; name your GPU for a sharper estimate."})
+        if named is not None and named.gpu.gb is not None:
+            card = GPU_BY_NAME[named.gpu.card] if named.gpu.card else named.gpu
+            gpu = replace(gpu, bf16=card.bf16, precision=card.precision)
+    if profile.time_budget_min is None:
+        out.append({"slot": "time_budget_min", "value": None,
+                    "how_to_change": "No time limit given, so none shortens the plan; tell the advisor how many GPU "
+                                     "minutes one run may take."})
     return gpu, vram, out
+
+
+def _precision_note(p: Profile, gpu) -> str:
+    """Why the plan trains in its mixed precision (gpu: the timed card, with the user's precision)."""
+    card = p.gpu_name or f"a {gpu.name} (assumed)"
+    if gpu.precision == "no":
+        return (f"Trains in fp32: GTX 16xx cards such as your {card} give NaNs (black images) in fp16 "
+                "and have no bf16; fp32 is about twice as slow and holds frozen weights at 4 bytes.")
+    if gpu.precision == "bf16":
+        return (f"bf16 mixed precision: every published recipe trains in 16-bit (about twice the speed of fp32 "
+                f"on the T4 table), and {card} computes bf16 (Ampere or newer).")
+    return (f"fp16 mixed precision: every published recipe trains in 16-bit (T4 table: 0.42 -> 0.93 it/s); "
+            f"{card} has no bf16 (older than Ampere).")
 
 
 def _relearn(learner, profile: Profile, candidates: list[Candidate]) -> list[Candidate]:
@@ -204,14 +237,20 @@ def _work_out(c: Candidate, p: Profile, hp_advice: dict, gpu, vram: float) -> Pl
 
 def _fit(c: Candidate, p: Profile, hp_advice: dict, gpu, vram: float) -> Plan:
     start = starting_hyperparameters(c.method, p, hp_advice)
+    start.values["mixed_precision"], start.sources["mixed_precision"] = gpu.precision, "memory-savings"
+    start.notes.append((_precision_note(p, gpu), "gpu-cards"))
     hp, savings = costs.fit_memory(c.method, p.base_model, start.values, vram, gpu=gpu)
-    hp, timing = costs.fit_time(c.method, p.base_model, hp, p.n_images, p.time_budget_min, gpu=gpu)
+    if p.time_budget_min is not None:
+        hp, timing = costs.fit_time(c.method, p.base_model, hp, p.n_images, p.time_budget_min, gpu=gpu)
+    else:
+        timing = []
     hp, size = costs.fit_output(c.method, p.base_model, hp, p.max_output_mb)
     est = costs.estimate(c.method, p.base_model, hp, p.n_images, gpu=gpu)
     problems = []
-    if est.vram_gb > vram:
-        problems.append(f"needs about {est.vram_gb:.1f} GB of GPU memory, more than your {vram:g} GB")
-    if est.minutes > p.time_budget_min:
+    memory = costs.memory_problem(est.vram_gb, vram)
+    if memory:
+        problems.append(memory)
+    if p.time_budget_min is not None and est.minutes > p.time_budget_min:
         problems.append(f"takes about {est.minutes:.0f} min, over your {p.time_budget_min:g}-minute budget")
     if p.max_output_mb is not None and est.output_mb > p.max_output_mb:
         problems.append(f"writes about {est.output_mb:.0f} MB, over your {p.max_output_mb:g} MB cap")
@@ -224,7 +263,8 @@ def _overflow(plan: Plan, p: Profile, vram: float) -> tuple[float, float]:
     the size cap only takes longer or makes a bigger file."""
     e = plan.estimate
     memory = max(e.vram_gb / vram, 1.0)
-    return memory, max(e.minutes / p.time_budget_min, e.output_mb / (p.max_output_mb or float("inf")))
+    no_limit = float("inf")
+    return memory, max(e.minutes / (p.time_budget_min or no_limit), e.output_mb / (p.max_output_mb or no_limit))
 
 
 def _pace(learned) -> float:
@@ -236,8 +276,9 @@ def _pace(learned) -> float:
 def _estimates(plan: Plan, p: Profile, vram: float, gpu, pace: float = 1.0) -> Estimates:
     e = plan.estimate
     if not plan.problems:
-        reason = (f"Fits: about {e.vram_gb:.1f} of your {vram:g} GB and {e.minutes:.0f} of your "
-                  f"{p.time_budget_min:g} minutes (timed for {e.gpu}).")
+        time = (f"{e.minutes:.0f} of your {p.time_budget_min:g} minutes" if p.time_budget_min is not None else
+                f"about {e.minutes:.0f} minutes (no time limit given)")
+        reason = f"Fits: about {e.vram_gb:.1f} of your {vram:g} GB and {time} (timed for {e.gpu})."
     else:
         reason = (f"Nothing fits; the closest plan {'; '.join(plan.problems)}. "
                   f"What would make it fit: {_remedies(plan, p, vram, gpu, pace)}")
@@ -249,7 +290,8 @@ def _remedies(plan: Plan, p: Profile, vram: float, gpu, pace: float = 1.0) -> st
     """What would make the plan fit; at the user's logged pace when there is one (the estimator's
     minutes times `pace`), so the suggestions are not more optimistic than the headline."""
     out = []
-    budget = p.time_budget_min / pace  # the budget in the estimator's (published-speed) minutes
+    # the budget in the estimator's (published-speed) minutes; no limit given: none
+    budget = p.time_budget_min / pace if p.time_budget_min is not None else float("inf")
     rented = costs.cheapest_gpu(plan.method, p.base_model, plan.hp, p.n_images, budget,
                                 min_vram_gb=vram, faster_than=gpu)
     if rented:
@@ -257,7 +299,7 @@ def _remedies(plan: Plan, p: Profile, vram: float, gpu, pace: float = 1.0) -> st
         out.append(f"a rented {card.name} ({card.vram_gb:g} GB), where it takes about {est.minutes * pace:.0f} min")
     if p.base_model != "sd15":
         out.append("a smaller base model (SD1.5 at 512 px needs far less memory and time)")
-    if plan.estimate.minutes > p.time_budget_min:
+    if p.time_budget_min is not None and plan.estimate.minutes > p.time_budget_min:
         n = costs.steps_within(plan.method, p.base_model, plan.hp, p.n_images, budget, gpu=gpu)
         out.append(f"fewer steps ({n} fit your time, well below the recipe)" if n else
                    "more time (not even 50 steps fit after the samples and class images)")
@@ -266,7 +308,7 @@ def _remedies(plan: Plan, p: Profile, vram: float, gpu, pace: float = 1.0) -> st
     return "; ".join(out) + "."
 
 
-def _reasons(chosen: Plan, plans: list[Plan], matched: list[Rule]) -> list[str]:
+def _reasons(chosen: Plan, plans: list[Plan], matched: list[Rule], asked_for: str | None = None) -> list[str]:
     mine = sorted((r for r in chosen.candidate.rules if r.scores.get(chosen.method, 0) > 0),
                   key=lambda r: -r.scores[chosen.method])
     out = [f"{r.why} [{r.id}]" for r in mine]
@@ -274,13 +316,17 @@ def _reasons(chosen: Plan, plans: list[Plan], matched: list[Rule]) -> list[str]:
         if chosen.hp.get(key) == value and chosen.sources.get(key) == r.source:
             out.append(f"{r.why} [{r.id}]")
     out += [f"{sentence} [{card}]" for sentence, card in chosen.notes]
-    skipped = [p for p in plans[:plans.index(chosen)] if p.problems]
+    ahead = plans[:plans.index(chosen)]
+    skipped = [p for p in ahead if p.problems]
     if chosen.problems:
-        out.append(f"No method fits every limit; {chosen.method} comes closest.")
+        out.append(f"No method fits every limit; {method_title(chosen.method)} comes closest.")
+    elif chosen.method == asked_for and ahead and not skipped:  # the rules rank a fitting plan higher
+        out.append(f"You asked for {method_title(chosen.method)} and it fits, so the plan uses it; the rules alone "
+                   f"would pick {method_title(ahead[0].method)} (see the alternatives).")
     elif skipped:
-        out.append(f"{', '.join(p.method for p in skipped)} ranked higher but "
-                   f"{skipped[0].problems[0]}; {chosen.method} is the best that fits.")
-    return out or [f"No rule singled out a method; {chosen.method} is the top of the tie-break order."]
+        out.append(f"{', '.join(method_title(p.method) for p in skipped)} ranked higher but "
+                   f"{skipped[0].problems[0]}; {method_title(chosen.method)} is the best that fits.")
+    return out or [f"No rule singled out a method; {method_title(chosen.method)} is the top of the tie-break order."]
 
 
 def _citations(plan: Plan, matched: list[Rule], reasons: list[str]) -> list[dict[str, str]]:
@@ -294,13 +340,17 @@ def _citations(plan: Plan, matched: list[Rule], reasons: list[str]) -> list[dict
     return [get_card(i).citation() for i in dict.fromkeys(ids)]
 
 
-def _alternatives(chosen: Plan, plans: list[Plan], matched: list[Rule]) -> list[dict[str, str]]:
+def _alternatives(chosen: Plan, plans: list[Plan], matched: list[Rule],
+                  asked_for: str | None = None) -> list[dict[str, str]]:
     out = []
     for p in plans:
         if p is chosen:
             continue
         if p.problems:
             why = f"It {p.problems[0]}."
+        elif chosen.method == asked_for and plans.index(p) < plans.index(chosen):  # scored higher; the user asked
+            why = (f"The rules score it higher ({p.candidate.score:g} vs {chosen.candidate.score:g}), but you asked "
+                   f"for {method_title(chosen.method)}, and it fits.")
         else:
             # the rule that separates the two most, told to the user as the reason
             against = min(matched, default=None,
@@ -337,9 +387,14 @@ def predicted(method: str, hp: dict[str, Any], changes: list[str] | tuple[str, .
 
 def _dataset_advice(plan: Plan, p: Profile) -> list[str]:
     lo, hi, said = image_counts(plan.method, p.subject_type)
+    # A set of one subject trains on its best shots; a style, a concept or a captioned set is
+    # learnt from all of it, and its steps follow its size (hp-steps: passes over the set).
+    whole_set = p.captions or p.subject_type not in ONE_SUBJECT or plan.method == "full_finetune"
+    more = (f"all {p.n_images} train: a larger varied set generalises better, and the steps follow its size "
+            f"({plan.hp['max_train_steps']} steps)." if whole_set else
+            f"the recipe uses fewer, so pick the best {hi} or expect longer training.")
     count = f"You have {p.n_images}; " + ("that is in range." if lo <= p.n_images <= hi else
-                                          f"aim for {lo}-{hi}." if p.n_images < lo else
-                                          f"the recipe uses fewer, so pick the best {hi} or expect longer training.")
+                                          f"aim for {lo}-{hi}." if p.n_images < lo else more)
     out = [f"{said[0].upper()}{said[1:]}. {count}", DATASET_KINDS[p.subject_type]]
     res = plan.hp["resolution"]
     out.append(f"Use images at least {res} x {res} px; they are cropped to {res} px squares.")
@@ -362,15 +417,17 @@ def _iteration_plan(plan: Plan, p: Profile) -> list[str]:
     hp, e = plan.hp, plan.estimate
     lr, steps = hp["learning_rate"], hp["max_train_steps"]
     every = f"every {hp['validation_steps']} steps" if hp.get("validation_steps") else "at the end"
-    out = [f"Run 1 (~{e.minutes:.0f} of your {p.time_budget_min:g} minutes): train as recommended and judge the "
+    of_budget = f" of your {p.time_budget_min:g}" if p.time_budget_min is not None else ""
+    out = [f"Run 1 (~{e.minutes:.0f}{of_budget} minutes): train as recommended and judge the "
            f"samples {every}, not the loss."]
     if p.n_runs == 1:
         return out + ["With one run, keep the checkpoints and use the best one rather than the last."]
     out.append(f"If samples look noisy or burned, or every prompt returns the training photos (overfitting): "
                f"run 2 with learning rate {lr / 2:.1e} or {steps * 2 // 3} steps, or keep an earlier checkpoint.")
     longer = e.minutes * 1.5  # training dominates; a slight overestimate of the overheads
+    over = p.time_budget_min is not None and longer > p.time_budget_min
     out.append(f"If the subject is not recognisable (underfitting): run 2 with {int(steps * 1.5)} steps "
-               f"(about {longer:.0f} min{', over your budget: use a faster card' if longer > p.time_budget_min else ''}).")
+               f"(about {longer:.0f} min{', over your budget: use a faster card' if over else ''}).")
     if p.n_runs >= 3:
         leak = ("turn on prior preservation or lower the learning rate" if plan.method in CLASS_IMAGE_METHODS else
                 f"lower the rank to {max(1, hp['rank'] // 2)}" if plan.method in ADAPTERS else "cut the steps")

@@ -1,0 +1,126 @@
+"""The expert case suite: requests in the words people write on trainer trackers and forums, each
+with what an expert accepts and the published source for that judgement (cases.json).
+
+`run_case(case)` plays the messages through the chat as the Advisor tab does (a user who is asked
+more clicks "You decide", at most MAX_SKIPS times) and returns the list of what an expert would
+object to, empty when the plan passes. tests/advisor/test_expert_cases.py holds the pass rate to a
+floor that only rises; benchmarks/expert_cases.py prints it by category.
+
+What a case may expect (every key optional):
+- "profile": slot -> value the interview must have read from the words (exact; a list holds the
+  values an expert accepts, e.g. ["corgi", "dog"]).
+- "profile_unset": slots the words must NOT fill (e.g. a GPU's memory on a Mac).
+- "method", "base_model": lists of acceptable values.
+- "hyperparameters": key -> list of acceptable values, or {"min": x, "max": y}.
+- "fits": true/false; "fits" true also needs the estimate at most 1/1.1 of the stated card.
+- "says": phrases that must appear (case-blind) in what the user reads: the chat's replies and the
+  card (reasons, dataset advice, assumptions, fit sentence, savings).
+- "never_says": phrases that must not.
+- "not_assumed_binding": slots whose assumed (unstated) default must not shorten or reject a plan.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from advisor import chat
+
+HERE = Path(__file__).resolve().parent
+CASES_FILE = HERE / "cases.json"
+MAX_SKIPS = 3
+MEMORY_MARGIN = 1.1  # an expert leaves 10% of the card free before calling a plan a fit
+CATEGORIES = ("subject", "factors", "counts", "invented-constraints", "precision", "memory", "fallbacks",
+              "large-sets", "explicit-requests", "consistency")
+
+
+def load_cases(path: Path = CASES_FILE) -> list[dict[str, Any]]:
+    cases = json.loads(path.read_text(encoding="utf-8"))
+    ids = [c["id"] for c in cases]
+    if len(ids) != len(set(ids)):
+        raise ValueError(f"{path.name}: repeated case ids {sorted({i for i in ids if ids.count(i) > 1})}")
+    for c in cases:
+        missing = {"id", "category", "messages", "expect", "source", "why"} - set(c)
+        if missing:
+            raise ValueError(f"case {c.get('id')!r} lacks {sorted(missing)}")
+        if c["category"] not in CATEGORIES:
+            raise ValueError(f"case {c['id']!r}: category {c['category']!r}; pick one of {list(CATEGORIES)}")
+    return cases
+
+
+def _no_questions(question: str) -> tuple[str, list]:
+    return "(a knowledge-base answer)", []
+
+
+def play(messages: list[str]) -> tuple[dict[str, Any], chat.ChatSession]:
+    """The chat after `messages`, then "You decide" while it still asks (at most MAX_SKIPS)."""
+    session, _ = chat.new_session()
+    for message in messages:
+        session, _ = chat.send(session, message, answer_question=_no_questions)
+    for _ in range(MAX_SKIPS):
+        if session.recommendation is not None:
+            break
+        session, _ = chat.send(session, "You decide", answer_question=_no_questions)
+    return chat.stated_profile(session.interview).to_dict(), session
+
+
+def _text(session: chat.ChatSession) -> str:
+    parts = [m["content"] for m in session.interview.transcript if m["role"] == "assistant"]
+    rec = session.recommendation
+    if rec is not None:
+        est = rec.estimates
+        parts += rec.reasons + rec.dataset_advice + rec.iteration_plan + est.savings + [est.fits_reason]
+        parts += [a.get("how_to_change", "") for a in rec.assumptions]
+        parts += [a.get("why_not", "") for a in rec.alternatives]
+    return "\n".join(parts).lower()
+
+
+def run_case(case: dict[str, Any]) -> list[str]:
+    """What an expert would object to in the plan for this case (empty: it passes)."""
+    expect = case["expect"]
+    profile, session = play(case["messages"])
+    out = []
+    for slot, want in expect.get("profile", {}).items():
+        accepted = want if isinstance(want, list) and slot != "dream_prompts" else [want]
+        if profile.get(slot) not in accepted:
+            out.append(f"profile {slot}={profile.get(slot)!r}, expected {want!r}")
+    for slot in expect.get("profile_unset", []):
+        if profile.get(slot) is not None:
+            out.append(f"profile {slot}={profile.get(slot)!r}, expected it unset")
+    text = _text(session)
+    for phrase in expect.get("says", []):
+        if phrase.lower() not in text:
+            out.append(f"never says {phrase!r}")
+    for phrase in expect.get("never_says", []):
+        if phrase.lower() in text:
+            out.append(f"says {phrase!r}")
+    rec = session.recommendation
+    plan_keys = {"method", "base_model", "hyperparameters", "fits", "not_assumed_binding"}
+    if rec is None:
+        if plan_keys & set(expect):
+            out.append("no recommendation after the messages and 'You decide'")
+        return out
+    if "method" in expect and rec.method not in expect["method"]:
+        out.append(f"method {rec.method}, expected one of {expect['method']}")
+    if "base_model" in expect and rec.base_model not in expect["base_model"]:
+        out.append(f"base model {rec.base_model}, expected one of {expect['base_model']}")
+    hp = rec.train_config.to_dict()
+    for key, want in expect.get("hyperparameters", {}).items():
+        got = hp.get(key)
+        if isinstance(want, dict):
+            if ("min" in want and not got >= want["min"]) or ("max" in want and not got <= want["max"]):
+                out.append(f"{key}={got!r}, expected within {want}")
+        elif got not in want:
+            out.append(f"{key}={got!r}, expected one of {want}")
+    est = rec.estimates
+    if "fits" in expect and est.fits is not expect["fits"]:
+        out.append(f"fits={est.fits}, expected {expect['fits']} ({est.fits_reason})")
+    card = profile.get("vram_gb")
+    if est.fits and card and est.vram_gb * MEMORY_MARGIN > card:
+        out.append(f"claims to fit {est.vram_gb} GB on a {card:g} GB card, within 10% of it")
+    for slot in expect.get("not_assumed_binding", []):
+        if slot == "time_budget_min" and any("minutes" in s and "to fit" in s for s in est.savings):
+            out.append("an assumed time budget shortened the plan: " + next(s for s in est.savings if "to fit" in s))
+        if slot == "time_budget_min" and not est.fits and "budget" in est.fits_reason:
+            out.append(f"an assumed time budget rejected the plan: {est.fits_reason}")
+    return out
