@@ -42,6 +42,8 @@ class Gpu:
 
 NO_CUDA = ("{name} has no CUDA GPU, and the trainer needs an NVIDIA GPU with CUDA. "
            "Free Google Colab or Kaggle (a T4 with 16 GB) works.")
+AMD = ("{name} is an AMD card: PyTorch runs on it through ROCm (on Linux), but the trainer is tested on NVIDIA "
+       "CUDA only, bitsandbytes' 8-bit Adam and xFormers are CUDA-only, and the times assume NVIDIA speeds.")
 
 # Only a bare model number ("a 4090") needs care: "2080 images" or "1080p" are not cards.
 _NOT_A_CARD_AFTER = re.compile(
@@ -68,6 +70,11 @@ def _nv(number: str, suffix: str = "") -> str:
         guard = ""
     return (r"(?:\b(?P<brand>(?:geforce\s*)?(?:rtx|gtx)|geforce)\s*-?\s*)?(?<![\d.])" + number + tail
             + guard + r"(?!\d)")
+
+
+def _amd(model: str) -> str:
+    """Regex for a Radeon: "rx 7900 xtx", "radeon 7900xtx", "amd 7900 xtx" (a bare number needs a suffix)."""
+    return r"\b(?:(?:amd\s*)?(?:radeon\s*)?rx\s*-?\s*|(?:amd|radeon)\s*)" + model + r"\b"
 
 
 def _row(name: str, gb: float, number: str, suffix: str = "", variants: tuple = ()) -> Gpu:
@@ -124,6 +131,22 @@ _OTHERS = [
     Gpu("A100", 40, r"\ba100\b", variants=(80,), bf16=True),
     Gpu("H100", 80, r"\bh100\b", bf16=True),
     Gpu("H200", 141, r"\bh200\b", bf16=True),
+    # AMD: Radeon RX 6000/7000/9000 and Instinct, with the memory they are sold with.
+    Gpu("Radeon RX 7900 XTX", 24, _amd(r"7900\s*-?\s*xtx"), note=AMD),
+    Gpu("Radeon RX 7900 XT", 20, _amd(r"7900\s*-?\s*xt(?!x)"), note=AMD),
+    Gpu("Radeon RX 7900 GRE", 16, _amd(r"7900\s*-?\s*gre"), note=AMD),
+    Gpu("Radeon RX 7800 XT", 16, _amd(r"7800\s*-?\s*xt"), note=AMD),
+    Gpu("Radeon RX 7700 XT", 12, _amd(r"7700\s*-?\s*xt"), note=AMD),
+    Gpu("Radeon RX 7600", 8, _amd(r"7600(?:\s*-?\s*xt)?"), variants=(16,), note=AMD),
+    Gpu("Radeon RX 9070 XT", 16, _amd(r"9070\s*-?\s*xt"), note=AMD),
+    Gpu("Radeon RX 9070", 16, _amd(r"9070(?!\s*-?\s*xt)"), note=AMD),
+    Gpu("Radeon RX 6950 XT", 16, _amd(r"6950\s*-?\s*xt"), note=AMD),
+    Gpu("Radeon RX 6900 XT", 16, _amd(r"6900\s*-?\s*xt"), note=AMD),
+    Gpu("Radeon RX 6800 XT", 16, _amd(r"6800\s*-?\s*xt"), note=AMD),
+    Gpu("Radeon RX 6800", 16, _amd(r"6800(?!\s*-?\s*xt)"), note=AMD),
+    Gpu("Radeon RX 6700 XT", 12, _amd(r"6700\s*-?\s*xt"), note=AMD),
+    Gpu("Instinct MI300X", 192, r"\b(?:amd\s*)?(?:instinct\s*)?mi\s*-?\s*300x\b", note=AMD),
+    Gpu("Instinct MI250X", 128, r"\b(?:amd\s*)?(?:instinct\s*)?mi\s*-?\s*250x?\b", note=AMD),
     Gpu("Apple silicon (M-series)", None,
         r"\b(?:apple\s+)?m[1-4](?:\s*(?:pro|max|ultra))?\b(?=.{0,40}\b(?:mac|apple|chip|macbook)\b)"
         r"|\b(?:apple\s+)?m[1-4]\s*(?:pro|max|ultra)\b|\bapple\s+(?:silicon|m[1-4])\b"

@@ -27,6 +27,11 @@ _IMAGES = [
                + _IMG_NOUN + r"\b"),   # "25 of my paintings"
 ]
 _RANGE_BEFORE = re.compile(r"(\d+)\s*(?:-|to|or)\s*$")
+_HEAD_COUNTS = re.compile(P.HEAD_COUNTS)
+_PER_SUBJECT = re.compile(r"(?<![\w.])(?P<k>\d+)\s+(?:different\s+|separate\s+)?" + P.SUBJECT_NOUNS
+                          + r"\b[^.;\n]{0,30}?(?:about |around |roughly |~)?" + NUM + r"\s+(?:" + _IMG_NOUN
+                          + r")\s+(?:each|apiece|per (?:character|subject|person|face|dog|cat|pet|product|item|"
+                            r"object|style|concept|outfit|model|one))\b")
 
 _VRAM = [
     re.compile(r"\b" + P.VRAM_WORDS + r"\s*(?:is|of|:|=|-)?\s*(?:about |around |~)?" + NUM
@@ -148,18 +153,25 @@ def read_gpus(s: Scan, ex: Extraction, expecting: str | None) -> None:
             continue   # a bare "1080" answering "how many images?" is a count, not a GTX 1080
         s.blank(hit.start, hit.end)
         if hit.gb is None:
+            s.no_cuda = True  # a Mac's or a PC's memory said beside it is not a GPU's: read_vram skips it
             problem = hit.note + " I didn't store a GPU memory size."
             if problem not in ex.problems:
                 ex.problems.append(problem)
         elif not s.negated(hit.start):
             s.add("vram_gb", hit.start, hit.gb)
             s.cands.setdefault("gpu_name", []).append((hit.start, hit.name))
+            if hit.note and hit.note not in ex.problems:  # an AMD card: what does and does not carry over
+                ex.problems.append(hit.note)
 
 
 _COUNT_SLOTS = ("n_images", "time_budget_min", "n_runs", "max_output_mb")
 
 
 def read_vram(s: Scan, ex: Extraction) -> None:
+    if s.no_cuda:  # "a MacBook M2 with 32 GB": unified memory (or RAM), not a CUDA card's memory
+        for rx in (_VRAM_MIB, *_VRAM):
+            s.take(rx)
+        return
     for m in s.take(_VRAM_MIB):
         gb = round(matched_number(m) / 1024, 1)
         if check_bounds("vram_gb", gb, said_text(m), ex):
@@ -177,6 +189,11 @@ def read_vram(s: Scan, ex: Extraction) -> None:
 
 
 def read_images(s: Scan, ex: Extraction) -> None:
+    s.take(_HEAD_COUNTS)   # "all 4 of us in one picture" counts people, not images
+    for m in s.take(_PER_SUBJECT):   # "3 characters, about 25 images each": 75 images
+        n = float(m.group("k")) * float(m.group("n"))
+        if check_bounds("n_images", n, said_text(m), ex):
+            s.add("n_images", m.start(), int(n))
     for rx in _IMAGES:
         for m in s.take(rx):
             n = matched_number(m)

@@ -13,7 +13,7 @@ from typing import Any
 from . import phrases as P
 from .scan import Extraction, Scan, check_bounds, said_text
 from .text import BLANK
-from trainer.vocabulary import FACTORS
+from trainer.vocabulary import BASE_MODELS, FACTORS
 
 
 # --------------------------------------------------------------------------- compiled tables
@@ -32,6 +32,8 @@ _EXPLICIT_FACTOR = [
 _BASE_RX = [(v, re.compile(p)) for v, p in P.BASE_MODEL_PATTERNS]
 _BARE_VERSION_RX = [(v, re.compile(p)) for v, p in P.BARE_VERSIONS]
 _UNSUPPORTED_BASE = re.compile(P.UNSUPPORTED_BASE)
+_COMMUNITY = [(base, name, re.compile(rx), extra) for base, name, rx, extra in P.COMMUNITY_CHECKPOINTS]
+_VIDEO = re.compile(P.VIDEO)
 
 _CAPTIONS = [(v, re.compile(p)) for v, p in P.CAPTIONS]
 
@@ -77,12 +79,33 @@ def read_factors(s: Scan, ex: Extraction) -> None:
 
 
 def read_base(s: Scan, ex: Extraction, expecting: str | None) -> None:
+    """The base model by name; a model the trainer cannot train, or a community checkpoint, is named
+    back with what the plan does instead (never a silent swap)."""
+    for m in s.take(_VIDEO):
+        _say(ex, f"'{said_text(m)}': this trainer makes image models, so a video or motion LoRA (AnimateDiff, Wan, "
+                 "HunyuanVideo, LTX) is out of its reach; musubi-tuner, diffusion-pipe and ai-toolkit train those. "
+                 "The plan here is for still images.")
     for m in s.take(_UNSUPPORTED_BASE):
-        ex.problems.append(f"'{said_text(m)}' isn't supported here; the advisor covers SD 1.5, SD 2.1 and SDXL.")
+        _say(ex, f"'{said_text(m)}' isn't trained here yet: the trainer covers SD 1.5, SD 2.1 and SDXL (and the "
+                 "community checkpoints built on them), so the plan is for one of those. kohya sd-scripts, "
+                 "ai-toolkit, SimpleTuner and diffusers' examples/dreambooth scripts train the newer families.")
+    for base, name, rx, extra in _COMMUNITY:
+        for m in s.take(rx):
+            short = BASE_MODELS[base].short
+            s.add("base_model", m.start(), base)
+            _say(ex, f"{name} is built on {short}, so the plan is for {short} and carries over to it. The trainer "
+                     f"loads hub ids and diffusers folders; {name} ships as one .safetensors file, which it does "
+                     f"not read yet: train on {BASE_MODELS[base].hub_id} or convert the file to a diffusers folder "
+                     f"first.{extra}")
     rules = _BASE_RX + (_BARE_VERSION_RX if expecting in (None, "base_model") else [])
     for value, rx in rules:
         for m in s.take(rx):
             s.add("base_model", m.start(), value)
+
+
+def _say(ex: Extraction, note: str) -> None:
+    if note not in ex.problems:
+        ex.problems.append(note)
 
 
 def read_captions(s: Scan) -> None:

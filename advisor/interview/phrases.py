@@ -29,7 +29,15 @@ NUMBER_SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
 # The words every image count may be followed by ("30 pics", "12 selfies", "40 renders").
 IMAGE_NOUNS = (r"(?:pictures?|pics?|photos?|photographs?|images?|imgs?|shots?|selfies|selfie|snaps?|drawings?|"
                r"paintings?|sketches|sketch|illustrations?|artworks?|renders?|screenshots?|portraits?|"
-               r"headshots?|frames?|jpe?gs?|pngs?)")
+               r"headshots?|frames?|jpe?gs?|pngs?|tiles?|scans?|crops?|x-?rays?|slides?|stills?|samples?|"
+               r"captures?|cut-?outs?|thumbnails?)")
+# A subject count with images per subject: "3 characters, about 25 images each" is 75 images.
+SUBJECT_NOUNS = (r"(?:characters?|subjects?|people|persons?|faces?|dogs?|cats?|pets?|products?|items?|objects?|"
+                 r"styles?|concepts?|outfits?|models?)")
+# A head count that is not an image count: "all 4 of us in one picture".
+HEAD_COUNTS = (r"\b(?:all\s+)?\d+\s+of\s+(?:us|them|you|my (?:kids|friends|dogs|cats|family))\b"
+               r"|\b\d+\s+(?:people|persons|kids|dogs|cats)\s+in\s+(?:one|a|the same|each)\s+(?:picture|photo|image|shot)\b"
+               r"|\b(?:together\s+)?in\s+(?:one|1|a|a single|the same)\s+(?:picture|photo|image|shot|frame)\b")
 
 # Lookahead: an image noun within two words ("hundreds of my old photos").
 _BEFORE_IMAGES = r"(?=\s+(?:[a-z'-]+\s+){0,2}" + IMAGE_NOUNS + r"\b)"
@@ -117,6 +125,10 @@ FACTOR_PHRASES: list[tuple[str, int, str]] = [
     ("accuracy", 4, r"\b(?:very |highly )?accurate(?:ly)?\b|\bfaithful(?:ly)?\b|\bhigh (?:fidelity|likeness)\b"),
     ("accuracy", 4, r"\b(?:keep|preserve) (?:the|his|her|its|their|my) (?:face|identity|likeness|details?)\b"),
     ("accuracy", 4, r"\b(?:likeness|identity|accuracy) (?:matters|is (?:important|key|crucial|critical))\b"),
+    ("accuracy", 5, r"\b(?:rendered|reproduced|replicated|drawn|copied|shown)\s+(?:exactly|perfectly|precisely|"
+                    r"faithfully|accurately)\b|\b(?:exactly|precisely|perfectly) (?:rendered|reproduced|replicated)\b"),
+    ("accuracy", 4, r"\b(?:must|has to|have to|needs? to|should)\s+(?:be\s+)?(?:clearly\s+|instantly\s+|easily\s+)?"
+                    r"recogni[sz]able\b"),
     # flexibility: how far from the training images the subject must go
     ("flexibility", 5, r"\ball (?:kinds|sorts|types) of (?:[a-z]+ )?(?:scenes|settings|places|styles|situations|contexts|"
                        r"backgrounds|poses|outfits|things|scenarios|art styles|worlds)\b"),
@@ -133,6 +145,9 @@ FACTOR_PHRASES: list[tuple[str, int, str]] = [
     ("flexibility", 4, r"\b(?:different|various|varied|new|many|lots of|other|diverse) (?:scenes|settings|places|"
                        r"backgrounds|situations|contexts|styles|art styles|outfits|poses|locations|environments)\b"),
     ("flexibility", 4, r"\b(?:very |really |super |highly )?(?:flexible|versatile)\b"),
+    ("flexibility", 4, r"\b(?:fantasy|sci-?fi|science fiction|fairy ?tale|magical|mythical|epic|cinematic|dreamlike|"
+                       r"whimsical|storybook) (?:scenes?|settings?|worlds?|landscapes?|situations|scenarios|"
+                       r"art|images|pictures|adventures?)\b"),
     ("flexibility", 1, r"\bonly (?:portraits|headshots|product shots|close-?ups|the same (?:pose|angle|setting|"
                        r"scene|style|background))\b"),
     ("flexibility", 1, r"\b(?:just|exactly|only) like (?:the|my|our) (?:photos|pictures|images|training "
@@ -157,6 +172,9 @@ FACTOR_PHRASES: list[tuple[str, int, str]] = [
     ("preservation", 5, r"\b(?:keep|leave) (?:the |its )?(?:base |original )?model (?:still )?(?:able to|capable of|"
                         r"good at) (?:\w+ )?(?:everything|anything|all|other)\b|"
                         r"\bkeep everything else (?:working|intact|the same|as (?:it is|before))\b"),
+    ("preservation", 5, r"\b(?:the rest of the model|the (?:base|original) model|everything else|the model itself)\s+"
+                        r"(?:must|should|has to|needs? to)\s+(?:stay|remain|be left)\s+(?:exactly\s+)?"
+                        r"(?:as it is|as it was|the same|intact|untouched|unchanged)\b"),
     ("preservation", 4, r"\bstill (?:be able to )?(?:do|draw|make|generate|work for) (?:other|normal|regular|everything)\b"),
     ("preservation", 4, r"\b(?:preserve|keep) (?:the )?(?:base|original) (?:model|style|abilities|knowledge)\b"),
 ]
@@ -252,8 +270,31 @@ BASE_MODEL_PATTERNS: list[tuple[str, str]] = [
 ]
 # A bare "1.5" / "2.1" names a version only when no number is expected ("1.5" hours...).
 BARE_VERSIONS = [("sd21", r"(?<![\w.])2\.[01](?![\w.]|\d)"), ("sd15", r"(?<![\w.])1\.5(?![\w.]|\d)")]
-UNSUPPORTED_BASE = (r"\b(?:sd\s*3(?:\.5)?|stable diffusion 3(?:\.5)?|flux(?:\.1)?|midjourney|"
-                    r"dall-?e|kandinsky|sd\s*cascade|stable cascade)\b")
+# Model families the trainer does not train yet (shared/research/models-2026.md lists who does).
+UNSUPPORTED_BASE = (r"\b(?:sd\s*3(?:\.5)?|stable diffusion 3(?:\.5)?|flux(?:\.?[12])?(?:[\s.-]*(?:dev|schnell|kontext|"
+                    r"klein|pro))?|qwen[\s-]?image|z[\s-]?image|chroma|hidream|lumina\s*2?|sana|kolors|pixart|"
+                    r"hunyuan[\s-]?dit|auraflow|midjourney|dall-?e|kandinsky|sd\s*cascade|stable cascade)\b")
+# Community checkpoints built on a base model the trainer has: (base key, the name people use,
+# regex, what else to say). They ship as single .safetensors files (models-2026.md).
+COMMUNITY_CHECKPOINTS: list[tuple[str, str, str, str]] = [
+    ("sdxl", "Pony Diffusion", r"\bpony\s*(?:diffusion|v?6|xl|realism)\b|\bpony\s+(?:loras?|models?|checkpoints?|base)\b|"
+                               r"\b(?:for|on|with|using|based on)\s+pony\b", ""),
+    ("sdxl", "Illustrious", r"\billustrious(?:[\s-]?xl)?\b", ""),
+    ("sdxl", "NoobAI", r"\bnoob\s*ai(?:[\s-]?xl)?\b",
+     " NoobAI's v-prediction release needs v-prediction training, which the trainer does not do yet; its "
+     "epsilon release trains like SDXL."),
+    ("sdxl", "Juggernaut XL", r"\bjuggernaut(?:[\s-]?xl)?\b", ""),
+    ("sdxl", "Animagine XL", r"\banimagine(?:[\s-]?xl)?\b", ""),
+    ("sdxl", "RealVisXL", r"\brealvis[\s-]?xl\b", ""),
+    ("sd15", "Realistic Vision", r"\brealistic[\s-]?vision\b", ""),
+    ("sd15", "DreamShaper", r"\bdream[\s-]?shaper\b(?![\s-]?xl)", ""),
+    ("sd15", "AbsoluteReality", r"\babsolute[\s-]?reality\b", ""),
+    ("sd15", "Anything V5", r"\banything[\s-]?v[345]\b", ""),
+]
+# Video and motion models: this trainer makes image models.
+VIDEO = (r"\b(?:video\s+(?:loras?|models?|generation|clips?)|motion\s+loras?|animatediff|wan\s*2(?:\.\d)?|"
+         r"hunyuan[\s-]?video|ltx[\s-]?video|(?:video\s+)?clips\s+of|i2v|t2v|text[\s-]to[\s-]video|"
+         r"image[\s-]to[\s-]video|animate\s+(?:it|him|her|them|my))\b")
 
 # --------------------------------------------------------------------------- captions
 CAPTIONS: list[tuple[bool, str]] = [

@@ -42,6 +42,7 @@ class Scan:
         self.text = text
         self.original = text   # never blanked: context around a match ("2 hours total for 4 tries")
         self.cands: dict[str, list[tuple[int, Any]]] = {}
+        self.no_cuda = False   # the text names a machine without CUDA (a Mac, a CPU): its memory is no GPU's
 
     def blank(self, start: int, end: int) -> None:
         self.text = self.text[:start] + BLANK * (end - start) + self.text[end:]

@@ -402,7 +402,7 @@ def test_find_gpus_in_order_and_table_sane():
     assert [h.name for h in find_gpus("a 3060 now, an A100 later")] == ["RTX 3060 12GB", "A100 40GB"]
     names = [g.name for g in GPUS]
     assert len(names) == len(set(names))
-    assert all(g.gb is None or 2 <= g.gb <= 141 for g in GPUS)
+    assert all(g.gb is None or 2 <= g.gb <= 192 for g in GPUS)  # up to an MI300X
 
 
 # --------------------------------------------------------------------------- loose numbers, totals, methods
@@ -439,3 +439,69 @@ def test_method_words_that_mean_something_else_are_not_a_preference():
     assert "preferred_method" not in extract("a small lora file").slots   # an output size
     assert "preferred_method" not in extract("a 3080 ti").slots           # a GPU
     assert "preferred_method" not in extract("my 1650 ti laptop").slots   # a GPU not in the table
+
+
+# --------------------------------------------------------------------------- what the trainer cannot serve
+@pytest.mark.parametrize("text, base, named", [
+    ("pony lora for my character, 40 images", "sdxl", "Pony Diffusion"),
+    ("a LoRA for Illustrious of my OC", "sdxl", "Illustrious"),
+    ("noobai xl lora, 60 images", "sdxl", "NoobAI"),
+    ("train it on realistic vision", "sd15", "Realistic Vision"),
+    ("juggernaut xl, 20 photos of me", "sdxl", "Juggernaut XL"),
+])
+def test_community_checkpoints_set_their_base_and_are_named(text, base, named):
+    ex = extract(text)
+    assert ex.slots.get("base_model") == base
+    assert any(named in p and ".safetensors" in p for p in ex.problems)
+
+
+def test_a_pony_as_a_subject_is_not_a_checkpoint():
+    ex = extract("a lora of my pony, 12 photos")
+    assert "base_model" not in ex.slots and not any("Pony Diffusion" in p for p in ex.problems)
+
+
+@pytest.mark.parametrize("text", ["a flux lora of myself", "sd 3.5 large please", "qwen-image lora",
+                                  "z-image turbo lora", "flux.2 klein lora"])
+def test_families_the_trainer_lacks_are_named_not_swapped(text):
+    ex = extract(text)
+    assert "base_model" not in ex.slots
+    assert any("isn't trained here yet" in p for p in ex.problems)
+
+
+def test_a_video_request_is_told_the_trainer_makes_images():
+    ex = extract("I want a motion lora for animatediff from 10 clips of my dance moves")
+    assert any("video" in p and "image models" in p for p in ex.problems)
+    assert not any("video" in p for p in extract("I make videos about cooking; my knife, 10 photos").problems)
+
+
+def test_a_macs_memory_is_not_stored_as_gpu_memory():
+    ex = extract("I'm on a macbook M2 with 32gb, lora of my cat")
+    assert "vram_gb" not in ex.slots and any("CUDA" in p for p in ex.problems)
+
+
+def test_an_amd_card_keeps_its_memory_and_is_named():
+    ex = extract("RX 7900 XTX 24gb, lora of my dog")
+    assert ex.slots.get("vram_gb") == 24 and ex.slots.get("gpu_name") == "Radeon RX 7900 XTX"
+    assert any("AMD" in p and "ROCm" in p for p in ex.problems)
+
+
+@pytest.mark.parametrize("text, n", [
+    ("3 characters, about 25 images each, 4090", 75),
+    ("two dogs, 12 photos each", 24),
+    ("I want all 4 of us in one picture, I have 30 photos of my family", 30),
+    ("5000 satellite tiles with captions", 5000),
+    ("300 x-rays of knees", 300),
+])
+def test_image_counts_as_people_write_them(text, n):
+    assert extract(text).slots.get("n_images") == n
+
+
+@pytest.mark.parametrize("text, slot, accepted", [
+    ("our logo must be rendered exactly", "accuracy", (5,)),
+    ("he must be recognisable", "accuracy", (4,)),
+    ("he just needs to be recognisable", "accuracy", (2,)),
+    ("the rest of the model must stay exactly as it is", "preservation", (5,)),
+    ("I want my dog in fantasy scenes", "flexibility", (4,)),
+])
+def test_factor_words_people_use(text, slot, accepted):
+    assert extract(text).slots.get(slot) in accepted
