@@ -42,10 +42,15 @@ def new_session(profile: Profile | None = None) -> tuple[ChatSession, Reply]:
     return session, reply
 
 
-def send(session: ChatSession, message: Any, *, answer_question: AnswerFn | None = None) -> tuple[ChatSession, Reply]:
-    """One user message in; a new session and the interview's reply out (the input is untouched)."""
+def send(session: ChatSession, message: Any, *, answer_question: AnswerFn | None = None,
+         classify_subject=None) -> tuple[ChatSession, Reply]:
+    """One user message in; a new session and the interview's reply out (the input is untouched).
+    Questions go to the knowledge base and unlisted subject nouns to the subject classifier,
+    the process-wide ones unless others are given."""
     answer_question = answer_question or answer_from_knowledge
-    state, reply = conversation.turn(session.interview, message, answer_question=answer_question)
+    classify_subject = classify_subject or classify_unlisted_subject
+    state, reply = conversation.turn(session.interview, message, answer_question=answer_question,
+                                     classify_subject=classify_subject)
     new = ChatSession(state, copy.deepcopy(session.recommendation), copy.deepcopy(session.recommended_for))
     return _with_recommendation(new, reply), reply
 
@@ -127,6 +132,24 @@ def knowledge_retriever():
         return _retriever
 
 
+_classifier = None
+_classifier_lock = threading.Lock()
+
+
+def classify_unlisted_subject(phrase: str) -> tuple[str, float] | None:
+    """The subject type of a noun the phrase tables lack, by meaning (interview.subjects), with the
+    knowledge retriever's embedding model; built on the first such noun, so a chat that never
+    needs it never loads it. None when no embedding model loads: the interview then asks."""
+    global _classifier
+    with _classifier_lock:
+        if _classifier is None:
+            from .interview.subjects import SubjectClassifier
+
+            embedder = getattr(knowledge_retriever(), "embedder", None)
+            _classifier = SubjectClassifier().fit(embedder) if embedder is not None else False
+    return _classifier.predict(phrase) if _classifier else None
+
+
 def answer_from_knowledge(question: str, retriever=None) -> tuple[str, list[dict[str, str]]]:
     """Answer a user's question with the best knowledge cards and their sources (from the
     process-wide retriever unless one is given)."""
@@ -146,11 +169,12 @@ def answer_from_knowledge(question: str, retriever=None) -> tuple[str, list[dict
 
 
 # --------------------------------------------------------------------------- scripted chats
-def play(messages: Iterable[str], *, answer_question: AnswerFn | None = None) -> dict[str, Any]:
+def play(messages: Iterable[str], *, answer_question: AnswerFn | None = None,
+         classify_subject=None) -> dict[str, Any]:
     """Play user messages through a fresh interview: the `chat --json` contract."""
     session, _ = new_session()
     for message in messages:
-        session, _ = send(session, message, answer_question=answer_question)
+        session, _ = send(session, message, answer_question=answer_question, classify_subject=classify_subject)
     state = session.interview
     return {
         "profile": stated_profile(state).to_dict(),

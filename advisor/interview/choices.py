@@ -8,12 +8,14 @@ Each reader takes its matches from the `Scan` (blanking them) and adds the value
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
+
+from trainer.vocabulary import BASE_MODELS, FACTORS
 
 from . import phrases as P
 from .scan import Extraction, Scan, check_bounds, said_text
+from .subjects import subject_phrase
 from .text import BLANK
-from trainer.vocabulary import BASE_MODELS, FACTORS
 
 
 # --------------------------------------------------------------------------- compiled tables
@@ -114,8 +116,13 @@ def read_captions(s: Scan) -> None:
             s.cands.setdefault("captions", []).append((m.start(), value))
 
 
-def read_subject(s: Scan) -> None:
-    best = _earliest_cue(s, _SUBJECT_RX) or _earliest_cue(s, _GENERIC_SUBJECT_RX)
+def read_subject(s: Scan, classify: Callable[[str], tuple[str, float] | None] | None = None) -> None:
+    """The subject type and class noun. Where the sentence says what is trained ("a lora of my
+    corgi"), that phrase decides: by the noun tables, else by `classify` (subjects.SubjectClassifier:
+    any noun, by meaning); otherwise the earliest cue anywhere, skipping negated ones ("it's not a
+    person"). A phrase nobody can classify leaves the subject to the interview's question."""
+    best = _subject_by_position(s, classify)
+    best = best or _earliest_cue(s, _SUBJECT_RX) or _earliest_cue(s, _GENERIC_SUBJECT_RX)
     if best is None:
         m = _GENERAL_RX.search(s.text)
         if m:
@@ -130,11 +137,26 @@ def read_subject(s: Scan) -> None:
         s.cands["class_noun"] = [(best[0], best[3])]
 
 
+def _subject_by_position(s: Scan, classify) -> tuple[int, int, str, Any] | None:
+    found = subject_phrase(s.original, s.negated)  # the original: "lora" was already read as the method
+    if found is None:
+        return None
+    pos, phrase = found
+    known = _earliest_cue(Scan(f"my {phrase}"), _SUBJECT_RX)  # the tables' cues expect a determiner
+    if known is not None:
+        return (pos, 0, known[2], known[3])
+    guess = classify(phrase) if classify is not None else None
+    if guess is None:
+        return None
+    return (pos, 0, guess[0], None if guess[0] == "general" else phrase)  # a dataset has no class noun
+
+
 def _earliest_cue(s: Scan, cues) -> tuple[int, int, str, Any] | None:
-    """(start, -length, type, noun) of the cue found earliest in the text; a tie goes to the longer."""
+    """(start, -length, type, noun) of the cue found earliest in the text; a tie goes to the longer;
+    a negated cue does not count ("it's not a person")."""
     best = None
     for kind, noun, rx in cues:
-        m = rx.search(s.text)
+        m = next((m for m in rx.finditer(s.text) if not s.negated(m.start())), None)
         if m is None:
             continue
         if noun is None:

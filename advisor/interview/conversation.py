@@ -197,14 +197,15 @@ def start(profile: Profile | None = None) -> tuple[InterviewState, Reply]:
     return state, reply
 
 
-def turn(state: InterviewState, message: Any, *,
-         answer_question: AnswerFn | None = None) -> tuple[InterviewState, Reply]:
-    """One user message in; a new state and the reply out. Never raises on user input."""
+def turn(state: InterviewState, message: Any, *, answer_question: AnswerFn | None = None,
+         classify_subject=None) -> tuple[InterviewState, Reply]:
+    """One user message in; a new state and the reply out. Never raises on user input.
+    `classify_subject` reads subject nouns the tables lack (extract's argument)."""
     new = copy.deepcopy(state)
     text = "" if message is None else message
     new.transcript.append({"role": "user", "content": str(text)[:MAX_STORED_CHARS]})
     try:
-        reply = _turn(new, text, answer_question)
+        reply = _turn(new, text, answer_question, classify_subject)
     except Exception as e:   # the chat must survive a bug: keep the old state, say what broke
         log.exception("interview turn failed")
         new = copy.deepcopy(state)
@@ -217,14 +218,14 @@ def turn(state: InterviewState, message: Any, *,
 
 
 # --------------------------------------------------------------------------- one turn
-def _turn(state: InterviewState, message: Any, answer_question: AnswerFn | None) -> Reply:
+def _turn(state: InterviewState, message: Any, answer_question: AnswerFn | None, classify_subject=None) -> Reply:
     if not isinstance(message, str):
         return _finish(state, [], problems=[f"I can only read text messages, not {type(message).__name__}."],
                        wants_rec=False, nothing_read=False)
     if not message.strip():
         return _finish(state, ["I didn't get any text."], problems=[], wants_rec=False, nothing_read=False)
     pending = state.last_question
-    ex = extract(message, expecting=pending)
+    ex = extract(message, expecting=pending, classify_subject=classify_subject)
     problems = list(ex.problems)
     conflict = _first_conflict(ex)
     lines = _merge(state, ex, message) + ex.notes   # what was stored first, then how it was read

@@ -102,9 +102,11 @@ def _goal(statements: list[str], s: Scan, expecting: str | None) -> str | None:
 
 
 # --------------------------------------------------------------------------- entry point
-def extract(message: str, expecting: str | None = None) -> Extraction:
+def extract(message: str, expecting: str | None = None, classify_subject=None) -> Extraction:
     """Read one chat message. `expecting` is the slot of the pending question, so short
-    answers ("30", "3", "yes", "no limit") fill it. Never raises on any text."""
+    answers ("30", "3", "yes", "no limit") fill it; `classify_subject(phrase) -> (type, similarity)
+    or None` reads a subject noun the tables lack (subjects.SubjectClassifier.predict). Never raises
+    on any text."""
     ex = Extraction()
     if not isinstance(message, str):
         ex.problems.append(f"I can only read text, not {type(message).__name__}.")
@@ -132,7 +134,7 @@ def extract(message: str, expecting: str | None = None) -> Extraction:
     read_base(s, ex, expecting)
     read_method(s)     # after GPUs ("4060 ti") and file sizes ("a small LoRA file")
     read_captions(s)   # before image counts: "1000 captioned images" holds both
-    read_subject(s)    # before image counts too: "12 selfies" is a count and a person
+    read_subject(s, classify_subject)    # before image counts too: "12 selfies" is a count and a person
     read_images(s, ex)
     if expecting and expecting not in s.cands:
         read_bare(s, expecting, ex)

@@ -84,8 +84,11 @@ def test_play_contract_shape():
 
 
 def test_answer_from_knowledge_tf_idf(monkeypatch):
+    from advisor.knowledge import retrieval
+
     monkeypatch.setenv("FTA_EMBEDDER", "none")
     monkeypatch.setattr(chat, "_retriever", None)
+    monkeypatch.setattr(retrieval, "_DEFAULT", None)  # another test may have built the semantic one
     text, cites = chat.answer_from_knowledge("what is prior preservation?")
     assert cites and cites[0]["card"] == "prior-preservation"
     assert "TF-IDF" in text  # the fallback is said, not hidden

@@ -20,11 +20,14 @@ What a case may expect (every key optional):
 """
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
 
 from advisor import chat
+from advisor.interview.subjects import SubjectClassifier
+from advisor.knowledge.retrieval import load_embedder
 
 HERE = Path(__file__).resolve().parent
 CASES_FILE = HERE / "cases.json"
@@ -52,15 +55,26 @@ def _no_questions(question: str) -> tuple[str, list]:
     return "(a knowledge-base answer)", []
 
 
+@functools.lru_cache(maxsize=1)
+def _classifier():
+    """The suite's own subject classifier (all-MiniLM-L6-v2), not the process-wide one another test
+    may have built without an embedding model."""
+    embedder, why_not = load_embedder()
+    if embedder is None:
+        raise RuntimeError(f"the expert suite reads subjects with all-MiniLM-L6-v2: {why_not}")
+    return SubjectClassifier().fit(embedder)
+
+
 def play(messages: list[str]) -> tuple[dict[str, Any], chat.ChatSession]:
     """The chat after `messages`, then "You decide" while it still asks (at most MAX_SKIPS)."""
+    classify = _classifier().predict
     session, _ = chat.new_session()
     for message in messages:
-        session, _ = chat.send(session, message, answer_question=_no_questions)
+        session, _ = chat.send(session, message, answer_question=_no_questions, classify_subject=classify)
     for _ in range(MAX_SKIPS):
         if session.recommendation is not None:
             break
-        session, _ = chat.send(session, "You decide", answer_question=_no_questions)
+        session, _ = chat.send(session, "You decide", answer_question=_no_questions, classify_subject=classify)
     return chat.stated_profile(session.interview).to_dict(), session
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import cases
 from advisor.learning.log_learner import LogLearner
 from advisor.chat import answer_from_knowledge, play
+from advisor.interview.subjects import SubjectClassifier
 from advisor.profile import Profile
 from advisor.recommendation.recommend import recommend
 from advisor.knowledge.cards import KNOWLEDGE_DIR, load_cards
@@ -46,5 +47,8 @@ def _retriever():
 
 
 def chats() -> list[dict]:
-    answer = functools.partial(answer_from_knowledge, retriever=_retriever())
-    return [{"messages": messages, "result": play(messages, answer_question=answer)} for messages in cases.CHATS]
+    retriever = _retriever()
+    answer = functools.partial(answer_from_knowledge, retriever=retriever)
+    classify = SubjectClassifier().fit(retriever.embedder).predict
+    return [{"messages": messages, "result": play(messages, answer_question=answer, classify_subject=classify)}
+            for messages in cases.CHATS]

@@ -1,0 +1,59 @@
+"""Reading the subject by meaning: where a sentence names what is trained, and what it is."""
+import pytest
+
+from advisor.interview.extract import extract
+from advisor.interview.subjects import SUBJECT_EXAMPLES, SubjectClassifier, subject_phrase
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    from advisor.knowledge.retrieval import load_embedder
+
+    embedder, why_not = load_embedder()
+    assert embedder is not None, why_not
+    return SubjectClassifier().fit(embedder)
+
+
+@pytest.mark.parametrize("text, phrase", [
+    ("lora of my corgi, 15 pics on my phone", "corgi"),
+    ("it's not a person, it's a lighting look i use", "lighting look"),
+    ("a teapot i designed, 8 photos", "teapot"),
+    ("train on my beagle, 10 photos", "beagle"),
+    ("photos of our espresso machine", "espresso machine"),
+    ("lora of my grandma's quilt", "quilt"),
+    ("a lora for my phone", None),   # where pictures are kept is not what they show
+])
+def test_the_subject_is_read_where_the_sentence_puts_it(text, phrase):
+    found = subject_phrase(text)
+    assert (found[1] if found else None) == phrase
+
+
+@pytest.mark.parametrize("phrase, kind", [
+    # none of these is among the labelled examples
+    ("beagle", "animal"), ("corgi", "animal"), ("axolotl", "animal"), ("teapot", "object"), ("toaster", "object"),
+    ("sewing machine", "object"), ("lighting look", "style"), ("film grain look", "style"), ("grandpa", "person"),
+    ("glowing runes", "concept"), ("mountain landscapes", "general"),
+])
+def test_nouns_nobody_listed_land_in_their_subject_type(classifier, phrase, kind):
+    assert phrase not in {p for examples in SUBJECT_EXAMPLES.values() for p in examples}
+    assert classifier.predict(phrase)[0] == kind
+
+
+@pytest.mark.parametrize("gibberish", ["qzxv", "asdfgh"])
+def test_the_classifier_abstains_rather_than_guess(classifier, gibberish):
+    assert classifier.predict(gibberish) is None
+
+
+def test_the_tables_still_decide_what_they_know(classifier):
+    ex = extract("10 pictures of my grandmother", classify_subject=classifier.predict)
+    assert ex.slots["subject_type"] == "person" and ex.slots["class_noun"] == "woman"
+
+
+def test_without_a_classifier_an_unlisted_noun_is_left_to_the_question():
+    ex = extract("lora of my axolotl, 12 photos")
+    assert "subject_type" not in ex.slots
+
+
+def test_a_negated_subject_does_not_count(classifier):
+    ex = extract("it's not a person, it's a lighting look, 40 images", classify_subject=classifier.predict)
+    assert ex.slots["subject_type"] == "style"
