@@ -8,7 +8,7 @@ floor that only rises; benchmarks/expert_cases.py prints it by category.
 
 What a case may expect (every key optional):
 - "profile": slot -> value the interview must have read from the words (exact; a list holds the
-  values an expert accepts, e.g. ["corgi", "dog"]).
+  values an expert accepts, e.g. ["corgi", "dog"]; {"min": x, "max": y} a range).
 - "profile_unset": slots the words must NOT fill (e.g. a GPU's memory on a Mac).
 - "method", "base_model": lists of acceptable values.
 - "hyperparameters": key -> list of acceptable values, or {"min": x, "max": y}.
@@ -95,9 +95,13 @@ def run_case(case: dict[str, Any]) -> list[str]:
     profile, session = play(case["messages"])
     out = []
     for slot, want in expect.get("profile", {}).items():
-        accepted = want if isinstance(want, list) and slot != "dream_prompts" else [want]
-        if profile.get(slot) not in accepted:
-            out.append(f"profile {slot}={profile.get(slot)!r}, expected {want!r}")
+        got = profile.get(slot)
+        if isinstance(want, dict):  # {"min": x, "max": y}
+            ok = got is not None and want.get("min", got) <= got <= want.get("max", got)
+        else:
+            ok = got in (want if isinstance(want, list) and slot != "dream_prompts" else [want])
+        if not ok:
+            out.append(f"profile {slot}={got!r}, expected {want!r}")
     for slot in expect.get("profile_unset", []):
         if profile.get(slot) is not None:
             out.append(f"profile {slot}={profile.get(slot)!r}, expected it unset")
