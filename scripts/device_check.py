@@ -242,6 +242,9 @@ def train(check: Check, text: str, profile: dict[str, Any], timeout: float, ever
             last_print, last_line = now, line
         time.sleep(0.5)
     wall = time.time() - started
+    line = _progress_line(run_dir, status)
+    if line != last_line:  # the last step may land between two polls: show where the run ended
+        say(f"  [{wall:5.0f} s] {line}")
     check.facts["job"] = {"job_id": job_id, "state": status.state, "message": status.message,
                           "wall_s": round(wall, 1), "demo": status.demo}
     detail = f" ({status.message})" if status.message and status.message != status.state else ""
