@@ -160,6 +160,11 @@ _OTHERS = [
 
 GPUS: tuple[Gpu, ...] = tuple(_GEFORCE + _OTHERS)
 GPU_BY_NAME: dict[str, Gpu] = {gpu.name: gpu for gpu in GPUS}
+
+
+def card_of(gpu: Gpu) -> Gpu:
+    """The card a row stands for: a service's card (free Colab: the Tesla T4), else the row itself."""
+    return GPU_BY_NAME[gpu.card] if gpu.card else gpu
 _COMPILED = [(gpu, re.compile(gpu.pattern)) for gpu in GPUS]
 # The GeForce rows all start with a model number; one cheap search for any 4-digit number
 # lets a message without one skip the 40 patterns whose optional prefix is slow to scan.

@@ -21,7 +21,7 @@ from trainer.config import DEFAULTS as TRAIN_DEFAULTS
 from trainer.config import MIXED_PRECISION
 from trainer.vocabulary import ADAPTERS, ALL_WEIGHT_METHODS, CLASS_IMAGE_METHODS, METHOD_NAMES
 
-from ..gpus import GPU_BY_NAME
+from ..gpus import GPU_BY_NAME, card_of
 from ..gpus import find_gpu as find_stored_gpu
 
 
@@ -92,10 +92,9 @@ class TimedGpu:
     estimator times a run on."""
     name: str
     vram_gb: float
-    speed: float   # training throughput relative to a T4
-    bf16: bool     # Ampere or newer (advisor.gpus)
-    basis: str     # where the speed factor comes from
-    precision: str = "fp16"  # the mixed precision runs train in on it (advisor.gpus.Gpu.precision)
+    speed: float      # training throughput relative to a T4
+    basis: str        # where the speed factor comes from
+    precision: str    # the mixed precision runs train in on it (advisor.gpus.Gpu.precision)
     # The user's setup, learned from their run log (advisor.learning.memory): their runs held up
     # to this many times the memory estimate. 1.0 (the table) until a run says more.
     memory_factor: float = 1.0
@@ -129,15 +128,19 @@ SPEEDS: dict[str, tuple[float, str, tuple[float, ...]]] = {
 }
 
 
+def _label(name: str, gb: float, sizes: tuple[float, ...]) -> str:
+    """The name an estimate shows: the row's name, with the size when several sizes are timed."""
+    return f"{name} {gb:g}GB" if len(sizes) > 1 else name
+
+
 def _timed_cards() -> dict[str, TimedGpu]:
-    """Every (card, memory size) with a speed figure, by the name the estimate shows: the row's
-    name, with the size when several sizes are timed ("A100 40GB")."""
+    """Every (card, memory size) with a speed figure, by the name the estimate shows ("A100 40GB")."""
     out = {}
     for name, (speed, basis, sizes) in SPEEDS.items():
         gpu = GPU_BY_NAME[name]  # a KeyError here is a speed figure for a card the table lacks
         for gb in sizes or (gpu.gb,):
-            label = f"{name} {gb:g}GB" if len(sizes) > 1 else name
-            out[label] = TimedGpu(label, float(gb), speed, gpu.bf16, basis, gpu.precision)
+            label = _label(name, gb, sizes)
+            out[label] = TimedGpu(label, float(gb), speed, basis, gpu.precision)
     return out
 
 
@@ -151,14 +154,12 @@ def find_gpu(name: str | None) -> TimedGpu | None:
     hit = find_stored_gpu(name)
     if hit is None:
         return None
-    row, gb = hit.gpu, hit.gb
-    if row.card is not None:  # a service: timed as the card it gives
-        row = GPU_BY_NAME[row.card]
-        gb = row.gb
+    row = card_of(hit.gpu)  # a service is timed as the card it gives, at that card's memory
+    gb = hit.gb if row is hit.gpu else row.gb
     speed = SPEEDS.get(row.name)
     if speed is None or gb not in (speed[2] or (row.gb,)):
         return None
-    return TIMED[f"{row.name} {gb:g}GB" if len(speed[2]) > 1 else row.name]
+    return TIMED[_label(row.name, gb, speed[2])]
 
 
 def typical_gpu(vram_gb: float) -> TimedGpu:
@@ -363,7 +364,7 @@ def _fits(method, base_model, h, vram_gb, factor: float = 1.0) -> bool:
 
 def _memory_steps(base_model: str, gpu: TimedGpu | None):
     """The savings in order of their cost to quality and speed: (name, change, sentence)."""
-    half = gpu.precision if gpu is not None else "fp16"  # "no": 16-bit breaks on this card (GTX 16xx)
+    half = (gpu or T4).precision  # "no": 16-bit breaks on this card (GTX 16xx)
     vae_note = ""
     if base_model == "sdxl" and half == "fp16":
         vae_note = " (the diffusers SDXL recipe pairs fp16 with the fp16-fix VAE)"
@@ -445,7 +446,7 @@ def fit_time(method: str, base_model: str, hp: dict, n_images: int, minutes: flo
     def over() -> bool:
         return estimate(method, base_model, h, n_images, gpu=gpu).minutes > minutes
 
-    half = gpu.precision if gpu is not None else "fp16"
+    half = (gpu or T4).precision
     if over() and h["mixed_precision"] == "no" and half != "no":
         h["mixed_precision"] = half
         changes.append(f"Mixed precision ({h['mixed_precision']}) roughly halves the run time "

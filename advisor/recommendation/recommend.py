@@ -17,7 +17,7 @@ from typing import Any
 from trainer.config import HYPERPARAMETERS, TrainConfig
 from trainer.vocabulary import ADAPTERS, BASE_MODELS, CLASS_IMAGE_METHODS, INVASIVENESS
 
-from ..gpus import GPU_BY_NAME
+from ..gpus import card_of
 from ..gpus import find_gpu as find_stored_gpu
 from ..knowledge.cards import get_card
 from ..profile import Profile
@@ -193,9 +193,8 @@ def _hardware(profile: Profile, filled: Profile, assumed: list[str]):
         out.append({"slot": "gpu_name", "value": profile.gpu_name,
                     "how_to_change": f"{unknown}imes assume a {gpu.name}, the slowest card in the speed table with "
                                      f"{vram:g} GB or more; name your GPU for a sharper estimate."})
-        if named is not None and named.gpu.gb is not None:
-            card = GPU_BY_NAME[named.gpu.card] if named.gpu.card else named.gpu
-            gpu = replace(gpu, bf16=card.bf16, precision=card.precision)
+        if named is not None and named.gpu.gb is not None:  # a CUDA card without a speed figure
+            gpu = replace(gpu, precision=card_of(named.gpu).precision)
     if profile.time_budget_min is None:
         out.append({"slot": "time_budget_min", "value": None,
                     "how_to_change": "No time limit given, so none shortens the plan; tell the advisor how many GPU "

@@ -217,7 +217,7 @@ def test_every_speed_figure_is_for_a_card_of_the_one_gpu_table():
     assert set(costs.SPEEDS) <= set(GPU_BY_NAME)
     for card in costs.TIMED.values():
         row = GPU_BY_NAME[card.name.removesuffix(f" {card.vram_gb:g}GB")]
-        assert card.bf16 == row.bf16 and card.vram_gb in (row.gb, *row.variants)
+        assert card.precision == row.precision and card.vram_gb in (row.gb, *row.variants)
 
 
 def test_gpu_table_marks_every_factor():
