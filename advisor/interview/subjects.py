@@ -98,7 +98,7 @@ class SubjectClassifier:
         phrases = [p for kind in SUBJECT_EXAMPLES for p in SUBJECT_EXAMPLES[kind]]
         labels = [kind for kind in SUBJECT_EXAMPLES for _ in SUBJECT_EXAMPLES[kind]]
         self.embedder_ = embedder
-        self.vectors_ = np.asarray(embedder.encode(phrases), dtype=float)
+        self.vectors_ = _unit(np.asarray(embedder.encode(phrases), dtype=float))
         self.model_ = KNeighborsClassifier(n_neighbors=self.n_neighbors, metric="cosine", weights="distance")
         self.model_.fit(self.vectors_, labels)
         return self
@@ -106,10 +106,15 @@ class SubjectClassifier:
     def predict(self, phrase: str) -> tuple[str, float] | None:
         import numpy as np
 
-        x = np.asarray(self.embedder_.encode([phrase]), dtype=float)
-        x = x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
-        vectors = self.vectors_ / (np.linalg.norm(self.vectors_, axis=1, keepdims=True) + 1e-12)
-        nearest = float((vectors @ x[0]).max())
+        x = _unit(np.asarray(self.embedder_.encode([phrase]), dtype=float))
+        nearest = float((self.vectors_ @ x[0]).max())
         if nearest < self.min_similarity:
             return None
         return str(self.model_.predict(x)[0]), nearest
+
+
+def _unit(rows):
+    """Rows scaled to length 1, so a dot product is the cosine similarity."""
+    import numpy as np
+
+    return rows / (np.linalg.norm(rows, axis=1, keepdims=True) + 1e-12)

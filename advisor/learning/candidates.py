@@ -24,7 +24,7 @@ from trainer.vocabulary import ADAPTERS, CLASS_IMAGE_METHODS, METHOD_FACTS, METH
 from ..profile import Profile
 from ..recommendation import costs
 from ..recommendation.hyperparameters import class_noun
-from ..recommendation.recommend import Plan
+from ..recommendation.recommend import Plan, time_limit
 
 @dataclass(frozen=True)
 class Move:
@@ -97,7 +97,7 @@ def neighbour(origin: Plan, move: Move, profile: Profile, gpu, vram: float, pace
         return None  # memory fitting undid the move (e.g. the text encoder does not fit)
     est = costs.estimate(origin.method, profile.base_model, fitted, profile.n_images, gpu=gpu)
     minutes = est.minutes * (pace(origin.method, fitted) if pace is not None else 1.0)
-    if (costs.memory_problem(est.vram_gb, vram) or minutes > _budget(profile)
+    if (costs.memory_problem(est.vram_gb, vram) or minutes > time_limit(profile)
             or (profile.max_output_mb is not None and est.output_mb > profile.max_output_mb)):
         return None
     rest = origin.changes[origin.n_savings:]
@@ -129,11 +129,6 @@ def candidate_plans(profile: Profile, plans: list[Plan], gpu, vram: float,
 
 
 # --------------------------------------------------------------------------- the user's pace
-def _budget(profile: Profile) -> float:
-    """The time budget in minutes; a user who gave none has no limit (nothing is assumed)."""
-    return profile.time_budget_min if profile.time_budget_min is not None else float("inf")
-
-
 def pace_factor(pace):
     """LogLearner.pace's (factor, std) as the factor alone, for candidate_plans."""
     def factor(method: str, hp: dict[str, Any]) -> float:
@@ -147,7 +142,7 @@ def _problems(est: costs.Estimate, ratio: float, profile: Profile, vram: float) 
     memory = costs.memory_problem(est.vram_gb, vram)
     if memory:
         out.append(memory)
-    if est.minutes * ratio > _budget(profile):
+    if est.minutes * ratio > time_limit(profile):
         out.append(f"takes about {est.minutes * ratio:.0f} min at your logged runs' pace ({ratio:.1f}x the "
                    f"estimate), over your {profile.time_budget_min:g}-minute budget")
     if profile.max_output_mb is not None and est.output_mb > profile.max_output_mb:
@@ -160,7 +155,7 @@ def rebudget(plan: Plan, profile: Profile, gpu, vram: float, pace) -> Plan:
     shorten (advisor.costs.fit_time against budget / pace) when it runs over, and its problems
     worked out again with the corrected minutes (a faster pace can also lift a time problem)."""
     hp, changes, est = plan.hp, list(plan.changes), plan.estimate
-    budget = _budget(profile)
+    budget = time_limit(profile)
     ratio = pace(plan.method, hp)[0]
     if est.minutes * ratio > budget and not costs.memory_problem(est.vram_gb, vram):
         target = budget / ratio
@@ -187,7 +182,7 @@ def choose(plans: list[Plan], profile: Profile, vram: float, pace) -> Plan:
     def overflow(p: Plan) -> tuple[float, float]:
         e = p.estimate
         minutes = e.minutes * pace(p.method, p.hp)[0]
-        return max(e.vram_gb / vram, 1.0), max(minutes / _budget(profile),
+        return max(e.vram_gb / vram, 1.0), max(minutes / time_limit(profile),
                                                e.output_mb / (profile.max_output_mb or float("inf")))
     return min(plans, key=overflow)
 

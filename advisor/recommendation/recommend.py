@@ -256,14 +256,18 @@ def _fit(c: Candidate, p: Profile, hp_advice: dict, gpu, vram: float) -> Plan:
     return Plan(c, hp, start.sources, start.notes, savings + timing + size, len(savings), est, problems)
 
 
+def time_limit(p: Profile) -> float:
+    """The time budget in minutes; a user who gave none has no limit (nothing is assumed)."""
+    return p.time_budget_min if p.time_budget_min is not None else float("inf")
+
+
 def _overflow(plan: Plan, p: Profile, vram: float) -> tuple[float, float]:
     """How far a plan misses the budget, for picking the closest when nothing fits. Memory comes
     first: a run over the card's memory does not run at all, while one over the time budget or
     the size cap only takes longer or makes a bigger file."""
     e = plan.estimate
     memory = max(e.vram_gb / vram, 1.0)
-    no_limit = float("inf")
-    return memory, max(e.minutes / (p.time_budget_min or no_limit), e.output_mb / (p.max_output_mb or no_limit))
+    return memory, max(e.minutes / time_limit(p), e.output_mb / (p.max_output_mb or float("inf")))
 
 
 def _pace(learned) -> float:
@@ -289,8 +293,7 @@ def _remedies(plan: Plan, p: Profile, vram: float, gpu, pace: float = 1.0) -> st
     """What would make the plan fit; at the user's logged pace when there is one (the estimator's
     minutes times `pace`), so the suggestions are not more optimistic than the headline."""
     out = []
-    # the budget in the estimator's (published-speed) minutes; no limit given: none
-    budget = p.time_budget_min / pace if p.time_budget_min is not None else float("inf")
+    budget = time_limit(p) / pace  # the budget in the estimator's (published-speed) minutes
     rented = costs.cheapest_gpu(plan.method, p.base_model, plan.hp, p.n_images, budget,
                                 min_vram_gb=vram, faster_than=gpu)
     if rented:
