@@ -39,6 +39,20 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "max_output_mb": (0.01, 100_000),
 }
 
+# Training settings a user may name ("rank 32", "learning rate 5e-5"): TrainConfig field -> the
+# plausible range. The plan uses them where the method has the knob, or the card says why not.
+SETTING_BOUNDS: dict[str, tuple[float, float]] = {
+    "rank": (1, 256),
+    "lora_alpha": (0.1, 512),
+    "learning_rate": (1e-8, 1e-2),
+    "max_train_steps": (10, 200_000),
+    "train_batch_size": (1, 64),
+    "resolution": (256, 2048),
+}
+WHOLE_SETTINGS = ("rank", "max_train_steps", "train_batch_size", "resolution")
+SETTING_LABELS = {"rank": "rank", "lora_alpha": "LoRA alpha", "learning_rate": "learning rate",
+                  "max_train_steps": "steps", "train_batch_size": "batch size", "resolution": "resolution"}
+
 
 class ProfileError(ValueError):
     """A profile value is wrong; the message names the slot."""
@@ -62,6 +76,7 @@ class Profile:
     max_output_mb: float | None = None      # size cap of the output file (sharing), optional
     preferred_method: str | None = None     # a method the user asked for by name (METHOD_NAMES); never assumed
     dream_prompts: list[str] = field(default_factory=list)  # the user's own target prompts
+    settings: dict[str, float] = field(default_factory=dict)  # settings named by the user (SETTING_BOUNDS)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -80,6 +95,8 @@ class Profile:
         clean = dict(data)
         if clean.get("dream_prompts") is None:
             clean["dream_prompts"] = []
+        if clean.get("settings") is None:
+            clean["settings"] = {}
         return cls(**clean)
 
     @classmethod
@@ -142,3 +159,25 @@ def validate(p: Profile) -> None:
             raise ProfileError(f"{name} must be text, got {type(v).__name__}")
     if not isinstance(p.dream_prompts, list) or not all(isinstance(s, str) for s in p.dream_prompts):
         raise ProfileError("dream_prompts must be a list of strings")
+    if not isinstance(p.settings, dict):
+        raise ProfileError(f"settings must be an object of setting -> number, got {type(p.settings).__name__}")
+    for name, v in p.settings.items():
+        problem = setting_problem(name, v)
+        if problem:
+            raise ProfileError(problem)
+
+
+def setting_problem(name: str, value: object) -> str | None:
+    """Why `value` cannot be the named setting `name`, or None when it can."""
+    if name not in SETTING_BOUNDS:
+        return f"settings: {name!r} is not a setting the advisor takes; known: {list(SETTING_BOUNDS)}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return f"settings: {name}={value!r}; must be a number"
+    if name in WHOLE_SETTINGS and not float(value).is_integer():
+        return f"settings: {name}={value!r}; must be a whole number"
+    lo, hi = SETTING_BOUNDS[name]
+    if not lo <= value <= hi:
+        return f"settings: {name}={value:g} is out of range; expected {lo:g} to {hi:g}"
+    if name == "resolution" and value % 8:
+        return f"settings: resolution={value:g}; must be a multiple of 8"
+    return None

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from trainer.vocabulary import BASE_MODELS, FACTORS
 
 from . import phrases as P
+from ..profile import WHOLE_SETTINGS, setting_problem
 from .scan import Extraction, Scan, check_bounds, said_text
 from .subjects import subject_phrase
 from .text import BLANK
@@ -45,6 +46,7 @@ _GENERAL_RX = re.compile(P.GENERAL_CUES)
 _PRONOUNS = [(noun, re.compile(p)) for noun, p in P.PRONOUNS]
 _NOUN_TABLES = {"animal": (P.ANIMALS,), "object": (P.OBJECTS, P.GENERIC_OBJECTS), "style": (P.STYLE_NOUNS,)}
 _METHOD_RX = [(m, re.compile(p)) for m, p in P.METHOD_PHRASES]
+_SETTING_RX = [(k, re.compile(p)) for k, p in P.SETTING_PHRASES]
 _NO_METHOD = re.compile(P.NO_METHOD_PREFERENCE)
 
 
@@ -78,6 +80,27 @@ def read_factors(s: Scan, ex: Extraction) -> None:
                 s.cands[factor] = [(phrased[factor][0][0], strongest)]
             else:
                 s.cands[factor] = phrased[factor]
+
+
+def read_settings(s: Scan, ex: Extraction) -> None:
+    """Training settings named in words ("rank 32", "lr 5e-5", "2000 steps"): the last value said
+    for each wins; an impossible one is named and not stored."""
+    found: dict[str, float] = {}
+    for key, rx in _SETTING_RX:
+        for m in s.take(rx):
+            if s.negated(m.start()):
+                continue
+            raw = next(v for name, v in m.groupdict().items() if name.startswith("v") and v)
+            value: float = float(raw)
+            if key in WHOLE_SETTINGS and value.is_integer():
+                value = int(value)
+            problem = setting_problem(key, value)
+            if problem:
+                ex.problems.append(f"'{said_text(m)}': {problem.removeprefix('settings: ')}, so I didn't store it.")
+                continue
+            found[key] = value
+    if found:
+        ex.slots["settings"] = found
 
 
 def read_base(s: Scan, ex: Extraction, expecting: str | None) -> None:

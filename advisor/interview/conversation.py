@@ -31,7 +31,7 @@ from .extract import extract
 from .scan import Extraction
 from trainer.vocabulary import BASE_MODELS, FACTORS, METHOD_FACTS
 
-from ..profile import DEFAULTS, Profile, ProfileError
+from ..profile import DEFAULTS, SETTING_LABELS, Profile, ProfileError
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +266,7 @@ def _merge(state: InterviewState, ex: Extraction, message: str) -> list[str]:
     data = state.profile.to_dict()
     order = {s: i for i, s in enumerate(ASK_ORDER)}
     for slot, value in sorted(slots.items(), key=lambda kv: order.get(kv[0], len(order))):
-        if slot in ("class_noun", "gpu_name", "goal", "dream_prompts"):
+        if slot in ("class_noun", "gpu_name", "goal", "dream_prompts", "settings"):
             continue   # stored with their partner slot, or below
         trial = dict(data)
         trial[slot] = value
@@ -306,6 +306,13 @@ def _merge(state: InterviewState, ex: Extraction, message: str) -> list[str]:
         if prompt not in data["dream_prompts"] and len(data["dream_prompts"]) < MAX_DREAM_PROMPTS:
             data["dream_prompts"].append(prompt)
             learnt.append(f"dream prompt \u201c{prompt}\u201d")
+    for name, value in slots.get("settings", {}).items():
+        old = data["settings"].get(name)
+        data["settings"] = {**data["settings"], name: value}
+        if old is None:
+            learnt.append(f"{SETTING_LABELS[name]} {value:g}")
+        elif old != value:
+            lines.append(f"Updated {SETTING_LABELS[name]}: {old:g} \u2192 {value:g}.")
     state.profile = Profile.from_dict(data)
     lines[:0] = noted
     if learnt:

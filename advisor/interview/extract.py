@@ -31,7 +31,7 @@ from typing import Any
 
 from . import phrases as P
 from .amounts import read_gpus, read_images, read_output, read_runs, read_time, read_vram
-from .choices import read_bare, read_base, read_captions, read_factors, read_method, read_subject
+from .choices import read_bare, read_base, read_captions, read_factors, read_method, read_settings, read_subject
 from .scan import Extraction, Scan
 from .text import BLANK, RECOMMEND_RX, SKIP_RX, clean, normalise, split_clauses
 
@@ -126,6 +126,7 @@ def extract(message: str, expecting: str | None = None, classify_subject=None) -
     s = Scan(normalise("\n".join(statements)))
     ex.is_change = bool(_CHANGE.search(s.text))
     read_factors(s, ex)
+    read_settings(s, ex)   # before counts and cards: "2000 steps", "4090 at 1024"
     read_output(s, ex)
     read_runs(s, ex)
     read_time(s, ex)

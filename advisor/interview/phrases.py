@@ -296,6 +296,29 @@ VIDEO = (r"\b(?:video\s+(?:loras?|models?|generation|clips?)|motion\s+loras?|ani
          r"hunyuan[\s-]?video|ltx[\s-]?video|(?:video\s+)?clips\s+of|i2v|t2v|text[\s-]to[\s-]video|"
          r"image[\s-]to[\s-]video|animate\s+(?:it|him|her|them|my))\b")
 
+# --------------------------------------------------------------------------- named settings
+# Training settings said in words, as trainer users write them (kohya's "network dim", "lr 1e-4",
+# "2000 steps", "bs 2", "at 768px"); group v holds the number. Keys are TrainConfig fields
+# (profile.SETTING_BOUNDS).
+_SET = r"\s*(?:=|:|of|to|at|is|->)?\s*"
+_NUM = r"(?P<v>\d+(?:\.\d+)?(?:e-?\d+)?|\.\d+(?:e-?\d+)?)"
+_RESOLUTIONS = r"(?:512|576|640|704|768|832|896|960|1024|1152|1280|1536|2048)"
+SETTING_PHRASES: list[tuple[str, str]] = [
+    ("rank", r"\b(?:lora\s+|network\s*_?\s*)?(?:rank|dim(?:ension)?|net\s*dim)" + _SET + r"(?P<v>\d{1,4})\b"
+             r"(?!\s*(?:gb|g|mb|images?|photos?|pics?|pictures?|steps?|minutes?|hours?|px|%))|\br\s*=\s*(?P<v2>\d{1,4})\b"),
+    ("lora_alpha", r"\b(?:lora\s+|network\s*_?\s*)?alpha" + _SET + _NUM + r"\b"),
+    ("learning_rate", r"\b(?:(?:unet\s+)?learning[\s_-]*rate|lr)" + _SET + _NUM + r"(?![\w.])"),
+    ("max_train_steps", r"\b(?P<v>\d{2,6})\s*(?:training\s+|train\s+|total\s+)?steps\b"
+                        r"|\b(?:max[\s_]*train[\s_]*steps|steps)" + _SET + r"(?P<v2>\d{2,6})\b"),
+    ("train_batch_size", r"\b(?:train[\s_]*)?(?:batch[\s_-]*size|bs|batch)" + _SET + r"(?P<v>\d{1,2})\b"
+                         r"(?!\s*(?:images?|photos?|gb))"),
+    # "at 768" only for the sizes people train at ("at 1500" may be anything); "768px" and
+    # "1024x1024" and "resolution 640" for any number.
+    ("resolution", r"\bat\s+(?P<v>" + _RESOLUTIONS + r")\s*(?:px|pixels?)?\b(?!\s*(?:gb|mb|images?|photos?|steps?))"
+                   r"|\b(?:resolution|res)\s*(?:of|=|:|at)?\s*(?P<v2>\d{3,4})\b"
+                   r"|\b(?P<v3>\d{3,4})\s*(?:px|pixels)\b|\b(?P<v4>\d{3,4})\s*(?:x|\*)\s*\d{3,4}\b"),
+]
+
 # --------------------------------------------------------------------------- captions
 CAPTIONS: list[tuple[bool, str]] = [
     (False, r"\b(?:no|without|not|don't have|do not have|dont have|lack|missing|0)\s+(?:any\s+)?"

@@ -38,7 +38,7 @@ class Move:
 
     def apply(self, hp: dict[str, Any], method: str, profile: Profile) -> dict[str, Any] | None:
         """The new hyperparameters, or None when the move makes no sense here."""
-        if not self.applies(method):
+        if not self.applies(method) or self.key in profile.settings:  # the user's own value stays
             return None
         h = dict(hp)
         if self.key == "learning_rate":
@@ -92,7 +92,8 @@ def neighbour(origin: Plan, move: Move, profile: Profile, gpu, vram: float, pace
     hp = move.apply(origin.hp, origin.method, profile)
     if hp is None:
         return None
-    fitted, savings = costs.fit_memory(origin.method, profile.base_model, hp, vram, gpu=gpu)
+    fitted, savings = costs.fit_memory(origin.method, profile.base_model, hp, vram, gpu=gpu,
+                                       keep=frozenset(profile.settings))
     if fitted.get(move.key) != hp.get(move.key):
         return None  # memory fitting undid the move (e.g. the text encoder does not fit)
     est = costs.estimate(origin.method, profile.base_model, fitted, profile.n_images, gpu=gpu)
@@ -159,7 +160,8 @@ def rebudget(plan: Plan, profile: Profile, gpu, vram: float, pace) -> Plan:
     ratio = pace(plan.method, hp)[0]
     if est.minutes * ratio > budget and not costs.memory_problem(est.vram_gb, vram):
         target = budget / ratio
-        shorter, timing = costs.fit_time(plan.method, profile.base_model, hp, profile.n_images, target, gpu=gpu)
+        shorter, timing = costs.fit_time(plan.method, profile.base_model, hp, profile.n_images, target, gpu=gpu,
+                                         keep=frozenset(profile.settings))
         if timing:
             hp = shorter
             changes += [t.replace(f"to fit {target:g} minutes", f"to fit your {budget:g} minutes at your logged "

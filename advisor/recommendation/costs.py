@@ -404,8 +404,9 @@ def _changed(h: dict, start: dict, hp: dict) -> dict:
 
 
 def fit_memory(method: str, base_model: str, hp: dict, vram_gb: float, *,
-               gpu: TimedGpu | None = None) -> tuple[dict, list[str]]:
-    """Apply memory savings, cheapest first, until the estimate is 10% under `vram_gb`.
+               gpu: TimedGpu | None = None, keep: frozenset[str] = frozenset()) -> tuple[dict, list[str]]:
+    """Apply memory savings, cheapest first, until the estimate is 10% under `vram_gb`; a saving
+    that changes a setting in `keep` (one the user named) is never applied.
 
     Returns the new hyperparameters and one sentence per saving applied (with the GB saved).
     A saving that would not lower the estimate is skipped. When nothing is left to apply the
@@ -418,6 +419,8 @@ def fit_memory(method: str, base_model: str, hp: dict, vram_gb: float, *,
     applied: list[str] = []
     factor = gpu.memory_factor if gpu is not None else 1.0
     for name, change, sentence in _memory_steps(base_model, gpu):
+        if name in keep:
+            continue
         while not _fits(method, base_model, h, vram_gb, factor):
             delta = change(h)
             if not delta:
@@ -434,9 +437,10 @@ def fit_memory(method: str, base_model: str, hp: dict, vram_gb: float, *,
 
 
 def fit_time(method: str, base_model: str, hp: dict, n_images: int, minutes: float, *,
-             gpu: TimedGpu | None = None) -> tuple[dict, list[str]]:
+             gpu: TimedGpu | None = None, keep: frozenset[str] = frozenset()) -> tuple[dict, list[str]]:
     """Shorten a run to fit `minutes`: mixed precision, fewer class images, validation only at
-    the end, then fewer steps down to half of the given count. Returns (hp, changes)."""
+    the end, then fewer steps down to half of the given count (not when the user named the steps:
+    `keep` holds the settings they named). Returns (hp, changes)."""
     h = _resolve(method, base_model, hp, n_images)
     start = dict(h)
     if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not minutes > 0:
@@ -459,7 +463,7 @@ def fit_time(method: str, base_model: str, hp: dict, n_images: int, minutes: flo
         h["validation_steps"] = 0
         changes.append("Validation samples only at the end of the run, not during it.")
     floor = max(50, h["max_train_steps"] // 2)  # below half the recipe, little is learned (assumed)
-    if over() and h["max_train_steps"] > floor:
+    if over() and h["max_train_steps"] > floor and "max_train_steps" not in keep:
         new = max(floor, min(h["max_train_steps"], steps_within(method, base_model, h, n_images, minutes, gpu=gpu)))
         if new < h["max_train_steps"]:
             changes.append(f"{new} steps instead of {h['max_train_steps']} to fit {minutes:g} minutes; "
@@ -477,12 +481,14 @@ def steps_within(method: str, base_model: str, hp: dict, n_images: int, minutes:
     return max(0, int((minutes - fixed) / per_step) // 50 * 50)
 
 
-def fit_output(method: str, base_model: str, hp: dict, max_mb: float | None) -> tuple[dict, list[str]]:
-    """Halve a LoRA's rank until the file fits `max_mb` (other methods have no such knob)."""
+def fit_output(method: str, base_model: str, hp: dict, max_mb: float | None, *,
+               keep: frozenset[str] = frozenset()) -> tuple[dict, list[str]]:
+    """Halve a LoRA's rank until the file fits `max_mb` (other methods have no such knob; a rank
+    the user named, in `keep`, stays)."""
     h = _resolve(method, base_model, hp)
     start = dict(h)
     changes: list[str] = []
-    if max_mb is not None and method in ADAPTERS:
+    if max_mb is not None and method in ADAPTERS and "rank" not in keep:
         while h["rank"] > 1 and output_mb(method, base_model, h)[0] > max_mb:
             h["rank"] //= 2
             h["lora_alpha"] = float(h["rank"])

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trainer.config import DEFAULTS as TRAIN_DEFAULTS
-from trainer.vocabulary import ADAPTERS, BASE_MODELS, CLASS_IMAGE_METHODS
+from trainer.vocabulary import ADAPTERS, BASE_MODELS, CLASS_IMAGE_METHODS, METHOD_FACTS
 
-from ..profile import Profile
+from ..profile import SETTING_LABELS, Profile
 
 IDENTIFIER = "sks"             # the diffusers README's rare token; any rare word works (HF blog)
 TI_TOKEN = "<sks>"             # textual inversion's new token
@@ -178,14 +178,72 @@ def starting_hyperparameters(method: str, profile: Profile,
     if "max_train_steps" not in values:
         values["max_train_steps"] = 0
         sources["max_train_steps"] = "hp-steps"
+    named = [k for k in profile.settings if k != "max_train_steps"]
+    _named_settings(method, profile, named, values, sources, notes)   # a named batch size changes the steps
     values["max_train_steps"] = _steps(method, values["max_train_steps"], profile.n_images,
                                        values["train_batch_size"], values["gradient_accumulation_steps"], notes)
+    if "max_train_steps" in profile.settings:
+        notes[:] = [n for n in notes if n[1] != "hp-steps"]   # the derived count is replaced
+        _named_settings(method, profile, ["max_train_steps"], values, sources, notes)
     noun = class_noun(profile)
     values.update(_prompts(method, profile, noun))
     if values["prior_preservation"]:
         values["class_prompt"] = f"a photo of a {noun}"  # the bare class, as in the diffusers README
     values["validation_steps"] = values["checkpointing_steps"] = _round50(values["max_train_steps"] / 4)
     return Start(values=values, sources=sources, notes=notes)
+
+
+# The settings a user may name (profile.SETTING_BOUNDS) that only some methods have, and the
+# card that explains each knob.
+SETTING_METHODS: dict[str, tuple[str, ...]] = {"rank": ADAPTERS, "lora_alpha": ADAPTERS}
+SETTING_CARDS = {"rank": "hp-lora-rank-alpha", "lora_alpha": "hp-lora-rank-alpha", "learning_rate": "hp-learning-rate",
+                 "max_train_steps": "hp-steps", "train_batch_size": "hp-batch-accumulation",
+                 "resolution": "resolution-bucketing"}
+FAR_FROM_RECIPE = 3.0  # a named value this many times above or below the recipe's gets a caution
+
+
+def _named_settings(method: str, profile: Profile, keys: list[str], values: dict, sources: dict,
+                    notes: list) -> None:
+    """The named settings `keys` replace the recipe's, where the method has the knob; each one
+    gets a sentence with the recipe's value beside it (and a caution when it is far from it)."""
+    for key in keys:
+        wanted = profile.settings[key]
+        word = SETTING_LABELS[key]
+        if method not in SETTING_METHODS.get(key, (method,)):
+            notes.append((f"You set {word} {wanted:g}, but {METHOD_FACTS[method].title} has no {word}, so it does not "
+                          "apply to this plan.", SETTING_CARDS[key]))
+            continue
+        recipe = values[key] if values.get(key) is not None else float(values["rank"])  # alpha None = rank
+        values[key], sources[key] = wanted, SETTING_CARDS[key]
+        if key == "learning_rate" and values.get("text_encoder_lr"):
+            values["text_encoder_lr"] = values["text_encoder_lr"] * wanted / recipe  # keep their ratio
+        if key == "rank" and "lora_alpha" not in profile.settings:
+            values["lora_alpha"] = float(wanted)  # alpha = rank, as the recipe pairs them
+        sentence = f"You set {word} {wanted:g}, so the plan uses it (the recipe's is {recipe:g})."
+        if wanted == recipe:
+            sentence = f"You set {word} {wanted:g}, the recipe's own value."
+        elif wanted >= recipe * FAR_FROM_RECIPE:
+            sentence += f" That is {wanted / recipe:.0f}x the recipe's: {_CAUTION[key][0]}"
+        elif wanted * FAR_FROM_RECIPE <= recipe:
+            sentence += f" That is 1/{recipe / wanted:.0f} of the recipe's: {_CAUTION[key][1]}"
+        notes.append((sentence, SETTING_CARDS[key]))
+
+
+# What a value far above / far below the recipe's risks (the overfitting and underfitting cards).
+_CAUTION = {
+    "rank": ("more capacity to memorise the training photos and a larger file.",
+             "less capacity for detail; fine for a style, thin for a face."),
+    "lora_alpha": ("a stronger update at the same learning rate, like raising it.",
+                   "a weaker update at the same learning rate, like lowering it."),
+    "learning_rate": ("watch for burned, noisy samples or every prompt returning the training photos.",
+                      "it learns slowly; expect to need more steps."),
+    "max_train_steps": ("watch the samples for overfitting and keep an earlier checkpoint if they burn.",
+                        "watch for underfitting: the subject may not be learnt yet."),
+    "train_batch_size": ("more memory per step; the learning rate may need raising with it.",
+                         "noisier gradients; fine with gradient accumulation."),
+    "resolution": ("memory and time grow with the square of the side.",
+                   "fine detail suffers below the model's native size."),
+}
 
 
 def _apply_advice(method: str, profile: Profile, values: dict, sources: dict, advice: dict) -> None:

@@ -238,12 +238,13 @@ def _fit(c: Candidate, p: Profile, hp_advice: dict, gpu, vram: float) -> Plan:
     start = starting_hyperparameters(c.method, p, hp_advice)
     start.values["mixed_precision"], start.sources["mixed_precision"] = gpu.precision, "memory-savings"
     start.notes.append((_precision_note(p, gpu), "gpu-cards"))
-    hp, savings = costs.fit_memory(c.method, p.base_model, start.values, vram, gpu=gpu)
+    named = frozenset(p.settings)   # the user's own values: no saving or budget changes them
+    hp, savings = costs.fit_memory(c.method, p.base_model, start.values, vram, gpu=gpu, keep=named)
     if p.time_budget_min is not None:
-        hp, timing = costs.fit_time(c.method, p.base_model, hp, p.n_images, p.time_budget_min, gpu=gpu)
+        hp, timing = costs.fit_time(c.method, p.base_model, hp, p.n_images, p.time_budget_min, gpu=gpu, keep=named)
     else:
         timing = []
-    hp, size = costs.fit_output(c.method, p.base_model, hp, p.max_output_mb)
+    hp, size = costs.fit_output(c.method, p.base_model, hp, p.max_output_mb, keep=named)
     est = costs.estimate(c.method, p.base_model, hp, p.n_images, gpu=gpu)
     problems = []
     memory = costs.memory_problem(est.vram_gb, vram)

@@ -1,0 +1,157 @@
+"""Settings the user names in words ("rank 32", "lr 5e-5", "2000 steps") are read, stored, used by
+the plan where the method has the knob, kept by every fitting step, and named in the card."""
+from __future__ import annotations
+
+import pytest
+
+from advisor.interview.conversation import start, turn
+from advisor.interview.extract import extract
+from advisor.learning.candidates import MOVES
+from advisor.profile import SETTING_BOUNDS, SETTING_LABELS, Profile, ProfileError
+from advisor.recommendation import costs
+from advisor.recommendation.hyperparameters import SETTING_CARDS, starting_hyperparameters
+from advisor.recommendation.recommend import recommend
+
+
+@pytest.mark.parametrize("text, want", [
+    ("lora of my dog, use rank 32", {"rank": 32}),
+    ("network dim 16 alpha 8", {"rank": 16, "lora_alpha": 8}),
+    ("r=64", {"rank": 64}),
+    ("learning rate 5e-5", {"learning_rate": 5e-5}),
+    ("LR=1E-4", {"learning_rate": 1e-4}),
+    ("lr 0.0001 and 2000 steps", {"learning_rate": 1e-4, "max_train_steps": 2000}),
+    ("steps: 1500", {"max_train_steps": 1500}),
+    ("batch size 2, at 768px", {"train_batch_size": 2, "resolution": 768}),
+    ("bs=4 at 1024", {"train_batch_size": 4, "resolution": 1024}),
+    ("train at 1024x1024", {"resolution": 1024}),
+])
+def test_settings_in_words_are_read(text, want):
+    assert extract(text).slots.get("settings") == want
+
+
+@pytest.mark.parametrize("text", [
+    "a dim room, 20 photos of my cat",   # "dim" without a number
+    "rtx 4090 with 24gb",                # a card, not a resolution
+    "20 pics, 3060 12gb",
+    "is rank 32 too high?",               # a question: hypothetical, not stored
+    "not rank 32",
+])
+def test_no_setting_where_none_was_named(text):
+    assert "settings" not in extract(text).slots
+
+
+def test_the_card_and_the_images_are_still_read_beside_settings():
+    slots = extract("lora of my dog, 15 pics, 4090 at 1024, 2000 steps").slots
+    assert slots["n_images"] == 15 and slots["vram_gb"] == 24
+    assert slots["settings"] == {"resolution": 1024, "max_train_steps": 2000}
+
+
+@pytest.mark.parametrize("text, words", [
+    ("learning rate 5", "learning rate"), ("rank 0", "rank"), ("resolution 1001", "multiple of 8"),
+])
+def test_an_impossible_setting_is_named_and_not_stored(text, words):
+    ex = extract(text)
+    assert "settings" not in ex.slots
+    assert any(words in p and "didn't store" in p for p in ex.problems), ex.problems
+
+
+def test_the_chat_stores_settings_and_says_when_one_changes():
+    state, _ = start()
+    state, reply = turn(state, "lora of my dog, 10 pics, 3090, rank 32")
+    assert state.profile.settings == {"rank": 32} and "rank 32" in reply.text
+    state, reply = turn(state, "actually rank 16, and lr 5e-5")
+    assert state.profile.settings == {"rank": 16, "learning_rate": 5e-5}
+    assert "Updated rank: 32 \u2192 16." in reply.text
+
+
+def test_profile_refuses_unknown_or_out_of_range_settings():
+    with pytest.raises(ProfileError, match="not a setting"):
+        Profile(settings={"optimizer": 1})
+    with pytest.raises(ProfileError, match="out of range"):
+        Profile(settings={"rank": 1000})
+    with pytest.raises(ProfileError, match="whole number"):
+        Profile(settings={"max_train_steps": 10.5})
+    assert Profile.from_dict({"settings": None}).settings == {}
+
+
+def test_every_setting_has_one_label_and_one_card():
+    assert set(SETTING_LABELS) == set(SETTING_BOUNDS) == set(SETTING_CARDS)
+
+
+def _profile(**kw) -> Profile:
+    base = dict(subject_type="animal", class_noun="dog", n_images=10, vram_gb=24.0, gpu_name="RTX 3090",
+                accuracy=3, flexibility=3, preservation=3, base_model="sd15", n_runs=3, captions=False)
+    return Profile(**{**base, **kw})
+
+
+def test_the_plan_uses_a_named_rank_and_says_so():
+    rec = recommend(_profile(settings={"rank": 32}, preferred_method="lora"))
+    assert rec.method == "lora" and rec.train_config.rank == 32 and rec.train_config.lora_alpha == 32
+    said = [r for r in rec.reasons if r.startswith("You set rank 32")]
+    assert said and "the recipe's is 4" in said[0] and "8x" in said[0]
+
+
+def test_a_named_alpha_is_kept_apart_from_the_rank():
+    rec = recommend(_profile(settings={"rank": 32, "lora_alpha": 16}, preferred_method="lora"))
+    assert (rec.train_config.rank, rec.train_config.lora_alpha) == (32, 16)
+
+
+def test_a_setting_the_method_lacks_is_named_not_used():
+    rec = recommend(_profile(settings={"rank": 16}, preferred_method="textual_inversion", vram_gb=12.0,
+                             gpu_name=None))
+    assert rec.method == "textual_inversion"
+    assert any("Textual inversion has no rank" in r for r in rec.reasons)
+
+
+def test_a_named_learning_rate_keeps_the_text_encoders_ratio():
+    p = _profile(subject_type="person", class_noun="man", settings={"learning_rate": 5e-5})
+    start_ = starting_hyperparameters("dreambooth_lora", p, {"train_text_encoder": (True, "text-encoder-training")})
+    assert start_.values["learning_rate"] == 5e-5
+    assert start_.values["text_encoder_lr"] == pytest.approx(2.5e-5)
+
+
+def test_named_steps_replace_the_derived_count_and_its_note():
+    p = _profile(settings={"max_train_steps": 1200})
+    start_ = starting_hyperparameters("lora", p)
+    assert start_.values["max_train_steps"] == 1200
+    assert start_.values["validation_steps"] == 300
+    notes = [n for n, card in start_.notes if card == "hp-steps"]
+    assert len(notes) == 1 and notes[0].startswith("You set steps 1200")
+
+
+def test_a_named_batch_size_sets_the_steps_by_passes():
+    plain = starting_hyperparameters("lora", _profile(n_images=40)).values
+    batched = starting_hyperparameters("lora", _profile(n_images=40, settings={"train_batch_size": 4})).values
+    assert batched["train_batch_size"] == 4
+    assert batched["max_train_steps"] * 4 == pytest.approx(plain["max_train_steps"], rel=0.1)
+
+
+def test_memory_fitting_never_lowers_a_named_batch_size_or_resolution():
+    hp = {"train_batch_size": 8, "resolution": 1024, "rank": 4}
+    fitted, _ = costs.fit_memory("lora", "sd15", hp, 8.0)
+    assert fitted["train_batch_size"] < 8 or fitted["resolution"] < 1024   # unnamed: savings lower them
+    kept, _ = costs.fit_memory("lora", "sd15", hp, 8.0, keep=frozenset({"train_batch_size", "resolution"}))
+    assert kept["train_batch_size"] == 8 and kept["resolution"] == 1024
+
+
+def test_a_time_budget_never_cuts_named_steps():
+    rec = recommend(_profile(settings={"max_train_steps": 3000}, time_budget_min=5, preferred_method="lora"))
+    assert rec.train_config.max_train_steps == 3000
+    plain = recommend(_profile(time_budget_min=5, n_images=60, preferred_method="lora"))
+    assert any("steps instead of" in s for s in plain.estimates.savings)   # unnamed: they are cut
+
+
+def test_a_size_cap_never_lowers_a_named_rank():
+    plain = recommend(_profile(max_output_mb=2, preferred_method="lora", settings={}))
+    rec = recommend(_profile(settings={"rank": 64}, max_output_mb=2, preferred_method="lora"))
+    assert plain.method == "lora" and plain.train_config.rank < 4   # unnamed: the rank is halved to fit
+    # named: the rank stays, so a rank-64 LoRA (~50 MB) does not fit the cap, and the card says why
+    assert rec.method != "lora"
+    assert rec.reasons[0].startswith("You asked for LoRA") and "over your 2 MB cap" in rec.reasons[0]
+
+
+def test_the_learner_does_not_move_a_named_setting():
+    p = _profile(settings={"rank": 32, "learning_rate": 5e-5})
+    hp = {"rank": 32, "lora_alpha": 32.0, "learning_rate": 5e-5, "max_train_steps": 500}
+    moved = {m.key for m in MOVES if m.apply(hp, "lora", p) is not None}
+    assert "rank" not in moved and "learning_rate" not in moved and "max_train_steps" in moved
