@@ -58,6 +58,13 @@ SUBJECT_POSITIONS = [
     re.compile(r"\b(?:a|an|my|our)\s+" + _NP.replace("{0,2}", "{0,1}") + r"\s+(?:i|we)\s+(?:designed|made|built|"
                r"drew|painted|own|created|sell|sculpted|knitted|sewed)\b"),                 # "a teapot I designed"
 ]
+# Last resort, when no position above holds a subject: the words between a count and the
+# pictures ("800 mountain landscape photos"), less the words that say how the pictures are.
+COUNTED = re.compile(r"\b\d+\s+" + _NP + r"\s+(?:photos|pictures|pics|images|shots|scans|renders|tiles|paintings|"
+                     r"drawings|frames|screenshots)\b")
+PICTURE_WORDS = frozenset("old new good bad high low quality hq res resolution different random own more great nice "
+                          "clean scanned raw jpg jpeg png square cropped captioned tagged labelled labeled similar "
+                          "varied best close-up closeup full body phone digital decent other extra training".split())
 # Words that end a noun phrase, and nouns that are where pictures are kept, not what they show.
 _STOP = re.compile(r"\b(?:with|on|in|from|for|and|but|that|which|who|to|as|at|by|i|we|is|are|was|so|because|"
                    r"please|pics?|photos?|pictures?|images?|shots?)\b.*$")
@@ -78,6 +85,11 @@ def subject_phrase(text: str, negated=lambda pos: False) -> tuple[int, str] | No
                 continue
             found.append((m.start("np"), phrase))
             break
+    if not found:
+        for m in COUNTED.finditer(text):
+            words = [w for w in m.group("np").split() if w not in PICTURE_WORDS]
+            if words and words[-1] not in NOT_SUBJECTS and not negated(m.start()):
+                return m.start("np"), " ".join(words)
     return min(found) if found else None
 
 

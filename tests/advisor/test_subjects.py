@@ -22,6 +22,11 @@ def classifier():
     ("photos of our espresso machine", "espresso machine"),
     ("lora of my grandma's quilt", "quilt"),
     ("a lora for my phone", None),   # where pictures are kept is not what they show
+    # no position holds a subject: the words between a count and the pictures, less how they are
+    ("train on my 800 mountain landscape photos with captions", "mountain landscape"),
+    ("i have 300 old scanned botanical drawings", "botanical"),
+    ("20 good quality photos, 3060", None),
+    ("lora of my cat, 20 phone photos", "cat"),     # a position wins over the counted words
 ])
 def test_the_subject_is_read_where_the_sentence_puts_it(text, phrase):
     found = subject_phrase(text)
