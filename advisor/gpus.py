@@ -50,6 +50,13 @@ _NOT_A_CARD_AFTER = re.compile(
     r"\s*(?:p\b|px|x\d|k\b|images?|pictures?|pics?|photos?|shots?|selfies?|steps?|epochs?|"
     r"minutes?|mins?|hours?|runs?|times?|mb|dollars?|usd|euros?|\$|of\b)")
 _MEMORY = r"(\d{1,3}(?:\.\d)?)\s*(?:gb|gib|g|gigs?|gigabytes?)\b"
+# "rtx 3060 laptop gpu (6gb)": a laptop chip shares the desktop's name, not its memory.
+_LAPTOP = re.compile(r"\s*(?:laptop|mobile|notebook|max-?q)(?:\s+(?:gpu|version|edition))?")
+# The memory of laptop chips where it differs from the desktop card (NVIDIA's laptop GPU specs).
+LAPTOP_GB = {"RTX 3050": 4, "RTX 3060": 6, "RTX 3070": 8, "RTX 3070 Ti": 8, "RTX 3080": 8, "RTX 3080 Ti": 16,
+             "RTX 4050": 6, "RTX 4060": 8, "RTX 4070": 8, "RTX 4080": 12, "RTX 4090": 16, "RTX 5090": 24}
+# Words between a service and the card it rents: "colab pro w/ the a100", "runpod: 4090".
+_SERVICE_TO_CARD = re.compile(r"[\s,:(/-]*(?:(?:with|w/|using|on|an?|the|my|rented|rent|gpu|card)[\s,:(/-]*){0,3}")
 # "A100 80GB", "A100-80G", "a 3060 with 12gb", and device names such as "A100-SXM4-80GB"
 _MEMORY_AFTER = re.compile(r"\s*[-,(/]?\s*(?:with\s+)?(?:(?:sxm\d?|pcie)\s*[-,]?\s*)?" + _MEMORY)
 _MEMORY_BEFORE = re.compile(_MEMORY + r"\s*(?:of\s+vram\s+)?(?:on\s+(?:an?|my|the)\s+)?[-(]?\s*$")
@@ -199,7 +206,10 @@ def find_gpus(text: str) -> list[GpuMatch]:
     for h in hits:
         if not kept or h.start >= kept[-1].end:
             kept.append(h)
-    return kept
+    # A service followed by its card ("colab pro w/ the A100", "kaggle p100") is that card.
+    return [h for h, nxt in zip(kept, kept[1:] + [None])
+            if not (h.gpu is not None and h.gpu.card and nxt is not None and nxt.gpu is not None
+                    and nxt.gpu.gb is not None and _SERVICE_TO_CARD.fullmatch(low[h.end:nxt.start]))]
 
 
 def lookup_gpu(text: str) -> tuple[str, float | None] | None:
@@ -239,6 +249,15 @@ def _match(gpu: Gpu, m: re.Match, low: str) -> GpuMatch | None:
             return None
     gb = None if gpu.gb is None else float(gpu.gb)
     name = gpu.name
+    laptop = _LAPTOP.match(low, end) if is_geforce else None
+    if laptop:  # a laptop chip has its own memory: the size said beside it, else the usual one
+        end = laptop.end()
+        after = _MEMORY_AFTER.match(low, end)
+        stated = float(after.group(1)) if after and 2 <= float(after.group(1)) <= 24 else None
+        gb = stated or float(LAPTOP_GB.get(gpu.name, gb))
+        end = after.end() if stated else end
+        return GpuMatch(name=f"{gpu.name} Laptop {gb:g}GB", gb=gb, start=start, end=end,
+                        note=gpu.note.format(name=gpu.name), gpu=gpu)
     after = _MEMORY_AFTER.match(low, end)
     before = _MEMORY_BEFORE.search(low[max(0, start - 24):start])
     stated = float(after.group(1)) if after else float(before.group(1)) if before else None

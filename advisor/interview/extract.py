@@ -4,8 +4,10 @@ How it reads a message:
 
 1. Clean it (Unicode NFKC, one kind of quote and dash), cut it at `MAX_SCAN_CHARS` so a
    10,000-character paste costs the same as a short one, and split it into clauses.
-   Question clauses ("what is prior preservation?") are kept apart: values inside a
-   question ("is 12GB enough?") are hypothetical, so they are not stored.
+   Question clauses ("what is prior preservation?") are kept apart: a choice inside a
+   question ("flux or sdxl?", "is rank 32 too high?") is an option being asked about, so it
+   is not stored; what the user has ("is 15 pics enough?", "any chance on my 4GB 1650?") is
+   a fact wherever it stands, stored unless a statement said otherwise.
 2. Normalise numbers: "thirty" -> 30, "a dozen" -> 12, "twenty-five" -> 25, "5k" -> 5000;
    vague image counts become our pick, marked: "hundreds of photos" -> "~200 photos".
 3. Run the slot readers in a fixed order (see `extract`), most specific first. Each match
@@ -101,6 +103,33 @@ def _goal(statements: list[str], s: Scan, expecting: str | None) -> str | None:
     return None
 
 
+def _facts_in_questions(questions: list[str], s: Scan, ex: Extraction, classify_subject) -> None:
+    """What the user has, said inside a question: "is 15 pics enough?", "any chance for a lora of my
+    cat?", "which is better for my dog lora, 4090?". Images, the card, the subject and captions are
+    facts wherever they stand; a base model, a method, a setting or a factor inside a question is
+    an option being asked about, so it is not stored (a model the trainer lacks is still named).
+    A slot the statements filled keeps their value."""
+    q = Scan(normalise("\n".join(questions)))
+    notes = Extraction()
+    read_settings(q, notes)             # taken out, not stored: "is rank 32 too high?"
+    read_gpus(q, ex, None)
+    read_vram(q, ex)
+    read_base(q, notes, None)           # "flux or sdxl?": not a choice, but Flux is named
+    ex.problems += [n for n in notes.problems if n not in ex.problems and " is built on " not in n]
+    read_method(q)
+    read_captions(q)
+    read_subject(q, classify_subject)
+    read_images(q, ex)
+    offset = len(s.text) + 1            # positions after the statements': they never mix
+    pairs = (("vram_gb", "gpu_name"), ("subject_type", "class_noun"))
+    stated = set(s.cands)
+    for slot, cands in q.cands.items():
+        partner = next((a if b == slot else b for a, b in pairs if slot in (a, b)), None)
+        if slot in ("base_model", "preferred_method") or slot in stated or partner in stated:
+            continue
+        s.cands[slot] = [(pos + offset, v) for pos, v in cands]
+
+
 # --------------------------------------------------------------------------- entry point
 def extract(message: str, expecting: str | None = None, classify_subject=None) -> Extraction:
     """Read one chat message. `expecting` is the slot of the pending question, so short
@@ -139,6 +168,8 @@ def extract(message: str, expecting: str | None = None, classify_subject=None) -
     read_images(s, ex)
     if expecting and expecting not in s.cands:
         read_bare(s, expecting, ex)
+    if questions:
+        _facts_in_questions(questions, s, ex, classify_subject)
     ex.is_skip = bool(SKIP_RX.search(s.text.replace(BLANK, " ")))
     _resolve(s, ex)
 

@@ -62,10 +62,14 @@ def normalise(text: str) -> str:
         t = rx.sub(rep, t)
     t = _NUMWORDS.sub(lambda m: str(words_to_number(m.group(0))), t)
     t = re.sub(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+)(?![\d,])", lambda m: m.group(1).replace(",", ""), t)
-    # "5k images" is 5000; "4k photos" usually means resolution, so leave 4k/8k + screen words.
-    t = re.sub(r"(?<![\w.])(\d+(?:\.\d+)?)\s?k\b(?!\s*(?:res|resolution|quality|video|monitor|display|screen|uhd|tv))",
-               lambda m: _fmt(float(m.group(1)) * 1000), t)
-    return t
+    # "5k images" and "1.2k screenshots" are counts; "4k screenshots" and "8k video" a resolution.
+    return _THOUSANDS.sub(lambda m: m.group(0) if m.group(1) in _SCREEN_K and _SCREEN_WORDS.match(t, m.end())
+                          else _fmt(float(m.group(1)) * 1000), t)
+
+
+_THOUSANDS = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s?k\b")
+_SCREEN_K = {"2", "4", "5", "8"}   # "4k photos" is a resolution when a screen word follows
+_SCREEN_WORDS = re.compile(r"\s*(?:res|resolution|quality|video|monitor|display|screen|uhd|tv)")
 
 
 def _fmt(x: float) -> str:

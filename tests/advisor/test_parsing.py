@@ -505,3 +505,36 @@ def test_image_counts_as_people_write_them(text, n):
 ])
 def test_factor_words_people_use(text, slot, accepted):
     assert extract(text).slots.get(slot) in accepted
+
+
+@pytest.mark.parametrize("text, n", [("1.2k screenshots from my game", 1200), ("12k chest xray scans", 12000),
+                                     ("4k screenshots of my game, 300 of them", None)])
+def test_thousands_with_a_decimal_are_counts_and_4k_screens_are_not(text, n):
+    assert extract(text).slots.get("n_images") == n
+
+
+@pytest.mark.parametrize("text, name, gb", [
+    ("rtx 3060 laptop gpu (6gb), sd1.5 lora", "RTX 3060 Laptop 6GB", 6.0),
+    ("my 4090 laptop", "RTX 4090 Laptop 16GB", 16.0),         # a laptop 4090 has 16 GB, not 24
+    ("colab pro w/ the A100, lora of my dog", "A100 40GB", 40.0),  # the service's card, named
+    ("kaggle p100, 10 pics", "Tesla P100 16GB", 16.0),
+])
+def test_laptop_chips_and_rented_cards_get_their_own_memory(text, name, gb):
+    slots = extract(text).slots
+    assert (slots.get("gpu_name"), slots.get("vram_gb")) == (name, gb)
+
+
+def test_facts_inside_a_question_are_stored_and_options_are_not():
+    ex = extract("flux dev or sdxl? which is better for my dog lora, 4090, 15 pics")
+    assert ex.is_question
+    assert (ex.slots["n_images"], ex.slots["vram_gb"], ex.slots["subject_type"]) == (15, 24.0, "animal")
+    assert "base_model" not in ex.slots and "preferred_method" not in ex.slots
+    assert any("isn't trained here yet" in p for p in ex.problems)   # Flux is named, even in a question
+    ex = extract("is 15 pics enough??")
+    assert ex.slots == {"n_images": 15}
+    assert "settings" not in extract("is rank 32 too high for 20 pics?").slots
+
+
+def test_a_stated_fact_wins_over_one_in_a_question():
+    ex = extract("I have 20 photos. would 30 photos be better?")
+    assert ex.slots["n_images"] == 20
