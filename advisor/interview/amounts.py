@@ -28,10 +28,11 @@ _IMAGES = [
 ]
 _RANGE_BEFORE = re.compile(r"(\d+)\s*(?:-|to|or)\s*$")
 _HEAD_COUNTS = re.compile(P.HEAD_COUNTS)
-_PER_SUBJECT = re.compile(r"(?<![\w.])(?P<k>\d+)\s+(?:different\s+|separate\s+)?" + P.SUBJECT_NOUNS
-                          + r"\b[^.;\n]{0,30}?(?:about |around |roughly |~)?" + NUM + r"\s+(?:" + _IMG_NOUN
-                          + r")\s+(?:each|apiece|per (?:character|subject|person|face|dog|cat|pet|product|item|"
-                            r"object|style|concept|outfit|model|one))\b")
+_EACH = re.compile(r"(?:about |around |roughly |~)?" + NUM + r"\s+(?:[a-z'-]+\s+)?(?:" + _IMG_NOUN + r")"
+                   + P.PER_SUBJECT_TAIL)
+_SUBJECT_COUNT = [(re.compile(rx), add) for rx, add in P.SUBJECT_COUNT_PHRASES] \
+    + [(re.compile(r"(?<![\w.])(?P<k>\d+)\s+(?:different\s+|separate\s+)?" + P.SUBJECT_NOUNS + r"\b"), 0)]
+_TOGETHER = re.compile(P.TOGETHER.format(img=_IMG_NOUN))
 
 _VRAM = [
     re.compile(r"\b" + P.VRAM_WORDS + r"\s*(?:is|of|:|=|-)?\s*(?:about |around |~)?" + NUM
@@ -188,12 +189,37 @@ def read_vram(s: Scan, ex: Extraction) -> None:
                 s.add("vram_gb", m.start(), gb)
 
 
+def _subjects_counted(text: str) -> int | None:
+    """How many subjects the message names: "3 characters", "me and my 2 brothers", "both my cats"."""
+    for rx, add in _SUBJECT_COUNT:
+        m = rx.search(text)
+        if m:
+            return int(m.group("k")) + add if m.groupdict().get("k") else add
+    return None
+
+
+def _read_per_subject(s: Scan, ex: Extraction) -> None:
+    """Images per subject times the subjects, plus group shots: "3 characters, about 25 images each"
+    is 75; "both my cats, 20 pics of each plus 10 of them together" is 50. Without a subject count,
+    "15 pics each" is left to the plain image count."""
+    each = _EACH.search(s.text)
+    # the subjects before the count ("3 characters, 25 each"), else just after it ("25 each of 3 characters")
+    k = (_subjects_counted(s.text[:each.start()]) or _subjects_counted(s.text[each.end():each.end() + 30])
+         if each else None)
+    if each is None or not k or k < 2:
+        return
+    s.blank(*each.span())
+    n = k * float(each.group("n"))
+    together = next(iter(s.take(_TOGETHER)), None)
+    if together is not None:
+        n += float(together.group("n"))
+    if check_bounds("n_images", n, said_text(each), ex):
+        s.add("n_images", each.start(), int(n))
+
+
 def read_images(s: Scan, ex: Extraction) -> None:
+    _read_per_subject(s, ex)
     s.take(_HEAD_COUNTS)   # "all 4 of us in one picture" counts people, not images
-    for m in s.take(_PER_SUBJECT):   # "3 characters, about 25 images each": 75 images
-        n = float(m.group("k")) * float(m.group("n"))
-        if check_bounds("n_images", n, said_text(m), ex):
-            s.add("n_images", m.start(), int(n))
     for rx in _IMAGES:
         for m in s.take(rx):
             n = matched_number(m)

@@ -33,7 +33,24 @@ IMAGE_NOUNS = (r"(?:pictures?|pics?|photos?|photographs?|images?|imgs?|shots?|se
                r"captures?|cut-?outs?|thumbnails?)")
 # A subject count with images per subject: "3 characters, about 25 images each" is 75 images.
 SUBJECT_NOUNS = (r"(?:characters?|subjects?|people|persons?|faces?|dogs?|cats?|pets?|products?|items?|objects?|"
-                 r"styles?|concepts?|outfits?|models?)")
+                 r"styles?|concepts?|outfits?|models?|ocs?|oc's|brothers?|sisters?|siblings?|kids?|children|"
+                 r"friends?|sons?|daughters?|cousins?|puppies|kittens|birds?|horses?|designs?|logos?)")
+# How many subjects, said without a subject noun: (regex with an optional group k, what to add to
+# k, or the count itself when there is no k). "me and my 2 brothers" is 3; "both my cats" is 2.
+SUBJECT_COUNT_PHRASES: list[tuple[str, int]] = [
+    (r"\b(?:me|myself|i)\s+and\s+(?:my\s+)?(?P<k>\d+)\s+[a-z']+", 1),
+    (r"\b(?:all\s+)?(?P<k>\d+)\s+of\s+(?:us|them|my\s+[a-z']+)\b", 0),
+    (r"\b(?:both|the\s+two|the\s+pair)\s+(?:of\s+)?(?:my|our|them|us|the)\b", 2),
+    (r"\b(?:me|myself)\s+and\s+(?:my|our)\s+[a-z']+\b", 2),
+]
+# Images per subject: "30 imgs each", "~15 pics of each", "20 photos per character".
+PER_SUBJECT_TAIL = (r"\s+(?:each|apiece|of\s+each(?:\s+(?:one|of\s+them))?|for\s+each(?:\s+(?:one|of\s+them))?|"
+                    r"per\s+(?:character|subject|person|face|dog|cat|pet|product|item|object|style|concept|outfit|"
+                    r"model|one|oc|kid|brother|sister|head))\b")
+# Group shots on top of the per-subject ones: "plus 10 of them together".
+TOGETHER = (r"\b(?:plus|and|\+|with)\s+(?:about\s+|~)?(?P<n>\d+)\s+(?:more\s+)?(?:" + "{img}" + r"\s+)?"
+            r"(?:of\s+(?:them|us|both|all)\s+)?(?:together|as\s+a\s+group|in\s+(?:one|the\s+same)\s+"
+            r"(?:picture|photo|shot|frame)|group\s+(?:shots?|photos?|pics?))")
 # A head count that is not an image count: "all 4 of us in one picture".
 HEAD_COUNTS = (r"\b(?:all\s+)?\d+\s+of\s+(?:us|them|you|my (?:kids|friends|dogs|cats|family))\b"
                r"|\b\d+\s+(?:people|persons|kids|dogs|cats)\s+in\s+(?:one|a|the same|each)\s+(?:picture|photo|image|shot)\b"
@@ -373,15 +390,15 @@ DET = r"(?:my|our|a|an|the|this|these|his|her|their|your|of)\s+(?:[a-z']+\s+)?"
 # (subject_type, class_noun or None to look it up in the tables above, pattern).
 # The earliest cue in the message wins; on a tie, the longer match.
 SUBJECT_CUES: list[tuple[str, str | None, str]] = [
-    ("person", "person", r"\b(?:of|like|on|with)\s+me\b|\bme\s+(?:as|in|into|on|at|with)\b|\bmyself\b|"
+    ("person", "person", r"\b(?:of|like|on|with)\s+me\b|\bme\s+(?:as|in|into|on|at|with|and\s+my)\b|\bmyself\b|"
                          r"\bmy (?:own )?(?:face|likeness|selfies?)\b|\bselfies?\b|\bportraits? of me\b"),
-    ("person", "woman", r"\b(?:my|our|a|the|this)\s+(?:[a-z]+\s+)?(?:" + WOMEN + r")\b(?!')"),
-    ("person", "man", r"\b(?:my|our|a|the|this)\s+(?:[a-z]+\s+)?(?:" + MEN + r")\b(?!')"),
+    ("person", "woman", r"\b(?:my|our|a|the|this)\s+(?:[a-z\d]+\s+)?(?:" + WOMEN + r")s?\b(?!')"),
+    ("person", "man", r"\b(?:my|our|a|the|this)\s+(?:[a-z\d]+\s+)?(?:" + MEN + r")s?\b(?!')"),
     ("person", "girl", r"\b(?:my|our|a|the)\s+(?:[a-z]+\s+)?(?:daughter|girl)\b(?!')"),
     ("person", "boy", r"\b(?:my|our|a|the)\s+(?:[a-z]+\s+)?(?:son|boy)\b(?!')"),
     ("person", "child", r"\b(?:my|our|a|the)\s+(?:[a-z]+\s+)?(?:kids?|child|children|baby|toddler)\b(?!')"),
     ("person", "person", r"\b(?:my|our|a|the)\s+(?:[a-z]+\s+)?(?:friend|partner|colleague|boss|team|family|"
-                         r"grandparents?|parents?|celebrity|influencer|face)\b(?!')|\b(?:a\s+)?(?:person|people|"
+                         r"grandparents?|parents?|celebrity|influencer)\b(?!')|\b(?:a\s+)?(?:person|people|"
                          r"human|someone|somebody|headshots)\b"),
     ("animal", None, r"\b(?:" + alts(ANIMALS) + r")\b"),
     ("object", None, r"\b" + DET + r"(?:" + alts(OBJECTS) + r")\b"),

@@ -69,7 +69,8 @@ PICTURE_WORDS = frozenset("old new good bad high low quality hq res resolution d
 _STOP = re.compile(r"\b(?:with|on|in|from|for|and|but|that|which|who|to|as|at|by|i|we|is|are|was|so|because|"
                    r"please|pics?|photos?|pictures?|images?|shots?)\b.*$")
 NOT_SUBJECTS = frozenset("phone camera computer laptop pc drive disk folder card gpu colab kaggle instagram "
-                         "website account cloud server lora model dataset set it them".split())
+                         "website account cloud server lora model dataset set it them each us both all those "
+                         "these one".split())
 
 
 def subject_phrase(text: str, negated=lambda pos: False) -> tuple[int, str] | None:

@@ -538,3 +538,24 @@ def test_facts_inside_a_question_are_stored_and_options_are_not():
 def test_a_stated_fact_wins_over_one_in_a_question():
     ex = extract("I have 20 photos. would 30 photos be better?")
     assert ex.slots["n_images"] == 20
+
+
+@pytest.mark.parametrize("text, n", [
+    ("3 characters, about 25 images each, 4090", 75),
+    ("2 characters, my OC Mira and her brother Kai, 30 imgs each", 60),
+    ("me and my 2 brothers, ~15 pics of each", 45),
+    ("me and my wife, 25 pics each", 50),
+    ("all 3 of us, 20 photos each", 60),
+    ("both my cats (Milo and Luna), 20 pics of each plus 10 of them together", 50),
+    ("25 images each of 3 characters", 75),
+    ("15 pics each", 15),                                   # no subject count: the images said
+    ("I want all 4 of us in one picture, I have 30 photos of my family", 30),   # a head count
+])
+def test_images_per_subject_times_the_subjects(text, n):
+    assert extract(text).slots["n_images"] == n
+
+
+@pytest.mark.parametrize("text, kind", [("2 images, my dogs face", "animal"),
+                                        ("me and my 2 brothers, 15 pics of each", "person")])
+def test_whose_face_and_whose_brothers(text, kind):
+    assert extract(text).slots["subject_type"] == kind
