@@ -139,12 +139,15 @@ def read_captions(s: Scan) -> None:
             s.cands.setdefault("captions", []).append((m.start(), value))
 
 
-def read_subject(s: Scan, classify: Callable[[str], tuple[str, float] | None] | None = None) -> None:
+def read_subject(s: Scan, classify: Callable[[str], tuple[str, float] | None] | None = None,
+                 ex: Extraction | None = None) -> None:
     """The subject type and class noun. Where the sentence says what is trained ("a lora of my
     corgi"), that phrase decides: by the noun tables, else by `classify` (subjects.SubjectClassifier:
     any noun, by meaning); otherwise the earliest cue anywhere, skipping negated ones ("it's not a
     person"). A phrase nobody can classify leaves the subject to the interview's question."""
     best = _subject_by_position(s, classify)
+    if best is None and ex is not None:
+        ex.subject_from_cue = True   # "it's for my mom's birthday" names a person, not the subject
     best = best or _earliest_cue(s, _SUBJECT_RX) or _earliest_cue(s, _GENERIC_SUBJECT_RX)
     if best is None:
         m = _GENERAL_RX.search(s.text)

@@ -268,6 +268,9 @@ def _merge(state: InterviewState, ex: Extraction, message: str) -> list[str]:
     for slot, value in sorted(slots.items(), key=lambda kv: order.get(kv[0], len(order))):
         if slot in ("class_noun", "gpu_name", "goal", "dream_prompts", "settings"):
             continue   # stored with their partner slot, or below
+        if (slot == "subject_type" and ex.subject_from_cue and state.sources.get(slot) == "stated"
+                and value != data[slot] and not ex.is_change and state.last_question != slot):
+            continue   # "it's for my mom's birthday" does not make the dog a person; "instead" would
         trial = dict(data)
         trial[slot] = value
         if slot == "subject_type":

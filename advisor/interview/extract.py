@@ -164,7 +164,7 @@ def extract(message: str, expecting: str | None = None, classify_subject=None) -
     read_base(s, ex, expecting)
     read_method(s)     # after GPUs ("4060 ti") and file sizes ("a small LoRA file")
     read_captions(s)   # before image counts: "1000 captioned images" holds both
-    read_subject(s, classify_subject)    # before image counts too: "12 selfies" is a count and a person
+    read_subject(s, classify_subject, ex)    # before image counts too: "12 selfies" is a count and a person
     read_images(s, ex)
     if expecting and expecting not in s.cands:
         read_bare(s, expecting, ex)

@@ -30,7 +30,7 @@ NUMBER_SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
 IMAGE_NOUNS = (r"(?:pictures?|pics?|photos?|photographs?|images?|imgs?|shots?|selfies|selfie|snaps?|drawings?|"
                r"paintings?|sketches|sketch|illustrations?|artworks?|renders?|screenshots?|portraits?|"
                r"headshots?|frames?|jpe?gs?|pngs?|tiles?|scans?|crops?|x-?rays?|slides?|stills?|samples?|"
-               r"captures?|cut-?outs?|thumbnails?)")
+               r"captures?|cut-?outs?|thumbnails?|sprites?|glyphs?|textures?|designs?|panels?)")
 # A subject count with images per subject: "3 characters, about 25 images each" is 75 images.
 SUBJECT_NOUNS = (r"(?:characters?|subjects?|people|persons?|faces?|dogs?|cats?|pets?|products?|items?|objects?|"
                  r"styles?|concepts?|outfits?|models?|ocs?|oc's|brothers?|sisters?|siblings?|kids?|children|"
@@ -343,7 +343,8 @@ CAPTIONS: list[tuple[bool, str]] = [
             r"unlabell?ed|not labell?ed|not tagged|untagged)\b"),
     (True, r"\b(?:captioned|labell?ed|tagged)\b|\b(?:with|have|has|including|plus|and)\s+(?:\w+\s+)?"
            r"(?:captions?|text files|descriptions|tags)\b|\bcaptions? (?:files?|for (?:each|every|all))\b|"
-           r"\beach (?:image|photo|picture) has a (?:caption|description)\b"),
+           r"\beach (?:image|photo|picture) has a (?:caption|description)\b|"
+           r"\bas\s+(?:the\s+|their\s+)?(?:captions?|prompts|labels)\b"),   # "the radiology reports as captions"
 ]
 BARE_YES = r"yes|yeah|yep|y|sure|they do|true|yes they do|all of them"
 BARE_NO = r"no|nope|n|none|false|they don't|not really"

@@ -28,6 +28,7 @@ class Extraction:
     wants_recommendation: bool = False  # "recommend now", "just tell me"
     notes: list[str] = field(default_factory=list)        # e.g. the message was cut
     approximate: list[str] = field(default_factory=list)  # slots picked from vague words ("hundreds of")
+    subject_from_cue: bool = False      # the subject came from a passing word, not from what is trained
     truncated: bool = False
 
 

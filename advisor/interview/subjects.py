@@ -70,7 +70,7 @@ _STOP = re.compile(r"\b(?:with|on|in|from|for|and|but|that|which|who|to|as|at|by
                    r"please|pics?|photos?|pictures?|images?|shots?)\b.*$")
 NOT_SUBJECTS = frozenset("phone camera computer laptop pc drive disk folder card gpu colab kaggle instagram "
                          "website account cloud server lora model dataset set it them each us both all those "
-                         "these one".split())
+                         "these one him her me you".split())
 
 
 def subject_phrase(text: str, negated=lambda pos: False) -> tuple[int, str] | None:

@@ -429,3 +429,22 @@ def test_interview_imports_no_heavy_or_ui_libraries():
             "bad = [m for m in ('torch', 'diffusers', 'transformers', 'gradio') if m in sys.modules]; "
             "sys.exit(1 if bad else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_a_passing_mention_never_changes_a_stated_subject():
+    state, _ = start()
+    state, _ = turn(state, "my dog, 12 pics, 3090. he must look exactly like him")
+    state, reply = turn(state, "oh and its for my moms birthday next week")
+    assert state.profile.subject_type == "animal" and "Updated subject" not in reply.text
+    state, _ = start()
+    state, _ = turn(state, "my watercolor paintings as a style, 40 images")
+    state, _ = turn(state, "people should know it's mine, so my wife helps me sign them")
+    assert state.profile.subject_type == "style"
+
+
+def test_a_change_of_subject_said_as_one_is_taken_and_shown():
+    state, _ = start()
+    state, _ = turn(state, "dreambooth of my sister, 20 pics, 3090")
+    state, reply = turn(state, "nvm she doesnt want that. do my dog instead, 12 pics of him")
+    assert (state.profile.subject_type, state.profile.class_noun, state.profile.n_images) == ("animal", "dog", 12)
+    assert "Updated subject" in reply.text
