@@ -25,6 +25,8 @@ _IMAGES = [
     re.compile(NUM + r"[- ](?:image|photo|picture) (?:dataset|data set|set|collection)\b"),
     re.compile(NUM + r"\s+of\s+" + P.IMAGE_OWNERS + r"\s+(?:" + P.NOT_IMAGE_ADJ + r"[a-z][a-z'-]*\s+){0,2}"
                + _IMG_NOUN + r"\b"),   # "25 of my paintings"
+    re.compile(r"\b(?:only\s+|just\s+)?" + NUM + r"\s+(?:of\s+(?:them|those)\s+)?(?:are|were|is)\s+(?:actually\s+|really\s+)?"
+               r"(?:usable|good|decent|sharp|keepers|any good|ok|okay|in focus)\b"),   # "only 25 are usable"
 ]
 _RANGE_BEFORE = re.compile(r"(\d+)\s*(?:-|to|or)\s*$")
 _HEAD_COUNTS = re.compile(P.HEAD_COUNTS)

@@ -126,12 +126,15 @@ FACTOR_PHRASES: list[tuple[str, int, str]] = [
     ("accuracy", 5, r"\b(?:identical|indistinguishable|pixel[- ]perfect|spitting image)\b"),
     ("accuracy", 5, r"\bperfect(?:ly)?\s+(?:likeness|replica|match|copy|accurate|faithful)\b"),
     ("accuracy", 5, r"\bevery (?:single )?detail\b"),
+    ("accuracy", 5, r"(?<!at )(?<!in )\b1\s*:\s*1\b(?!\s*(?:aspect|ratio|crops?|squares?|format|images?))|\b(?:has to|must|needs? to) be (?:100\s*%\s*)?(?:exact|perfect|spot[- ]on|flawless)\b|"
+                    r"\bwant\s+(?=(?:it|him|her|them|my\s+\w+)\s+(?:to\s+(?:be|look)\s+)?(?:perfect|exact|spot[- ]on|"
+                    r"flawless)\b)"),   # a lookahead: "my dog" stays for the subject reader
     ("accuracy", 5, r"\b100\s*%\s*(?:accurate|faithful|like|the same)\b"),
     ("accuracy", 2, r"\brecogni[sz]able (?:is |would be )?(?:enough|fine|ok|okay|good enough)\b"),
     ("accuracy", 2, r"\bjust (?:needs? to be |has to be )?recogni[sz]able\b"),
     ("accuracy", 2, r"\b(?:doesn't|does not|don't|do not|needn't|need not)\s+(?:need|have)\s+to\s+be\s+"
                     r"(?:exact|perfect|identical|100\s*%)"),
-    ("accuracy", 2, r"\b(?:close enough|roughly(?: similar| like| the same)?|somewhat similar|"
+    ("accuracy", 2, r"\b(?:close enough|roughly(?: similar| like| the same|(?!\s*[~\d]))|somewhat similar|"
                     r"similar (?:is|would be) (?:fine|enough|ok|okay)|inspired by)\b"),
     ("accuracy", 1, r"\b(?:vaguely(?: similar| like)?|loosely(?: similar| like| inspired| based)?|"
                     r"(?:just|only) the (?:vibe|gist|feel))\b"),
@@ -192,7 +195,9 @@ FACTOR_PHRASES: list[tuple[str, int, str]] = [
     ("preservation", 5, r"\b(?:the rest of the model|the (?:base|original) model|everything else|the model itself)\s+"
                         r"(?:must|should|has to|needs? to)\s+(?:stay|remain|be left)\s+(?:exactly\s+)?"
                         r"(?:as it is|as it was|the same|intact|untouched|unchanged)\b"),
-    ("preservation", 4, r"\bstill (?:be able to )?(?:do|draw|make|generate|work for) (?:other|normal|regular|everything)\b"),
+    ("preservation", 4, r"\bstill (?:be able to )?(?:do|draw|make|generate|work for) (?:other|normal|regular|everything)\b|"
+                        r"\bstill\s+(?:need|want)\s+(?:the model|it|sd|the base(?: model)?)\s+to\s+(?:be able to\s+)?"
+                        r"(?:do|draw|make|generate)\s+(?:other|normal|regular|everything)\b"),
     ("preservation", 4, r"\b(?:preserve|keep) (?:the )?(?:base|original) (?:model|style|abilities|knowledge)\b"),
 ]
 

@@ -113,11 +113,12 @@ DEFAULT_RULES: tuple[Rule, ...] = (
       "When the subject need not leave its photos, stronger training costs little flexibility you need.",
       "factors-framework"),
     R("preservation-high", (("preservation", ">=", 4),),
-      {"textual_inversion": 2, "lora": 1, "dreambooth_lora": 0.5, "dreambooth": -2, "full_finetune": -3},
-      "High preservation: textual inversion changes no weights and a LoRA can be switched off, while full "
-      "DreamBooth drifts the class most (KID 32.53 vs 22.27 for textual inversion).", "factors-framework"),
+      {"textual_inversion": 2, "lora": 1, "dreambooth_lora": 1, "dreambooth": -2, "full_finetune": -3},
+      "High preservation: textual inversion changes no weights and a LoRA (DreamBooth-LoRA is one too) can be "
+      "switched off, while full DreamBooth drifts the class most (KID 32.53 vs 22.27 for textual inversion).",
+      "factors-framework"),
     R("preservation-max", (("preservation", ">=", 5),),
-      {"textual_inversion": 1.5, "lora": 0.5, "dreambooth": -1, "full_finetune": -1},
+      {"textual_inversion": 1.5, "lora": 0.5, "dreambooth_lora": 0.5, "dreambooth": -1, "full_finetune": -1},
       "Strictest preservation: textual inversion leaves every weight of the base model untouched.",
       "method-textual-inversion"),
     R("preservation-low", (("preservation", "<=", 2),),
@@ -133,7 +134,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     R("small-set-no-full", (("n_images", "<", 50),), {"full_finetune": -4},
       "A full fine-tune on a small set overfits and forgets (the diffusers README warns of catastrophic "
       "forgetting).", "method-full-finetune"),
-    R("medium-set", (("n_images", ">", 10), ("n_images", "<", 100)), {"lora": 1.5, "dreambooth_lora": 0.5},
+    R("medium-set", (("n_images", ">=", 20), ("n_images", "<", 100)), {"lora": 1.5, "dreambooth_lora": 0.5},
       "A few dozen images is LoRA territory: the advanced SDXL rule of thumb is about 30 images.",
       "method-lora"),
     R("large-set", (("n_images", ">=", 100),),

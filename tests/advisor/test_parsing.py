@@ -559,3 +559,23 @@ def test_images_per_subject_times_the_subjects(text, n):
                                         ("me and my 2 brothers, 15 pics of each", "person")])
 def test_whose_face_and_whose_brothers(text, kind):
     assert extract(text).slots["subject_type"] == kind
+
+
+@pytest.mark.parametrize("text, factor, level", [
+    ("i just want my dog perfect", "accuracy", 5),
+    ("logo has to be 1:1 exact, colors too", "accuracy", 5),
+    ("i still need the model to do normal people fine after", "preservation", 4),
+    ("roughly similar is fine", "accuracy", 2),
+])
+def test_more_ways_to_say_a_factor(text, factor, level):
+    assert extract(text).slots[factor] == level
+
+
+@pytest.mark.parametrize("text", ["roughly 10400 images", "train at 1:1 aspect", "only 25 are usable"])
+def test_numbers_that_are_not_factors(text):
+    slots = extract(text).slots
+    assert not {"accuracy", "flexibility", "preservation"} & set(slots)
+
+
+def test_a_usable_subset_is_the_image_count():
+    assert extract("oh wait only 25 are usable, deleted the blurry ones").slots["n_images"] == 25
