@@ -43,6 +43,7 @@ _CAPTIONS = [(v, re.compile(p)) for v, p in P.CAPTIONS]
 _SUBJECT_RX = [(k, c, re.compile(p)) for k, c, p in P.SUBJECT_CUES]
 _GENERIC_SUBJECT_RX = [(k, c, re.compile(p)) for k, c, p in P.GENERIC_SUBJECT_CUES]
 _GENERAL_RX = re.compile(P.GENERAL_CUES)
+_STYLE_INTENT = re.compile(P.STYLE_INTENT)
 _PRONOUNS = [(noun, re.compile(p)) for noun, p in P.PRONOUNS]
 _NOUN_TABLES = {"animal": (P.ANIMALS,), "object": (P.OBJECTS, P.GENERIC_OBJECTS), "style": (P.STYLE_NOUNS,)}
 _METHOD_RX = [(m, re.compile(p)) for m, p in P.METHOD_PHRASES]
@@ -145,6 +146,12 @@ def read_subject(s: Scan, classify: Callable[[str], tuple[str, float] | None] | 
     corgi"), that phrase decides: by the noun tables, else by `classify` (subjects.SubjectClassifier:
     any noun, by meaning); otherwise the earliest cue anywhere, skipping negated ones ("it's not a
     person"). A phrase nobody can classify leaves the subject to the interview's question."""
+    intent = next((m for m in _STYLE_INTENT.finditer(s.original) if not s.negated(m.start())), None)
+    if intent is not None:   # "i want the look": a style, whatever the pictures show
+        cue = _earliest_cue(s, [c for c in _SUBJECT_RX if c[0] == "style"])
+        s.cands["subject_type"] = [(intent.start(), "style")]
+        s.cands["class_noun"] = [(intent.start(), cue[3] if cue else "artwork")]
+        return
     best = _subject_by_position(s, classify)
     if best is None and ex is not None:
         ex.subject_from_cue = True   # "it's for my mom's birthday" names a person, not the subject

@@ -421,6 +421,11 @@ SUBJECT_CUES: list[tuple[str, str | None, str]] = [
     ("concept", "pose", r"\bposes?\b"),
     ("concept", None, r"\b(?:gesture|action|facial expression|expression|lighting setup|camera angle|composition)\b"),
 ]
+# The user says a look is what is trained, whatever the pictures show: "300 photos of my city at
+# night, i want the look", "a style lora", "as a style". These decide the subject before any noun.
+STYLE_INTENT = (r"\b(?:style|look|aesthetic|vibe)\s+(?:loras?|models?|embeddings?|training)\b|\bas\s+a\s+style\b|"
+                r"\b(?:want|learn|capture|copy|train|get|keep)\s+(?:just\s+)?(?:the|that|this|its|their|my|our)\s+"
+                r"(?:own\s+|overall\s+|visual\s+)?(?:look|aesthetic|vibe|style)\b(?!\s+of\b)")
 # Only when no cue above is in the message: "our product", "an item".
 GENERIC_SUBJECT_CUES: list[tuple[str, str | None, str]] = [
     ("object", None, r"\b" + DET + r"(?:" + alts(GENERIC_OBJECTS) + r")\b|\bproducts?\b|\bproduct (?:shots|photos)\b"),

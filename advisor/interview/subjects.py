@@ -36,7 +36,9 @@ SUBJECT_EXAMPLES: dict[str, tuple[str, ...]] = {
               "a rendering style", "a color palette", "lomography", "analog film", "studio lighting"),
     "general": ("landscapes", "cityscapes", "architecture", "food photography", "street photography", "nature photos",
                 "satellite images", "medical images", "interior design photos", "fashion photos", "stock photos",
-                "game screenshots", "product catalog", "real estate photos", "wildlife photography", "microscopy"),
+                "game screenshots", "product catalog", "real estate photos", "wildlife photography", "microscopy",
+                "mri scans", "ct scans", "medical scans", "radiographs", "our projects", "our portfolio",
+                "company work", "drone footage stills", "aerial photos"),
     "concept": ("a pose", "a gesture", "an action", "a facial expression", "a camera angle", "a composition",
                 "a hand sign", "a dance move", "a hairstyle", "a magic effect", "a visual effect", "an explosion",
                 "a layout", "a transformation", "a clothing type", "a tattoo design", "a glowing effect",
@@ -70,7 +72,8 @@ _STOP = re.compile(r"\b(?:with|on|in|from|for|and|but|that|which|who|to|as|at|by
                    r"please|pics?|photos?|pictures?|images?|shots?)\b.*$")
 NOT_SUBJECTS = frozenset("phone camera computer laptop pc drive disk folder card gpu colab kaggle instagram "
                          "website account cloud server lora model dataset set it them each us both all those "
-                         "these one him her me you".split())
+                         "these one him her me you sd sdxl xl flux pony illustrious noobai base "
+                         "checkpoint".split())
 
 
 def subject_phrase(text: str, negated=lambda pos: False) -> tuple[int, str] | None:

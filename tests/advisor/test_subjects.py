@@ -62,3 +62,22 @@ def test_without_a_classifier_an_unlisted_noun_is_left_to_the_question():
 def test_a_negated_subject_does_not_count(classifier):
     ex = extract("it's not a person, it's a lighting look, 40 images", classify_subject=classifier.predict)
     assert ex.slots["subject_type"] == "style"
+
+
+@pytest.mark.parametrize("text", [
+    "300 captioned photos of my city at night, i want the look as a lora",
+    "my dataset: 250 tattoo flash designs i drew myself. want a style lora for sdxl",
+    "my product photos as a style, 40 images",
+])
+def test_a_look_the_user_wants_is_a_style_whatever_the_pictures_show(text):
+    assert extract(text).slots["subject_type"] == "style"
+
+
+def test_a_style_of_a_subject_is_not_a_style_intent():
+    assert extract("lora of my dog in the style of van gogh").slots["subject_type"] == "animal"
+
+
+@pytest.mark.parametrize("text", ["a style lora for sd 1.5", "lora for sdxl of my dog", "a lora for pony"])
+def test_a_base_model_is_not_the_subject(text):
+    found = subject_phrase(text)
+    assert found is None or found[1] not in ("sd", "sdxl", "pony")
