@@ -50,8 +50,15 @@ SETTING_BOUNDS: dict[str, tuple[float, float]] = {
     "resolution": (256, 2048),
 }
 WHOLE_SETTINGS = ("rank", "max_train_steps", "train_batch_size", "resolution")
+SWITCH_SETTINGS = ("prior_preservation", "train_text_encoder")   # on/off: true or false
 SETTING_LABELS = {"rank": "rank", "lora_alpha": "LoRA alpha", "learning_rate": "learning rate",
-                  "max_train_steps": "steps", "train_batch_size": "batch size", "resolution": "resolution"}
+                  "max_train_steps": "steps", "train_batch_size": "batch size", "resolution": "resolution",
+                  "prior_preservation": "prior preservation", "train_text_encoder": "text encoder training"}
+
+
+def setting_value(name: str, value: float | bool) -> str:
+    """A named setting's value as the user reads it: '32', '5e-05', 'off'."""
+    return ("on" if value else "off") if name in SWITCH_SETTINGS else f"{value:g}"
 
 
 class ProfileError(ValueError):
@@ -169,8 +176,10 @@ def validate(p: Profile) -> None:
 
 def setting_problem(name: str, value: object) -> str | None:
     """Why `value` cannot be the named setting `name`, or None when it can."""
+    if name in SWITCH_SETTINGS:
+        return None if isinstance(value, bool) else f"settings: {name}={value!r}; must be true or false"
     if name not in SETTING_BOUNDS:
-        return f"settings: {name!r} is not a setting the advisor takes; known: {list(SETTING_BOUNDS)}"
+        return f"settings: {name!r} is not a setting the advisor takes; known: {list(SETTING_LABELS)}"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return f"settings: {name}={value!r}; must be a number"
     if name in WHOLE_SETTINGS and not float(value).is_integer():

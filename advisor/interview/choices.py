@@ -37,6 +37,9 @@ _BARE_VERSION_RX = [(v, re.compile(p)) for v, p in P.BARE_VERSIONS]
 _UNSUPPORTED_BASE = re.compile(P.UNSUPPORTED_BASE)
 _COMMUNITY = [(base, name, re.compile(rx), extra) for base, name, rx, extra in P.COMMUNITY_CHECKPOINTS]
 _VIDEO = re.compile(P.VIDEO)
+_ADAPTER_VARIANTS = re.compile(P.ADAPTER_VARIANTS)
+_VARIANT_TITLES = {"lokr": "LoKr", "loha": "LoHa", "locon": "LoCon", "lycoris": "LyCORIS", "dora": "DoRA",
+                   "ia3": "IA3", "(ia)3": "IA3", "oft": "OFT", "boft": "BOFT", "glora": "GLoRA"}
 
 _CAPTIONS = [(v, re.compile(p)) for v, p in P.CAPTIONS]
 
@@ -48,6 +51,7 @@ _PRONOUNS = [(noun, re.compile(p)) for noun, p in P.PRONOUNS]
 _NOUN_TABLES = {"animal": (P.ANIMALS,), "object": (P.OBJECTS, P.GENERIC_OBJECTS), "style": (P.STYLE_NOUNS,)}
 _METHOD_RX = [(m, re.compile(p)) for m, p in P.METHOD_PHRASES]
 _SETTING_RX = [(k, re.compile(p)) for k, p in P.SETTING_PHRASES]
+_SWITCH_RX = [(k, v, re.compile(p)) for k, v, p in P.SWITCH_PHRASES]
 _NO_METHOD = re.compile(P.NO_METHOD_PREFERENCE)
 
 
@@ -86,13 +90,17 @@ def read_factors(s: Scan, ex: Extraction) -> None:
 def read_settings(s: Scan, ex: Extraction) -> None:
     """Training settings named in words ("rank 32", "lr 5e-5", "2000 steps"): the last value said
     for each wins; an impossible one is named and not stored."""
-    found: dict[str, float] = {}
+    found: dict[str, float | bool] = {}
+    for key, value, rx in _SWITCH_RX:   # "no prior preservation pls", "train the text encoder too"
+        for m in s.take(rx):
+            if not s.negated(m.start()) or not value:
+                found[key] = value
     for key, rx in _SETTING_RX:
         for m in s.take(rx):
             if s.negated(m.start()):
                 continue
             raw = next(v for name, v in m.groupdict().items() if name.startswith("v") and v)
-            value: float = float(raw)
+            value: float = float(raw)  # type: ignore[no-redef]
             if key in WHOLE_SETTINGS and value.is_integer():
                 value = int(value)
             problem = setting_problem(key, value)
@@ -111,6 +119,12 @@ def read_base(s: Scan, ex: Extraction, expecting: str | None) -> None:
         _say(ex, f"'{said_text(m)}': this trainer makes image models, so a video or motion LoRA (AnimateDiff, Wan, "
                  "HunyuanVideo, LTX) is out of its reach; musubi-tuner, diffusion-pipe and ai-toolkit train those. "
                  "The plan here is for still images.")
+    for m in s.take(_ADAPTER_VARIANTS):
+        name = _VARIANT_TITLES[m.group("name")]
+        _say(ex, f"{name} is a LyCORIS adapter this trainer does not train yet, so the plan picks among the methods "
+                 f"it has; a plain LoRA is the LyCORIS guidelines' first choice anyway (then LoKr with a low factor "
+                 f"if it underfits, LoHa if it overfits). kohya sd-scripts (with the lycoris package), OneTrainer "
+                 f"and SimpleTuner train {name}.")
     for m in s.take(_UNSUPPORTED_BASE):
         _say(ex, f"'{said_text(m)}' isn't trained here yet: the trainer covers SD 1.5, SD 2.1 and SDXL (and the "
                  "community checkpoints built on them), so the plan is for one of those. kohya sd-scripts, "

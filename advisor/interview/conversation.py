@@ -31,7 +31,7 @@ from .extract import extract
 from .scan import Extraction
 from trainer.vocabulary import BASE_MODELS, FACTORS, METHOD_FACTS
 
-from ..profile import DEFAULTS, SETTING_LABELS, Profile, ProfileError
+from ..profile import DEFAULTS, SETTING_LABELS, Profile, ProfileError, setting_value
 
 log = logging.getLogger(__name__)
 
@@ -313,9 +313,10 @@ def _merge(state: InterviewState, ex: Extraction, message: str) -> list[str]:
         old = data["settings"].get(name)
         data["settings"] = {**data["settings"], name: value}
         if old is None:
-            learnt.append(f"{SETTING_LABELS[name]} {value:g}")
+            learnt.append(f"{SETTING_LABELS[name]} {setting_value(name, value)}")
         elif old != value:
-            lines.append(f"Updated {SETTING_LABELS[name]}: {old:g} \u2192 {value:g}.")
+            lines.append(f"Updated {SETTING_LABELS[name]}: {setting_value(name, old)} \u2192 "
+                         f"{setting_value(name, value)}.")
     state.profile = Profile.from_dict(data)
     lines[:0] = noted
     if learnt:

@@ -231,7 +231,8 @@ NOT_VRAM_TAIL = (r"ram|disk|storage|ssd|hdd|drive|space|data|dataset|file|files|
 # --------------------------------------------------------------------------- output size
 SIZE_UNIT = {"kb": 1 / 1024, "mb": 1.0, "megabyte": 1.0, "gb": 1024.0, "gigabyte": 1024.0, "gig": 1024.0}
 SIZE_CAP = (r"(?:\b(?:under|below|less than|smaller than|at most|no (?:more|bigger|larger) than|"
-            r"not (?:more|bigger|larger) than|max(?:imum)?|up to|within|limit(?:ed)?(?: of| to| is)?|"
+            r"not (?:more|bigger|larger) than|(?<!\bm[1-5]\s)(?<!\bm[1-5])max(?:imum)?|up to|within|"
+            r"limit(?:ed)?(?: of| to| is)?|"
             r"cap(?:ped)?(?: at| of)?)|<=?)")
 SMALL_FILE_MB = 200.0   # "a small file to share": LoRA-sized, far below a full checkpoint (2-7 GB)
 OUTPUT_SMALL = (
@@ -324,6 +325,18 @@ VIDEO = (r"\b(?:video\s+(?:loras?|models?|generation|clips?)|motion\s+loras?|ani
 # (profile.SETTING_BOUNDS).
 _SET = r"\s*(?:=|:|of|to|at|is|->)?\s*"
 _NUM = r"(?P<v>\d+(?:\.\d+)?(?:e-?\d+)?|\.\d+(?:e-?\d+)?)"
+# Switches said in words: (setting, value, pattern); the "off" rows come first.
+_PRIOR = r"(?:prior[\s_-]*preservation|prior[\s_-]*loss|reg(?:ularization|ularisation)?[\s_-]*(?:images|imgs|set)|class images)"
+_TEXT_ENCODER = r"(?:text[\s_-]*encoders?|te\b|clip)"
+SWITCH_PHRASES: list[tuple[str, bool, str]] = [
+    ("prior_preservation", False, r"\b(?:no|without|skip|skipping|turn off|disable|don't use|dont use|do not use|"
+                                  r"no need for|not using)\s+(?:the\s+|any\s+)?" + _PRIOR),
+    ("prior_preservation", True, r"\b(?:with|use|using|turn on|enable|add|want)\s+(?:the\s+|some\s+)?" + _PRIOR),
+    ("train_text_encoder", False, r"\b(?:unet[\s-]only|only (?:train )?the unet|(?:freeze|frozen|don't train|dont train|"
+                                  r"do not train|not training|no|without)\s+(?:the\s+)?" + _TEXT_ENCODER + ")"),
+    ("train_text_encoder", True, r"\b(?:train(?:ing)?|with|also train|unfreeze)\s+(?:the\s+)?" + _TEXT_ENCODER
+                                 + r"(?:\s+too|\s+as well)?"),
+]
 _RESOLUTIONS = r"(?:512|576|640|704|768|832|896|960|1024|1152|1280|1536|2048)"
 SETTING_PHRASES: list[tuple[str, str]] = [
     ("rank", r"\b(?:lora\s+|network\s*_?\s*)?(?:rank|dim(?:ension)?|net\s*dim)" + _SET + r"(?P<v>\d{1,4})\b"
@@ -340,6 +353,10 @@ SETTING_PHRASES: list[tuple[str, str]] = [
                    r"|\b(?:resolution|res)\s*(?:of|=|:|at)?\s*(?P<v2>\d{3,4})\b"
                    r"|\b(?P<v3>\d{3,4})\s*(?:px|pixels)\b|\b(?P<v4>\d{3,4})\s*(?:x|\*)\s*\d{3,4}\b"),
 ]
+
+# Adapter variants the trainer does not train yet (knowledge/lycoris-variants.md): named back,
+# with what the plan does instead.
+ADAPTER_VARIANTS = (r"\b(?P<name>lokr|loha|locon|lycoris|dora|ia3|\(ia\)3|oft|boft|glora)s?\b")
 
 # --------------------------------------------------------------------------- captions
 CAPTIONS: list[tuple[bool, str]] = [

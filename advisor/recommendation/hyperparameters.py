@@ -16,7 +16,7 @@ from typing import Any
 from trainer.config import DEFAULTS as TRAIN_DEFAULTS
 from trainer.vocabulary import ADAPTERS, BASE_MODELS, CLASS_IMAGE_METHODS, METHOD_FACTS
 
-from ..profile import SETTING_LABELS, Profile
+from ..profile import SETTING_LABELS, SWITCH_SETTINGS, Profile, setting_value
 
 IDENTIFIER = "sks"             # the diffusers README's rare token; any rare word works (HF blog)
 TI_TOKEN = "<sks>"             # textual inversion's new token
@@ -195,10 +195,13 @@ def starting_hyperparameters(method: str, profile: Profile,
 
 # The settings a user may name (profile.SETTING_BOUNDS) that only some methods have, and the
 # card that explains each knob.
-SETTING_METHODS: dict[str, tuple[str, ...]] = {"rank": ADAPTERS, "lora_alpha": ADAPTERS}
+SETTING_METHODS: dict[str, tuple[str, ...]] = {
+    "rank": ADAPTERS, "lora_alpha": ADAPTERS, "prior_preservation": CLASS_IMAGE_METHODS,
+    "train_text_encoder": tuple(m for m in METHOD_FACTS if m != "textual_inversion")}
 SETTING_CARDS = {"rank": "hp-lora-rank-alpha", "lora_alpha": "hp-lora-rank-alpha", "learning_rate": "hp-learning-rate",
                  "max_train_steps": "hp-steps", "train_batch_size": "hp-batch-accumulation",
-                 "resolution": "resolution-bucketing"}
+                 "resolution": "resolution-bucketing", "prior_preservation": "prior-preservation",
+                 "train_text_encoder": "text-encoder-training"}
 FAR_FROM_RECIPE = 3.0  # a named value this many times above or below the recipe's gets a caution
 
 
@@ -208,25 +211,46 @@ def _named_settings(method: str, profile: Profile, keys: list[str], values: dict
     gets a sentence with the recipe's value beside it (and a caution when it is far from it)."""
     for key in keys:
         wanted = profile.settings[key]
-        word = SETTING_LABELS[key]
+        said = f"{SETTING_LABELS[key]} {setting_value(key, wanted)}"
         if method not in SETTING_METHODS.get(key, (method,)):
-            notes.append((f"You set {word} {wanted:g}, but {METHOD_FACTS[method].title} has no {word}, so it does not "
-                          "apply to this plan.", SETTING_CARDS[key]))
+            notes.append((f"You set {said}, but {METHOD_FACTS[method].title} has no {SETTING_LABELS[key]}, so it "
+                          "does not apply to this plan.", SETTING_CARDS[key]))
             continue
         recipe = values[key] if values.get(key) is not None else float(values["rank"])  # alpha None = rank
         values[key], sources[key] = wanted, SETTING_CARDS[key]
+        if key in SWITCH_SETTINGS:
+            _switch(key, wanted, values, sources)
+            label = SETTING_LABELS[key]
+            sentence = (f"You asked for {label}, so the plan uses it" if wanted else
+                        f"You asked for no {label}, so the plan goes without it")
+            if wanted != recipe:
+                sentence += (f"; the rules would not: {_CAUTION[key][0]}" if wanted else
+                             f"; the rules would use it, and without it {_CAUTION[key][1]}")
+            notes.append((sentence if wanted != recipe else sentence + ".", SETTING_CARDS[key]))
+            continue
         if key == "learning_rate" and values.get("text_encoder_lr"):
             values["text_encoder_lr"] = values["text_encoder_lr"] * wanted / recipe  # keep their ratio
         if key == "rank" and "lora_alpha" not in profile.settings:
             values["lora_alpha"] = float(wanted)  # alpha = rank, as the recipe pairs them
-        sentence = f"You set {word} {wanted:g}, so the plan uses it (the recipe's is {recipe:g})."
+        sentence = f"You set {said}, so the plan uses it (the recipe's is {recipe:g})."
         if wanted == recipe:
-            sentence = f"You set {word} {wanted:g}, the recipe's own value."
+            sentence = f"You set {said}, the recipe's own value."
         elif wanted >= recipe * FAR_FROM_RECIPE:
             sentence += f" That is {wanted / recipe:.0f}x the recipe's: {_CAUTION[key][0]}"
         elif wanted * FAR_FROM_RECIPE <= recipe:
             sentence += f" That is 1/{recipe / wanted:.0f} of the recipe's: {_CAUTION[key][1]}"
         notes.append((sentence, SETTING_CARDS[key]))
+
+
+def _switch(key: str, on: bool, values: dict, sources: dict) -> None:
+    """What goes with a switch the user named: class images with prior preservation (diffusers:
+    200-300), half the UNet's learning rate for a trained text encoder (as the rules pair them)."""
+    if key == "prior_preservation":
+        values["num_class_images"] = max(200, values.get("num_class_images") or 0) if on else 0
+        sources["num_class_images"] = "class-images"
+    else:
+        values["text_encoder_lr"] = values["learning_rate"] / 2 if on else None
+        sources["text_encoder_lr"] = "text-encoder-training"
 
 
 # What a value far above / far below the recipe's risks (the overfitting and underfitting cards).
@@ -243,6 +267,11 @@ _CAUTION = {
                          "noisier gradients; fine with gradient accumulation."),
     "resolution": ("memory and time grow with the square of the side.",
                    "fine detail suffers below the model's native size."),
+    # switches: (what turning it on costs, what turning it off risks)
+    "prior_preservation": ("class images take minutes to generate and more memory per step.",
+                           "other members of the class may drift toward your subject (PRES 0.664 -> 0.493)."),
+    "train_text_encoder": ("more memory, and the text encoder overfits first: watch for prompts being ignored.",
+                           "a smaller quality gain for faces (HF DreamBooth blog)."),
 }
 
 

@@ -224,7 +224,7 @@ def _relearn(learner, profile: Profile, candidates: list[Candidate]) -> list[Can
 
 def _work_out(c: Candidate, p: Profile, hp_advice: dict, gpu, vram: float) -> Plan:
     plan = _fit(c, p, hp_advice, gpu, vram)
-    if plan.problems and plan.hp.get("prior_preservation"):
+    if plan.problems and plan.hp.get("prior_preservation") and "prior_preservation" not in p.settings:
         # Without prior preservation the run is the one a lower preservation gets; falling back
         # to it (rather than to another method) keeps "more preservation, never a more
         # invasive method" true.

@@ -7,7 +7,7 @@ import pytest
 from advisor.interview.conversation import start, turn
 from advisor.interview.extract import extract
 from advisor.learning.candidates import MOVES
-from advisor.profile import SETTING_BOUNDS, SETTING_LABELS, Profile, ProfileError
+from advisor.profile import SETTING_BOUNDS, SETTING_LABELS, SWITCH_SETTINGS, Profile, ProfileError
 from advisor.recommendation import costs
 from advisor.recommendation.hyperparameters import SETTING_CARDS, starting_hyperparameters
 from advisor.recommendation.recommend import recommend
@@ -75,7 +75,7 @@ def test_profile_refuses_unknown_or_out_of_range_settings():
 
 
 def test_every_setting_has_one_label_and_one_card():
-    assert set(SETTING_LABELS) == set(SETTING_BOUNDS) == set(SETTING_CARDS)
+    assert set(SETTING_LABELS) == set(SETTING_BOUNDS) | set(SWITCH_SETTINGS) == set(SETTING_CARDS)
 
 
 def _profile(**kw) -> Profile:
@@ -155,3 +155,44 @@ def test_the_learner_does_not_move_a_named_setting():
     hp = {"rank": 32, "lora_alpha": 32.0, "learning_rate": 5e-5, "max_train_steps": 500}
     moved = {m.key for m in MOVES if m.apply(hp, "lora", p) is not None}
     assert "rank" not in moved and "learning_rate" not in moved and "max_train_steps" in moved
+
+
+@pytest.mark.parametrize("text, want", [
+    ("no prior preservation pls, takes too long", {"prior_preservation": False}),
+    ("lora of my dog, no class images", {"prior_preservation": False}),
+    ("with reg images", {"prior_preservation": True}),
+    ("train the text encoder too", {"train_text_encoder": True}),
+    ("unet only", {"train_text_encoder": False}),
+    ("dont train the text encoder", {"train_text_encoder": False}),
+])
+def test_switches_in_words_are_read(text, want):
+    assert extract(text).slots.get("settings") == want
+
+
+def test_a_switch_must_be_true_or_false():
+    with pytest.raises(ProfileError, match="true or false"):
+        Profile(settings={"prior_preservation": 1})
+
+
+def test_no_prior_preservation_when_asked_and_the_card_says_what_it_risks():
+    rec = recommend(_profile(subject_type="person", class_noun="woman", preferred_method="dreambooth_lora",
+                             settings={"prior_preservation": False}))
+    assert rec.method == "dreambooth_lora"
+    assert rec.train_config.prior_preservation is False and rec.train_config.num_class_images == 0
+    said = next(r for r in rec.reasons if r.startswith("You asked for no prior preservation"))
+    assert "the rules would use it" in said
+
+
+def test_a_named_text_encoder_switch_sets_its_learning_rate():
+    on = starting_hyperparameters("dreambooth_lora", _profile(settings={"train_text_encoder": True})).values
+    assert on["train_text_encoder"] is True and on["text_encoder_lr"] == on["learning_rate"] / 2
+    off = starting_hyperparameters("dreambooth_lora", _profile(subject_type="person", accuracy=5,
+                                                               settings={"train_text_encoder": False}),
+                                   {"train_text_encoder": (True, "text-encoder-training")}).values
+    assert off["train_text_encoder"] is False and off["text_encoder_lr"] is None
+
+
+def test_named_prior_preservation_stays_on_when_memory_is_tight():
+    rec = recommend(_profile(subject_type="person", class_noun="man", vram_gb=6.0, gpu_name=None,
+                             preferred_method="dreambooth_lora", settings={"prior_preservation": True}))
+    assert not any(s.startswith("Prior preservation off") for s in rec.estimates.savings)
