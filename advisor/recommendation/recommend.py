@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from trainer.config import HYPERPARAMETERS, TrainConfig
-from trainer.vocabulary import ADAPTERS, BASE_MODELS, CLASS_IMAGE_METHODS, INVASIVENESS
+from trainer.vocabulary import ADAPTERS, BASE_MODELS, CLASS_IMAGE_METHODS, FACTORS, INVASIVENESS
 
 from ..gpus import card_of
 from ..gpus import find_gpu as find_stored_gpu
@@ -150,12 +150,14 @@ def recommend(profile: Profile, *, rules=DEFAULT_RULES, learner=None) -> Recomme
                 f"instead. {refused['why_not']}"] if refused is not None else [])  # the user's choice, argued
     reasons = ([memory.sentence] if memory else []) + said_no + (learned.reasons if learned else []) \
         + _reasons(chosen, plans, matched, filled.preferred_method)
+    scores = learned.predicted if learned else predicted(chosen.method, chosen.hp, chosen.changes)
+    reasons += _short_of_wish(profile, scores, chosen, plans)
     return Recommendation(
         method=chosen.method, base_model=filled.base_model,
         train_config=_train_config(chosen, filled),
         advised=tuple(k for k in HYPERPARAMETERS if k in chosen.hp),
         estimates=_estimates(chosen, filled, vram, gpu, pace=_pace(learned)),
-        predicted=learned.predicted if learned else predicted(chosen.method, chosen.hp, chosen.changes),
+        predicted=scores,
         reasons=reasons,
         citations=_citations(chosen, matched, reasons),
         alternatives=alternatives,
@@ -164,6 +166,37 @@ def recommend(profile: Profile, *, rules=DEFAULT_RULES, learner=None) -> Recomme
         assumptions=assumptions + _noun_assumption(profile, filled),
         similar_runs=learned.similar_runs if learned else None,
         learned=_learned(learned, memory))
+
+
+SHORTFALL = 0.5  # a predicted score this far under the stated wish gets a sentence
+_CLOSER = {  # what brings a factor closer when no other method does (overfitting / underfitting cards)
+    "accuracy": "more and better images, or more steps, help most.",
+    "flexibility": "varied images with captions, and an earlier checkpoint, keep the subject more editable.",
+    "preservation": "prior preservation, a lower learning rate or rank, or a lower LoRA weight when generating "
+                    "keep more of the base model.",
+}
+
+
+def _short_of_wish(profile: Profile, scores: dict, chosen: Plan, plans: list[Plan]) -> list[str]:
+    """One sentence per factor the user stated where the plan's predicted score falls short, with
+    the fitting plan that comes closest, if another does."""
+    out = []
+    for factor in FACTORS:
+        wish = getattr(profile, factor)  # stated only: an assumed 3 is no wish
+        got = scores[factor]["score"]
+        if wish is None or got > wish - SHORTFALL:
+            continue
+        sentence = f"Your {factor} wish is {wish} of 5; this plan is predicted at {got:g}, short of it."
+        others = [(predicted(p.method, p.hp, p.changes)[factor]["score"], p) for p in plans
+                  if p is not chosen and not p.problems]
+        best = max(others, key=lambda o: o[0], default=None)
+        if best is not None and best[0] > got:
+            sentence += (f" {method_title(best[1].method)} fits and is predicted at {best[0]:g} "
+                         f"(see the alternatives).")
+        else:
+            sentence += f" No plan that fits predicts more; {_CLOSER[factor]}"
+        out.append(sentence)
+    return out
 
 
 def _learned(learned, memory) -> dict[str, Any] | None:

@@ -364,3 +364,19 @@ def test_a_large_captioned_set_trains_whole():
     few = recommend(Profile(subject_type="animal", class_noun="dog", n_images=60, vram_gb=24,
                             preferred_method="dreambooth"))
     assert "pick the best" in few.dataset_advice[0]  # one subject: its best shots
+
+
+def test_a_prediction_short_of_the_stated_wish_is_said_with_what_comes_closer():
+    wish = Profile(subject_type="object", class_noun="logo", n_images=20, vram_gb=12.0, gpu_name="RTX 3060 12GB",
+                   accuracy=5, base_model="sd15", preferred_method="textual_inversion")
+    rec = recommend(wish)
+    assert rec.method == "textual_inversion"
+    said = [r for r in rec.reasons if r.startswith("Your accuracy wish is 5 of 5")]
+    assert said and f"predicted at {rec.predicted['accuracy']['score']:g}, short of it" in said[0]
+    assert "fits and is predicted at" in said[0]
+
+
+def test_no_shortfall_sentence_for_a_wish_nobody_stated():
+    rec = recommend(Profile(subject_type="object", n_images=20, vram_gb=12.0, base_model="sd15",
+                            preferred_method="textual_inversion"))
+    assert not any(" wish is " in r for r in rec.reasons)
