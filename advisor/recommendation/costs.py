@@ -387,6 +387,10 @@ def _memory_steps(base_model: str, gpu: TimedGpu | None):
         ("train_text_encoder",
          lambda h: h["train_text_encoder"] and {"train_text_encoder": False, "text_encoder_lr": None},
          "The text encoder stays frozen; this gives up its quality gain (largest for faces)"),
+        ("prior_preservation", lambda h: h["prior_preservation"] and {"prior_preservation": False, "num_class_images": 0,
+                                                                     "class_prompt": ""},
+         "No prior preservation: each step trains on half the images (no class image beside each of yours), at the "
+         "cost of the class drifting toward your subject; experts drop it before the resolution"),
         ("train_batch_size", lambda h: h["train_batch_size"] > 1 and {
             "train_batch_size": h["train_batch_size"] // 2,
             "gradient_accumulation_steps": h["gradient_accumulation_steps"] * 2},

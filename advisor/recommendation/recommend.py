@@ -244,8 +244,11 @@ def _precision_note(p: Profile, gpu) -> str:
     if gpu.precision == "bf16":
         return (f"bf16 mixed precision: every published recipe trains in 16-bit (about twice the speed of fp32 "
                 f"on the T4 table), and {card} computes bf16 (Ampere or newer).")
+    vae = (" SDXL's VAE overflows in fp16, so the trainer keeps it in fp32 (diffusers' SDXL scripts do the same); "
+           "the fp16-fix VAE (madebyollin/sdxl-vae-fp16-fix) is the published alternative when generating in fp16."
+           if p.base_model == "sdxl" else "")
     return (f"fp16 mixed precision: every published recipe trains in 16-bit (T4 table: 0.42 -> 0.93 it/s); "
-            f"{card} has no bf16 (older than Ampere).")
+            f"{card} has no bf16 (older than Ampere).{vae}")
 
 
 def _relearn(learner, profile: Profile, candidates: list[Candidate]) -> list[Candidate]:

@@ -240,3 +240,16 @@ def test_gpu_table_marks_every_factor():
 def test_bad_input_names_the_field(call, field):
     with pytest.raises(ValueError, match=field):
         call()
+
+
+def test_class_images_go_before_the_resolution():
+    """SDXL DreamBooth-LoRA with prior preservation on 12 GB: experts drop the class images (or the
+    text encoder's training) before lowering the resolution (issue 11, kohya's SDXL guide)."""
+    hp = {"prior_preservation": True, "num_class_images": 200, "class_prompt": "a photo of a woman", "rank": 32,
+          "resolution": 1024, "mixed_precision": "bf16"}
+    fitted, applied = costs.fit_memory("dreambooth_lora", "sdxl", hp, 12.0)
+    assert fitted["resolution"] == 1024 and fitted["prior_preservation"] is False
+    assert fitted["class_prompt"] == "" and fitted["num_class_images"] == 0
+    assert any(a.startswith("No prior preservation") for a in applied)
+    kept, _ = costs.fit_memory("dreambooth_lora", "sdxl", hp, 12.0, keep=frozenset({"prior_preservation"}))
+    assert kept.get("prior_preservation", True) is True and kept["resolution"] < 1024
