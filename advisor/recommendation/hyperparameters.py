@@ -64,7 +64,7 @@ BASELINE_CARDS: dict[str, str] = {
     "use_8bit_adam": "memory-savings", "cache_latents": "caching",
     "use_ema": "method-full-finetune", "random_flip": "dataset-preparation",
     "train_text_encoder": "text-encoder-training", "text_encoder_lr": "text-encoder-training",
-    "prior_preservation": "prior-preservation", "num_class_images": "class-images",
+    "prior_preservation": "prior-preservation", "num_class_images": "class-images", "crop": "resolution-bucketing",
     "prior_loss_weight": "prior-preservation", "snr_gamma": "min-snr-noise-offset",
 }
 BASELINE: dict[str, Any] = {**{k: TRAIN_DEFAULTS[k] for k in BASELINE_CARDS}, "num_class_images": 0}
@@ -293,3 +293,4 @@ def _apply_advice(method: str, profile: Profile, values: dict, sources: dict, ad
         values["lora_alpha"], sources["lora_alpha"] = float(values["rank"]), "hp-lora-rank-alpha"  # alpha = rank
     if method != "textual_inversion":
         take("snr_gamma")
+    take("crop")

@@ -436,7 +436,10 @@ def _dataset_advice(plan: Plan, p: Profile) -> list[str]:
                                           f"aim for {lo}-{hi}." if p.n_images < lo else more)
     out = [f"{said[0].upper()}{said[1:]}. {count}", DATASET_KINDS[p.subject_type]]
     res = plan.hp["resolution"]
-    out.append(f"Use images at least {res} x {res} px; they are cropped to {res} px squares.")
+    out.append(f"Use images at least {res} x {res} px; they are cropped to {res} px squares." if plan.hp["crop"] != "bucket"
+               else f"Images keep their shape: they are grouped in buckets of similar aspect ratio with about {res} x "
+                    f"{res} pixels each, so portrait, landscape and square shots all train whole; use images at "
+                    f"least that large.")
     if plan.method == "lora" and p.subject_type in ONE_SUBJECT and not p.captions:
         out.append(f"Every image trains with the instance prompt '{plan.hp['instance_prompt']}'; captions are "
                    "optional for one subject (a .txt beside an image replaces the prompt for it).")

@@ -34,7 +34,7 @@ OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 PROFILE_FIELDS = tuple(f.name for f in fields(Profile))
 # Hyperparameter advice a rule may give (TrainConfig names); hyperparams.py applies it where
 # the method has the knob.
-ADVICE_KEYS = ("prior_preservation", "train_text_encoder", "rank", "snr_gamma")
+ADVICE_KEYS = ("prior_preservation", "train_text_encoder", "rank", "snr_gamma", "crop")
 
 
 @dataclass(frozen=True)
@@ -222,6 +222,12 @@ DEFAULT_RULES: tuple[Rule, ...] = (
       "hp-lora-rank-alpha"),
     R("sdxl-rank", (("base_model", "==", "sdxl"), ("n_images", ">=", 20)), {"hp": {"rank": 32}},
       "The advanced SDXL rule of thumb: rank 32 for about 30 images.", "hp-lora-rank-alpha"),
+    R("bucket-sets", (("n_images", ">=", 50),), {"hp": {"crop": "bucket"}},
+      "A set this size has portrait and landscape shots: aspect-ratio bucketing (kohya, OneTrainer, SimpleTuner "
+      "and ai-toolkit do it) trains whole images instead of centre-cropped squares.", "resolution-bucketing"),
+    R("bucket-styles", (("subject_type", "in", ("style", "general")),), {"hp": {"crop": "bucket"}},
+      "A style or a domain lives in the whole frame: bucketing keeps each image's composition, where a centre crop "
+      "teaches square framing.", "resolution-bucketing"),
     R("min-snr", (("n_images", ">=", 100),), {"hp": {"snr_gamma": 5.0}},
       "Min-SNR weighting (gamma 5) helps on larger sets; its effect is small on a few images.",
       "min-snr-noise-offset"),

@@ -380,3 +380,16 @@ def test_no_shortfall_sentence_for_a_wish_nobody_stated():
     rec = recommend(Profile(subject_type="object", n_images=20, vram_gb=12.0, base_model="sd15",
                             preferred_method="textual_inversion"))
     assert not any(" wish is " in r for r in rec.reasons)
+
+
+@pytest.mark.parametrize("profile, crop", [
+    (Profile(subject_type="general", n_images=10000, captions=True, vram_gb=24.0, base_model="sdxl"), "bucket"),
+    (Profile(subject_type="style", n_images=30, vram_gb=12.0, base_model="sd15"), "bucket"),
+    (Profile(subject_type="object", n_images=60, vram_gb=24.0, base_model="sd15"), "bucket"),
+    (Profile(subject_type="animal", n_images=10, vram_gb=12.0, base_model="sd15"), "center"),
+])
+def test_sets_and_styles_are_bucketed_and_a_few_subject_photos_cropped(profile, crop):
+    rec = recommend(profile)
+    assert rec.train_config.crop == crop
+    said = " ".join(rec.dataset_advice)
+    assert ("buckets of similar aspect ratio" in said) == (crop == "bucket")
