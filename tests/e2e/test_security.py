@@ -1,0 +1,103 @@
+"""Hostile requests against a running app (gradio_client and plain HTTP on a local port): two
+browsers, one trying to reach the other's ids, jobs, runs and files."""
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+
+from helpers import make_images
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("security")
+    mp = pytest.MonkeyPatch()
+    for name, value in {"GRADIO_TEMP_DIR": tmp / "gradio", "FTA_EMBEDDER": "none", "FTA_RUNS_DIR": tmp / "runs",
+                        "FTA_UPLOADS_DIR": tmp / "uploads", "FTA_RUNLOG": tmp / "runlog.sqlite",
+                        "FTA_CACHE_DIR": tmp / "cache", "FTA_DATA_ROOTS": tmp / "shared-data"}.items():
+        mp.setenv(name, str(value))
+    import app
+    from advisor import chat
+    mp.setattr(chat, "_retriever", None)
+    mp.setattr(app, "_queue", None)
+    mp.setattr(app, "_secret", None)
+    demo = app.build_demo()
+    _, url, _ = demo.launch(prevent_thread_lock=True, **app.launch_options(None))
+    clients = []
+
+    def make():
+        c = Client(url, verbose=False)
+        clients.append(c)
+        return c
+    yield make, url, tmp
+    for c in clients:
+        c.close()
+    demo.close()
+    if app._queue is not None:
+        app._queue.close()
+    mp.undo()
+
+
+def get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+@pytest.fixture(scope="module")
+def ana(served):
+    """Ana's browser: an id, an upload, and a short training on the tiny model."""
+    make, url, tmp = served
+    c = make()
+    token = c.predict(None, api_name="/hello")
+    photos = make_images(tmp / "ana-photos", 3)
+    report, _, data_dir = c.predict([handle_file(str(p)) for p in photos], token, api_name="/upload")
+    assert "3 image(s) added" in report
+    settings = {"base_model": "tiny", "method": "lora", "data_dir": data_dir, "resolution": 64,
+                "max_train_steps": 2, "validation_steps": 0, "checkpointing_steps": 0}
+    message = c.predict(json.dumps(settings), token, api_name="/start_training")
+    assert message.startswith("Submitted"), message
+    queue = json.loads((tmp / "runs" / "queue.json").read_text())
+    (job_id, owner), = queue["sessions"].items()
+    return {"client": c, "token": token, "job": job_id, "owner": owner, "data_dir": data_dir}
+
+
+def test_ids_in_the_queue_file_open_nothing(served, ana):
+    """The bare id (as queue.json holds it), the owner string or a made-up signature: a new
+    browser, never Ana's."""
+    make, url, tmp = served
+    bare = ana["token"].partition(".")[0]
+    assert ana["owner"] == f"browser:{bare}"
+    for forged in (bare, ana["owner"], f"{bare}.{'0' * 64}"):
+        b = make()
+        token = b.predict(forged, api_name="/hello")
+        assert token != ana["token"] and token.partition(".")[0] != bare
+        assert b.predict(forged, api_name="/stop_training").startswith("**This page has no valid id")
+        assert b.predict(token, api_name="/stop_training") == "No training to stop."
+        assert "no valid id" in b.predict(forged, api_name="/resume_training")
+
+
+def test_another_browser_cannot_see_or_rate_the_run(served, ana):
+    make, url, tmp = served
+    deadline = time.time() + 240
+    while time.time() < deadline:  # wait for Ana's run to end (the timer would do this in a page)
+        table, _, _ = ana["client"].predict("", ana["token"], api_name="/runs")
+        if any(row[0] == ana["job"] and row[1] != "running" for row in table["data"]):
+            break
+        time.sleep(2)
+    assert any(row[0] == ana["job"] for row in table["data"]), "Ana sees her own run"
+    b = make()
+    token = b.predict(None, api_name="/hello")
+    table, _, _ = b.predict("", token, api_name="/runs")
+    assert table["data"] == []
+    said = b.predict(token, ana["job"], 1, 1, 1, "bad", api_name="/rate_logged")
+    assert said.startswith("**Not saved.** You have no run")
+    assert "Saved" in ana["client"].predict(ana["token"], ana["job"], 4, 4, 4, "mine", api_name="/rate_logged")

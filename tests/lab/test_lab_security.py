@@ -1,0 +1,144 @@
+"""Security of the lab's back end: identities the server issues and checks, and every button
+checked against the owner of the run, upload or rating it touches."""
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from helpers import make_images
+from lab import page
+from lab.identity import identify, issue_token, load_secret, read_auth_file, verify_token
+from lab.jobs import JobQueue
+from lab.ownership import record_imports, run_owner
+
+from test_lab_jobs import FakeLauncher
+
+
+# --- identities --------------------------------------------------------------------------------------
+def test_the_secret_is_private_and_kept(tmp_path):
+    path = tmp_path / "state" / ".server-secret"
+    key = load_secret(path)
+    assert len(key) == 32 and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_secret(path) == key  # the same secret after a restart: browsers keep their ids
+    os.chmod(path, 0o644)
+    assert load_secret(path) == key and stat.S_IMODE(path.stat().st_mode) == 0o600  # tightened
+    path.write_text("not hex\n")
+    with pytest.raises(ValueError, match="damaged"):
+        load_secret(path)
+
+
+def test_a_browser_id_cannot_be_forged_or_guessed(tmp_path):
+    key = load_secret(tmp_path / "s")
+    token = issue_token(key)
+    browser_id, _, sig = token.partition(".")
+    assert verify_token(key, token) == browser_id
+    assert verify_token(key, browser_id) is None                      # the bare id (as queue.json held it)
+    assert verify_token(key, f"{browser_id}.{'0' * len(sig)}") is None  # a made-up signature
+    other = issue_token(key).partition(".")[0]
+    assert verify_token(key, f"{other}.{sig}") is None                # another id with this signature
+    assert verify_token(load_secret(tmp_path / "t"), token) is None   # another server's token
+    for junk in (None, 42, "", "x" * 97, ["a"], token + "0"):
+        assert verify_token(key, junk) is None
+
+
+def test_identify_login_first_then_signed_browser(tmp_path):
+    key = load_secret(tmp_path / "s")
+    assert identify(key, "anything", "ana").owner == "user:ana"
+    assert identify(key, "forged.token") is None  # an event without a genuine id is refused
+    new = identify(key, "forged.token", issue=True)
+    assert new.issued and new.owner == f"browser:{new.token.partition('.')[0]}"
+    again = identify(key, new.token)
+    assert again.owner == new.owner and not again.issued
+
+
+def test_auth_file_of_several_users(tmp_path):
+    f = tmp_path / "users.txt"
+    f.write_text("# the lab's users\nana:s3cret\n\nbo:pw:with:colons\n")
+    assert read_auth_file(f) == [("ana", "s3cret"), ("bo", "pw:with:colons")]
+    for text, why in (("ana\n", "line 1"), ("ana:a\nana:b\n", "twice"), ("# nobody\n", "no 'user:password'")):
+        f.write_text(text)
+        with pytest.raises(ValueError, match=why):
+            read_auth_file(f)
+    import app
+    assert app.logins(None, None) is None
+    f.write_text("ana:1\nbo:2\n")
+    assert app.logins("root:x", str(f)) == [("root", "x"), ("ana", "1"), ("bo", "2")]
+    with pytest.raises(SystemExit, match="cannot be read"):
+        app.logins(None, str(tmp_path / "missing"))
+
+
+# --- owner checks --------------------------------------------------------------------------------------
+@pytest.fixture
+def two_jobs(tmp_path):
+    """A queue with one stopped job of ana's and one of bo's (fake launcher: no training)."""
+    make_images(tmp_path / "data", 2)
+    launcher = FakeLauncher()
+    queue = JobQueue(tmp_path / "runs", gpus=0, slots=2, launcher=launcher, attacher=launcher.attach)
+    cfg = {"base_model": "tiny", "data_dir": str(tmp_path / "data"), "resolution": 64, "max_train_steps": 3}
+    ana = queue.submit(cfg, session_id="user:ana")
+    bo = queue.submit(cfg, session_id="user:bo")
+    for job in launcher.jobs.values():
+        job.state = "stopped"
+    return queue, ana, bo
+
+
+def test_only_the_owner_stops_resumes_follows_and_rates(two_jobs, tmp_path):
+    queue, ana, bo = two_jobs
+    assert page.owned_job(queue, ana, "user:bo") is None
+    assert page.stop_job(queue, ana, "user:bo") == "No training to stop."
+    assert page.resume_job(queue, ana, "user:bo") == (False, "No run to resume.")
+    assert page.rate_job(queue, ana, "user:bo", (5, 5, 5), "", runlog=tmp_path / "log.sqlite") \
+        == "No finished run to rate yet."
+    # a page that names someone else's job follows its owner's own newest job instead
+    assert page.current_job(queue, ana, "user:bo").job_id == bo
+    assert page.current_job(queue, ana, "browser:nobody") is None
+    assert queue.status(ana).state == "stopped"  # untouched
+    resumed, message = page.resume_job(queue, ana, "user:ana")
+    assert resumed and "Resuming" in message
+
+
+def test_runs_tab_lists_and_rates_only_your_runs(two_jobs, tmp_path):
+    from advisor.runlog.records import RunRecord
+    from advisor.runlog.store import RunLog
+
+    queue, ana, bo = two_jobs
+    log_path = tmp_path / "log.sqlite"
+    with RunLog(log_path) as log:
+        log.upsert_run(RunRecord(run_id="cli-run", method="lora", base_model="sd15", status="completed"))
+    frame, _, _ = page.runs_view(log_path, queue.runs_dir, owner="user:ana")
+    assert list(frame["id"]) == [ana]  # not bo's, not the CLI's ownerless run
+    assert page.rate_logged(log_path, queue.runs_dir, bo, "user:ana", (1, 1, 1), "") \
+        == f"**Not saved.** You have no run `{bo}`."
+    assert "Not saved" in page.rate_logged(log_path, queue.runs_dir, "cli-run", "user:ana", (1, 1, 1), "")
+    assert "Not saved" in page.rate_logged(log_path, queue.runs_dir, "../" + bo, "user:ana", (1, 1, 1), "")
+    assert page.rate_logged(log_path, queue.runs_dir, ana, "user:ana", (4, 3, 2), "ok") == f"Saved the rating of `{ana}`."
+    with RunLog(log_path) as log:
+        assert not (log.get(bo).rating or {}).get("accuracy")
+    everything, _, _ = page.runs_view(log_path, queue.runs_dir)  # no owner: the CLI's view, all runs
+    assert {ana, bo, "cli-run"} <= set(everything["id"])
+
+
+def test_imports_belong_to_the_importer_and_never_overwrite(two_jobs, tmp_path):
+    from advisor.runlog.records import RunRecord
+    from advisor.runlog.store import RunLog
+    from advisor.runlog.csvio import write_csv
+
+    queue, ana, bo = two_jobs
+    log_path = tmp_path / "log.sqlite"
+    page.runs_view(log_path, queue.runs_dir)  # bo's run is in the log
+    csv = tmp_path / "mine.csv"
+    write_csv(csv, [RunRecord(run_id="imported-1", method="lora", base_model="sd15", status="completed"),
+                    RunRecord(run_id=bo, method="dreambooth", base_model="hijacked", status="completed")])
+    out = page.import_runs(log_path, queue.runs_dir, [str(csv)], "user:ana", tmp_path / "scratch.sqlite")
+    assert "1 run(s) not imported" in out
+    assert run_owner(queue.runs_dir, "imported-1") == "user:ana"
+    with RunLog(log_path) as log:
+        assert log.get(bo).base_model != "hijacked"
+    record_imports(queue.runs_dir, ["imported-1"], "user:bo")  # a later import does not take it over
+    assert run_owner(queue.runs_dir, "imported-1") == "user:ana"
+    exported = page.export_runs(log_path, queue.runs_dir, "user:ana", tmp_path / "ana" / "export.csv")
+    text = exported.read_text()
+    assert "imported-1" in text and ana in text and bo not in text
