@@ -25,6 +25,7 @@ from lab.identity import Identity, identify, load_secret, read_auth_file
 from lab.ownership import owner_dir
 from lab.page import LabState
 from lab.paths import default_secret_path, default_uploads_root
+from lab.serving import servable, servable_items
 from lab.uploads import dataset_from_folder, ingest_uploads
 from lab.datasets import dataset_report, report_markdown
 
@@ -146,7 +147,7 @@ def _dataset(path: Path, session_dir: Path, lab: LabState, summary: str):
     resolution = lab.resolution or (lab.recommendation.train_config.resolution if lab.recommendation else None)
     report = dataset_report(path, resolution=resolution, goal_profile=lab.profile, recommendation=lab.recommendation,
                             thumbs_dir=session_dir / "thumbs")
-    return lab, f"{summary}\n\n{report_markdown(report)}", report.get("thumbnails", []), str(path)
+    return lab, f"{summary}\n\n{report_markdown(report)}", servable_items(report.get("thumbnails", [])), str(path)
 
 
 def set_data_dir(text: str, data_dir: str):
@@ -208,9 +209,10 @@ def refresh_lab(token: str, lab: LabState, request: gr.Request):
     results = (gr.skip(),) * 4
     if view["finished"] and lab.shown != (view["job_id"], status.state):
         done = page.run_ended(view["run_dir"], runlog=default_db_path())
-        results = (done["compare"], done["scores"], done["scores_md"], done["downloads"])
+        results = (servable_items(done["compare"]), done["scores"], done["scores_md"],
+                   servable_items(done["downloads"]))
         lab = replace(lab, job_id=view["job_id"], shown=(view["job_id"], status.state))
-    return (lab, view["status"], view["loss"], view["samples"], view["log"], *results)
+    return (lab, view["status"], view["loss"], servable_items(view["samples"]), view["log"], *results)
 
 
 def rate_run(token: str, lab: LabState, accuracy: float, flexibility: float, preservation: float, note: str,
@@ -258,7 +260,7 @@ def export_runs(token: str, request: gr.Request) -> str | None:
     if ident is None:
         return None
     own = owner_dir(default_uploads_root(), ident.owner)
-    return str(page.export_runs(default_db_path(), default_runs_dir(), ident.owner, own / "runlog-export.csv"))
+    return servable(page.export_runs(default_db_path(), default_runs_dir(), ident.owner, own / "runlog-export.csv"))
 
 
 # =========================================================================== Knowledge
@@ -460,9 +462,10 @@ def logins(auth: str | None, auth_file: str | None) -> list[tuple[str, str]] | N
 
 
 def launch_options(auth: list[tuple[str, str]] | None) -> dict:
-    """What `launch` gets besides the address (the security tests launch with the same)."""
-    return {"auth": auth, "css": CSS,
-            "allowed_paths": [str(default_runs_dir().resolve()), str(default_uploads_root().resolve())]}
+    """What `launch` gets besides the address (the security tests launch with the same). No
+    allowed_paths: run and upload files reach a browser only as what an owner-checked handler
+    returns (lab.serving), never by naming their path."""
+    return {"auth": auth, "css": CSS}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -101,3 +101,15 @@ def test_another_browser_cannot_see_or_rate_the_run(served, ana):
     said = b.predict(token, ana["job"], 1, 1, 1, "bad", api_name="/rate_logged")
     assert said.startswith("**Not saved.** You have no run")
     assert "Saved" in ana["client"].predict(ana["token"], ana["job"], 4, 4, 4, "mine", api_name="/rate_logged")
+
+
+def test_no_run_or_upload_file_is_served_by_path(served, ana):
+    """Before: allowed_paths served all of runs/ and uploads/ (queue.json listed every session id)."""
+    make, url, tmp = served
+    runs, uploads = tmp / "runs", tmp / "uploads"
+    files = [runs / "queue.json", runs / ana["job"] / "config.json", runs / ana["job"] / "lab.json",
+             runs / ".server-secret", next(Path(ana["data_dir"]).glob("*.png"))]
+    for f in files:
+        assert f.is_file(), f
+        assert get(f"{url}gradio_api/file={f}") == 403, f
+    assert uploads in Path(ana["data_dir"]).parents

@@ -142,3 +142,31 @@ def test_imports_belong_to_the_importer_and_never_overwrite(two_jobs, tmp_path):
     exported = page.export_runs(log_path, queue.runs_dir, "user:ana", tmp_path / "ana" / "export.csv")
     text = exported.read_text()
     assert "imported-1" in text and ana in text and bo not in text
+
+
+# --- files reach a browser only as an owner-checked return value ---------------------------------------
+def test_servable_copies_what_gradio_would_refuse(tmp_path):
+    from lab.serving import servable, servable_items
+
+    inside, outside = tmp_path / "cwd", tmp_path / "data" / "runs"
+    inside.mkdir()
+    outside.mkdir(parents=True)
+    here = inside / "a.png"
+    here.write_bytes(b"png")
+    there = outside / "w.safetensors"
+    there.write_bytes(b"weights")
+    box = tmp_path / "outbox"
+    assert servable(here, [inside], box) == str(here.resolve())  # Gradio copies it itself
+    copy = Path(servable(there, [inside], box))
+    assert copy.is_relative_to(box) and copy.name == "w.safetensors" and copy.read_bytes() == b"weights"
+    assert servable(there, [inside], box) == str(copy)  # once
+    dot = inside / ".secret"
+    dot.write_text("x")
+    assert Path(servable(dot, [inside], box)).is_relative_to(box)  # Gradio refuses dotfiles: a plain copy
+    assert servable_items(None) is None
+    assert servable_items([(str(here), "cap")]) == [(str(here.resolve()), "cap")]
+
+
+def test_the_app_serves_no_folder_by_path():
+    import app
+    assert not app.launch_options(None).get("allowed_paths")
