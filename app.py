@@ -136,10 +136,11 @@ def use_folder(folder: str, token: str, lab: LabState, request: gr.Request):
     if ident is None:
         return lab, NO_ID, [], gr.skip()
     try:
-        path = dataset_from_folder(folder)
+        own = owner_dir(default_uploads_root(), ident.owner)
+        path = dataset_from_folder(folder, own=own)
     except ValueError as e:
         return lab, f"**{e}**", [], gr.skip()
-    return _dataset(path, owner_dir(default_uploads_root(), ident.owner), lab, f"Using {path}.")
+    return _dataset(path, own, lab, f"Using {path}.")
 
 
 def _dataset(path: Path, session_dir: Path, lab: LabState, summary: str):
@@ -180,7 +181,8 @@ def start_training(text: str, token: str, lab: LabState, request: gr.Request):
     ident = who(token, request)
     if ident is None:
         return lab, NO_ID
-    job_id, message = page.start_training(job_queue(), text, session_id=ident.owner, profile=lab.profile)
+    job_id, message = page.start_training(job_queue(), text, session_id=ident.owner, profile=lab.profile,
+                                          own=owner_dir(default_uploads_root(), ident.owner))
     if job_id is None:
         return lab, message
     return replace(lab, job_id=job_id, shown=None), message

@@ -19,6 +19,7 @@ from trainer.vocabulary import FACTORS
 from . import results, views
 from .jobs import JobQueue, JobStatus, is_builtin_tiny
 from .ownership import owned_run_ids, record_imports, run_owner
+from .policy import limit_problem, path_problem
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +71,11 @@ def check_config_text(text: str) -> tuple[TrainConfig | None, str]:
     except json.JSONDecodeError as e:
         return None, f"The settings are not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})."
     try:
-        return TrainConfig.from_dict(data), ""
+        cfg = TrainConfig.from_dict(data)
     except (ConfigError, TypeError) as e:
         return None, f"Invalid setting: {e}"
+    problem = limit_problem(cfg)
+    return (None, f"Invalid setting: {problem}") if problem else (cfg, "")
 
 
 def config_message(cfg: TrainConfig | None, error: str) -> str:
@@ -98,14 +101,19 @@ def train_this(recommendation: Recommendation, profile: Profile | None, *, demo:
     return {"lab": opened, "text": text, "message": config_message(*check_config_text(text))}
 
 
-def start_training(queue: JobQueue, text: str, *, session_id: str,
-                   profile: Profile | None = None) -> tuple[str | None, str]:
-    """"Start training": (job id, message), or (None, why it did not start)."""
+def start_training(queue: JobQueue, text: str, *, session_id: str, profile: Profile | None = None,
+                   own: str | Path | None = None) -> tuple[str | None, str]:
+    """"Start training": (job id, message), or (None, why it did not start). With `own` (the
+    user's upload folder, as the app passes it) the settings' folders are checked against it and
+    the allowed data roots (lab.policy)."""
     cfg, error = check_config_text(text)
     if cfg is None:
         return None, f"**Not started.** {error}"
     if not cfg.data_dir:
         return None, "**Not started.** Choose a dataset first (upload images or a zip, or give a folder)."
+    problem = path_problem(cfg, own) if own is not None else None
+    if problem:
+        return None, f"**Not started.** {problem}"
     try:
         job_id = queue.submit(cfg, session_id=session_id, profile=profile)
     except ValueError as e:

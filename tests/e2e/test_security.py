@@ -113,3 +113,27 @@ def test_no_run_or_upload_file_is_served_by_path(served, ana):
         assert f.is_file(), f
         assert get(f"{url}gradio_api/file={f}") == 403, f
     assert uploads in Path(ana["data_dir"]).parents
+
+
+def test_settings_cannot_reach_another_users_folders_or_the_apps(served, ana):
+    """Before: data_dir read any folder the server could read, class_data_dir wrote anywhere, and
+    sizes had no upper bound."""
+    make, url, tmp = served
+    b = make()
+    token = b.predict(None, api_name="/hello")
+    report, _, _ = b.predict(ana["data_dir"], token, api_name="/use_folder")
+    assert "app's own folders" in report
+    base = {"base_model": "tiny", "method": "lora", "resolution": 64, "max_train_steps": 2}
+    (tmp / "shared-data" / "mine").mkdir(parents=True, exist_ok=True)
+    make_images(tmp / "shared-data" / "mine", 2)
+    for settings, why in (({"data_dir": ana["data_dir"]}, "app's own folders"),
+                          ({"data_dir": "/etc"}, "outside the folders this server allows"),
+                          ({"data_dir": str(tmp / "shared-data" / "mine"), "method": "dreambooth",
+                            "prior_preservation": True, "class_prompt": "a dog",
+                            "class_data_dir": str(tmp / "runs" / "planted")}, "class_data_dir"),
+                          ({"data_dir": str(tmp / "shared-data" / "mine"), "resolution": 65536}, "limit of 2048"),
+                          ({"data_dir": str(tmp / "shared-data" / "mine"), "num_class_images": 10**9},
+                           "limit of 1000")):
+        message = b.predict(json.dumps({**base, **settings}), token, api_name="/start_training")
+        assert message.startswith("**Not started.**") and why in message, message
+    assert not (tmp / "runs" / "planted").exists()

@@ -170,3 +170,90 @@ def test_servable_copies_what_gradio_would_refuse(tmp_path):
 def test_the_app_serves_no_folder_by_path():
     import app
     assert not app.launch_options(None).get("allowed_paths")
+
+
+# --- settings checked on the server -----------------------------------------------------------------------
+@pytest.mark.parametrize("field, value", [("resolution", 16384), ("train_batch_size", 4096),
+                                          ("num_class_images", 10**6), ("max_train_steps", 10**9),
+                                          ("num_validation_images", 500), ("validation_inference_steps", 10**5),
+                                          ("rank", 100_000), ("seed", 10**30),
+                                          ("gradient_accumulation_steps", 10**7)])
+def test_sizes_and_counts_have_upper_bounds(field, value):
+    import json
+    cfg, error = page.check_config_text(json.dumps({"base_model": "tiny", field: value}))
+    assert cfg is None and error == f"Invalid setting: {field}={value} is over this server's limit of " \
+                                    f"{__import__('lab.policy').policy.LIMITS[field]}"
+    assert "\n" not in error
+
+
+def test_prompt_lists_and_texts_are_bounded():
+    import json
+    cfg, error = page.check_config_text(json.dumps({"validation_prompts": ["a"] * 100}))
+    assert cfg is None and "at most 8" in error
+    cfg, error = page.check_config_text(json.dumps({"instance_prompt": "x" * 100_000}))
+    assert cfg is None and "instance_prompt is 100000 characters" in error
+
+
+@pytest.fixture
+def roots(tmp_path, monkeypatch):
+    """A data root that (like the default working directory) also holds the app's own folders."""
+    root = tmp_path / "root"
+    monkeypatch.setenv("FTA_DATA_ROOTS", str(root))
+    for name, sub in {"FTA_RUNS_DIR": "runs", "FTA_UPLOADS_DIR": "uploads", "FTA_CACHE_DIR": "cache"}.items():
+        monkeypatch.setenv(name, str(root / sub))
+    make_images(root / "shared" / "dogs", 2)
+    make_images(root / "uploads" / "user_bo-x" / "dataset", 2)
+    make_images(tmp_path / "private", 1)
+    own = root / "uploads" / "ana"
+    make_images(own / "dataset", 2)
+    return root, own, tmp_path
+
+
+def test_settings_folders_must_be_yours_or_in_a_data_root(roots):
+    from lab.policy import path_problem
+    from trainer.config import TrainConfig
+
+    root, own, tmp = roots
+    ok = lambda **kw: path_problem(TrainConfig(**kw), own)  # noqa: E731
+    assert ok(data_dir=str(own / "dataset")) is None
+    assert ok(data_dir=str(root / "shared" / "dogs")) is None
+    assert ok(data_dir=str(own / "dataset"), class_data_dir=str(own / "class-images")) is None
+    assert ok(data_dir=str(own / "dataset"), base_model="stabilityai/stable-diffusion-xl-base-1.0") is None
+    assert ok(data_dir=str(own / "dataset"), base_model="tiny") is None
+    assert "outside the folders this server allows" in ok(data_dir=str(tmp / "private"))
+    assert "outside" in ok(data_dir="/etc")
+    assert "outside" in ok(data_dir=str(own / ".." / ".." / ".." / "private"))
+    assert "app's own folders" in ok(data_dir=str(root / "uploads" / "user_bo-x" / "dataset"))  # bo's upload
+    assert "app's own folders" in ok(data_dir=str(root / "runs"))
+    assert "class_data_dir" in ok(data_dir=str(own / "dataset"), class_data_dir=str(root / "runs" / "x"))
+    assert "class_data_dir" in ok(data_dir=str(own / "dataset"), class_data_dir="/etc/cron.d")
+    assert "base_model" in ok(data_dir=str(own / "dataset"), base_model=str(tmp / "private"))
+    assert "base_model" in ok(data_dir=str(own / "dataset"), base_model=str(root / "cache" / "tiny-sd15"))
+
+
+def test_use_folder_never_reads_the_apps_folders(roots):
+    from lab.uploads import dataset_from_folder
+
+    root, own, tmp = roots
+    assert dataset_from_folder(root / "shared" / "dogs") == (root / "shared" / "dogs").resolve()
+    assert dataset_from_folder(own / "dataset", own=own) == (own / "dataset").resolve()
+    for theirs in (root / "uploads" / "user_bo-x" / "dataset", root / "runs", root / "uploads", own / "dataset"):
+        with pytest.raises(ValueError, match="app's own folders"):
+            dataset_from_folder(theirs)  # without own=, even your own upload is the app's folder
+    (root / "shared" / "dogs" / "peek.png").symlink_to(root / "uploads" / "user_bo-x" / "dataset" / "img_000.png")
+    with pytest.raises(ValueError, match="peek.png links outside"):
+        dataset_from_folder(root / "shared" / "dogs")
+
+
+def test_start_refuses_someone_elses_folder(roots):
+    import json
+
+    root, own, tmp = roots
+
+    class Queue:
+        def submit(self, config, **kw):
+            raise AssertionError("must not be queued")
+
+    text = json.dumps({"base_model": "tiny", "data_dir": str(root / "uploads" / "user_bo-x" / "dataset")})
+    job, why = page.start_training(Queue(), text, session_id="user:ana", own=own)
+    assert job is None and why.startswith("**Not started.** data_dir") and "app's own folders" in why
