@@ -21,7 +21,7 @@ from advisor.recommendation.render import profile_markdown, recommendation_markd
 from advisor.runlog.paths import default_db_path, default_runs_dir
 from lab import page
 from lab.jobs import JobQueue
-from lab.identity import Identity, identify, load_secret, read_auth_file
+from lab.identity import Identity, LoginGuard, identify, load_secret, read_auth_file
 from lab.ownership import owner_dir
 from lab.page import LabState
 from lab.paths import default_secret_path, default_uploads_root
@@ -467,7 +467,7 @@ def launch_options(auth: list[tuple[str, str]] | None) -> dict:
     """What `launch` gets besides the address (the security tests launch with the same). No
     allowed_paths: run and upload files reach a browser only as what an owner-checked handler
     returns (lab.serving), never by naming their path."""
-    return {"auth": auth, "css": CSS}
+    return {"auth": LoginGuard(auth) if auth else None, "css": CSS}
 
 
 def main(argv: list[str] | None = None) -> None:

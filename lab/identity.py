@@ -18,8 +18,11 @@ import os
 import re
 import secrets
 import stat
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 SECRET_BYTES = 32
 _ID = re.compile(r"^[0-9a-f]{32}$")
@@ -121,3 +124,46 @@ def read_auth_file(path: str | Path) -> list[tuple[str, str]]:
     if not users:
         raise ValueError(f"auth file '{path}' holds no 'user:password' line")
     return list(users.items())
+
+
+class LoginGuard:
+    """Gradio's `auth` callable: checks user name and password (constant-time), and throttles
+    guessing. After `max_failures` wrong passwords for one user name within `window` seconds that
+    name is refused, right password included, for `lockout` seconds; after `max_global` failures
+    within the window (many names tried at once) every login is refused for `lockout` seconds.
+    A locked-out user waits a minute; a guesser gets 5 tries a minute instead of thousands."""
+
+    def __init__(self, users: list[tuple[str, str]], *, max_failures: int = 5, max_global: int = 50,
+                 window: float = 60.0, lockout: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.users = dict(users)
+        self.max_failures = max_failures
+        self.max_global = max_global
+        self.window = window
+        self.lockout = lockout
+        self.clock = clock
+        self._failures: dict[str | None, list[float]] = {}
+        self._locked: dict[str | None, float] = {}   # user name (None = everyone) -> locked until
+        self._lock = threading.Lock()
+
+    def __call__(self, username: str, password: str) -> bool:
+        now = self.clock()
+        with self._lock:
+            if any(self._locked.get(k, 0.0) > now for k in (username, None)):
+                return False
+            expected = self.users.get(username)
+            ok = expected is not None and hmac.compare_digest(password.encode(), expected.encode())
+            if ok:
+                self._failures.pop(username, None)
+                return True
+            self._fail(username, now)
+            return False
+
+    def _fail(self, username: str, now: float) -> None:
+        for key, limit in ((username, self.max_failures), (None, self.max_global)):
+            recent = [t for t in self._failures.get(key, []) if now - t < self.window] + [now]
+            self._failures[key] = recent
+            if len(recent) >= limit:
+                self._locked[key] = now + self.lockout
+                self._failures[key] = []
+        if len(self._failures) > 10_000:  # names that never come back
+            self._failures = {k: v for k, v in self._failures.items() if v and now - v[-1] < self.window}

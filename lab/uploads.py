@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterable
 
-from trainer.data import IMAGE_EXTS
+from trainer.data import IMAGE_EXTS, pixel_problem
 
 from .paths import allowed_data_roots, app_folders
 
@@ -36,6 +36,7 @@ ZIP_EXT = ".zip"
 IMAGE_FORMATS = {"JPEG", "PNG", "WEBP"}     # what Pillow must find inside an image file
 MAX_CAPTION_BYTES = 1 << 20                 # a caption is a sentence; 1 MB is already absurd
 MAX_METADATA_BYTES = 50 << 20
+MAX_REASONS_SHOWN = 10                      # rejected files named with their reason in the summary
 NAME_MAX_BYTES = 120                        # well under every filesystem's 255-byte limit
 _CHUNK = 1 << 20
 _UNSAFE_CHARS = re.compile(r'[<>:"|?*]')    # forbidden on Windows; confusing everywhere
@@ -62,7 +63,10 @@ class UploadReport:
             parts.append(f"{len(self.rejected)} rejected")
         if self.ignored:
             parts.append(f"{len(self.ignored)} hidden/system file(s) ignored")
-        return ", ".join(parts)
+        why = [f"\n- refused {r}" for r in self.rejected[:MAX_REASONS_SHOWN]]
+        if len(self.rejected) > MAX_REASONS_SHOWN:
+            why.append(f"\n- ... and {len(self.rejected) - MAX_REASONS_SHOWN} more")
+        return ", ".join(parts) + "".join(why)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "dest_dir": str(self.dest_dir), "summary": self.summary()}
@@ -185,10 +189,13 @@ def _check_content(path: Path, kind: str) -> str | None:
         from PIL import Image, UnidentifiedImageError
 
         try:
-            with Image.open(path) as im:
+            with Image.open(path) as im:  # reads the header only
                 fmt = im.format
                 if fmt not in IMAGE_FORMATS:
                     return f"a {fmt} image; only JPEG, PNG and WebP are accepted"
+                too_big = pixel_problem(im.size)
+                if too_big:
+                    return too_big
                 im.verify()  # structure and checksums, without decoding every pixel
         except UnidentifiedImageError:
             return "not a JPEG, PNG or WebP image (the content does not match the extension)"

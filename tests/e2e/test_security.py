@@ -137,3 +137,39 @@ def test_settings_cannot_reach_another_users_folders_or_the_apps(served, ana):
         message = b.predict(json.dumps({**base, **settings}), token, api_name="/start_training")
         assert message.startswith("**Not started.**") and why in message, message
     assert not (tmp / "runs" / "planted").exists()
+
+
+def test_logins_are_throttled_and_each_user_is_their_own_owner(served):
+    """Before: 40 wrong passwords in 0.3 s and no throttling; one shared login for everyone."""
+    import urllib.parse
+
+    import app
+    from lab.page import LabState
+
+    make, _, tmp = served
+    demo = app.build_demo()
+    _, url, _ = demo.launch(prevent_thread_lock=True, **app.launch_options([("ana", "pw-a"), ("bo", "pw-b")]))
+    try:
+        def login(user, password) -> int:
+            body = urllib.parse.urlencode({"username": user, "password": password}).encode()
+            try:
+                with urllib.request.urlopen(urllib.request.Request(f"{url}login", data=body), timeout=30) as r:
+                    return r.status
+            except urllib.error.HTTPError as e:
+                return e.code
+        assert [login("ana", f"guess{i}") for i in range(40)] == [400] * 40
+        assert login("ana", "pw-a") == 400  # locked for a minute, the right password too
+        assert login("bo", "pw-b") == 200
+        bo = Client(url, auth=("bo", "pw-b"), verbose=False)
+        try:
+            assert bo.predict(None, api_name="/hello") is None  # a login needs no browser token
+            table, _, _ = bo.predict("", "forged", api_name="/runs")
+            assert table["data"] == []
+        finally:
+            bo.close()
+        # the owner of a login's events is its user name, whatever token the page sends
+        request = type("Request", (), {"username": "bo"})()
+        assert app.who("anything", request).owner == "user:bo"
+        assert app.load_lab(None, LabState(), request)[0] is None
+    finally:
+        demo.close()

@@ -257,3 +257,70 @@ def test_start_refuses_someone_elses_folder(roots):
     text = json.dumps({"base_model": "tiny", "data_dir": str(root / "uploads" / "user_bo-x" / "dataset")})
     job, why = page.start_training(Queue(), text, session_id="user:ana", own=own)
     assert job is None and why.startswith("**Not started.** data_dir") and "app's own folders" in why
+
+
+# --- images too large to decode ---------------------------------------------------------------------------
+def huge_png(path: Path, side: int = 13_000) -> Path:
+    """A valid greyscale PNG of side x side black pixels in a few hundred KB (written row block
+    by row block, never held in memory)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    z = zlib.compressobj(9)
+    row = b"\0" * (side + 1)  # filter byte + one byte a pixel
+    idat = b"".join(z.compress(row * 500) for _ in range(side // 500)) + z.compress(row * (side % 500)) + z.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.fixture(scope="module")
+def bomb(tmp_path_factory) -> Path:
+    return huge_png(tmp_path_factory.mktemp("bomb") / "huge.png")
+
+
+def test_a_huge_png_is_refused_from_its_header(bomb, tmp_path):
+    """Before: 13,000 x 13,000 passed the upload and cost 9 s and 1 GB in the dataset report."""
+    import time
+
+    from lab.datasets import dataset_report
+    from lab.uploads import ingest_uploads
+
+    assert bomb.stat().st_size < 400_000
+    make_images(tmp_path / "photos", 2)
+    t = time.perf_counter()
+    report = ingest_uploads([bomb, *sorted((tmp_path / "photos").iterdir())], tmp_path / "dest")
+    assert time.perf_counter() - t < 5
+    assert report.images == ["img_000.png", "img_001.png"]
+    assert report.rejected == ["huge.png: 13000x13000 is 169 megapixels, over the limit of 64; scale it down first"]
+    assert "refused huge.png: 13000x13000 is 169 megapixels" in report.summary()
+    # a folder on the server: the report names it and skips it without decoding
+    (tmp_path / "photos" / "huge.png").symlink_to(bomb)
+    t = time.perf_counter()
+    described = dataset_report(tmp_path / "photos")
+    assert time.perf_counter() - t < 5
+    assert described["count"] == 2 and any("huge.png: 13000x13000" in p for p in described["problems"])
+
+
+# --- login throttling ---------------------------------------------------------------------------------------
+def test_wrong_passwords_lock_the_name_for_a_while():
+    """Before: 40 wrong passwords in 0.3 s, no throttling."""
+    from lab.identity import LoginGuard
+
+    now = [1000.0]
+    guard = LoginGuard([("ana", "right"), ("bo", "pw")], clock=lambda: now[0])
+    assert guard("ana", "right") and not guard("ana", "Right") and not guard("eve", "right")
+    results = [guard("ana", f"guess{i}") for i in range(40)]
+    assert not any(results)
+    assert not guard("ana", "right")  # locked: the right password waits too
+    assert guard("bo", "pw")          # other users are not locked out by one name's guesses
+    now[0] += 61
+    assert guard("ana", "right")
+    for i in range(60):               # many names at once: everyone waits
+        guard(f"user{i}", "x")
+    assert not guard("bo", "pw")
+    now[0] += 61
+    assert guard("bo", "pw")
