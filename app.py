@@ -19,7 +19,7 @@ from advisor import chat
 from advisor.knowledge.cards import cards_by_id
 from advisor.recommendation.render import profile_markdown, recommendation_markdown
 from advisor.runlog.paths import default_db_path, default_runs_dir
-from lab import page
+from lab import page, uploads
 from lab.jobs import JobQueue
 from lab.identity import Identity, LoginGuard, identify, load_secret, read_auth_file
 from lab.ownership import owner_dir
@@ -467,7 +467,8 @@ def launch_options(auth: list[tuple[str, str]] | None) -> dict:
     """What `launch` gets besides the address (the security tests launch with the same). No
     allowed_paths: run and upload files reach a browser only as what an owner-checked handler
     returns (lab.serving), never by naming their path."""
-    return {"auth": LoginGuard(auth) if auth else None, "css": CSS}
+    return {"auth": LoginGuard(auth) if auth else None, "css": CSS,
+            "max_file_size": f"{uploads.MAX_UPLOAD_MB}mb"}  # Gradio refuses a bigger file before storing it
 
 
 def main(argv: list[str] | None = None) -> None:

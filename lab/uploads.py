@@ -36,6 +36,7 @@ ZIP_EXT = ".zip"
 IMAGE_FORMATS = {"JPEG", "PNG", "WEBP"}     # what Pillow must find inside an image file
 MAX_CAPTION_BYTES = 1 << 20                 # a caption is a sentence; 1 MB is already absurd
 MAX_METADATA_BYTES = 50 << 20
+MAX_UPLOAD_MB = 500                         # one user's dataset folder, all uploads together
 MAX_REASONS_SHOWN = 10                      # rejected files named with their reason in the summary
 NAME_MAX_BYTES = 120                        # well under every filesystem's 255-byte limit
 _CHUNK = 1 << 20
@@ -388,7 +389,7 @@ def _hidden(name: str) -> bool:
     return name.startswith(".") or name in ("Thumbs.db", "desktop.ini")
 
 
-def ingest_uploads(paths: Iterable[str | Path], dest_dir: str | Path, *, max_total_mb: float = 500,
+def ingest_uploads(paths: Iterable[str | Path], dest_dir: str | Path, *, max_total_mb: float = MAX_UPLOAD_MB,
                    max_files: int = 2000) -> UploadReport:
     """Copy uploaded images, caption files and zips of them into `dest_dir` (created); report per file.
 

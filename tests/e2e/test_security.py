@@ -173,3 +173,21 @@ def test_logins_are_throttled_and_each_user_is_their_own_owner(served):
         assert app.load_lab(None, LabState(), request)[0] is None
     finally:
         demo.close()
+
+
+def test_gradio_refuses_an_upload_over_the_limit(served, monkeypatch):
+    """Before: Gradio accepted anonymous uploads of any size (stored before any check of ours)."""
+    import httpx
+
+    import app
+    from lab import uploads
+
+    monkeypatch.setattr(uploads, "MAX_UPLOAD_MB", 1)
+    demo = app.build_demo()
+    _, url, _ = demo.launch(prevent_thread_lock=True, **app.launch_options(None))
+    try:
+        big = httpx.post(f"{url}gradio_api/upload", files={"files": ("big.png", b"\0" * 2_000_000)}, timeout=60)
+        small = httpx.post(f"{url}gradio_api/upload", files={"files": ("small.png", b"\0" * 1000)}, timeout=60)
+        assert big.status_code == 413 and small.status_code == 200
+    finally:
+        demo.close()
