@@ -9,7 +9,6 @@ in a subprocess the page follows through the run folder.
 from __future__ import annotations
 
 import os
-import secrets
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -19,16 +18,16 @@ import gradio as gr
 from advisor import chat
 from advisor.knowledge.cards import cards_by_id
 from advisor.recommendation.render import profile_markdown, recommendation_markdown
-from advisor.runlog.importing import import_path
-from advisor.runlog.store import RunLog
 from advisor.runlog.paths import default_db_path, default_runs_dir
-from lab import page
+from lab import page, uploads
 from lab.jobs import JobQueue
+from lab.identity import Identity, LoginGuard, identify, load_secret, read_auth_file
+from lab.ownership import owner_dir
 from lab.page import LabState
-from lab.paths import default_uploads_root
-from lab.uploads import dataset_from_folder, ingest_uploads, new_session_dir
+from lab.paths import default_secret_path, default_uploads_root
+from lab.serving import servable, servable_items
+from lab.uploads import dataset_from_folder, ingest_uploads
 from lab.datasets import dataset_report, report_markdown
-from lab.results import save_rating
 
 TITLE = "Fine-tune advisor & lab for Stable Diffusion"
 INTRO = ("Describe what you want to fine-tune and what hardware you have. The advisor asks what it still "
@@ -102,30 +101,46 @@ def to_lab(session: chat.ChatSession | None, lab: LabState, demo: bool):
 
 
 # =========================================================================== Lab
-def client_id(cid: str | None) -> str:
-    return cid if cid else secrets.token_hex(12)
+NO_ID = "**This page has no valid id yet: reload it.**"
+_secret: bytes | None = None
 
 
-def load_lab(cid: str | None, lab: LabState):
-    """Page load: give this browser an id (kept in its local storage) and reattach to its job."""
-    cid = client_id(cid)
-    status = job_queue().latest_for(cid)
-    return cid, replace(lab, job_id=status.job_id if status else None, shown=None)
+def who(token: str | None, request: gr.Request | None, *, issue: bool = False) -> Identity | None:
+    """The event's owner, checked on the server: the login's user name, else this browser's signed id."""
+    global _secret
+    if _secret is None:
+        _secret = load_secret(default_secret_path())
+    return identify(_secret, token, getattr(request, "username", None), issue=issue)
 
 
-def upload_dataset(files, cid: str, lab: LabState):
-    session_dir = new_session_dir(default_uploads_root(), client_id(cid))
+def load_lab(token: str | None, lab: LabState, request: gr.Request):
+    """Page load: check (or issue) this browser's signed id, kept in its local storage, and
+    reattach to its job."""
+    ident = who(token, request, issue=True)
+    status = job_queue().latest_for(ident.owner)
+    return ident.token, replace(lab, job_id=status.job_id if status else None, shown=None)
+
+
+def upload_dataset(files, token: str, lab: LabState, request: gr.Request):
+    ident = who(token, request)
+    if ident is None:
+        return lab, NO_ID, [], gr.skip()
+    session_dir = owner_dir(default_uploads_root(), ident.owner)
     dest = session_dir / "dataset"
     report = ingest_uploads([f if isinstance(f, str) else f.name for f in (files or [])], dest)
     return _dataset(dest, session_dir, lab, report.summary())
 
 
-def use_folder(folder: str, cid: str, lab: LabState):
+def use_folder(folder: str, token: str, lab: LabState, request: gr.Request):
+    ident = who(token, request)
+    if ident is None:
+        return lab, NO_ID, [], gr.skip()
     try:
-        path = dataset_from_folder(folder)
+        own = owner_dir(default_uploads_root(), ident.owner)
+        path = dataset_from_folder(folder, own=own)
     except ValueError as e:
         return lab, f"**{e}**", [], gr.skip()
-    return _dataset(path, new_session_dir(default_uploads_root(), client_id(cid)), lab, f"Using {path}.")
+    return _dataset(path, own, lab, f"Using {path}.")
 
 
 def _dataset(path: Path, session_dir: Path, lab: LabState, summary: str):
@@ -133,7 +148,7 @@ def _dataset(path: Path, session_dir: Path, lab: LabState, summary: str):
     resolution = lab.resolution or (lab.recommendation.train_config.resolution if lab.recommendation else None)
     report = dataset_report(path, resolution=resolution, goal_profile=lab.profile, recommendation=lab.recommendation,
                             thumbs_dir=session_dir / "thumbs")
-    return lab, f"{summary}\n\n{report_markdown(report)}", report.get("thumbnails", []), str(path)
+    return lab, f"{summary}\n\n{report_markdown(report)}", servable_items(report.get("thumbnails", [])), str(path)
 
 
 def set_data_dir(text: str, data_dir: str):
@@ -162,75 +177,74 @@ def demo_toggle(demo: bool, lab: LabState, text: str):
     return replace(lab, resolution=cfg.get("resolution")), text, check_settings(text)
 
 
-def start_training(text: str, cid: str, lab: LabState):
-    job_id, message = page.start_training(job_queue(), text, session_id=client_id(cid), profile=lab.profile)
+def start_training(text: str, token: str, lab: LabState, request: gr.Request):
+    ident = who(token, request)
+    if ident is None:
+        return lab, NO_ID
+    job_id, message = page.start_training(job_queue(), text, session_id=ident.owner, profile=lab.profile,
+                                          own=owner_dir(default_uploads_root(), ident.owner))
     if job_id is None:
         return lab, message
     return replace(lab, job_id=job_id, shown=None), message
 
 
-def stop_training(lab: LabState) -> str:
-    job_id = lab.job_id
-    if not job_id:
-        return "No training to stop."
-    status = job_queue().stop(job_id, wait=False)
-    return f"Stopping: {status.message}"
+def stop_training(token: str, lab: LabState, request: gr.Request) -> str:
+    ident = who(token, request)
+    return NO_ID if ident is None else page.stop_job(job_queue(), lab.job_id, ident.owner)
 
 
-def resume_training(lab: LabState):
-    job_id = lab.job_id
-    if not job_id:
-        return lab, "No run to resume."
-    try:
-        status = job_queue().resume(job_id)
-    except ValueError as e:
-        return lab, f"**Cannot resume.** {e}"
-    return replace(lab, shown=None), f"Resuming from the latest checkpoint: {status.message}"
+def resume_training(token: str, lab: LabState, request: gr.Request):
+    ident = who(token, request)
+    if ident is None:
+        return lab, NO_ID
+    resumed, message = page.resume_job(job_queue(), lab.job_id, ident.owner)
+    return (replace(lab, shown=None) if resumed else lab), message
 
 
-def refresh_lab(cid: str, lab: LabState):
-    """Timer tick: the live view of this browser's job; results once, when it has ended."""
+def refresh_lab(token: str, lab: LabState, request: gr.Request):
+    """Timer tick: the live view of this owner's job; results once, when it has ended."""
     queue = job_queue()
     queue.pump()
-    job_id = lab.job_id
-    status = queue.status(job_id) if job_id else queue.latest_for(client_id(cid))
+    ident = who(token, request)
+    status = page.current_job(queue, lab.job_id, ident.owner) if ident else None
     view = page.job_view(queue, status)
     results = (gr.skip(),) * 4
     if view["finished"] and lab.shown != (view["job_id"], status.state):
         done = page.run_ended(view["run_dir"], runlog=default_db_path())
-        results = (done["compare"], done["scores"], done["scores_md"], done["downloads"])
+        results = (servable_items(done["compare"]), done["scores"], done["scores_md"],
+                   servable_items(done["downloads"]))
         lab = replace(lab, job_id=view["job_id"], shown=(view["job_id"], status.state))
-    return (lab, view["status"], view["loss"], view["samples"], view["log"], *results)
+    return (lab, view["status"], view["loss"], servable_items(view["samples"]), view["log"], *results)
 
 
-def rate_run(lab: LabState, accuracy: float, flexibility: float, preservation: float, note: str) -> str:
-    job_id = lab.job_id
-    status = job_queue().status(job_id) if job_id else None
-    if status is None or not status.run_dir:
-        return "No finished run to rate yet."
-    try:
-        save_rating(status.run_dir, int(accuracy), int(flexibility), int(preservation), note or "",
-                    runlog=RunLog(default_db_path()))
-    except (ValueError, KeyError) as e:
-        return f"**Not saved.** {e}"
-    return f"Saved your rating of run `{job_id}` to the run log ({default_db_path()})."
+def rate_run(token: str, lab: LabState, accuracy: float, flexibility: float, preservation: float, note: str,
+             request: gr.Request) -> str:
+    ident = who(token, request)
+    if ident is None:
+        return NO_ID
+    return page.rate_job(job_queue(), lab.job_id, ident.owner, (accuracy, flexibility, preservation), note,
+                         runlog=default_db_path())
 
 
 # =========================================================================== Runs
-def list_runs(query: str):
-    return page.runs_view(default_db_path(), default_runs_dir(), query)
+def list_runs(query: str, token: str, request: gr.Request):
+    ident = who(token, request)
+    return page.runs_view(default_db_path(), default_runs_dir(), query, owner=ident.owner if ident else "")
 
 
-def rate_logged(run_id: str, accuracy: float, flexibility: float, preservation: float, note: str) -> str:
-    try:
-        with RunLog(default_db_path()) as log:
-            log.rate(run_id.strip(), int(accuracy), int(flexibility), int(preservation), note or None)
-    except (ValueError, KeyError) as e:
-        return f"**Not saved.** {e}"
-    return f"Saved the rating of `{run_id.strip()}`."
+def rate_logged(token: str, run_id: str, accuracy: float, flexibility: float, preservation: float, note: str,
+                request: gr.Request) -> str:
+    ident = who(token, request)
+    if ident is None:
+        return NO_ID
+    return page.rate_logged(default_db_path(), default_runs_dir(), run_id, ident.owner,
+                            (accuracy, flexibility, preservation), note)
 
 
-def import_runs(files, folder: str) -> str:
+def import_runs(files, folder: str, token: str, request: gr.Request) -> str:
+    ident = who(token, request)
+    if ident is None:
+        return NO_ID
     paths = [f if isinstance(f, str) else f.name for f in (files or [])]
     if folder and folder.strip():
         try:
@@ -239,19 +253,16 @@ def import_runs(files, folder: str) -> str:
             return f"**Not imported.** {e}"
     if not paths:
         return "Choose a CSV file, LoRA .safetensors files, or a folder on the server."
-    lines = []
-    with RunLog(default_db_path()) as log:
-        for p in paths:
-            lines.append(f"- {import_path(log, p).summary()}")
-    return "\n".join(lines)
+    own = owner_dir(default_uploads_root(), ident.owner)
+    return page.import_runs(default_db_path(), default_runs_dir(), paths, ident.owner, own / ".import.sqlite")
 
 
-def export_runs() -> str:
-    path = default_runs_dir() / "runlog-export.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with RunLog(default_db_path()) as log:
-        log.export_csv(path)
-    return str(path)
+def export_runs(token: str, request: gr.Request) -> str | None:
+    ident = who(token, request)
+    if ident is None:
+        return None
+    own = owner_dir(default_uploads_root(), ident.owner)
+    return servable(page.export_runs(default_db_path(), default_runs_dir(), ident.owner, own / "runlog-export.csv"))
 
 
 # =========================================================================== Knowledge
@@ -400,25 +411,25 @@ def build_demo() -> gr.Blocks:
         chatbot.option_select(pick_option, [session], views, api_name="option")
         train.click(to_lab, [session, lab, use_demo], [lab, settings, settings_msg, tabs], api_name="to_lab")
         # Lab
-        demo.load(load_lab, [cid, lab], [cid, lab], api_visibility="private")
+        demo.load(load_lab, [cid, lab], [cid, lab], api_name="hello")
         files.upload(upload_dataset, [files, cid, lab], [lab, report, thumbs, data_dir], api_name="upload")
         folder.submit(use_folder, [folder, cid, lab], [lab, report, thumbs, data_dir], api_name="use_folder")
         data_dir.change(set_data_dir, [settings, data_dir], [settings, settings_msg], api_visibility="private")
         settings.change(check_settings, settings, settings_msg, api_name="check_settings")
         use_demo.change(demo_toggle, [use_demo, lab, settings], [lab, settings, settings_msg], api_visibility="private")
         start.click(start_training, [settings, cid, lab], [lab, action_msg], api_name="start_training")
-        stop.click(stop_training, lab, action_msg, api_name="stop_training")
-        resume.click(resume_training, lab, [lab, action_msg], api_name="resume_training")
+        stop.click(stop_training, [cid, lab], action_msg, api_name="stop_training")
+        resume.click(resume_training, [cid, lab], [lab, action_msg], api_name="resume_training")
         timer.tick(refresh_lab, [cid, lab], [lab, status, loss, samples, log, compare, scores, scores_md, outputs],
                    api_visibility="private")
-        r_save.click(rate_run, [lab, r_acc, r_flex, r_pres, r_note], r_msg, api_name="rate")
+        r_save.click(rate_run, [cid, lab, r_acc, r_flex, r_pres, r_note], r_msg, api_name="rate")
         # Runs
         runs_tab_outputs = [runs_table, by_method, tradeoff]
-        runs_refresh.click(list_runs, runs_query, runs_tab_outputs, api_name="runs")
-        runs_query.submit(list_runs, runs_query, runs_tab_outputs, api_visibility="private")
-        rl_save.click(rate_logged, [rl_id, rl_acc, rl_flex, rl_pres, rl_note], rl_msg, api_name="rate_logged")
-        im_go.click(import_runs, [im_files, im_folder], im_msg, api_name="import_runs")
-        ex_go.click(export_runs, None, ex_file, api_name="export_runs")
+        runs_refresh.click(list_runs, [runs_query, cid], runs_tab_outputs, api_name="runs")
+        runs_query.submit(list_runs, [runs_query, cid], runs_tab_outputs, api_visibility="private")
+        rl_save.click(rate_logged, [cid, rl_id, rl_acc, rl_flex, rl_pres, rl_note], rl_msg, api_name="rate_logged")
+        im_go.click(import_runs, [im_files, im_folder, cid], im_msg, api_name="import_runs")
+        ex_go.click(export_runs, cid, ex_file, api_name="export_runs")
         # Knowledge
         query.submit(search_knowledge, query, results, api_name="search")
         card_pick.change(read_card, card_pick, card_view, api_name="read_card")
@@ -441,22 +452,39 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
     return user, password
 
 
+def logins(auth: str | None, auth_file: str | None) -> list[tuple[str, str]] | None:
+    """Every login from --auth and --auth-file together; None when neither is given."""
+    users = [parse_auth(auth)] if auth else []
+    if auth_file:
+        try:
+            users += read_auth_file(auth_file)
+        except ValueError as e:
+            raise SystemExit(f"error: {e}") from None
+    return users or None
+
+
+def launch_options(auth: list[tuple[str, str]] | None) -> dict:
+    """What `launch` gets besides the address (the security tests launch with the same). No
+    allowed_paths: run and upload files reach a browser only as what an owner-checked handler
+    returns (lab.serving), never by naming their path."""
+    return {"auth": LoginGuard(auth) if auth else None, "css": CSS,
+            "max_file_size": f"{uploads.MAX_UPLOAD_MB}mb"}  # Gradio refuses a bigger file before storing it
+
+
 def main(argv: list[str] | None = None) -> None:
     import argparse
     ap = argparse.ArgumentParser(description=TITLE)
     ap.add_argument("--auth", default=os.environ.get("FTA_AUTH"), metavar="USER:PASSWORD",
                     help="require a login (also $FTA_AUTH)")
+    ap.add_argument("--auth-file", default=os.environ.get("FTA_AUTH_FILE"), metavar="PATH",
+                    help="logins of several users, one 'user:password' a line (also $FTA_AUTH_FILE)")
     args = ap.parse_args(argv)
-    auth = parse_auth(args.auth)
+    auth = logins(args.auth, args.auth_file)
     demo = build_demo()
     _warm_up_search()
     job_queue().start()
-    demo.queue(default_concurrency_limit=8).launch(
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-        auth=auth,
-        allowed_paths=[str(default_runs_dir().resolve()), str(default_uploads_root().resolve())],
-        css=CSS,
-    )
+    demo.queue(default_concurrency_limit=8).launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                                                    **launch_options(auth))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from trainer.vocabulary import FACTORS
 
 from . import results, views
 from .jobs import JobQueue, JobStatus, is_builtin_tiny
+from .ownership import owned_run_ids, record_imports, run_owner
+from .policy import limit_problem, path_problem
 
 logger = logging.getLogger(__name__)
 
@@ -69,9 +71,11 @@ def check_config_text(text: str) -> tuple[TrainConfig | None, str]:
     except json.JSONDecodeError as e:
         return None, f"The settings are not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})."
     try:
-        return TrainConfig.from_dict(data), ""
+        cfg = TrainConfig.from_dict(data)
     except (ConfigError, TypeError) as e:
         return None, f"Invalid setting: {e}"
+    problem = limit_problem(cfg)
+    return (None, f"Invalid setting: {problem}") if problem else (cfg, "")
 
 
 def config_message(cfg: TrainConfig | None, error: str) -> str:
@@ -97,14 +101,19 @@ def train_this(recommendation: Recommendation, profile: Profile | None, *, demo:
     return {"lab": opened, "text": text, "message": config_message(*check_config_text(text))}
 
 
-def start_training(queue: JobQueue, text: str, *, session_id: str,
-                   profile: Profile | None = None) -> tuple[str | None, str]:
-    """"Start training": (job id, message), or (None, why it did not start)."""
+def start_training(queue: JobQueue, text: str, *, session_id: str, profile: Profile | None = None,
+                   own: str | Path | None = None) -> tuple[str | None, str]:
+    """"Start training": (job id, message), or (None, why it did not start). With `own` (the
+    user's upload folder, as the app passes it) the settings' folders are checked against it and
+    the allowed data roots (lab.policy)."""
     cfg, error = check_config_text(text)
     if cfg is None:
         return None, f"**Not started.** {error}"
     if not cfg.data_dir:
         return None, "**Not started.** Choose a dataset first (upload images or a zip, or give a folder)."
+    problem = path_problem(cfg, own) if own is not None else None
+    if problem:
+        return None, f"**Not started.** {problem}"
     try:
         job_id = queue.submit(cfg, session_id=session_id, profile=profile)
     except ValueError as e:
@@ -124,12 +133,16 @@ def run_ended(run_dir: str | Path, runlog: Any = None) -> dict[str, Any]:
     return finished_view(run_dir)
 
 
-def runs_view(runlog: Any, runs_dir: str | Path, query: str = "") -> tuple[Any, Any, Any]:
+def runs_view(runlog: Any, runs_dir: str | Path, query: str = "", owner: str | None = None) -> tuple[Any, Any, Any]:
     """The Runs tab: the runs folder synced into the log (an open RunLog or its path), then
-    (table, mean score per method, accuracy against preservation)."""
+    (table, mean score per method, accuracy against preservation); with `owner`, only their runs."""
     with results.open_runlog(runlog) as log:
         log.sync(runs_dir)
-        frame = runs_frame(log.list_runs(), query)
+        runs = log.list_runs()
+    if owner is not None:
+        mine = owned_run_ids(runs_dir, [r.get("id") for r in runs], owner)
+        runs = [r for r in runs if r.get("id") in mine]
+    frame = runs_frame(runs, query)
     return frame, method_scores_frame(frame), tradeoff_frame(frame)
 
 
@@ -205,6 +218,108 @@ def scores_markdown(scored: dict[str, Any]) -> str:
 
 def _line(e: BaseException) -> str:
     return " ".join(str(e).split())[:300] or type(e).__name__
+
+
+# --------------------------------------------------------------------------- owner checks
+def owned_job(queue: JobQueue, job_id: str | None, owner: str) -> JobStatus | None:
+    """The job's status when `owner` submitted it, else None (someone else's job is no job)."""
+    if not job_id or not owner:
+        return None
+    status = queue.status(job_id)
+    return status if status.session_id == owner else None
+
+
+def current_job(queue: JobQueue, job_id: str | None, owner: str) -> JobStatus | None:
+    """What the training panel follows: the page's job when it is the owner's, else the owner's newest."""
+    return owned_job(queue, job_id, owner) or queue.latest_for(owner)
+
+
+def stop_job(queue: JobQueue, job_id: str | None, owner: str) -> str:
+    """"Stop": only the owner's own job."""
+    if owned_job(queue, job_id, owner) is None:
+        return "No training to stop."
+    return f"Stopping: {queue.stop(job_id, wait=False).message}"
+
+
+def resume_job(queue: JobQueue, job_id: str | None, owner: str) -> tuple[bool, str]:
+    """"Resume": (resumed?, message); only the owner's own job."""
+    if owned_job(queue, job_id, owner) is None:
+        return False, "No run to resume."
+    try:
+        status = queue.resume(job_id)
+    except ValueError as e:
+        return False, f"**Cannot resume.** {e}"
+    return True, f"Resuming from the latest checkpoint: {status.message}"
+
+
+def rate_job(queue: JobQueue, job_id: str | None, owner: str, ratings: tuple[Any, Any, Any], note: str,
+             runlog: Any) -> str:
+    """"Save my rating" under a run: only the owner's own run."""
+    status = owned_job(queue, job_id, owner)
+    if status is None or not status.run_dir:
+        return "No finished run to rate yet."
+    try:
+        results.save_rating(status.run_dir, *(int(r) for r in ratings), note or "", runlog=runlog)
+    except (ValueError, KeyError) as e:
+        return f"**Not saved.** {e}"
+    return f"Saved your rating of run `{job_id}`."
+
+
+def rate_logged(runlog: Any, runs_dir: str | Path, run_id: str, owner: str, ratings: tuple[Any, Any, Any],
+                note: str) -> str:
+    """The Runs tab's "Save rating": only a run of the owner's (trained or imported by them)."""
+    run_id = (run_id or "").strip()
+    if run_owner(runs_dir, run_id) != owner:
+        return f"**Not saved.** You have no run `{run_id}`." if run_id else "**Not saved.** Give a run id."
+    try:
+        with results.open_runlog(runlog) as log:
+            log.rate(run_id, *(int(r) for r in ratings), (note or "").strip() or None)
+    except (ValueError, KeyError) as e:
+        return f"**Not saved.** {e}"
+    return f"Saved the rating of `{run_id}`."
+
+
+def import_runs(runlog: Any, runs_dir: str | Path, paths: list[str], owner: str, scratch: str | Path) -> str:
+    """Import CSVs, LoRA files or folders for `owner`: read into a scratch log first, then only the
+    runs nobody else owns go into the shared log, owned by `owner` from then on."""
+    from advisor.runlog.importing import import_path
+    from advisor.runlog.store import RunLog
+
+    lines = []
+    Path(scratch).unlink(missing_ok=True)
+    with RunLog(scratch) as staged:
+        for p in paths:
+            try:
+                lines.append(f"- {import_path(staged, Path(p)).summary()}")
+            except ValueError as e:
+                lines.append(f"- **Not imported.** {e}")
+        records = staged.records()
+    with results.open_runlog(runlog) as log:
+        known = {r.run_id for r in log.records()}
+        # a run someone else owns, or one already logged without an owner, is never overwritten
+        theirs = [r.run_id for r in records if run_owner(runs_dir, r.run_id) not in (None, owner)
+                  or (r.run_id in known and run_owner(runs_dir, r.run_id) is None)]
+        mine = [r for r in records if r.run_id not in theirs]
+        log.upsert_many(mine)
+    record_imports(runs_dir, [r.run_id for r in mine], owner)
+    Path(scratch).unlink(missing_ok=True)
+    if theirs:
+        lines.append(f"- {len(theirs)} run(s) not imported: their ids belong to runs already in the log "
+                     "that are not yours")
+    return "\n".join(lines)
+
+
+def export_runs(runlog: Any, runs_dir: str | Path, owner: str, path: str | Path) -> Path:
+    """The owner's runs as CSV at `path` (the owner's own folder)."""
+    from advisor.runlog.csvio import write_csv
+
+    with results.open_runlog(runlog) as log:
+        records = log.records()
+    mine = owned_run_ids(runs_dir, [r.run_id for r in records], owner)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_csv(path, [r for r in records if r.run_id in mine])
+    return path
 
 
 # --------------------------------------------------------------------------- runs page

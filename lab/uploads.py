@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterable
 
-from trainer.data import IMAGE_EXTS
+from trainer.data import IMAGE_EXTS, pixel_problem
 
-from .paths import allowed_data_roots
+from .paths import allowed_data_roots, app_folders
 
 CAPTION_EXT = ".txt"
 METADATA_FILE = "metadata.jsonl"
@@ -36,6 +36,8 @@ ZIP_EXT = ".zip"
 IMAGE_FORMATS = {"JPEG", "PNG", "WEBP"}     # what Pillow must find inside an image file
 MAX_CAPTION_BYTES = 1 << 20                 # a caption is a sentence; 1 MB is already absurd
 MAX_METADATA_BYTES = 50 << 20
+MAX_UPLOAD_MB = 500                         # one user's dataset folder, all uploads together
+MAX_REASONS_SHOWN = 10                      # rejected files named with their reason in the summary
 NAME_MAX_BYTES = 120                        # well under every filesystem's 255-byte limit
 _CHUNK = 1 << 20
 _UNSAFE_CHARS = re.compile(r'[<>:"|?*]')    # forbidden on Windows; confusing everywhere
@@ -62,7 +64,10 @@ class UploadReport:
             parts.append(f"{len(self.rejected)} rejected")
         if self.ignored:
             parts.append(f"{len(self.ignored)} hidden/system file(s) ignored")
-        return ", ".join(parts)
+        why = [f"\n- refused {r}" for r in self.rejected[:MAX_REASONS_SHOWN]]
+        if len(self.rejected) > MAX_REASONS_SHOWN:
+            why.append(f"\n- ... and {len(self.rejected) - MAX_REASONS_SHOWN} more")
+        return ", ".join(parts) + "".join(why)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "dest_dir": str(self.dest_dir), "summary": self.summary()}
@@ -185,10 +190,13 @@ def _check_content(path: Path, kind: str) -> str | None:
         from PIL import Image, UnidentifiedImageError
 
         try:
-            with Image.open(path) as im:
+            with Image.open(path) as im:  # reads the header only
                 fmt = im.format
                 if fmt not in IMAGE_FORMATS:
                     return f"a {fmt} image; only JPEG, PNG and WebP are accepted"
+                too_big = pixel_problem(im.size)
+                if too_big:
+                    return too_big
                 im.verify()  # structure and checksums, without decoding every pixel
         except UnidentifiedImageError:
             return "not a JPEG, PNG or WebP image (the content does not match the extension)"
@@ -381,7 +389,7 @@ def _hidden(name: str) -> bool:
     return name.startswith(".") or name in ("Thumbs.db", "desktop.ini")
 
 
-def ingest_uploads(paths: Iterable[str | Path], dest_dir: str | Path, *, max_total_mb: float = 500,
+def ingest_uploads(paths: Iterable[str | Path], dest_dir: str | Path, *, max_total_mb: float = MAX_UPLOAD_MB,
                    max_files: int = 2000) -> UploadReport:
     """Copy uploaded images, caption files and zips of them into `dest_dir` (created); report per file.
 
@@ -410,33 +418,56 @@ def ingest_uploads(paths: Iterable[str | Path], dest_dir: str | Path, *, max_tot
 
 
 # --- a folder on the server --------------------------------------------------------------------------
-def dataset_from_folder(path: str | Path, allowed_roots: Iterable[str | Path] | None = None) -> Path:
-    """The resolved folder `path`, if it lies inside one of `allowed_roots`; else ValueError.
+def dataset_from_folder(path: str | Path, allowed_roots: Iterable[str | Path] | None = None, *,
+                        own: str | Path | None = None) -> Path:
+    """The resolved folder `path`, if it lies inside one of `allowed_roots` (and not in the app's
+    own folders) or inside `own` (the user's own upload folder); else ValueError.
 
     `allowed_roots` defaults to $FTA_DATA_ROOTS (else the working directory). A relative path is
     taken inside the first root. Symlinks are resolved before the check, so a link inside a root
     cannot point outside it, and an image link in the folder that points outside is refused too.
     Whether a path outside the roots exists is never revealed.
     """
-    text = str(path).strip() if path is not None else ""
-    if not text:
-        raise ValueError("data folder is empty; give a folder on the server that holds the images")
-    roots = [Path(r).expanduser().resolve() for r in (allowed_data_roots() if allowed_roots is None else allowed_roots)]
-    if not roots:
-        raise ValueError("no allowed data folders are configured (FTA_DATA_ROOTS)")
-    p = Path(text).expanduser()
-    real = (p if p.is_absolute() else roots[0] / p).resolve()
-    if not any(_inside(real, r) for r in roots):
-        raise ValueError(f"data folder '{text}' is outside the folders this server allows "
-                         f"({', '.join(str(r) for r in roots)}); ask the admin to add it to FTA_DATA_ROOTS")
+    real, roots = allowed_location(path, allowed_roots, own=own, what="data folder")
+    text = str(path).strip()
     if not real.exists():
         raise ValueError(f"data folder '{text}' does not exist")
     if not real.is_dir():
         raise ValueError(f"data folder '{text}' is a file, not a folder")
     for child in real.iterdir():
-        if child.is_symlink() and not any(_inside(child.resolve(), r) for r in roots):
-            raise ValueError(f"data folder '{text}': {child.name} links outside the allowed folders")
+        if child.is_symlink():
+            try:
+                allowed_location(child.resolve(), allowed_roots, own=own)
+            except ValueError:
+                raise ValueError(f"data folder '{text}': {child.name} links outside the allowed folders") from None
     return real
+
+
+def allowed_location(path: str | Path, allowed_roots: Iterable[str | Path] | None = None, *,
+                     own: str | Path | None = None, what: str = "folder") -> tuple[Path, list[Path]]:
+    """(the resolved `path`, the roots it may use) when `path` lies inside `own` or inside an
+    allowed root outside the app's own folders (lab.paths.app_folders); else a one-line ValueError.
+    The path need not exist (a class-image folder is made by the run)."""
+    text = str(path).strip() if path is not None else ""
+    if not text:
+        raise ValueError(f"{what} is empty; give a folder on the server that holds the images")
+    roots = [Path(r).expanduser().resolve() for r in (allowed_data_roots() if allowed_roots is None else allowed_roots)]
+    own_dir = Path(own).expanduser().resolve() if own is not None else None
+    if not roots and own_dir is None:
+        raise ValueError("no allowed data folders are configured (FTA_DATA_ROOTS)")
+    p = Path(text).expanduser()
+    real = (p if p.is_absolute() else (roots[0] if roots else own_dir) / p).resolve()
+    if own_dir is not None and _inside(real, own_dir):
+        return real, [own_dir]
+    app = [Path(a).expanduser().resolve() for a in app_folders()]
+    if any(_inside(real, a) for a in app):
+        raise ValueError(f"{what} '{text}' is inside the app's own folders (runs, uploads, caches); "
+                         "upload the images or name a folder of your own")
+    if not any(_inside(real, r) for r in roots):
+        shown = ", ".join(str(r) for r in roots) or "none"
+        raise ValueError(f"{what} '{text}' is outside the folders this server allows ({shown}); "
+                         "ask the admin to add it to FTA_DATA_ROOTS")
+    return real, roots
 
 
 def _inside(path: Path, root: Path) -> bool:

@@ -29,6 +29,10 @@ METADATA_FILE = "metadata.jsonl"  # Hugging Face imagefolder captions: {"file_na
 _THUMB = 16
 _DUP_MAX_DIFF = 3.0
 _LIST_MAX = 10                    # how many names a warning lists before "and N more"
+# Largest image decoded (width x height), checked from the header before any pixel is decoded: a
+# 190 KB PNG can declare 13,000 x 13,000 pixels and cost a gigabyte. 64 MP is above every camera
+# most people own (a 50 MP full-frame body is 8,688 x 5,792) and far above any training size.
+MAX_IMAGE_PIXELS = 64_000_000
 
 
 class DataError(ValueError):
@@ -91,6 +95,9 @@ def _decode(path: Path, draft_size: tuple[int, int] | None = None) -> Image.Imag
         raise _BadImage(e.strerror or str(e)) from None
     try:
         with Image.open(path) as im:
+            too_big = pixel_problem(im.size)
+            if too_big:
+                raise _BadImage(too_big)
             if draft_size is not None and im.format == "JPEG":
                 im.draft(None, draft_size)
             im.load()  # decode now: truncation and corruption surface here, not mid-training
@@ -103,6 +110,15 @@ def _decode(path: Path, draft_size: tuple[int, int] | None = None) -> Image.Imag
         raise _BadImage(f"too many pixels to decode safely ({e})") from None
     except Exception as e:  # Pillow's decoders raise OSError, SyntaxError, ValueError, struct.error...
         raise _BadImage(f"corrupt or truncated ({type(e).__name__}: {e})") from None
+
+
+def pixel_problem(size: tuple[int, int]) -> str | None:
+    """Why an image of `size` (from its header) is too large to decode, or None."""
+    w, h = size
+    if w * h <= MAX_IMAGE_PIXELS:
+        return None
+    return (f"{w}x{h} is {w * h / 1e6:.0f} megapixels, over the limit of {MAX_IMAGE_PIXELS / 1e6:.0f}; "
+            "scale it down first")
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:

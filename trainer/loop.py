@@ -29,8 +29,8 @@ from .batches import MicroBatchPlan, load_training_data
 from .config import TrainConfig
 from .events import emit, error_line
 from .memory import is_out_of_memory, out_of_memory_message, vram_fields
-from .checkpoints import (check_run_folder, load_checkpoint, register_trainable_checkpointing, resume_path,
-                          save_checkpoint, trained_parameters)
+from .checkpoints import (CheckpointParts, check_run_folder, load_checkpoint, resume_path, save_checkpoint,
+                          trained_parameters)
 from .prompt_embeddings import PromptEmbeddings
 from .signals import StopRequest
 from .training_utils import (cast_weights, check_8bit_adam_available, make_accelerator, make_lr_scheduler,
@@ -83,6 +83,7 @@ class RunSetup:
     text: PromptEmbeddings            # prompts -> embeddings (cached while the text encoders are frozen)
     plan: MicroBatchPlan              # micro-batch number -> this process's images and prompts
     vae_cache: dict[Any, Any] | None  # per image: VAE moments or a drawn latent (None: encode every time)
+    checkpoint: CheckpointParts       # what a checkpoint saves and restores (safetensors + JSON, no pickle)
 
 
 class TrainingRun:
@@ -219,8 +220,6 @@ class TrainingRun:
         wrapped = dict(zip(trained, prepared[:-1]))
         for name, module in modules.items():
             module.train(name in trained)
-        register_trainable_checkpointing(acc, lambda: trained_parameters(c.modules(), trained),
-                                         [lr_scheduler, *method.checkpoint_objects()])
         deterministic = cfg.crop != "random" and not cfg.random_flip
         plan = MicroBatchPlan(dataset, batch_size=cfg.train_batch_size, num_processes=acc.num_processes,
                               process_index=acc.process_index, seed=cfg.seed, class_images=class_images,
@@ -228,7 +227,9 @@ class TrainingRun:
         return RunSetup(method=method, dataset=dataset, class_images=class_images, components=c, trained=trained,
                         params=[p for g in groups for p in g["params"]], optimizer=prepared[-1],
                         lr_scheduler=lr_scheduler, wrapped=wrapped, text=PromptEmbeddings(c, method, wrapped),
-                        plan=plan, vae_cache={} if (cfg.cache_latents or deterministic) else None)
+                        plan=plan, vae_cache={} if (cfg.cache_latents or deterministic) else None,
+                        checkpoint=CheckpointParts(lambda: trained_parameters(c.modules(), trained), prepared[-1],
+                                                   [lr_scheduler, *method.checkpoint_objects()]))
 
     # --- batches -------------------------------------------------------------------------------
     def _batch(self, micro: int) -> dict[str, Any]:
@@ -344,7 +345,7 @@ class TrainingRun:
                  prompts=[prompt for _, prompt in made])
 
     def _save_checkpoint(self, reason: str) -> None:
-        path = save_checkpoint(self.accelerator, self.run_dir / "checkpoints", self.step,
+        path = save_checkpoint(self.accelerator, self.setup.checkpoint, self.run_dir / "checkpoints", self.step,
                                {"method": self.config.method}, keep=self.config.checkpoints_total_limit)
         self.log("checkpoint", self.step, path=str(path.relative_to(self.run_dir)), reason=reason)
         self.saved_step = self.step
@@ -356,7 +357,7 @@ class TrainingRun:
         if path is None:
             self.status("resume", "no checkpoint to resume from; starting at step 0")
             return
-        self.step = self.saved_step = load_checkpoint(self.accelerator, path, self.config.method)
+        self.step = self.saved_step = load_checkpoint(self.accelerator, self.setup.checkpoint, path, self.config.method)
         self.status("resume", f"resumed from {path.name} at step {self.step}", checkpoint=str(path))
 
     def _finish(self) -> None:

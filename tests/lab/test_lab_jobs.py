@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -368,7 +369,7 @@ def test_a_run_that_ends_reaches_the_run_log_before_anyone_rates_it(fake, data, 
     queue = make()
     monkeypatch.setattr(app, "_queue", queue)
     monkeypatch.setenv("FTA_RUNLOG", str(tmp_path / "log.sqlite"))
-    job_id = queue.submit(cfg(data), session_id="s1")
+    job_id = queue.submit(cfg(data), session_id="user:ana")
     queue.pump()
     run_dir = tmp_path / "runs" / job_id
     emit(run_dir, "start", 0, pid=0, max_train_steps=3)
@@ -376,7 +377,8 @@ def test_a_run_that_ends_reaches_the_run_log_before_anyone_rates_it(fake, data, 
          out_of_memory=True)
     launcher.jobs[job_id].state = "failed"
 
-    lab, status_md, *_ = app.refresh_lab("browser-1", LabState(job_id=job_id))
+    login = SimpleNamespace(username="ana")  # a gr.Request of the logged-in user who submitted it
+    lab, status_md, *_ = app.refresh_lab(None, LabState(job_id=job_id), login)
     assert lab.shown == (job_id, "failed") and "ask the Advisor tab again" in status_md
     with RunLog(tmp_path / "log.sqlite") as log:
         record = log.get(job_id)
@@ -396,7 +398,7 @@ def test_a_failed_jobs_advice_follows_the_trainers_out_of_memory_flag(fake, data
 
     launcher, make = fake
     queue = make()
-    job_id = queue.submit(cfg(data), session_id="s1")
+    job_id = queue.submit(cfg(data), session_id="user:ana")
     queue.pump()
     run_dir = tmp_path / "runs" / job_id
     emit(run_dir, "start", 0, pid=0, max_train_steps=3)

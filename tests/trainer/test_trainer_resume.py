@@ -23,9 +23,9 @@ def _losses(run_dir) -> dict[int, float]:
 
 
 def _optimizer_state(checkpoint):
-    import torch
+    from trainer.state_files import load_tree
 
-    return torch.load(checkpoint / "optimizer.bin", map_location="cpu", weights_only=False)
+    return load_tree(checkpoint, "training_state")["optimizer"]
 
 
 def test_resume_continues_exactly_where_the_checkpoint_left_off(tiny_sd15, images, tmp_path):
