@@ -68,7 +68,7 @@ PICTURE_WORDS = frozenset("old new good bad high low quality hq res resolution d
                           "clean scanned raw jpg jpeg png square cropped captioned tagged labelled labeled similar "
                           "varied best close-up closeup full body phone digital decent other extra training".split())
 # Words that end a noun phrase, and nouns that are where pictures are kept, not what they show.
-_STOP = re.compile(r"\b(?:with|on|in|from|for|and|but|that|which|who|to|as|at|by|i|we|is|are|was|so|because|"
+_STOP = re.compile(r"\b(?:with|on|in|of|from|for|and|but|that|which|who|to|as|at|by|i|we|is|are|was|so|because|"
                    r"please|pics?|photos?|pictures?|images?|shots?)\b.*$")
 NOT_SUBJECTS = frozenset("phone camera computer laptop pc drive disk folder card gpu colab kaggle instagram "
                          "website account cloud server lora model dataset set it them each us both all those "

@@ -429,9 +429,13 @@ def _dataset_advice(plan: Plan, p: Profile) -> list[str]:
     # A set of one subject trains on its best shots; a style, a concept or a captioned set is
     # learnt from all of it, and its steps follow its size (hp-steps: passes over the set).
     whole_set = p.captions or p.subject_type not in ONE_SUBJECT or plan.method == "full_finetune"
+    hp = plan.hp
+    passes = hp["max_train_steps"] * hp["train_batch_size"] * hp["gradient_accumulation_steps"] / p.n_images
     more = (f"all {p.n_images} train: a larger varied set generalises better, and the steps follow its size "
-            f"({plan.hp['max_train_steps']} steps)." if whole_set else
-            f"the recipe uses fewer, so pick the best {hi} or expect longer training.")
+            f"({hp['max_train_steps']} steps)." if whole_set else
+            f"more than usually needed, so keep the sharp, varied ones and drop blurry shots and near-duplicates; "
+            f"{hp['max_train_steps']} steps give about {passes:.0f} passes over {p.n_images}, so a smaller set "
+            f"trains more on each.")
     count = f"You have {p.n_images}; " + ("that is in range." if lo <= p.n_images <= hi else
                                           f"aim for {lo}-{hi}." if p.n_images < lo else more)
     out = [f"{said[0].upper()}{said[1:]}. {count}", DATASET_KINDS[p.subject_type]]

@@ -29,6 +29,34 @@ def test_the_pass_count_never_falls_below_the_floor(results):
     assert passed >= FLOOR, f"{passed} of {len(results)} pass (floor {FLOOR}); failing: {failing}"
 
 
+def test_every_card_agrees_with_its_plan(results):
+    """Every number a card states about its plan (steps, rank, learning rate, class images,
+    resolution, minutes, GB, the iteration plan's run 2) is the plan's number."""
+    checked, wrong = 0, {}
+    for case, _ in results.values():
+        _, session = suite.play(case["messages"])
+        if session.recommendation is None:
+            continue
+        n, problems = suite.card_disagreements(session.recommendation)
+        checked += n
+        if problems:
+            wrong[case["id"]] = problems
+    assert not wrong, wrong
+    assert checked >= 10 * len(results)   # the claims are found: about ten per card
+
+
+def test_the_card_check_finds_a_number_that_is_not_the_plans():
+    import dataclasses
+
+    _, session = suite.play(["lora of my dog, 10 pics, 3090, rank 32"])
+    rec = session.recommendation
+    assert suite.card_disagreements(rec)[1] == []
+    tampered = dataclasses.replace(rec, train_config=dataclasses.replace(rec.train_config, rank=8,
+                                                                         max_train_steps=999))
+    wrong = suite.card_disagreements(tampered)[1]
+    assert any("'32'" in w for w in wrong) and any("999" in w for w in wrong)
+
+
 def test_same_words_same_plan():
     for case in suite.load_cases()[:10]:
         first, second = (suite.play(case["messages"]) for _ in range(2))

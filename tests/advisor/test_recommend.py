@@ -363,7 +363,9 @@ def test_a_large_captioned_set_trains_whole():
     assert "all 400 train" in rec.dataset_advice[0] and "pick the best" not in " ".join(rec.dataset_advice)
     few = recommend(Profile(subject_type="animal", class_noun="dog", n_images=60, vram_gb=24,
                             preferred_method="dreambooth"))
-    assert "pick the best" in few.dataset_advice[0]  # one subject: its best shots
+    assert "keep the sharp, varied ones" in few.dataset_advice[0]  # one subject: its best shots
+    steps = few.train_config.max_train_steps
+    assert f"{steps} steps give about {steps / 60:.0f} passes over 60" in few.dataset_advice[0]
 
 
 def test_a_prediction_short_of_the_stated_wish_is_said_with_what_comes_closer():

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -142,3 +143,61 @@ def run_case(case: dict[str, Any]) -> list[str]:
         if slot == "time_budget_min" and not est.fits and "budget" in est.fits_reason:
             out.append(f"an assumed time budget rejected the plan: {est.fits_reason}")
     return out
+
+
+# --- a card that agrees with itself ------------------------------------------------------------
+# Sentences of the card that state a number of the plan: (where, pattern with group v, the plan's
+# value). A number a sentence states about the plan must be the plan's number.
+def _plan_claims(rec) -> list[tuple[str, str, Any]]:
+    tc, est = rec.train_config, rec.estimates
+    steps, lr, rank = tc.max_train_steps, tc.learning_rate, tc.rank
+    claims = [
+        ("reasons", r"^(?P<v>\d+) steps: about", steps),
+        ("reasons", r"You set steps (?P<v>\d+), (?:so the plan uses it|the recipe)", steps),
+        ("reasons", r"You set rank (?P<v>\d+), (?:so the plan uses it|the recipe)", rank),
+        ("reasons", r"You set learning rate (?P<v>[\d.e+-]+), (?:so the plan uses it|the recipe)", lr),
+        ("reasons", r"You set batch size (?P<v>\d+), (?:so the plan uses it|the recipe)", tc.train_batch_size),
+        ("reasons", r"You set resolution (?P<v>\d+), (?:so the plan uses it|the recipe)", tc.resolution),
+        ("reasons", r"this plan is predicted at (?P<v>[\d.]+), short", None),   # checked per factor below
+        ("dataset", r"\((?P<v>\d+) steps\)", steps),
+        ("dataset", r"(?P<v>\d+) steps give about", steps),
+        ("dataset", r"(?P<v>\d+) class images of", tc.num_class_images),
+        ("dataset", r"instance prompt '(?P<v>[^']+)'", tc.instance_prompt),
+        ("dataset", r"at least (?P<v>\d+) x \d+ px", tc.resolution),
+        ("dataset", r"with about (?P<v>\d+) x \d+ pixels", tc.resolution),
+        ("fits", r"about (?P<v>[\d.]+) of your [\d.]+ GB", round(est.vram_gb, 1)),
+        ("fits", r"GB and about (?P<v>\d+) minutes", round(est.minutes)),
+        ("fits", r"GB and (?P<v>\d+) of your", round(est.minutes)),
+        ("plan", r"^Run 1 \(~(?P<v>\d+)", round(est.minutes)),
+        ("plan", r"samples every (?P<v>\d+) steps", tc.validation_steps),
+        ("plan", r"run 2 with learning rate (?P<v>[\d.e+-]+) or", float(f"{lr / 2:.1e}")),
+        ("plan", r"or (?P<v>\d+) steps, or keep", steps * 2 // 3),
+        ("plan", r"run 2 with (?P<v>\d+) steps \(", int(steps * 1.5)),
+        ("plan", r"lower the rank to (?P<v>\d+)", max(1, rank // 2)),
+        ("savings", r"^(?P<v>\d+) steps instead of", steps),
+    ]
+    return claims
+
+
+def card_disagreements(rec) -> tuple[int, list[str]]:
+    """(how many of the card's stated numbers were checked, those that are not the plan's)."""
+    where = {"reasons": rec.reasons, "dataset": rec.dataset_advice, "fits": [rec.estimates.fits_reason],
+             "plan": rec.iteration_plan, "savings": rec.estimates.savings}
+    checked, wrong = 0, []
+    for part, pattern, want in _plan_claims(rec):
+        for sentence in where[part]:
+            for m in re.finditer(pattern, sentence):
+                said = m.group("v")
+                checked += 1
+                expected = want
+                if expected is None:   # a shortfall sentence: the predicted score of the factor it names
+                    expected = rec.predicted[re.search(r"Your (\w+) wish", sentence).group(1)]["score"]
+                if isinstance(expected, str):
+                    same = said == expected
+                else:
+                    same = abs(float(said) - float(expected)) <= 1e-9 * max(1.0, abs(float(expected)))
+                if not same:
+                    wrong.append(f"{part}: says {said!r} where the plan has {expected!r}: {sentence}")
+    if rec.train_config.prior_preservation is False and any("class images of" in d for d in rec.dataset_advice):
+        wrong.append("dataset: speaks of class images, but the plan has no prior preservation")
+    return checked, wrong
