@@ -28,7 +28,8 @@ SUBJECT_EXAMPLES: dict[str, tuple[str, ...]] = {
                "perfume bottle", "backpack", "shoe", "helmet", "bicycle", "sofa", "toy", "plush toy", "vase",
                "candle", "headphones", "phone case", "jar", "ceramic bowl", "figurine", "robot", "package",
                "sunglasses", "jacket", "wristwatch", "kettle", "coffee machine", "skateboard", "drone", "cake",
-               "building", "house", "boat", "book cover"),
+               "building", "house", "boat", "book cover", "camera", "camera lens", "typewriter", "record player",
+               "antique clock", "old radio"),
     "style": ("watercolor", "oil painting", "anime style", "pixel art", "line art", "comic style", "art style",
               "aesthetic", "color grading", "film look", "vintage photo look", "cinematic look", "ink drawing",
               "charcoal sketch", "low poly", "vaporwave", "cyberpunk aesthetic", "my drawings", "my illustrations",
@@ -50,7 +51,7 @@ _NP = r"(?P<np>[a-z][a-z'-]*(?:\s+[a-z][a-z'-]*){0,2})"
 _DET = r"(?:(?:my|our|a|an|the|his|her|their|this|these)\s+)"
 # Where a subject stands in a sentence, most telling first.
 SUBJECT_POSITIONS = [
-    re.compile(r"\bit'?s\s+(?:just\s+|really\s+)?(?:a|an)\s+" + _NP),                      # "it's a lighting look"
+    re.compile(r"\bit'?s\s+(?:just\s+|really\s+)?(?:a|an|my|our)\s+" + _NP),             # "it's a lighting look"
     re.compile(r"\b(?:loras?|models?|dream\s?booth|embeddings?|checkpoints?|fine[- ]?tunes?)\s+(?:of|for|on)\s+"
                + _DET + "?" + _NP),                                                         # "lora of my corgi"
     re.compile(r"\b(?:train|teach|fine[- ]?tune)(?:ing)?\s+(?:it\s+|a\s+lora\s+|a\s+model\s+)?(?:on\s+|with\s+)?"
@@ -60,6 +61,9 @@ SUBJECT_POSITIONS = [
     re.compile(r"\b(?:a|an|my|our)\s+" + _NP.replace("{0,2}", "{0,1}") + r"\s+(?:i|we)\s+(?:designed|made|built|"
                r"drew|painted|own|created|sell|sculpted|knitted|sewed)\b"),                 # "a teapot I designed"
 ]
+# When no position holds a subject: the message's first words, "my leopard gecko Mango, ..." (two
+# words at most, so a name after the noun stays out).
+OPENING = re.compile(r"^\s*(?:my|our)\s+" + _NP.replace("{0,2}", "{0,1}"))
 # Last resort, when no position above holds a subject: the words between a count and the
 # pictures ("800 mountain landscape photos"), less the words that say how the pictures are.
 COUNTED = re.compile(r"\b\d+\s+" + _NP + r"\s+(?:photos|pictures|pics|images|shots|scans|renders|tiles|paintings|"
@@ -68,8 +72,9 @@ PICTURE_WORDS = frozenset("old new good bad high low quality hq res resolution d
                           "clean scanned raw jpg jpeg png square cropped captioned tagged labelled labeled similar "
                           "varied best close-up closeup full body phone digital decent other extra training".split())
 # Words that end a noun phrase, and nouns that are where pictures are kept, not what they show.
-_STOP = re.compile(r"\b(?:with|on|in|of|from|for|and|but|that|which|who|to|as|at|by|i|we|is|are|was|so|because|"
+_STOP = re.compile(r"\b(?:with|on|in|of|from|for|and|plus|or|than|but|that|which|who|to|as|at|by|i|we|is|are|was|so|because|"
                    r"please|pics?|photos?|pictures?|images?|shots?)\b.*$")
+DEVICES = frozenset("phone camera computer laptop pc".split())   # where pictures are kept, or what is shown
 NOT_SUBJECTS = frozenset("phone camera computer laptop pc drive disk folder card gpu colab kaggle instagram "
                          "website account cloud server lora model dataset set it them each us both all those "
                          "these one him her me you sd sdxl xl flux pony illustrious noobai base "
@@ -85,10 +90,17 @@ def subject_phrase(text: str, negated=lambda pos: False) -> tuple[int, str] | No
             phrase = _STOP.sub("", m.group("np")).strip()
             phrase = phrase.rsplit("'s ", 1)[-1]  # "my grandma's quilt": the quilt is trained
             words = phrase.split()
-            if not words or words[-1] in NOT_SUBJECTS or negated(m.start()):
+            named = rx is SUBJECT_POSITIONS[0]   # "it's my vintage camera": a device can be the subject there
+            if not words or words[-1] in (NOT_SUBJECTS - DEVICES if named else NOT_SUBJECTS) or negated(m.start()):
                 continue
             found.append((m.start("np"), phrase))
             break
+    if not found:   # a message that opens with what it is about: "my leopard gecko Mango, 18 pics"
+        m = OPENING.match(text)
+        if m and not negated(m.start()):
+            words = _STOP.sub("", m.group("np")).strip().split()
+            if words and words[-1] not in NOT_SUBJECTS:
+                return m.start("np"), " ".join(words)
     if not found:
         for m in COUNTED.finditer(text):
             words = [w for w in m.group("np").split() if w not in PICTURE_WORDS]
@@ -120,13 +132,18 @@ class SubjectClassifier:
         return self
 
     def predict(self, phrase: str) -> tuple[str, float] | None:
+        """The phrase's type, or its head noun's (the last word: "vintage camera" is a camera) when
+        the head is closer to a labelled example than the whole phrase is."""
         import numpy as np
 
-        x = _unit(np.asarray(self.embedder_.encode([phrase]), dtype=float))
-        nearest = float((self.vectors_ @ x[0]).max())
-        if nearest < self.min_similarity:
+        words = phrase.split()
+        texts = [phrase] + ([words[-1]] if len(words) > 1 else [])
+        x = _unit(np.asarray(self.embedder_.encode(texts), dtype=float))
+        nearest = (self.vectors_ @ x.T).max(axis=0)
+        best = int(np.argmax(nearest))
+        if nearest[best] < self.min_similarity:
             return None
-        return str(self.model_.predict(x)[0]), nearest
+        return str(self.model_.predict(x[best:best + 1])[0]), float(nearest[best])
 
 
 def _unit(rows):

@@ -81,3 +81,18 @@ def test_a_style_of_a_subject_is_not_a_style_intent():
 def test_a_base_model_is_not_the_subject(text):
     found = subject_phrase(text)
     assert found is None or found[1] not in ("sd", "sdxl", "pony")
+
+
+@pytest.mark.parametrize("text, phrase", [
+    ("not a person!! its my vintage camera, a leica m3, 14 pics", "vintage camera"),   # a device can be it
+    ("my leopard gecko mango, 18 pics, 12gb", "leopard gecko"),     # the opening words; the name stays out
+    ("lora with both my cats, 20 pics of each plus 10 of them together", None),
+])
+def test_more_places_a_subject_stands(text, phrase):
+    found = subject_phrase(text)
+    assert (found[1] if found else None) == phrase
+
+
+def test_the_head_noun_decides_when_it_is_the_clearer_word(classifier):
+    assert classifier.predict("vintage camera")[0] == "object"   # not the "vintage photo look" style
+    assert classifier.predict("leopard gecko")[0] == "animal"
