@@ -82,6 +82,7 @@ class Profile:
     base_model: str | None = None           # a key of trainer.vocabulary.BASE_MODELS
     max_output_mb: float | None = None      # size cap of the output file (sharing), optional
     preferred_method: str | None = None     # a method the user asked for by name (METHOD_NAMES); never assumed
+    rent_gpu: bool | None = None            # the user will rent a card and asks which: none of theirs to fit
     dream_prompts: list[str] = field(default_factory=list)  # the user's own target prompts
     settings: dict[str, float] = field(default_factory=dict)  # settings named by the user (SETTING_BOUNDS)
 
@@ -148,8 +149,10 @@ def validate(p: Profile) -> None:
             continue
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 5:
             raise ProfileError(f"{name}={v!r}; must be a whole number from 1 to 5")
-    if p.captions is not None and not isinstance(p.captions, bool):
-        raise ProfileError(f"captions={p.captions!r}; must be true or false")
+    for name in ("captions", "rent_gpu"):
+        v = getattr(p, name)
+        if v is not None and not isinstance(v, bool):
+            raise ProfileError(f"{name}={v!r}; must be true or false")
     for name, (lo, hi) in BOUNDS.items():
         v = getattr(p, name)
         if v is None:

@@ -110,7 +110,7 @@ LABELS = {"goal": "goal", "subject_type": "subject", "n_images": "images", "vram
           "accuracy": "accuracy", "flexibility": "flexibility", "preservation": "preservation",
           "time_budget_min": "GPU time per run", "base_model": "base model", "n_runs": "runs you'll try",
           "captions": "captions", "max_output_mb": "output size limit", "dream_prompts": "dream prompts",
-          "preferred_method": "preferred method"}
+          "preferred_method": "preferred method", "rent_gpu": "GPU"}
 FACTOR_WORDS = {1: "very low", 2: "low", 3: "medium", 4: "high", 5: "very high"}
 
 EXAMPLES = ("30 photos of my dog Rex, 12GB card, I want him in all kinds of scenes",
@@ -405,6 +405,8 @@ def _finish(state: InterviewState, lines: list[str], *, problems: list[str], wan
     newly_assumed: list[str] = []
     if state.done:
         for slot in DEFAULTS:
+            if slot == "vram_gb" and state.profile.rent_gpu:
+                continue   # they will rent: the plan names the card
             if getattr(state.profile, slot) is None and slot not in state.sources:
                 _assume(state, slot, "")
                 newly_assumed.append(slot)
@@ -434,6 +436,8 @@ def _finish(state: InterviewState, lines: list[str], *, problems: list[str], wan
 
 
 def _known(state: InterviewState, slot: str) -> bool:
+    if slot == "vram_gb" and state.profile.rent_gpu:
+        return True   # they will rent: the plan names the card, no memory to ask for
     return getattr(state.profile, slot) is not None or slot in state.sources
 
 
@@ -447,6 +451,8 @@ def _next_question(state: InterviewState) -> str | None:
     assumed (or never asked) that has not been asked yet, as an optional refinement."""
     p = state.profile
     for slot in ASK_ORDER:
+        if slot == "vram_gb" and p.rent_gpu and p.vram_gb is None:
+            continue
         if slot == "captions" and not ((p.n_images or 0) >= 50 or p.subject_type in ("style", "general")):
             continue
         if slot == "subject_type" and p.goal is not None and "subject_type" in state.asked:
@@ -484,6 +490,8 @@ def _describe(slot: str, data: dict[str, Any]) -> str:
         return BASE_MODELS[v].short if v in BASE_MODELS else str(v)
     if slot == "captions":
         return "captioned" if v else "no captions"
+    if slot == "rent_gpu":
+        return "you'll rent one (the plan names the smallest that runs it)" if v else "your own"
     if slot == "preferred_method":
         return METHOD_FACTS[v].phrase if v in METHOD_FACTS else str(v)
     return str(v)

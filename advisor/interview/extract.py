@@ -46,6 +46,7 @@ _WANT = re.compile(P.WANT)
 _CORRECTION = re.compile(P.CORRECTION)
 _QUOTED = re.compile(r'"([^"\n]{3,400})"|(?:(?<=\s)|^)\'([^\'\n]{8,400})\'(?=[\s.,;:!?)]|$)')
 _PROMPT_LINE = re.compile(P.PROMPT_LINE)
+_RENT = re.compile(P.RENT_INTENT)
 
 
 # --------------------------------------------------------------------------- resolve
@@ -152,6 +153,8 @@ def extract(message: str, expecting: str | None = None, classify_subject=None) -
         ex.is_question, ex.question = True, " ".join(questions)[:MAX_TEXT * 2]
     low_all = text.lower()
     ex.wants_recommendation = bool(RECOMMEND_RX.search(low_all))
+    if _RENT.search(normalise(low_all)):   # "which gpu should i rent for it?": in a question too
+        ex.slots["rent_gpu"] = True
     s = Scan(normalise("\n".join(statements)))
     ex.is_change = bool(_CHANGE.search(s.text))
     read_factors(s, ex)

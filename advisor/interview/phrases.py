@@ -358,6 +358,12 @@ SETTING_PHRASES: list[tuple[str, str]] = [
 # with what the plan does instead.
 ADAPTER_VARIANTS = (r"\b(?P<name>lokr|loha|locon|lycoris|dora|ia3|\(ia\)3|oft|boft|glora)s?\b")
 
+# The user will rent a card and asks which (no card of their own to fit the plan to).
+RENT_INTENT = (r"\b(?:which|what)\s+(?:gpu|card|instance|machine)\s+(?:should|do|would|could|shall)\s+(?:i|we)\s+"
+               r"(?:rent|use|get|need|pick)|\b(?:going to|gonna|will|want to|planning to|plan to|can)\s+rent\b|"
+               r"\brent(?:ing)?\s+(?:a|one|some)\s+(?:cloud\s+)?(?:gpu|card)\b(?!\s+(?:like|such as))|"
+               r"\b(?:no|don't have a|dont have a)\s+(?:gpu|card)\s+(?:yet|of my own),?\s+(?:will|i'll|ill)\s+rent\b")
+
 # --------------------------------------------------------------------------- captions
 CAPTIONS: list[tuple[bool, str]] = [
     (False, r"\b(?:no|without|not|don't have|do not have|dont have|lack|missing|0)\s+(?:any\s+)?"

@@ -121,6 +121,36 @@ def recommend(profile: Profile, *, rules=DEFAULT_RULES, learner=None) -> Recomme
         raise ValueError(f"profile must be an advisor.profile.Profile, got {type(profile).__name__}")
     if learner is not None and not any(hasattr(learner, m) for m in ("adjust", "adapt", "memory")):
         raise ValueError(f"learner must have adjust(), adapt() or memory(); {type(learner).__name__} has none")
+    if profile.rent_gpu and profile.vram_gb is None:
+        return _to_rent(profile, rules, learner)
+    return _recommend(profile, rules, learner)[0]
+
+
+def _to_rent(profile: Profile, rules, learner) -> Recommendation:
+    """For a user who will rent a card: the plan on the smallest card of the speed table (the
+    fastest of a size first) where the rules' best plan fits, so no card they do not have limits
+    it; that card is named. Where none holds it, the plan for the largest."""
+    rec = None
+    for card in sorted(costs.TIMED.values(), key=lambda g: (g.vram_gb, -g.speed)):
+        on_card = Profile.from_dict({**profile.to_dict(), "vram_gb": card.vram_gb, "gpu_name": card.name})
+        rec, best = _recommend(on_card, rules, learner)
+        if rec.estimates.fits and best:
+            break
+    assert rec is not None
+    e = rec.estimates
+    rec.reasons.insert(0, f"You'll rent a card: the {card.name} ({card.vram_gb:g} GB) is the smallest in the speed "
+                          f"table that runs the best plan (about {e.vram_gb:.1f} GB with a 10% margin, about "
+                          f"{e.minutes:.0f} minutes on it); any card with as much memory will do.")
+    e.fits_reason = e.fits_reason.replace(f"of your {card.vram_gb:g} GB", f"of a rented {card.name}'s "
+                                                                       f"{card.vram_gb:g} GB")
+    rec.assumptions.insert(0, {"slot": "vram_gb", "value": card.vram_gb,
+                               "how_to_change": "The card to rent; tell the advisor your own card if you have one."})
+    return rec
+
+
+def _recommend(profile: Profile, rules, learner) -> tuple[Recommendation, bool]:
+    """The recommendation, and whether it is the rules' best plan (or the one asked for) rather
+    than a lesser one that fits where the best does not."""
     filled, assumed = profile.with_defaults()
     gpu, vram, assumptions = _hardware(profile, filled, assumed)
     memory = learner.memory() if hasattr(learner, "memory") else None
@@ -137,6 +167,7 @@ def recommend(profile: Profile, *, rules=DEFAULT_RULES, learner=None) -> Recomme
     asked = next((p for p in plans if p.method == filled.preferred_method and not p.problems
                   and p.candidate.score >= plans[0].candidate.score - PREFERENCE_BONUS), None)
     chosen = asked or next((p for p in plans if not p.problems), None)
+    best = chosen is not None and (chosen is asked or chosen is plans[0])
     chosen = chosen or min(plans, key=lambda p: _overflow(p, filled, vram))  # nothing fits: the closest
     learned = learner.adapt(filled, plans, chosen, gpu=gpu, vram=vram) if hasattr(learner, "adapt") else None
     if learned is not None:  # the log's plan stands in for the rules' plan of its method
@@ -152,7 +183,7 @@ def recommend(profile: Profile, *, rules=DEFAULT_RULES, learner=None) -> Recomme
         + _reasons(chosen, plans, matched, filled.preferred_method)
     scores = learned.predicted if learned else predicted(chosen.method, chosen.hp, chosen.changes)
     reasons += _short_of_wish(profile, scores, chosen, plans)
-    return Recommendation(
+    rec = Recommendation(
         method=chosen.method, base_model=filled.base_model,
         train_config=_train_config(chosen, filled),
         advised=tuple(k for k in HYPERPARAMETERS if k in chosen.hp),
@@ -166,6 +197,7 @@ def recommend(profile: Profile, *, rules=DEFAULT_RULES, learner=None) -> Recomme
         assumptions=assumptions + _noun_assumption(profile, filled),
         similar_runs=learned.similar_runs if learned else None,
         learned=_learned(learned, memory))
+    return rec, best
 
 
 SHORTFALL = 0.5  # a predicted score this far under the stated wish gets a sentence

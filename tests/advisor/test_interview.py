@@ -448,3 +448,18 @@ def test_a_change_of_subject_said_as_one_is_taken_and_shown():
     state, reply = turn(state, "nvm she doesnt want that. do my dog instead, 12 pics of him")
     assert (state.profile.subject_type, state.profile.class_noun, state.profile.n_images) == ("animal", "dog", 12)
     assert "Updated subject" in reply.text
+
+
+def test_a_user_who_will_rent_is_not_asked_for_a_card_nor_assumed_to_have_one():
+    state, _ = start()
+    state, reply = turn(state, "full fine-tune of SDXL on 3000 captioned fashion photos, which gpu should i rent?")
+    assert state.profile.rent_gpu is True
+    state, reply = turn(state, "just tell me")
+    assert "vram_gb" not in state.assumed and "GPU memory: 12 GB" not in reply.text
+    assert reply.question_slot != "vram_gb"
+
+
+def test_renting_words_and_a_named_rented_card():
+    assert extract("im going to rent a gpu for this").slots.get("rent_gpu") is True
+    slots = extract("rented an A100 80gb on runpod").slots
+    assert "rent_gpu" not in slots and slots["vram_gb"] == 80.0   # the card is named: it is theirs to fit

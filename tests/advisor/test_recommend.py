@@ -395,3 +395,19 @@ def test_sets_and_styles_are_bucketed_and_a_few_subject_photos_cropped(profile, 
     assert rec.train_config.crop == crop
     said = " ".join(rec.dataset_advice)
     assert ("buckets of similar aspect ratio" in said) == (crop == "bucket")
+
+
+def test_a_user_who_will_rent_gets_the_smallest_card_that_runs_the_best_plan():
+    want = dict(subject_type="general", n_images=3000, captions=True, base_model="sdxl",
+                preferred_method="full_finetune")
+    rec = recommend(Profile(**want, rent_gpu=True))
+    assert rec.method == "full_finetune" and rec.estimates.fits   # no assumed 12 GB card drops it
+    assert rec.reasons[0].startswith("You'll rent a card: the ")
+    card = rec.assumptions[0]["value"]
+    assert rec.estimates.vram_gb * 1.1 <= card and "of a rented" in rec.estimates.fits_reason
+    smaller = [g for g in costs.TIMED.values() if g.vram_gb < card]
+    for g in smaller:   # on every smaller card the plan asked for does not fit
+        on = recommend(Profile(**want, vram_gb=g.vram_gb, gpu_name=g.name))
+        assert on.method != "full_finetune" or not on.estimates.fits
+    own = recommend(Profile(**want))   # no renting said: the default card, and the plan it allows
+    assert own.assumptions[0]["slot"] != "vram_gb" or own.method != rec.method or not own.estimates.fits
