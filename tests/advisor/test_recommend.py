@@ -55,12 +55,15 @@ def test_limits_are_never_exceeded_over_a_grid():
 
 
 @pytest.mark.slow
-def test_raising_preservation_never_moves_to_a_more_invasive_method():
+def test_raising_preservation_never_moves_to_a_more_invasive_plan():
+    """A more invasive method, or the same method without the prior preservation it had, is a
+    more invasive plan (issue 11: 'prior preservation counts')."""
     for profile in _grid(accuracy=4):
         previous = None
         for preservation in range(1, 6):
             profile.preservation = preservation
-            rank = INVASIVENESS.index(recommend(profile).method)
+            rec = recommend(profile)
+            rank = (INVASIVENESS.index(rec.method), 0 if rec.train_config.prior_preservation else 1)
             assert previous is None or rank <= previous, (profile, preservation)
             previous = rank
 
