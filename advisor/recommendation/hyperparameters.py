@@ -93,15 +93,17 @@ def _round50(x: float) -> int:
     return max(50, int(math.ceil(x / 50.0)) * 50)
 
 
-def _steps(method: str, base: int, n_images: int, batch: int, accum: int, notes: list) -> int:
+def _steps(method: str, base: int, n_images: int, batch: int, accum: int, notes: list,
+           subject_type: str | None = None) -> int:
     """Scale the recipe's steps with the image count where the sources give a range."""
     if method in CLASS_IMAGE_METHODS:
         # The recipes cover up to ~10 images (TheLastBen's faces; DreamBooth-LoRA 5-10); the face
         # range 800-1,200 steps allows up to 1.5x for larger sets (derived).
         scale = min(1.5, max(1.0, n_images / 10))
         if scale > 1:
-            notes.append((f"Steps x{scale:.2f} for {n_images} images, within the published 800-1,200 face "
-                          "range (derived).", "hp-steps"))
+            where = ("within the published 800-1,200 face range" if subject_type == "person" else
+                     "as more images need more steps, up to 1.5x the recipe's")
+            notes.append((f"Steps x{scale:.2f} for {n_images} images, {where} (derived).", "hp-steps"))
         return _round50(base * scale)
     if method == "textual_inversion":
         return base  # no published scaling with image count
@@ -181,7 +183,8 @@ def starting_hyperparameters(method: str, profile: Profile,
     named = [k for k in profile.settings if k != "max_train_steps"]
     _named_settings(method, profile, named, values, sources, notes)   # a named batch size changes the steps
     values["max_train_steps"] = _steps(method, values["max_train_steps"], profile.n_images,
-                                       values["train_batch_size"], values["gradient_accumulation_steps"], notes)
+                                       values["train_batch_size"], values["gradient_accumulation_steps"], notes,
+                                       profile.subject_type)
     if "max_train_steps" in profile.settings:
         notes[:] = [n for n in notes if n[1] != "hp-steps"]   # the derived count is replaced
         _named_settings(method, profile, ["max_train_steps"], values, sources, notes)

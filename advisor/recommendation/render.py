@@ -9,6 +9,8 @@ from typing import Any
 
 from trainer.vocabulary import BASE_MODELS, FACTORS, METHOD_FACTS
 
+from ..profile import SETTING_LABELS, setting_value
+
 SLOT_LABELS = {
     "goal": "Goal",
     "subject_type": "Subject type",
@@ -25,6 +27,9 @@ SLOT_LABELS = {
     "base_model": "Base model",
     "max_output_mb": "Output size cap (MB)",
     "dream_prompts": "Dream prompts",
+    "preferred_method": "Method you asked for",
+    "settings": "Settings you named",
+    "rent_gpu": "Renting a GPU",
 }
 
 
@@ -59,9 +64,17 @@ def profile_rows(profile: dict[str, Any], sources: dict[str, str]) -> list[list[
     rows = []
     for slot, label in SLOT_LABELS.items():
         value = profile.get(slot)
-        empty = value is None or value == []
+        empty = value is None or value == [] or value == {}
         status = "not yet known" if empty else sources.get(slot, "stated")
-        rows.append([label, _fmt(value), status])
+        if empty:
+            shown = "—"
+        elif slot == "settings":
+            shown = "; ".join(f"{SETTING_LABELS.get(k, k)} {setting_value(k, v)}" for k, v in value.items())
+        elif slot == "preferred_method":
+            shown = method_title(value)
+        else:
+            shown = _fmt(value)
+        rows.append([label, shown, status])
     return rows
 
 

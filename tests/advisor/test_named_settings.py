@@ -196,3 +196,15 @@ def test_named_prior_preservation_stays_on_when_memory_is_tight():
     rec = recommend(_profile(subject_type="person", class_noun="man", vram_gb=6.0, gpu_name=None,
                              preferred_method="dreambooth_lora", settings={"prior_preservation": True}))
     assert not any(s.startswith("Prior preservation off") for s in rec.estimates.savings)
+
+
+def test_the_known_panel_shows_named_settings_the_method_asked_for_and_renting():
+    from advisor.recommendation.render import profile_rows
+
+    rows = {label: (value, status) for label, value, status in profile_rows(
+        {"settings": {"rank": 64, "learning_rate": 1e-4, "prior_preservation": False},
+         "preferred_method": "dreambooth_lora", "rent_gpu": True}, {})}
+    assert rows["Settings you named"] == ("rank 64; learning rate 0.0001; prior preservation off", "stated")
+    assert rows["Method you asked for"] == ("DreamBooth-LoRA", "stated")
+    assert rows["Renting a GPU"] == ("yes", "stated")
+    assert profile_rows({"settings": {}}, {})[-3][1:] == ["—", "not yet known"]
