@@ -339,9 +339,9 @@ SWITCH_PHRASES: list[tuple[str, bool, str]] = [
 ]
 _RESOLUTIONS = r"(?:512|576|640|704|768|832|896|960|1024|1152|1280|1536|2048)"
 SETTING_PHRASES: list[tuple[str, str]] = [
-    ("rank", r"\b(?:lora\s+|network\s*_?\s*)?(?:rank|dim(?:ension)?|net\s*dim)" + _SET + r"(?P<v>\d{1,4})\b"
+    ("rank", r"\b(?:network\s*_?\s*)?(?:rank|dim(?:ension)?|net\s*dim)" + _SET + r"(?P<v>\d{1,4})\b"
              r"(?!\s*(?:gb|g|mb|images?|photos?|pics?|pictures?|steps?|minutes?|hours?|px|%))|\br\s*=\s*(?P<v2>\d{1,4})\b"),
-    ("lora_alpha", r"\b(?:lora\s+|network\s*_?\s*)?alpha" + _SET + _NUM + r"\b"),
+    ("lora_alpha", r"\b(?:network\s*_?\s*)?alpha" + _SET + _NUM + r"\b"),
     ("learning_rate", r"\b(?:(?:unet\s+)?learning[\s_-]*rate|lr)" + _SET + _NUM + r"(?![\w.])"),
     ("max_train_steps", r"\b(?P<v>\d{2,6})\s*(?:training\s+|train\s+|total\s+)?steps\b"
                         r"|\b(?:max[\s_]*train[\s_]*steps|steps)" + _SET + r"(?P<v2>\d{2,6})\b"),

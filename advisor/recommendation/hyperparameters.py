@@ -180,7 +180,7 @@ def starting_hyperparameters(method: str, profile: Profile,
     if "max_train_steps" not in values:
         values["max_train_steps"] = 0
         sources["max_train_steps"] = "hp-steps"
-    named = [k for k in profile.settings if k != "max_train_steps"]
+    named = sorted((k for k in profile.settings if k != "max_train_steps"), key=lambda k: k == "lora_alpha")
     _named_settings(method, profile, named, values, sources, notes)   # a named batch size changes the steps
     values["max_train_steps"] = _steps(method, values["max_train_steps"], profile.n_images,
                                        values["train_batch_size"], values["gradient_accumulation_steps"], notes,
@@ -235,6 +235,12 @@ def _named_settings(method: str, profile: Profile, keys: list[str], values: dict
             values["text_encoder_lr"] = values["text_encoder_lr"] * wanted / recipe  # keep their ratio
         if key == "rank" and "lora_alpha" not in profile.settings:
             values["lora_alpha"] = float(wanted)  # alpha = rank, as the recipe pairs them
+        if key == "lora_alpha":   # what alpha does is alpha / rank: the recipe's is 1 (alpha = rank)
+            ratio = wanted / values["rank"]
+            sentence = f"You set {said}, so the plan uses it: alpha / rank is {ratio:g} where the recipe's is 1"
+            sentence += ("." if ratio == 1 else f", {_CAUTION[key][0 if ratio > 1 else 1]}")
+            notes.append((sentence, SETTING_CARDS[key]))
+            continue
         sentence = f"You set {said}, so the plan uses it (the recipe's is {recipe:g})."
         if wanted == recipe:
             sentence = f"You set {said}, the recipe's own value."
@@ -260,8 +266,8 @@ def _switch(key: str, on: bool, values: dict, sources: dict) -> None:
 _CAUTION = {
     "rank": ("more capacity to memorise the training photos and a larger file.",
              "less capacity for detail; fine for a style, thin for a face."),
-    "lora_alpha": ("a stronger update at the same learning rate, like raising it.",
-                   "a weaker update at the same learning rate, like lowering it."),
+    "lora_alpha": ("a stronger update at the same learning rate, like raising the learning rate.",
+                   "a weaker update at the same learning rate, like lowering the learning rate."),
     "learning_rate": ("watch for burned, noisy samples or every prompt returning the training photos.",
                       "it learns slowly; expect to need more steps."),
     "max_train_steps": ("watch the samples for overfitting and keep an earlier checkpoint if they burn.",

@@ -208,3 +208,14 @@ def test_the_known_panel_shows_named_settings_the_method_asked_for_and_renting()
     assert rows["Method you asked for"] == ("DreamBooth-LoRA", "stated")
     assert rows["Renting a GPU"] == ("yes", "stated")
     assert profile_rows({"settings": {}}, {})[-3][1:] == ["—", "not yet known"]
+
+
+def test_lora_before_a_rank_is_still_the_method_asked_for():
+    slots = extract("lora rank 64, alpha 32, lr 1e-4, 2000 steps. my car, 40 pics").slots
+    assert slots["preferred_method"] == "lora" and slots["settings"]["rank"] == 64
+
+
+def test_a_named_alpha_is_judged_by_alpha_over_rank():
+    rec = recommend(_profile(settings={"rank": 64, "lora_alpha": 32}, preferred_method="lora"))
+    said = next(r for r in rec.reasons if r.startswith("You set LoRA alpha 32"))
+    assert "alpha / rank is 0.5 where the recipe's is 1" in said and "weaker update" in said
