@@ -54,6 +54,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0            # gradient clipping
     adam_weight_decay: float = 1e-2       # AdamW weight decay
     use_8bit_adam: bool = False           # bitsandbytes AdamW8bit (CUDA only, opt-in)
+    use_adafactor: bool = False           # Adafactor (transformers): factored state, about none per weight
     snr_gamma: float | None = None        # min-SNR weighting gamma (5.0 is usual); None = off
     noise_offset: float = 0.0             # noise offset (0.05-0.1 helps dark/bright images)
     seed: int = 42                        # everything random derives from this
@@ -136,6 +137,8 @@ class TrainConfig:
                               "(only the new embedding trains)")
         if self.use_ema and self.method not in ALL_WEIGHT_METHODS:
             raise ConfigError(f"use_ema=True applies to {' and '.join(ALL_WEIGHT_METHODS)}, not {self.method!r}")
+        if self.use_8bit_adam and self.use_adafactor:
+            raise ConfigError("use_8bit_adam=True and use_adafactor=True conflict: pick one optimizer")
         if self.cache_latents and self.random_flip:
             raise ConfigError("cache_latents=True and random_flip=True conflict: cached latents cannot be flipped")
         if not all(isinstance(p, str) for p in self.validation_prompts):

@@ -131,7 +131,8 @@ def kohya_metadata(info: dict[str, Any]) -> dict[str, str]:
         "ss_training_finished_at": time.time(),
         "ss_training_comment": f"trained with the fine-tune lab, method {cfg['method']}",
         "ss_v2": info.get("base_model_version") == "sd_v2",
-        "ss_optimizer": "bitsandbytes.optim.AdamW8bit" if cfg["use_8bit_adam"] else "torch.optim.AdamW",
+        "ss_optimizer": ("bitsandbytes.optim.AdamW8bit" if cfg["use_8bit_adam"] else
+                         "transformers.optimization.Adafactor" if cfg.get("use_adafactor") else "torch.optim.AdamW"),
         "finetune_lab_method": cfg["method"],
         "finetune_lab_config": json.dumps(cfg, sort_keys=True),
     }

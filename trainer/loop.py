@@ -214,7 +214,7 @@ class TrainingRun:
                     modules[name].gradient_checkpointing_enable()
         method.place(c, acc.device)
         optimizer = make_optimizer(groups, lr=cfg.learning_rate, weight_decay=cfg.adam_weight_decay,
-                                   use_8bit_adam=cfg.use_8bit_adam)
+                                   use_8bit_adam=cfg.use_8bit_adam, use_adafactor=cfg.use_adafactor)
         lr_scheduler = make_lr_scheduler(optimizer, cfg.lr_scheduler, cfg.lr_warmup_steps, cfg.max_train_steps)
         prepared = acc.prepare(*[modules[n] for n in trained], optimizer)
         wrapped = dict(zip(trained, prepared[:-1]))

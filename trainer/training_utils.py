@@ -170,9 +170,17 @@ def check_8bit_adam_available() -> None:
         raise ConfigError("use_8bit_adam=True needs bitsandbytes: pip install bitsandbytes") from None
 
 
-def make_optimizer(groups: list[dict[str, Any]], *, lr: float, weight_decay: float, use_8bit_adam: bool):
+def make_optimizer(groups: list[dict[str, Any]], *, lr: float, weight_decay: float, use_8bit_adam: bool,
+                   use_adafactor: bool = False):
     import torch
 
+    if use_adafactor:
+        # kohya's SDXL full fine-tune settings: a fixed learning rate, no relative step or
+        # parameter scaling (transformers' defaults would ignore `lr`)
+        from transformers.optimization import Adafactor
+
+        return Adafactor(groups, lr=lr, weight_decay=weight_decay, scale_parameter=False, relative_step=False,
+                         warmup_init=False)
     if use_8bit_adam:
         import bitsandbytes as bnb
 

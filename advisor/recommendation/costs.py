@@ -205,7 +205,7 @@ def _resolve(method: str, base_model: str, hp: dict, n_images: int = 1) -> dict:
     if h["mixed_precision"] not in MIXED_PRECISION:
         raise ValueError(f"mixed_precision={h['mixed_precision']!r}; pick one of {list(MIXED_PRECISION)}")
     if h["optimizer"] is None:
-        h["optimizer"] = "adamw8bit" if h["use_8bit_adam"] else "adamw"
+        h["optimizer"] = "adafactor" if h["use_adafactor"] else "adamw8bit" if h["use_8bit_adam"] else "adamw"
     if h["optimizer"] not in OPTIMIZER_BYTES:
         raise ValueError(f"optimizer={h['optimizer']!r}; pick one of {list(OPTIMIZER_BYTES)}")
     return h
@@ -382,6 +382,10 @@ def _memory_steps(base_model: str, gpu: TimedGpu | None):
          and {"use_8bit_adam": True, "optimizer": "adamw8bit"},
          "8-bit AdamW stores optimizer state in 8 bits (T4 table: 15.79 -> 9.92 GB, no speed cost); "
          "it needs a CUDA GPU and bitsandbytes (pip install '.[gpu]')"),
+        ("use_adafactor", lambda h: not h["use_adafactor"] and h["optimizer"] in ("adamw", "adamw8bit")
+         and {"use_adafactor": True, "use_8bit_adam": False, "optimizer": "adafactor"},
+         "Adafactor instead of AdamW keeps almost no optimizer state (factored second moments, no momentum): "
+         "kohya's choice for an SDXL full fine-tune in 24 GB"),
         ("use_ema", lambda h: h["use_ema"] and {"use_ema": False},
          "No EMA copy of the UNet; the HF DreamBooth experiments found EMA made little difference"),
         ("train_text_encoder",

@@ -333,6 +333,7 @@ def record_from_kohya(path: str | Path, metadata: dict[str, str],
         hp["train_text_encoder"] = False
     if "optimizer" in hp:
         hp["use_8bit_adam"] = "8bit" in hp["optimizer"].lower()
+        hp["use_adafactor"] = "adafactor" in hp["optimizer"].lower()
     version = meta.get("ss_base_model_version", "")
     if version.startswith("sd_v") and version.endswith("_v"):
         hp["v_parameterization"] = True
