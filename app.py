@@ -28,6 +28,7 @@ from lab.paths import default_secret_path, default_uploads_root
 from lab.serving import servable, servable_items
 from lab.uploads import dataset_from_folder, ingest_uploads
 from lab.datasets import dataset_report, report_markdown
+from trainer.safe_json import loads as json_loads
 
 TITLE = "Fine-tune advisor & lab for Stable Diffusion"
 INTRO = ("Describe what you want to fine-tune and what hardware you have. The advisor asks what it still "
@@ -155,7 +156,7 @@ def set_data_dir(text: str, data_dir: str):
     """Put the chosen dataset folder into the settings JSON (when it parses)."""
     import json
     try:
-        cfg = json.loads(text)
+        cfg = json_loads(text)
     except (json.JSONDecodeError, TypeError):
         return gr.skip(), gr.skip()
     if not isinstance(cfg, dict):

@@ -15,6 +15,7 @@ from advisor.profile import Profile
 from advisor.recommendation.recommend import Recommendation
 from trainer.config import ConfigError, TrainConfig
 from trainer.vocabulary import FACTORS
+from trainer.safe_json import loads as json_loads
 
 from . import results, views
 from .jobs import JobQueue, JobStatus, is_builtin_tiny
@@ -67,7 +68,7 @@ def config_text(cfg: dict[str, Any]) -> str:
 def check_config_text(text: str) -> tuple[TrainConfig | None, str]:
     """(config, "") when the edited JSON is a valid TrainConfig, else (None, one-line reason)."""
     try:
-        data = json.loads(text or "")
+        data = json_loads(text or "")
     except json.JSONDecodeError as e:
         return None, f"The settings are not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})."
     try:

@@ -17,6 +17,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from . import safe_json
 from .vocabulary import ALL_WEIGHT_METHODS, CLASS_IMAGE_METHODS, METHOD_FACTS, METHOD_NAMES
 
 if sys.version_info >= (3, 11):
@@ -177,7 +178,7 @@ class TrainConfig:
             if path.suffix.lower() == ".toml":
                 data = tomllib.loads(text)
             else:
-                data = json.loads(text)
+                data = safe_json.loads(text)
         except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
             raise ConfigError(f"config file {str(path)!r} is not valid {path.suffix.lstrip('.').upper() or 'JSON'}: {e}") from None
         return cls.from_dict(data)

@@ -203,6 +203,9 @@ def load_runs(log) -> tuple[np.ndarray, np.ndarray, Any]:
         except (ValueError, TypeError, OverflowError) as e:  # a junk value no default covers
             dropped.append((run_id, f"unreadable settings ({e})"))
             continue
+        if not np.all(np.isfinite(np.asarray(x, dtype=float))):   # learning_rate=1e308: one row must not stop all
+            dropped.append((run_id, "settings out of any usable range (a feature is not finite)"))
+            continue
         subject, n_images = context(profile, hp)
         rows.append(x)
         ys.append([v for v, _ in targets])
@@ -432,6 +435,9 @@ def load_costs(log) -> tuple[np.ndarray, np.ndarray, Any]:
             x = featurize(profile, feature_hp, method, base)
         except (ValueError, TypeError, OverflowError) as e:
             dropped.append((run_id, f"unreadable settings ({e})"))
+            continue
+        if not np.all(np.isfinite(x)):
+            dropped.append((run_id, "settings out of any usable range (a feature is not finite)"))
             continue
         actual = duration / 60.0
         ratio = actual / estimated if estimated > 0 else math.inf

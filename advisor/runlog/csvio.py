@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from trainer.config import HYPERPARAMETERS
+from trainer.safe_json import loads as json_loads
 
-from .records import CSV_COLUMNS, RunRecord, json_blob, normalised_profile
+from .records import CSV_COLUMNS, RunRecord, check_hyperparameters, json_blob, normalised_profile
 
 _CSV_FLOATS = {"score_accuracy", "score_flexibility", "score_preservation", "duration_s", "final_loss",
                "peak_vram_gb"}
@@ -53,12 +54,27 @@ def _format_value(v: Any) -> str:
         return repr(v)  # repr round-trips floats exactly
     if isinstance(v, (list, dict)):
         return json.dumps(v)
-    return str(v)
+    return _no_formula(str(v))
+
+
+# A text cell a spreadsheet would run as a formula (=, +, -, @, tab, CR first) is written with a
+# leading apostrophe (OWASP's CSV-injection advice) and read back without it. Numbers are never
+# text cells here, so -0.5 stays -0.5.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _no_formula(text: str) -> str:
+    return "'" + text if text.startswith(_FORMULA_START) or (text.startswith("'") and text[1:2] in _FORMULA_START) \
+        else text
+
+
+def _formula_back(text: str) -> str:
+    return text[1:] if text.startswith("'") and text[1:2] in (*_FORMULA_START, "'") else text
 
 
 def _csv_cell(r: RunRecord, column: str) -> str:
     if column.endswith("_json"):
-        return json_blob(getattr(r, column[:-5])) or ""
+        return _no_formula(json_blob(getattr(r, column[:-5])) or "")
     return _format_value(getattr(r, column))
 
 
@@ -116,7 +132,7 @@ def _open_csv(path: Path) -> tuple[Any, list[str] | None]:
 def _parse_csv_row(row: dict[str, str]) -> RunRecord:
     data: dict[str, Any] = {"hyperparameters": {}}
     for column, cell in row.items():
-        text = (cell or "").strip()
+        text = _formula_back((cell or "").strip())
         if not text:
             continue
         if column in _CSV_INTS:
@@ -136,7 +152,7 @@ def _parse_csv_row(row: dict[str, str]) -> RunRecord:
             data[column] = _parse_time(column, text)
         elif column.endswith("_json") and column in CSV_COLUMNS:
             try:
-                value = json.loads(text)
+                value = json_loads(text)
             except json.JSONDecodeError:
                 raise ValueError(f"{column} is not valid JSON") from None
             data[column[:-5]] = value
@@ -144,6 +160,7 @@ def _parse_csv_row(row: dict[str, str]) -> RunRecord:
             data[column] = text
         else:
             data["hyperparameters"][column] = _parse_value(text)
+    check_hyperparameters(data["hyperparameters"])
     data.setdefault("source", "csv")
     if data.get("profile") is not None:
         from ..profile import ProfileError
@@ -176,7 +193,7 @@ def _parse_value(text: str) -> Any:
         return float(s)
     if s[:1] in "[{":
         try:
-            return json.loads(s)
+            return json_loads(s)
         except json.JSONDecodeError:
             pass
     return s

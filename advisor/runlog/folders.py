@@ -12,6 +12,7 @@ from typing import Iterable
 from trainer.events import EVENTS_FILE, read_event_log
 from trainer.metrics import METRICS_FILE, read_metrics
 from trainer.vocabulary import METHOD_NAMES
+from trainer.safe_json import loads as json_loads
 
 from .events import summarise_events
 from .records import RunRecord, hyperparameters_from_config, normalised_profile
@@ -48,7 +49,7 @@ def _read_json_object(path: Path, notes: list[str]) -> dict | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json_loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         notes.append(f"{path.name} is not valid JSON; ignored")
         return None

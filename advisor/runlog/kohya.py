@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from trainer.vocabulary import METHOD_NAMES
+from trainer.safe_json import loads as json_loads
 
-from .records import RunRecord, hyperparameters_from_config
+from .records import RunRecord, check_hyperparameters, hyperparameters_from_config
 
 # safetensors itself refuses headers above 100 MB; a bigger "length" means not safetensors.
 MAX_HEADER_BYTES = 100_000_000
@@ -67,7 +68,7 @@ def read_safetensors_header(path: str | Path) -> SafetensorsHeader:
     except OSError as e:
         raise SafetensorsError(f"{path}: cannot read ({e.strerror or e})") from None
     try:
-        header = json.loads(raw.decode("utf-8"))
+        header = json_loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise SafetensorsError(f"{path}: not a safetensors file (header is not JSON)") from None
     if not isinstance(header, dict):
@@ -165,7 +166,7 @@ def _int(raw: str) -> int:
 def _float(raw: str) -> float:
     text = raw.strip()
     if text.startswith("["):  # newer kohya allows one LR per text encoder: "[0.0001, 5e-05]"
-        items = json.loads(text)
+        items = json_loads(text)
         if not items:
             raise ValueError("empty list")
         text = str(items[0])
@@ -255,7 +256,7 @@ def _resolution(meta: dict[str, str], datasets: list[dict]) -> tuple[int, int] |
 
 def _json_field(meta: dict[str, str], key: str, kind: type) -> Any:
     try:
-        value = json.loads(meta.get(key) or "null")
+        value = json_loads(meta.get(key) or "null")
     except json.JSONDecodeError:
         return None
     return value if isinstance(value, kind) else None
@@ -403,6 +404,10 @@ def record_from_kohya(path: str | Path, metadata: dict[str, str],
     status = "completed"
     if steps_done is not None and hp.get("max_train_steps") and steps_done < hp["max_train_steps"]:
         status = "intermediate"  # an every-N-epochs save, not the final file
+    try:
+        check_hyperparameters(hp)
+    except ValueError as e:
+        raise SafetensorsError(f"{path}: {e}") from None
 
     return RunRecord(
         run_id=_run_id(path, metadata),

@@ -155,6 +155,18 @@ def _validate_json_fields(r: RunRecord) -> None:
             raise RunRecordError(f"{name} is not JSON-serialisable: {e}") from None
 
 
+def check_hyperparameters(hp: dict[str, Any]) -> None:
+    """For imports (CSV rows, LoRA files): a number no run can have is refused with its row or
+    file: infinite or NaN values, and learning rates outside (0, 1] (TrainConfig's own bound),
+    which would swamp the learner's features."""
+    for key, value in hp.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{key}={value!r} is not a finite number")
+        if key in ("learning_rate", "text_encoder_lr") and isinstance(value, (int, float)) \
+                and not isinstance(value, bool) and not 0 < value <= 1:
+            raise ValueError(f"{key}={value!r} is outside (0, 1]; typical values are 1e-6 to 1e-3")
+
+
 def json_blob(value: dict | None) -> str | None:
     """How a JSON field is stored (database column, CSV cell): {} and None both mean unknown."""
     return json.dumps(value, sort_keys=True) if value else None

@@ -318,3 +318,19 @@ def test_cli_imports_a_lora_folder(tmp_path, capsys):
     # a folder holding only broken files: nothing imported, exit 1
     (folder / "one.safetensors").unlink()
     assert runs_cli(["import", str(folder), "--db", db]) == 1
+
+
+def test_a_folder_with_one_hostile_file_imports_the_others(tmp_path):
+    """A learning rate no run can have refuses that file, with why; a dataset field nested 5,000
+    deep is ignored (it used to raise RecursionError and stop the folder); the rest is imported."""
+    folder = tmp_path / "loras"
+    folder.mkdir()
+    write_lora(folder / "good.safetensors", SD15_META)
+    write_lora(folder / "absurd.safetensors", {**SD15_META, "ss_learning_rate": "1e308"})
+    deep = ('{"__metadata__": {"ss_datasets": "' + "[" * 5000 + '"}}').encode()
+    (folder / "deep.safetensors").write_bytes(struct.pack("<Q", len(deep)) + deep)
+    with RunLog(tmp_path / "log.sqlite") as log:
+        report = import_path(log, folder)
+    assert len(report.imported) == 2   # good and deep
+    why = dict(report.skipped)
+    assert set(why) == {"absurd.safetensors"} and "outside (0, 1]" in why["absurd.safetensors"]

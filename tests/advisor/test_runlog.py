@@ -654,3 +654,51 @@ def test_runlog_import_path_pulls_in_no_heavy_modules():
     """)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_csv_rows_with_impossible_numbers_or_deep_json_are_skipped_with_why(tmp_path):
+    path = tmp_path / "hostile.csv"
+    rows = [["run_id", "method", "profile_json", "learning_rate", "noise_offset"],
+            ["absurd-lr", "lora", "", "1e308", ""],
+            ["infinite", "lora", "", "", "1e999"],
+            ["deep", "lora", "[" * 50_000 + "]" * 50_000, "", ""],
+            ["fine", "lora", '{"subject_type": "animal"}', "1e-4", "0.05"]]
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    with RunLog(tmp_path / "log.sqlite") as log:
+        report = import_csv(log, path)
+    assert report.imported == ["fine"]
+    why = dict(report.skipped)
+    assert "learning_rate=1e+308 is outside (0, 1]" in why["line 2"]
+    assert "noise_offset=inf is not a finite number" in why["line 3"]
+    assert "profile_json is not valid JSON" in why["line 4"]
+
+
+def test_the_learner_leaves_out_a_logged_run_with_an_absurd_learning_rate(tmp_path):
+    from advisor.learning.log_learner import LogLearner
+
+    prof = {"subject_type": "animal", "n_images": 10}
+    runs = [RunRecord(run_id=rid, method="lora", base_model="sd15", status="completed", profile=prof,
+                      hyperparameters={"learning_rate": lr, "max_train_steps": 500},
+                      score_accuracy=s, score_flexibility=s, score_preservation=s)
+            for rid, lr, s in (("absurd", 1e308, 4.0), ("fine", 1e-4, 3.0))]
+    with RunLog(tmp_path / "log.sqlite") as log:
+        log.upsert_many(runs)   # as an old log or another tool may hold it
+        learner = LogLearner.fit(log)
+    assert learner.n_runs == 1   # one bad row does not switch learning off for everyone
+
+
+def test_csv_export_escapes_formula_cells_and_reads_them_back(tmp_path):
+    from advisor.runlog.csvio import read_csv, write_csv
+
+    record = RunRecord(run_id="=HYPERLINK(\"http://x\")", method="lora", name="+cmd|' /C calc'!A0",
+                       hyperparameters={"lr_scheduler": "@SUM(1)", "noise_offset": -0.05, "sampler": "'=kept"})
+    path = tmp_path / "out.csv"
+    write_csv(path, [record])
+    with open(path, newline="") as f:
+        cells = [c for row in csv.reader(f) for c in row]
+    assert not any(c.startswith(("=", "+", "@")) for c in cells)
+    assert "-0.05" in cells   # numbers stay numbers
+    (_, back, why), = list(read_csv(path))
+    assert why is None and back.run_id == record.run_id and back.name == record.name
+    assert back.hyperparameters == record.hyperparameters

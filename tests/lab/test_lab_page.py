@@ -96,3 +96,8 @@ def test_the_buttons_as_plain_functions(tmp_path):
         log.upsert_run(RunRecord(run_id="r1", method="lora", base_model="sd15", status="completed"))
     frame, bars, tradeoff = page.runs_view(tmp_path / "log.sqlite", tmp_path / "no-runs-folder", "lora")
     assert list(frame["id"]) == ["r1"] and bars.empty and tradeoff.empty
+
+
+def test_settings_nested_too_deep_get_a_one_line_message():
+    cfg, err = page.check_config_text("[" * 100_000 + "]" * 100_000)
+    assert cfg is None and err.startswith("The settings are not valid JSON: nested more than 64 levels deep")
