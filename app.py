@@ -419,8 +419,10 @@ def build_demo() -> gr.Blocks:
         settings.change(check_settings, settings, settings_msg, api_name="check_settings")
         use_demo.change(demo_toggle, [use_demo, lab, settings], [lab, settings, settings_msg], api_visibility="private")
         start.click(start_training, [settings, cid, lab], [lab, action_msg], api_name="start_training")
+        start.click(lambda: "", None, r_msg, api_visibility="private")   # the last run's rating note goes
         stop.click(stop_training, [cid, lab], action_msg, api_name="stop_training")
         resume.click(resume_training, [cid, lab], [lab, action_msg], api_name="resume_training")
+        resume.click(lambda: "", None, r_msg, api_visibility="private")
         timer.tick(refresh_lab, [cid, lab], [lab, status, loss, samples, log, compare, scores, scores_md, outputs],
                    api_visibility="private")
         r_save.click(rate_run, [cid, lab, r_acc, r_flex, r_pres, r_note], r_msg, api_name="rate")

@@ -303,8 +303,8 @@ class JobQueue:
             state = self._load()
             place = state["queue"].index(job_id) + 1 if job_id in state["queue"] else None
             ahead = len(state["running"])
-            msg = (f"waiting in the queue, place {place} ({ahead} training(s) running; one at a time per GPU)"
-                   if place else "waiting to start")
+            msg = (f"waiting in the queue, place {place} ({ahead} training(s) running; one at a time on each "
+                   f"GPU, or on this machine without one)" if place else "waiting to start")
             return JobStatus(state="queued", place=place, message=msg, **base)
         if lab_state == "cancelled":
             return JobStatus(state="cancelled", message="cancelled before it started", **base)
@@ -505,8 +505,18 @@ def _message(status: str, run_dir: Path, stopping: bool, demo: bool) -> str:
     events = read_events(run_dir)
     end = last_event(events, "end")
     if status == "running":
+        newest = {e.get("kind"): i for i, e in enumerate(events)}   # each kind's newest position
+        ended = newest.get("end", -1) > newest.get("start", -1)
+        saving = (not ended and newest.get("status", -1) > newest.get("start", -1)
+                  and events[newest["status"]].get("phase") == "saving")
         if stopping:
             text = "stopping: saving a checkpoint"
+        elif ended and (end or {}).get("status") == "completed":
+            # the process lives on after its last step: it scores the run before it exits
+            text = ("training done; scoring the run now: base and fine-tuned images at the same seeds, then "
+                    "accuracy, flexibility and preservation (a minute or two)")
+        elif saving:
+            text = "training done; saving the outputs"
         else:
             step = last_event(events, "step")
             start = last_event(events, "start")

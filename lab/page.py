@@ -160,6 +160,8 @@ def job_view(queue: JobQueue, status: JobStatus | None) -> dict[str, Any]:
     # while it trains, the run's own line (step, loss, time left, GPU memory) says more than the queue's
     training = status.state == "running" and prog["status"] == "running" and not status.stopping
     head = prog["message"] if training else (status.message or prog["message"])
+    if head == status.state:   # "completed · completed": the run's own line says more
+        head = prog["message"]
     if status.state == "queued" and status.place:
         head = f"Waiting in the queue: place {status.place}. {status.message}"
     bar = progress_html(prog["fraction"], status.state)
@@ -239,7 +241,8 @@ def stop_job(queue: JobQueue, job_id: str | None, owner: str) -> str:
     """"Stop": only the owner's own job."""
     if owned_job(queue, job_id, owner) is None:
         return "No training to stop."
-    return f"Stopping: {queue.stop(job_id, wait=False).message}"
+    message = queue.stop(job_id, wait=False).message   # "stopping: saving a checkpoint"
+    return message[:1].upper() + message[1:] + "."
 
 
 def resume_job(queue: JobQueue, job_id: str | None, owner: str) -> tuple[bool, str]:

@@ -101,3 +101,48 @@ def test_the_buttons_as_plain_functions(tmp_path):
 def test_settings_nested_too_deep_get_a_one_line_message():
     cfg, err = page.check_config_text("[" * 100_000 + "]" * 100_000)
     assert cfg is None and err.startswith("The settings are not valid JSON: nested more than 64 levels deep")
+
+
+def _events(run_dir, *rows):
+    from trainer.events import emit
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for kind, step, fields in rows:
+        emit(run_dir, kind, step, **fields)
+    return run_dir
+
+
+def test_after_the_last_step_the_page_says_the_run_is_being_scored(tmp_path):
+    """The trainer's process lives on after its last step to score the run; the page used to show
+    'step 40/40' for a minute or two as if frozen."""
+    from lab.jobs import _message
+
+    run = _events(tmp_path / "run", ("start", 0, {"max_train_steps": 40}), ("step", 40, {"loss": 0.1}))
+    assert _message("running", run, False, False) == "training, step 40/40"
+    _events(run, ("status", 40, {"phase": "saving", "message": "saving outputs"}))
+    assert _message("running", run, False, False) == "training done; saving the outputs"
+    _events(run, ("end", 40, {"status": "completed"}))
+    assert _message("running", run, False, False).startswith("training done; scoring the run now")
+    _events(run, ("start", 40, {"max_train_steps": 60}))   # resumed: a new attempt trains again
+    assert _message("running", run, False, False) == "training, step 40/60"
+
+
+def test_a_finished_run_is_not_said_twice_and_stopping_is_said_once(tmp_path):
+    from lab.jobs import JobStatus
+
+    run = _events(tmp_path / "run", ("start", 0, {"max_train_steps": 4}), ("step", 4, {"loss": 0.1}),
+                  ("end", 4, {"status": "completed"}))
+    view = page.job_view(None, JobStatus(job_id="j", state="completed", message="completed", run_dir=str(run)))
+    assert "completed** · completed:" in view["status"] and "· completed\n" not in view["status"]
+
+    class Queue:
+        def stop(self, job_id, wait):
+            return JobStatus(job_id=job_id, state="running", message="stopping: saving a checkpoint")
+
+    import lab.page as lab_page
+    owned = lab_page.owned_job
+    lab_page.owned_job = lambda queue, job_id, owner: True
+    try:
+        assert page.stop_job(Queue(), "j", "me") == "Stopping: saving a checkpoint."
+    finally:
+        lab_page.owned_job = owned
