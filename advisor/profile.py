@@ -37,6 +37,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "time_budget_min": (1, 60 * 24 * 30),
     "n_runs": (1, 100),
     "max_output_mb": (0.01, 100_000),
+    "n_subjects": (1, 50),
 }
 
 # Training settings a user may name ("rank 32", "learning rate 5e-5"): TrainConfig field -> the
@@ -83,6 +84,7 @@ class Profile:
     max_output_mb: float | None = None      # size cap of the output file (sharing), optional
     preferred_method: str | None = None     # a method the user asked for by name (METHOD_NAMES); never assumed
     rent_gpu: bool | None = None            # the user will rent a card and asks which: none of theirs to fit
+    n_subjects: int | None = None           # subjects in the set when several ("3 characters, 25 each")
     dream_prompts: list[str] = field(default_factory=list)  # the user's own target prompts
     settings: dict[str, float] = field(default_factory=dict)  # settings named by the user (SETTING_BOUNDS)
 
@@ -159,7 +161,7 @@ def validate(p: Profile) -> None:
             continue
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise ProfileError(f"{name}={v!r}; must be a number")
-        if name in ("n_images", "n_runs") and not float(v).is_integer():
+        if name in ("n_images", "n_runs", "n_subjects") and not float(v).is_integer():
             raise ProfileError(f"{name}={v!r}; must be a whole number")
         if not lo <= v <= hi:
             raise ProfileError(f"{name}={v!r} is out of range; expected {lo:g} to {hi:g}")

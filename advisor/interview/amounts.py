@@ -217,6 +217,7 @@ def _read_per_subject(s: Scan, ex: Extraction) -> None:
         n += float(together.group("n"))
     if check_bounds("n_images", n, said_text(each), ex):
         s.add("n_images", each.start(), int(n))
+        s.add("n_subjects", each.start(), int(k))   # each gets its own token (dataset advice)
 
 
 def read_images(s: Scan, ex: Extraction) -> None:

@@ -110,7 +110,7 @@ LABELS = {"goal": "goal", "subject_type": "subject", "n_images": "images", "vram
           "accuracy": "accuracy", "flexibility": "flexibility", "preservation": "preservation",
           "time_budget_min": "GPU time per run", "base_model": "base model", "n_runs": "runs you'll try",
           "captions": "captions", "max_output_mb": "output size limit", "dream_prompts": "dream prompts",
-          "preferred_method": "preferred method", "rent_gpu": "GPU"}
+          "preferred_method": "preferred method", "rent_gpu": "GPU", "n_subjects": "subjects"}
 FACTOR_WORDS = {1: "very low", 2: "low", 3: "medium", 4: "high", 5: "very high"}
 
 EXAMPLES = ("30 photos of my dog Rex, 12GB card, I want him in all kinds of scenes",

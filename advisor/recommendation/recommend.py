@@ -468,15 +468,25 @@ def _dataset_advice(plan: Plan, p: Profile) -> list[str]:
             f"more than usually needed, so keep the sharp, varied ones and drop blurry shots and near-duplicates; "
             f"{hp['max_train_steps']} steps give about {passes:.0f} passes over {p.n_images}, so a smaller set "
             f"trains more on each.")
-    count = f"You have {p.n_images}; " + ("that is in range." if lo <= p.n_images <= hi else
-                                          f"aim for {lo}-{hi}." if p.n_images < lo else more)
+    subjects = p.n_subjects or 1   # the ranges are per subject
+    each = p.n_images // subjects
+    have = f"You have {p.n_images}" + (f" ({each} per subject)" if subjects > 1 else "")
+    count = f"{have}; " + ("that is in range." if lo <= each <= hi else
+                           f"aim for {lo}-{hi}{' each' if subjects > 1 else ''}." if each < lo else more)
     out = [f"{said[0].upper()}{said[1:]}. {count}", DATASET_KINDS[p.subject_type]]
     res = plan.hp["resolution"]
     out.append(f"Use images at least {res} x {res} px; they are cropped to {res} px squares." if plan.hp["crop"] != "bucket"
                else f"Images keep their shape: they are grouped in buckets of similar aspect ratio with about {res} x "
                     f"{res} pixels each, so portrait, landscape and square shots all train whole; use images at "
                     f"least that large.")
-    if plan.method == "lora" and p.subject_type in ONE_SUBJECT and not p.captions:
+    if (p.n_subjects or 1) > 1 and plan.method != "textual_inversion":
+        noun = class_noun(p)
+        tokens = ", ".join(f"'a photo of sks{i} {noun}'" for i in range(1, min(p.n_subjects, 3) + 1))
+        out.append(f"{p.n_subjects} subjects: give each its own token in a caption beside its images ({tokens}"
+                   f"{', ...' if p.n_subjects > 3 else ''}; a .txt beside an image replaces the instance prompt), "
+                   "and caption shots of several with each one's token; with one shared token they blend into one "
+                   "(diffusers' multi-subject DreamBooth trains one instance prompt per subject).")
+    elif plan.method == "lora" and p.subject_type in ONE_SUBJECT and not p.captions:
         out.append(f"Every image trains with the instance prompt '{plan.hp['instance_prompt']}'; captions are "
                    "optional for one subject (a .txt beside an image replaces the prompt for it).")
     elif plan.method in ("lora", "full_finetune"):

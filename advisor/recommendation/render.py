@@ -30,6 +30,7 @@ SLOT_LABELS = {
     "preferred_method": "Method you asked for",
     "settings": "Settings you named",
     "rent_gpu": "Renting a GPU",
+    "n_subjects": "Subjects in the set",
 }
 
 

@@ -579,3 +579,8 @@ def test_numbers_that_are_not_factors(text):
 
 def test_a_usable_subset_is_the_image_count():
     assert extract("oh wait only 25 are usable, deleted the blurry ones").slots["n_images"] == 25
+
+
+def test_the_subjects_counted_are_kept():
+    assert extract("me and my 2 brothers, ~15 pics of each").slots["n_subjects"] == 3
+    assert "n_subjects" not in extract("15 pics of my dog").slots

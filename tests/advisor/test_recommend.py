@@ -414,3 +414,14 @@ def test_a_user_who_will_rent_gets_the_smallest_card_that_runs_the_best_plan():
         assert on.method != "full_finetune" or not on.estimates.fits
     own = recommend(Profile(**want))   # no renting said: the default card, and the plan it allows
     assert own.assumptions[0]["slot"] != "vram_gb" or own.method != rec.method or not own.estimates.fits
+
+
+def test_several_subjects_get_one_token_each_and_counts_per_subject():
+    rec = recommend(Profile(subject_type="object", class_noun="character", n_images=60, n_subjects=2,
+                            vram_gb=24.0, base_model="sdxl"))
+    said = " ".join(rec.dataset_advice)
+    assert "2 subjects: give each its own token" in said and "'a photo of sks2 character'" in said
+    assert "You have 60 (30 per subject)" in said
+    one = recommend(Profile(subject_type="object", class_noun="character", n_images=60, vram_gb=24.0,
+                            base_model="sdxl"))
+    assert "its own token" not in " ".join(one.dataset_advice)
