@@ -405,9 +405,7 @@ def _finish(state: InterviewState, lines: list[str], *, problems: list[str], wan
     newly_assumed: list[str] = []
     if state.done:
         for slot in DEFAULTS:
-            if slot == "vram_gb" and state.profile.rent_gpu:
-                continue   # they will rent: the plan names the card
-            if getattr(state.profile, slot) is None and slot not in state.sources:
+            if not _known(state, slot):   # a card to rent is known: the plan names it
                 _assume(state, slot, "")
                 newly_assumed.append(slot)
     if newly_ready:

@@ -153,7 +153,7 @@ def extract(message: str, expecting: str | None = None, classify_subject=None) -
         ex.is_question, ex.question = True, " ".join(questions)[:MAX_TEXT * 2]
     low_all = text.lower()
     ex.wants_recommendation = bool(RECOMMEND_RX.search(low_all))
-    if _RENT.search(normalise(low_all)):   # "which gpu should i rent for it?": in a question too
+    if _RENT.search(low_all):   # "which gpu should i rent for it?": in a question too
         ex.slots["rent_gpu"] = True
     s = Scan(normalise("\n".join(statements)))
     ex.is_change = bool(_CHANGE.search(s.text))

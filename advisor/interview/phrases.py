@@ -126,7 +126,8 @@ FACTOR_PHRASES: list[tuple[str, int, str]] = [
     ("accuracy", 5, r"\b(?:identical|indistinguishable|pixel[- ]perfect|spitting image)\b"),
     ("accuracy", 5, r"\bperfect(?:ly)?\s+(?:likeness|replica|match|copy|accurate|faithful)\b"),
     ("accuracy", 5, r"\bevery (?:single )?detail\b"),
-    ("accuracy", 5, r"(?<!at )(?<!in )\b1\s*:\s*1\b(?!\s*(?:aspect|ratio|crops?|squares?|format|images?))|\b(?:has to|must|needs? to) be (?:100\s*%\s*)?(?:exact|perfect|spot[- ]on|flawless)\b|"
+    ("accuracy", 5, r"(?<!at )(?<!in )\b1\s*:\s*1\b(?!\s*(?:aspect|ratio|crops?|squares?|format|images?))|"
+                    r"\b(?:has to|must|needs? to) be (?:100\s*%\s*)?(?:exact|perfect|spot[- ]on|flawless)\b|"
                     r"\bwant\s+(?=(?:it|him|her|them|my\s+\w+)\s+(?:to\s+(?:be|look)\s+)?(?:perfect|exact|spot[- ]on|"
                     r"flawless)\b)"),   # a lookahead: "my dog" stays for the subject reader
     ("accuracy", 5, r"\b100\s*%\s*(?:accurate|faithful|like|the same)\b"),

@@ -109,7 +109,8 @@ def featurize(profile: dict | None, hyperparameters: dict | None, method: str, b
 
     `profile` and `hyperparameters` may miss keys or hold junk; a missing value takes its
     default (TrainConfig's, the profile's, or the recipe's for learning rate and steps).
-    An unknown method or base model is a ValueError: no honest default exists for them.
+    An unknown method or base model is a ValueError: no honest default exists for them, nor for
+    values so far out of range that a feature is not finite.
     """
     if method not in METHOD_NAMES:
         raise ValueError(f"method={method!r}; pick one of {list(METHOD_NAMES)}")
@@ -135,7 +136,10 @@ def featurize(profile: dict | None, hyperparameters: dict | None, method: str, b
             lr_rel + views_rel, math.log2(rank), float(as_flag(hp.get("prior_preservation"))),
             float(as_flag(hp.get("train_text_encoder"))), math.log10(n_images),
             resolution / native]
-    return np.asarray(row, dtype=float)
+    x = np.asarray(row, dtype=float)
+    if not np.all(np.isfinite(x)):   # learning_rate=1e308: one logged run must not stop the learner for all
+        raise ValueError("settings out of any usable range (a feature is not finite)")
+    return x
 
 
 # --------------------------------------------------------------------------- the run log
@@ -202,9 +206,6 @@ def load_runs(log) -> tuple[np.ndarray, np.ndarray, Any]:
             x = featurize(profile, hp, method, base)
         except (ValueError, TypeError, OverflowError) as e:  # a junk value no default covers
             dropped.append((run_id, f"unreadable settings ({e})"))
-            continue
-        if not np.all(np.isfinite(np.asarray(x, dtype=float))):   # learning_rate=1e308: one row must not stop all
-            dropped.append((run_id, "settings out of any usable range (a feature is not finite)"))
             continue
         subject, n_images = context(profile, hp)
         rows.append(x)
@@ -435,9 +436,6 @@ def load_costs(log) -> tuple[np.ndarray, np.ndarray, Any]:
             x = featurize(profile, feature_hp, method, base)
         except (ValueError, TypeError, OverflowError) as e:
             dropped.append((run_id, f"unreadable settings ({e})"))
-            continue
-        if not np.all(np.isfinite(x)):
-            dropped.append((run_id, "settings out of any usable range (a feature is not finite)"))
             continue
         actual = duration / 60.0
         ratio = actual / estimated if estimated > 0 else math.inf

@@ -200,7 +200,7 @@ def starting_hyperparameters(method: str, profile: Profile,
 # card that explains each knob.
 SETTING_METHODS: dict[str, tuple[str, ...]] = {
     "rank": ADAPTERS, "lora_alpha": ADAPTERS, "prior_preservation": CLASS_IMAGE_METHODS,
-    "train_text_encoder": tuple(m for m in METHOD_FACTS if m != "textual_inversion")}
+    "train_text_encoder": tuple(m for m, f in METHOD_FACTS.items() if f.family != "embedding")}  # as TrainConfig
 SETTING_CARDS = {"rank": "hp-lora-rank-alpha", "lora_alpha": "hp-lora-rank-alpha", "learning_rate": "hp-learning-rate",
                  "max_train_steps": "hp-steps", "train_batch_size": "hp-batch-accumulation",
                  "resolution": "resolution-bucketing", "prior_preservation": "prior-preservation",
@@ -219,7 +219,7 @@ def _named_settings(method: str, profile: Profile, keys: list[str], values: dict
             notes.append((f"You set {said}, but {METHOD_FACTS[method].title} has no {SETTING_LABELS[key]}, so it "
                           "does not apply to this plan.", SETTING_CARDS[key]))
             continue
-        recipe = values[key] if values.get(key) is not None else float(values["rank"])  # alpha None = rank
+        recipe = values[key]   # every knob has a value here (alpha = rank since _apply_advice)
         values[key], sources[key] = wanted, SETTING_CARDS[key]
         if key in SWITCH_SETTINGS:
             _switch(key, wanted, values, sources)

@@ -141,8 +141,6 @@ def _to_rent(profile: Profile, rules, learner) -> Recommendation:
     rec.reasons.insert(0, f"You'll rent a card: the {card.name} ({card.vram_gb:g} GB) is the smallest in the speed "
                           f"table that runs the best plan (about {e.vram_gb:.1f} GB with a 10% margin, about "
                           f"{e.minutes:.0f} minutes on it); any card with as much memory will do.")
-    e.fits_reason = e.fits_reason.replace(f"of your {card.vram_gb:g} GB", f"of a rented {card.name}'s "
-                                                                       f"{card.vram_gb:g} GB")
     rec.assumptions.insert(0, {"slot": "vram_gb", "value": card.vram_gb,
                                "how_to_change": "The card to rent; tell the advisor your own card if you have one."})
     return rec
@@ -350,7 +348,8 @@ def _estimates(plan: Plan, p: Profile, vram: float, gpu, pace: float = 1.0) -> E
     if not plan.problems:
         time = (f"{e.minutes:.0f} of your {p.time_budget_min:g} minutes" if p.time_budget_min is not None else
                 f"about {e.minutes:.0f} minutes (no time limit given)")
-        reason = f"Fits: about {e.vram_gb:.1f} of your {vram:g} GB and {time} (timed for {e.gpu})."
+        card = f"a rented {p.gpu_name}'s" if p.rent_gpu else "your"   # _to_rent's profile names the card
+        reason = f"Fits: about {e.vram_gb:.1f} of {card} {vram:g} GB and {time} (timed for {e.gpu})."
     else:
         reason = (f"Nothing fits; the closest plan {'; '.join(plan.problems)}. "
                   f"What would make it fit: {_remedies(plan, p, vram, gpu, pace)}")
