@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .safe_json import write_atomic
 from .vocabulary import FACTORS
 
 METRICS_FILE = "metrics.json"
@@ -92,14 +91,4 @@ def write_metrics(run_dir: str | Path, metrics: dict[str, Any]) -> Path:
     if unscored:
         raise ValueError(f"{METRICS_FILE} needs a score from 1 to 5 for every factor: "
                          + ("; ".join(notes) or f"none for {', '.join(unscored)}"))
-    path = Path(run_dir) / METRICS_FILE
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(metrics, f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(Path(run_dir) / METRICS_FILE, metrics)

@@ -2,10 +2,16 @@
 parsed with a depth limit: `[[[[...` nested 100,000 deep makes Python's decoder raise
 RecursionError, and a structure a few thousand deep breaks the code that walks it. Both come
 back as json.JSONDecodeError, which every caller already turns into its one-line message.
+
+`write_atomic` is the one writer of the JSON files a run folder holds for readers that may look
+at any moment (metrics.json, checkpoint_scores.json, kept_checkpoint.json).
 """
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 MAX_DEPTH = 64  # configs and run records are 3-4 levels deep
@@ -36,3 +42,19 @@ def depth(value: Any) -> int:
             if level <= MAX_DEPTH:
                 stack.extend((child, level) for child in item)
     return deepest
+
+
+def write_atomic(path: str | Path, data: Any) -> Path:
+    """Write `data` as indented JSON to `path` atomically: a temporary file in the same folder,
+    then os.replace, so a reader sees the old file or the new one, never half of one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
