@@ -33,7 +33,9 @@ from .vocabulary import FACTORS
 CHECKPOINT_SCORES_FILE = "checkpoint_scores.json"
 KEPT_FILE = "kept_checkpoint.json"
 SCORE_CHECKPOINTS = ("off", "after", "during")   # TrainConfig.score_checkpoints
-MIN_GAIN = 0.1        # a score rise smaller than this (one decimal of a 1-5 score) is no rise
+MIN_GAIN = 0.2        # a change of a 1-5 score smaller than this is noise (scores have one decimal,
+                      # from a few seeds), neither a rise of accuracy nor a fall of preservation
+_EPS = 1e-9           # scores are one-decimal floats: 4.2 + 0.2 must count as 4.4
 FACTOR_LABELS = {"accuracy": "accuracy", "flexibility": "flexibility", "preservation": "preservation"}
 
 
@@ -162,13 +164,13 @@ def early_stop_reason(checkpoints: Sequence[CheckpointScore], patience: int, min
         return None
     best_i = 0
     for i, c in enumerate(ordered):   # the first checkpoint whose accuracy no later one beats by min_gain
-        if c.scores["accuracy"] >= ordered[best_i].scores["accuracy"] + min_gain:
+        if c.scores["accuracy"] >= ordered[best_i].scores["accuracy"] + min_gain - _EPS:
             best_i = i
     since = len(ordered) - 1 - best_i
     if since < patience:
         return None
     best, now = ordered[best_i], ordered[-1]
-    if now.scores["preservation"] > best.scores["preservation"] - min_gain:
+    if now.scores["preservation"] > best.scores["preservation"] - min_gain + _EPS:
         return None
     return (f"accuracy has not risen for {since} checkpoint{'s' if since != 1 else ''} since step {best.step} "
             f"({best.scores['accuracy']:.1f}) while preservation fell from {best.scores['preservation']:.1f} to "

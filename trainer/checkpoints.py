@@ -154,6 +154,38 @@ def _read_state(accelerator, parts: CheckpointParts, folder: Path) -> None:
         set_rng_state(load_tree(folder, rng.name.removesuffix(".json")))
 
 
+def load_trained_weights(parts: CheckpointParts, folder: str | Path) -> int:
+    """Put a checkpoint's trained weights, and the method's own state (an EMA), into models set up
+    as the run set them up, without an optimizer or accelerator: scoring and exporting a
+    checkpoint. `parts.objects` are the method's checkpoint objects only (the lr schedule, always
+    first in a checkpoint, is skipped). Returns the checkpoint's step; pickle files are refused."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    unsafe = pickle_files(folder) if folder.is_dir() else []
+    if unsafe:
+        raise ConfigError(f"checkpoint '{folder}' holds pickle files ({', '.join(unsafe)}), which can run code "
+                          "when loaded; only safetensors and JSON checkpoints are read")
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        weights = load_file(str(folder / TRAINABLE_FILE))
+    except (OSError, ValueError):
+        raise ConfigError(f"'{folder}' is not a complete checkpoint folder of this trainer") from None
+    for key, p in parts.named_trained():
+        if key not in weights or weights[key].shape != p.shape:
+            raise ConfigError(f"checkpoint '{folder}' does not match this config at {key}; "
+                              "was it made with another method, rank or model?")
+        p.data.copy_(weights[key].to(p.device, p.dtype))
+    if parts.objects:
+        saved = load_tree(folder, STATE_NAME)["objects"][1:]
+        if len(saved) != len(parts.objects):
+            raise ConfigError(f"checkpoint '{folder}' holds {len(saved)} method state(s), this run has "
+                              f"{len(parts.objects)} (EMA on in one and off in the other?)")
+        for obj, state in zip(parts.objects, saved):
+            obj.load_state_dict(state)
+    return int(meta["step"])
+
+
 def pickle_files(folder: str | Path) -> list[str]:
     """Names of files in `folder` that only a pickle loader reads (and so could run code)."""
     folder = Path(folder)

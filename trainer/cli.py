@@ -3,6 +3,8 @@
     python -m trainer make-tiny-model OUT_DIR [--arch sd15|sdxl]
     python -m trainer train --config CONFIG.json|.toml [--resume latest|CHECKPOINT] [key=value ...]
     python -m trainer evaluate RUN_DIR [--encoders clip=PATH_OR_NAME,dino=PATH_OR_NAME] [--num-images N] [--steps N]
+    python -m trainer score-checkpoints RUN_DIR [--encoders ...] [--num-images N] [--steps N]
+    python -m trainer export-checkpoint RUN_DIR [STEP] [--weights accuracy=3,flexibility=2,preservation=5]
 
 Also runs under `accelerate launch -m trainer train ...`. Bad input ends with one line on
 stderr ("error: ...") and a non-zero exit, never a traceback. Exit codes:
@@ -41,6 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--encoders", default="", help="clip=NAME_OR_PATH,dino=NAME_OR_PATH ('none' turns one off)")
     evaluate.add_argument("--num-images", type=int, default=None, help="seeds per prompt (default 2)")
     evaluate.add_argument("--steps", type=int, default=None, help="denoising steps (default 25; 10 at <= 128 px)")
+    scores = sub.add_parser("score-checkpoints", help="score every checkpoint of a run on the three factors; "
+                            "writes RUN_DIR/checkpoint_scores.json and eval/checkpoints/")
+    scores.add_argument("run_dir", help="a run folder with checkpoints")
+    scores.add_argument("--encoders", default="", help="clip=NAME_OR_PATH,dino=NAME_OR_PATH ('none' turns one off)")
+    scores.add_argument("--num-images", type=int, default=None, help="seeds per prompt (default 2)")
+    scores.add_argument("--steps", type=int, default=None, help="denoising steps (default 25; 10 at <= 128 px)")
+    export = sub.add_parser("export-checkpoint", help="export a checkpoint in the method's output formats and "
+                            "record it as the one kept")
+    export.add_argument("run_dir", help="a run folder with checkpoints")
+    export.add_argument("step", nargs="?", type=int, default=None,
+                        help="the checkpoint's step (default: the best by --weights, from its scores)")
+    export.add_argument("--weights", default="", help="how much each factor matters, e.g. "
+                        "accuracy=5,flexibility=3,preservation=1 (default: equal)")
     return parser
 
 
@@ -50,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         return _make_tiny(args)
     if args.command == "evaluate":
         return _evaluate(args)
+    if args.command == "score-checkpoints":
+        return _score_checkpoints(args)
+    if args.command == "export-checkpoint":
+        return _export_checkpoint(args)
     return _train(args)
 
 
@@ -116,6 +135,69 @@ def _evaluate(args) -> int:
         return _fail(e, EXIT_FAILED)
     scores = ", ".join(f"{f} {metrics[f]['score']}" for f in ("accuracy", "flexibility", "preservation"))
     print(f"{scores}: {args.run_dir.rstrip('/')}/{METRICS_FILE}")
+    return EXIT_OK
+
+
+def _score_checkpoints(args) -> int:
+    from .checkpoint_eval import score_saved_checkpoints
+    from .checkpoint_scores import CHECKPOINT_SCORES_FILE
+    from .encoders import parse_encoder_specs
+
+    try:
+        specs = parse_encoder_specs(args.encoders)
+        if args.num_images is not None and args.num_images < 1 or args.steps is not None and args.steps < 1:
+            raise ValueError("--num-images and --steps must be integers >= 1")
+        scored = score_saved_checkpoints(args.run_dir, clip=specs.get("clip"), dino=specs.get("dino"),
+                                         num_images=args.num_images, steps=args.steps,
+                                         status=lambda m: print(m, file=sys.stderr))
+    except ValueError as e:  # EvalError, ConfigError, bad --encoders
+        return _fail(e, EXIT_BAD_INPUT)
+    except Exception as e:
+        return _fail(e, EXIT_FAILED)
+    for s in scored:
+        print(f"step {s.step}: " + ", ".join(f"{f} {v}" for f, v in s.scores.items()))
+    print(f"scores: {args.run_dir.rstrip('/')}/{CHECKPOINT_SCORES_FILE}")
+    return EXIT_OK
+
+
+def parse_weights(text: str) -> dict[str, float]:
+    """"accuracy=5,preservation=1" -> {"accuracy": 5.0, "preservation": 1.0}; ValueError otherwise."""
+    from .vocabulary import FACTORS
+
+    weights: dict[str, float] = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = item.partition("=")
+        if name.strip() not in FACTORS:
+            raise ValueError(f"--weights: {name.strip()!r} is not one of {', '.join(FACTORS)}")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"--weights: {item!r} needs a number, e.g. {name.strip()}=3") from None
+        if not 0 <= weights[name.strip()] <= 100:
+            raise ValueError(f"--weights: {item!r} must be from 0 to 100")
+    return weights
+
+
+def _export_checkpoint(args) -> int:
+    from .checkpoint_eval import export_checkpoint
+    from .checkpoint_scores import choose_checkpoint, read_checkpoint_scores
+
+    try:
+        weights = parse_weights(args.weights)
+        step = args.step
+        if step is None:
+            choice = choose_checkpoint(read_checkpoint_scores(args.run_dir)[0], weights)
+            if choice is None:
+                raise ValueError(f"'{args.run_dir}' has no checkpoint scores; give a STEP or run score-checkpoints")
+            print(choice.reason, file=sys.stderr)
+            step = choice.step
+        kept = export_checkpoint(args.run_dir, step, weights)
+    except ValueError as e:
+        return _fail(e, EXIT_BAD_INPUT)
+    except Exception as e:
+        return _fail(e, EXIT_FAILED)
+    for path in kept.outputs:
+        print(f"{args.run_dir.rstrip('/')}/{path}")
     return EXIT_OK
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from . import safe_json
+from .checkpoint_scores import SCORE_CHECKPOINTS
 from .vocabulary import ALL_WEIGHT_METHODS, CLASS_IMAGE_METHODS, METHOD_FACTS, METHOD_NAMES
 
 if sys.version_info >= (3, 11):
@@ -88,6 +89,9 @@ class TrainConfig:
     checkpointing_steps: int = 200        # 0 = only at the end
     checkpoints_total_limit: int = 2      # keep the newest N checkpoints
     evaluate_after_training: bool = False  # score the run (metrics.json) when it completes
+    score_checkpoints: str = "off"        # score every checkpoint: "off", "after" the run, "during" it
+    early_stop_patience: int = 0          # stop when accuracy has not risen for N scored checkpoints
+                                          # and preservation fell (needs "during"); 0 = never
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -95,6 +99,7 @@ class TrainConfig:
         _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         _check_choice("lr_scheduler", self.lr_scheduler, LR_SCHEDULERS)
         _check_choice("crop", self.crop, CROP_MODES)
+        _check_choice("score_checkpoints", self.score_checkpoints, SCORE_CHECKPOINTS)
         if not self.base_model.strip():
             raise ConfigError("base_model is empty; give a hub id, a local diffusers folder or 'tiny'")
         if not self.output_dir.strip():
@@ -103,7 +108,7 @@ class TrainConfig:
                      "num_vectors", "num_validation_images", "validation_inference_steps"):
             _check_min(name, getattr(self, name), 1)
         for name in ("lr_warmup_steps", "validation_steps", "checkpointing_steps",
-                     "num_class_images", "checkpoints_total_limit"):
+                     "num_class_images", "checkpoints_total_limit", "early_stop_patience"):
             _check_min(name, getattr(self, name), 0)
         _check_positive_float("learning_rate", self.learning_rate)
         if self.text_encoder_lr is not None:
@@ -142,6 +147,12 @@ class TrainConfig:
             raise ConfigError("use_8bit_adam=True and use_adafactor=True conflict: pick one optimizer")
         if self.cache_latents and self.random_flip:
             raise ConfigError("cache_latents=True and random_flip=True conflict: cached latents cannot be flipped")
+        if self.score_checkpoints != "off" and self.checkpoints_total_limit:
+            raise ConfigError(f"score_checkpoints={self.score_checkpoints!r} keeps every checkpoint so the best one "
+                              f"can be exported; set checkpoints_total_limit=0 (now {self.checkpoints_total_limit})")
+        if self.early_stop_patience and self.score_checkpoints != "during":
+            raise ConfigError(f"early_stop_patience={self.early_stop_patience} needs score_checkpoints='during' "
+                              "(it stops on the scores of the checkpoints saved so far)")
         if not all(isinstance(p, str) for p in self.validation_prompts):
             raise ConfigError("validation_prompts must be a list of strings")
 
@@ -208,7 +219,7 @@ class TrainConfig:
 RUN_FIELDS = ("base_model", "method", "data_dir", "instance_prompt", "class_prompt", "output_dir", "skip_bad_images",
               "class_data_dir", "placeholder_token", "initializer_token", "validation_prompts", "validation_steps",
               "num_validation_images", "validation_inference_steps", "checkpointing_steps",
-              "checkpoints_total_limit", "evaluate_after_training")
+              "checkpoints_total_limit", "evaluate_after_training", "score_checkpoints", "early_stop_patience")
 HYPERPARAMETERS: tuple[str, ...] = tuple(f.name for f in fields(TrainConfig) if f.name not in RUN_FIELDS)
 DEFAULTS: dict[str, Any] = {f.name: f.default if f.default is not MISSING else f.default_factory()
                             for f in fields(TrainConfig)}

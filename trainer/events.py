@@ -15,10 +15,14 @@ Every row has `t` (unix seconds), `kind` and `step`. Kinds and the fields they c
 - `eval`: metrics ({factor: 1-5}) and path (written by trainer.evaluate), or error when scoring
   after training failed
 - `checkpoint`: path (relative), reason ("interval", "stop", "final")
+- `checkpoint_eval`: metrics ({factor: 1-5}), grid (relative), seconds: one checkpoint scored
+  (trainer.checkpoint_eval; during the run or after its end), or error when that failed
+- `kept`: export_dir, outputs: the user kept (exported) the checkpoint at `step`
 - `error`: error (one line), log (relative path of the traceback file), out_of_memory (true when
   CUDA ran out of memory: trainer.memory.is_out_of_memory)
 - `end`: status (completed | stopped | failed), outputs (relative paths), peak_vram_gb (CUDA only);
-  a failed end also error and out_of_memory, as on its `error` event
+  a failed end also error and out_of_memory, as on its `error` event; a run that stopped early
+  on its scores (early_stop_patience) is completed, with early_stop: why
 
 Stdlib only, so the advisor reads run folders with the same functions (`read_event_log`,
 `start_process_alive`, `run_status`, `last_event`) without importing torch.
@@ -34,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 EVENTS_FILE = "events.jsonl"
-EVENT_KINDS = ("start", "status", "step", "sample", "eval", "checkpoint", "error", "end")
+EVENT_KINDS = ("start", "status", "step", "sample", "eval", "checkpoint", "checkpoint_eval", "kept", "error", "end")
 END_STATUSES = ("completed", "stopped", "failed")
 RUN_STATUSES = ("running",) + END_STATUSES + ("unknown",)
 

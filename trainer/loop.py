@@ -33,13 +33,14 @@ from .checkpoints import (CheckpointParts, check_run_folder, load_checkpoint, re
                           trained_parameters)
 from .prompt_embeddings import PromptEmbeddings
 from .signals import StopRequest
-from .training_utils import (cast_weights, check_8bit_adam_available, make_accelerator, make_lr_scheduler,
+from .training_utils import (check_8bit_adam_available, make_accelerator, make_lr_scheduler,
                              make_optimizer, min_snr_weights, seed_everything, step_generator, vae_latents,
                              weight_dtype)
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
 
+    from .checkpoint_eval import CheckpointScorer
     from .data import ImageDataset
     from .methods.registry import Method
     from .models import Components
@@ -55,11 +56,16 @@ def train(config: TrainConfig, *, resume: str | None = None, progress: bool = Tr
     Failures are recorded in the run folder (an `error` and an `end` event with status
     "failed", the traceback in `error.log`) and then re-raised. With
     `config.evaluate_after_training` the main process then scores a completed run
-    (trainer.evaluate.evaluate_after_training: metrics.json and an `eval` event after the `end`).
+    (trainer.evaluate.evaluate_after_training: metrics.json and an `eval` event after the `end`);
+    with `score_checkpoints="after"` it first scores every checkpoint (trainer.checkpoint_eval).
     """
     run = TrainingRun(config, resume=resume, progress=progress)
     status, main_process = run.run(), run.accelerator.is_main_process
     del run  # the training modules and optimizer go before scoring loads its pipelines
+    if status == "completed" and config.score_checkpoints == "after" and main_process:
+        from .checkpoint_eval import score_after_training
+
+        score_after_training(config.output_dir)
     if status == "completed" and config.evaluate_after_training and main_process:
         from .evaluate import evaluate_after_training
 
@@ -99,6 +105,8 @@ class TrainingRun:
         self.saved_step = -1       # step of the newest checkpoint this process wrote or loaded
         self.started_at: float | None = None  # when run() began (unix seconds)
         self.outputs: list[str] = []  # what _finish saved, relative to the run folder
+        self.scorer: CheckpointScorer | None = None  # score_checkpoints="during", main process only
+        self.early_stop: str | None = None  # why the run stopped early (early_stop_patience)
 
     # --- entry point and bookkeeping --------------------------------------------------------
     def run(self) -> str:
@@ -117,7 +125,8 @@ class TrainingRun:
                          resume=self.resume, device=str(acc.device), num_processes=acc.num_processes,
                          mixed_precision=self.config.mixed_precision, torch=torch.__version__)
                 status = self._train()
-                self.log("end", self.step, status=status, outputs=self.outputs,
+                early = {"early_stop": self.early_stop} if self.early_stop else {}
+                self.log("end", self.step, status=status, outputs=self.outputs, **early,
                          **vram_fields(acc.device, "peak_vram_gb"))
                 return status
             except BaseException as e:
@@ -153,6 +162,7 @@ class TrainingRun:
         if self.setup is None:
             return "stopped"
         self._resume_if_asked()
+        self._start_scoring()
         status = self._loop()
         if status == "completed":
             self._finish()
@@ -197,22 +207,16 @@ class TrainingRun:
         """Make the method's weights trainable, move modules to the device (frozen weights in the
         mixed-precision dtype, trained ones in fp32), build optimizer and schedule, and hand the
         trained modules to accelerate."""
-        import torch
+        from .methods.registry import set_up_method
 
         cfg, acc, c = self.config, self.accelerator, components
-        groups = method.setup(c)
-        dtype = weight_dtype(cfg.mixed_precision)
+        groups, trained = set_up_method(method, c, acc.device, weight_dtype(cfg.mixed_precision))
         modules = c.modules()
-        # SDXL's VAE overflows in fp16; diffusers' scripts keep it in fp32 too
-        fp32 = ["vae"] if c.arch == "sdxl" and dtype == torch.float16 else []
-        cast_weights(modules, acc.device, dtype, fp32_modules=fp32)
-        trained = [n for n, m in modules.items() if any(p.requires_grad for p in m.parameters())]
         if cfg.gradient_checkpointing:
             c.unet.enable_gradient_checkpointing()
             for name in trained:
                 if name.startswith("text_encoder"):
                     modules[name].gradient_checkpointing_enable()
-        method.place(c, acc.device)
         optimizer = make_optimizer(groups, lr=cfg.learning_rate, weight_decay=cfg.adam_weight_decay,
                                    use_8bit_adam=cfg.use_8bit_adam, use_adafactor=cfg.use_adafactor)
         lr_scheduler = make_lr_scheduler(optimizer, cfg.lr_scheduler, cfg.lr_warmup_steps, cfg.max_train_steps)
@@ -320,6 +324,9 @@ class TrainingRun:
                 self._sample()
             if cfg.checkpointing_steps and self.step % cfg.checkpointing_steps == 0:
                 self._save_checkpoint("interval")
+                if self._stop_early():
+                    bar.close()
+                    return "completed"
             if self.stop.agreed(acc):
                 if self.saved_step != self.step:
                     self._save_checkpoint("stop")
@@ -349,6 +356,58 @@ class TrainingRun:
                                {"method": self.config.method}, keep=self.config.checkpoints_total_limit)
         self.log("checkpoint", self.step, path=str(path.relative_to(self.run_dir)), reason=reason)
         self.saved_step = self.step
+        if reason != "stop":  # a stop request wants the process gone, not scored
+            self._score_checkpoint()
+
+    # --- scores along the run (score_checkpoints="during") -------------------------------------------
+    def _start_scoring(self) -> None:
+        """The scorer, on the main process; before the first step the model is the base model, so
+        preservation's reference images come from it (a resumed run loads the base instead)."""
+        from .checkpoint_eval import CheckpointScorer
+        from .samples import inference_pipeline
+
+        cfg, acc, s = self.config, self.accelerator, self.setup
+        if cfg.score_checkpoints != "during" or not acc.is_main_process:
+            return
+        self.status("scoring_setup", "preparing checkpoint scoring: drawing the base model's images")
+        self.scorer = CheckpointScorer(self.run_dir, cfg, device=str(acc.device))
+        if self.step == 0:
+            with inference_pipeline(s.components, s.method, acc.autocast(), s.trained) as pipe:
+                self.scorer.set_base(pipe)
+
+    def _score_checkpoint(self) -> None:
+        """Score the model as it is now; a failure is an event and ends scoring, not training."""
+        from .samples import inference_pipeline
+
+        s, acc = self.setup, self.accelerator
+        if self.scorer is None or self.step in self.scorer.results:
+            return
+        self.status("scoring", f"scoring the checkpoint at step {self.step}")
+        try:
+            with inference_pipeline(s.components, s.method, acc.autocast(), s.trained) as pipe:
+                self.scorer.score(self.step, pipe)
+        except Exception as e:
+            self.log("checkpoint_eval", self.step, error=error_line(e))
+            self.scorer = None
+
+    def _stop_early(self) -> bool:
+        """Whether the scores so far say to stop (trainer.checkpoint_scores.early_stop_reason),
+        agreed by every process; the reason goes into a status event and the end event."""
+        from .checkpoint_scores import early_stop_reason
+
+        cfg, acc = self.config, self.accelerator
+        reason = None
+        if self.scorer is not None and cfg.early_stop_patience:
+            reason = early_stop_reason(list(self.scorer.results.values()), cfg.early_stop_patience)
+        if acc.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            reason = broadcast_object_list([reason])[0]
+        if reason and self.step < cfg.max_train_steps:
+            self.early_stop = reason
+            self.status("early_stop", f"stopped early at step {self.step}: {reason}", reason=reason)
+            return True
+        return False
 
     def _resume_if_asked(self) -> None:
         if not self.resume:
@@ -365,8 +424,8 @@ class TrainingRun:
 
         cfg, acc, s = self.config, self.accelerator, self.setup
         self._sample()
-        if cfg.checkpointing_steps == 0 and self.saved_step != self.step:
-            self._save_checkpoint("final")
+        if (cfg.checkpointing_steps == 0 or cfg.score_checkpoints != "off") and self.saved_step != self.step:
+            self._save_checkpoint("final")  # scored runs: the last step is a checkpoint like the others
         acc.wait_for_everyone()
         if acc.is_main_process:
             self.status("saving", "saving outputs")

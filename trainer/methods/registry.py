@@ -108,5 +108,24 @@ def load_trained_pipeline(run_dir: str | Path, torch_dtype=None):
     return cls.load_for_inference(None, out_dir, config)
 
 
+def set_up_method(method: Method, components, device, dtype) -> tuple[list[dict[str, Any]], list[str]]:
+    """The method's weights made trainable and every module moved to `device`: frozen weights in
+    `dtype`, trained ones in fp32 (SDXL's VAE stays fp32 under fp16: it overflows, and diffusers'
+    scripts keep it in fp32 too). Returns (optimizer param groups, names of the trained modules).
+    Training and checkpoint scoring both set a model up this way, so a checkpoint loads into
+    exactly the weights it was saved from."""
+    import torch
+
+    from ..training_utils import cast_weights
+
+    groups = method.setup(components)
+    modules = components.modules()
+    fp32 = ["vae"] if components.arch == "sdxl" and dtype == torch.float16 else []
+    cast_weights(modules, device, dtype, fp32_modules=fp32)
+    trained = [n for n, m in modules.items() if any(p.requires_grad for p in m.parameters())]
+    method.place(components, device)
+    return groups, trained
+
+
 def trainable_parameters(module) -> list[Any]:
     return [p for p in module.parameters() if p.requires_grad]
