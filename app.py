@@ -23,6 +23,7 @@ from lab import page, uploads
 from lab.jobs import JobQueue
 from lab.identity import Identity, LoginGuard, identify, load_secret, read_auth_file
 from lab.ownership import owner_dir
+from lab import checkpoint_view
 from lab.page import LabState
 from lab.paths import default_secret_path, default_uploads_root
 from lab.serving import servable, servable_items
@@ -215,7 +216,28 @@ def refresh_lab(token: str, lab: LabState, request: gr.Request):
         results = (servable_items(done["compare"]), done["scores"], done["scores_md"],
                    servable_items(done["downloads"]))
         lab = replace(lab, job_id=view["job_id"], shown=(view["job_id"], status.state))
-    return (lab, view["status"], view["loss"], servable_items(view["samples"]), view["log"], *results)
+    checkpoints = (gr.skip(),) * 5
+    shown = checkpoint_view.checkpoint_view(view["run_dir"], lab.profile) if view["run_dir"] else None
+    if shown is not None and shown["stamp"] != lab.checkpoints_shown:
+        checkpoints = (shown["frame"], view["loss"], shown["markdown"], servable_items(shown["grids"]),
+                       gr.Dropdown(choices=_step_choices(shown), value=shown["best"]))
+        lab = replace(lab, checkpoints_shown=shown["stamp"])
+    return (lab, view["status"], view["loss"], servable_items(view["samples"]), view["log"], *results, *checkpoints)
+
+
+def _step_choices(shown: dict) -> list[tuple[str, int]]:
+    return [(f"step {s}" + (" (best for you)" if s == shown["best"] else ""), s) for s in shown["steps"]]
+
+
+def export_checkpoint(step, token: str, lab: LabState, request: gr.Request):
+    """"Export this checkpoint": the owner's current run only; the step is checked on the server."""
+    ident = who(token, request)
+    status = page.current_job(job_queue(), lab.job_id, ident.owner) if ident else None
+    if status is None or not status.run_dir:
+        return "**Not exported.** No run of yours to export from.", None, gr.skip()
+    message, files = checkpoint_view.export_kept(status.run_dir, step, lab.profile, runlog=default_db_path())
+    shown = checkpoint_view.checkpoint_view(status.run_dir, lab.profile)
+    return message, servable_items(files) or None, shown["markdown"]
 
 
 def rate_run(token: str, lab: LabState, accuracy: float, flexibility: float, preservation: float, note: str,
@@ -369,6 +391,21 @@ def build_demo() -> gr.Blocks:
                 r_note = gr.Textbox(label="Note (what worked, what didn't)")
                 r_save = gr.Button("Save my rating", elem_id="save-rating")
                 r_msg = gr.Markdown(elem_id="rating-msg")
+                gr.Markdown("### 5. Which checkpoint to keep")
+                with gr.Row():
+                    ck_plot = gr.LinePlot(x="step", y="score", color="factor", y_lim=[1, 5], height=260,
+                                          title="Scores along the run (1-5), same prompts and seeds",
+                                          elem_id="checkpoint-plot")
+                    ck_loss = gr.LinePlot(x="step", y="loss", title="Loss", height=260, elem_id="checkpoint-loss")
+                ck_md = gr.Markdown(elem_id="checkpoint-choice")
+                ck_grids = gr.Gallery(label="Each checkpoint's images (base model first)", columns=3, height=320,
+                                      elem_id="checkpoint-grids")
+                with gr.Row():
+                    ck_step = gr.Dropdown(label="Checkpoint", choices=[], elem_id="checkpoint-step", scale=2)
+                    ck_export = gr.Button("Export this checkpoint", elem_id="checkpoint-export", scale=1)
+                ck_msg = gr.Markdown(elem_id="checkpoint-msg")
+                ck_files = gr.File(label="Exported files", file_count="multiple", interactive=False,
+                                   elem_id="checkpoint-files")
                 timer = gr.Timer(2.0)
             with gr.Tab("Runs", id="runs"):
                 with gr.Row():
@@ -423,8 +460,9 @@ def build_demo() -> gr.Blocks:
         stop.click(stop_training, [cid, lab], action_msg, api_name="stop_training")
         resume.click(resume_training, [cid, lab], [lab, action_msg], api_name="resume_training")
         resume.click(lambda: "", None, r_msg, api_visibility="private")
-        timer.tick(refresh_lab, [cid, lab], [lab, status, loss, samples, log, compare, scores, scores_md, outputs],
-                   api_visibility="private")
+        timer.tick(refresh_lab, [cid, lab], [lab, status, loss, samples, log, compare, scores, scores_md, outputs,
+                                             ck_plot, ck_loss, ck_md, ck_grids, ck_step], api_visibility="private")
+        ck_export.click(export_checkpoint, [ck_step, cid, lab], [ck_msg, ck_files, ck_md], api_name="export_checkpoint")
         r_save.click(rate_run, [cid, lab, r_acc, r_flex, r_pres, r_note], r_msg, api_name="rate")
         # Runs
         runs_tab_outputs = [runs_table, by_method, tradeoff]

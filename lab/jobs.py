@@ -512,9 +512,16 @@ def _message(status: str, run_dir: Path, stopping: bool, demo: bool) -> str:
         if stopping:
             text = "stopping: saving a checkpoint"
         elif ended and (end or {}).get("status") == "completed":
-            # the process lives on after its last step: it scores the run before it exits
-            text = ("training done; scoring the run now: base and fine-tuned images at the same seeds, then "
-                    "accuracy, flexibility and preservation (a minute or two)")
+            # the process lives on after its last step: it scores the checkpoints, then the run
+            latest = events[newest["status"]] if newest.get("status", -1) > newest["end"] else {}
+            if latest.get("phase") == "scoring_checkpoints":
+                text = (f"training done; {latest.get('message', 'scoring checkpoints')}: the same prompts and seeds "
+                        "at each one, so you can see where likeness peaks")
+            else:
+                text = ("training done; scoring the run now: base and fine-tuned images at the same seeds, then "
+                        "accuracy, flexibility and preservation (a minute or two)")
+        elif events and events[-1].get("kind") == "status" and events[-1].get("phase") in ("scoring", "scoring_setup"):
+            text = events[-1].get("message", "scoring a checkpoint")
         elif saving:
             text = "training done; saving the outputs"
         else:

@@ -37,16 +37,22 @@ class LabState:
     data_dir: str = ""                            # the dataset folder chosen for this browser
     job_id: str | None = None                     # this browser's training job
     shown: tuple[str, str] | None = None          # (job id, state) whose results the page shows
+    checkpoints_shown: str = ""                   # checkpoint_view.stamp of what the checkpoint view shows
 
 
 # --------------------------------------------------------------------------- config
 def lab_config(train_config: dict[str, Any], *, demo: bool, data_dir: str = "") -> dict[str, Any]:
     """The editable config the lab starts from: the recommendation's `train_config`, or, for a
     demonstration on a machine without a CUDA GPU, the same recipe on the built-in tiny model
-    (64 px, a few dozen steps, fp32). Every change made for the demo is listed in `_demo`."""
+    (64 px, a few dozen steps, fp32). Each
+    checkpoint is scored after the run (`score_checkpoints="after"`), so the page can say which one
+    to keep."""
     cfg = dict(train_config)
     if data_dir:
         cfg["data_dir"] = data_dir
+    if cfg.get("score_checkpoints", "off") == "off":
+        # which checkpoint is best: each is scored after the run, so every one is kept to export
+        cfg.update(score_checkpoints="after", checkpoints_total_limit=0)
     if not demo:
         return cfg
     changes = {"base_model": "tiny", "resolution": DEMO_RESOLUTION,
@@ -55,7 +61,7 @@ def lab_config(train_config: dict[str, Any], *, demo: bool, data_dir: str = "") 
                "use_8bit_adam": False, "gradient_checkpointing": False, "validation_inference_steps": 8,
                "num_class_images": min(int(cfg.get("num_class_images", 0)), 4), "num_validation_images": 1}
     changes["validation_steps"] = changes["max_train_steps"] // 2
-    changes["checkpointing_steps"] = changes["max_train_steps"] // 2
+    changes["checkpointing_steps"] = max(1, changes["max_train_steps"] // 4)   # four scored points
     changes["lr_warmup_steps"] = min(int(cfg.get("lr_warmup_steps", 0)), changes["max_train_steps"] // 4)
     cfg.update(changes)
     return cfg
@@ -86,7 +92,12 @@ def config_message(cfg: TrainConfig | None, error: str) -> str:
     if is_builtin_tiny(cfg.base_model):
         note = " Base model: the built-in tiny model, a **demonstration** (random weights: the images are noise)."
     data = " Choose a dataset first." if not cfg.data_dir else ""
-    return f"Settings are valid: {cfg.method}, {cfg.max_train_steps} steps at {cfg.resolution} px.{note}{data}"
+    scoring = {"after": " Each checkpoint is scored after the run, to show which one to keep.",
+               "during": " Each checkpoint is scored as it is saved" + (
+                   f"; training stops early after {cfg.early_stop_patience} checkpoints without a gain in accuracy "
+                   "while preservation falls." if cfg.early_stop_patience else ".")}.get(cfg.score_checkpoints, "")
+    return (f"Settings are valid: {cfg.method}, {cfg.max_train_steps} steps at {cfg.resolution} px."
+            f"{scoring}{note}{data}")
 
 
 # --------------------------------------------------------------------------- live view

@@ -188,16 +188,29 @@ def downloads(run_dir: str | Path) -> list[str]:
     the diffusers pipeline folder (DreamBooth, full fine-tune; made on first call, remade when the
     outputs change), and config.json (the exact recipe). [] before the run has outputs."""
     run_dir = Path(run_dir)
-    output = run_dir / "output"
-    if not output.is_dir():
-        return []
-    files = sorted(str(p) for p in output.glob("*.safetensors") if p.is_file() and not p.is_symlink())
-    if (output / "model_index.json").is_file():
-        files.insert(0, str(_zip_folder(output, run_dir / "downloads" / f"{run_dir.name}-diffusers.zip",
-                                        arc_root=run_dir.name)))
+    files = folder_downloads(run_dir / "output", run_dir / "downloads" / f"{run_dir.name}-diffusers.zip", run_dir.name)
     if files and (run_dir / "config.json").is_file():
         files.append(str(run_dir / "config.json"))
     return files
+
+
+def folder_downloads(folder: Path, zip_target: Path, arc_root: str) -> list[str]:
+    """The .safetensors files of an output folder, with a zip of it first when it is a diffusers
+    pipeline folder; [] when there is no folder."""
+    if not folder.is_dir():
+        return []
+    files = sorted(str(p) for p in folder.glob("*.safetensors") if p.is_file() and not p.is_symlink())
+    if (folder / "model_index.json").is_file():
+        files.insert(0, str(_zip_folder(folder, zip_target, arc_root=arc_root)))
+    return files
+
+
+def inside(run_dir: Path, rel: Any) -> bool:
+    """Whether `rel` (a path read from a run's own files) names a file inside the run folder."""
+    if not isinstance(rel, str) or not rel:
+        return False
+    path = (run_dir / rel).resolve()
+    return path.is_relative_to(run_dir.resolve()) and path.is_file()
 
 
 def _zip_folder(folder: Path, target: Path, arc_root: str) -> Path:

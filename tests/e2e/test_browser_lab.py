@@ -49,6 +49,19 @@ def test_whole_path_on_the_tiny_model(lab_app):
         expect(page.locator("#downloads")).to_contain_text("safetensors", timeout=60_000)
         shot(page, "4-results")
 
+        # which checkpoint to keep: scores along the run, each checkpoint's images, the choice, export
+        choice = page.locator("#checkpoint-choice")
+        expect(choice).to_contain_text("Best for you: the checkpoint at step", timeout=300_000)
+        expect(page.locator("#checkpoint-grids img").first).to_be_visible(timeout=60_000)
+        expect(page.locator("#checkpoint-plot")).to_be_visible()
+        page.locator("#checkpoint-choice").scroll_into_view_if_needed()
+        page.locator("#checkpoint-export").click()
+        expect(page.locator("#checkpoint-msg")).to_contain_text("Exported the checkpoint at step", timeout=120_000)
+        expect(page.locator("#checkpoint-files")).to_contain_text("kohya", timeout=60_000)
+        expect(choice).to_contain_text("Kept: step", timeout=30_000)
+        page.locator("#checkpoint-plot").scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "lab-checkpoints.png"), full_page=False)
+
         page.locator("#save-rating").click()
         expect(page.locator("#rating-msg")).to_contain_text("Saved your rating", timeout=30_000)
 

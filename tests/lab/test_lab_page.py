@@ -14,8 +14,14 @@ def test_demo_config_is_valid_and_says_so():
     assert err == "" and cfg.base_model == "tiny" and cfg.data_dir == "/data/dog"
     assert cfg.max_train_steps <= page.DEMO_STEPS and not cfg.use_8bit_adam and cfg.num_class_images <= 4
     assert "demonstration" in page.config_message(cfg, "")
+    assert cfg.score_checkpoints == "after" and cfg.checkpointing_steps == cfg.max_train_steps // 4
     real = page.lab_config(rec_cfg, demo=False)
-    assert real == rec_cfg  # nothing changes behind the user's back
+    # only checkpoint scoring is added, in the editable settings: every checkpoint kept to export
+    assert {k: v for k, v in real.items() if real[k] != rec_cfg[k]} == {"score_checkpoints": "after",
+                                                                          "checkpoints_total_limit": 0}
+    assert "Each checkpoint is scored after the run" in page.config_message(TrainConfig.from_dict(real), "")
+    off = page.lab_config({**rec_cfg, "score_checkpoints": "during", "checkpoints_total_limit": 0}, demo=False)
+    assert off["score_checkpoints"] == "during"   # a choice already made stands
 
 
 def test_bad_settings_text_gives_one_line_reasons():
@@ -123,6 +129,8 @@ def test_after_the_last_step_the_page_says_the_run_is_being_scored(tmp_path):
     assert _message("running", run, False, False) == "training done; saving the outputs"
     _events(run, ("end", 40, {"status": "completed"}))
     assert _message("running", run, False, False).startswith("training done; scoring the run now")
+    _events(run, ("status", 40, {"phase": "scoring_checkpoints", "message": "scoring checkpoint 2 of 4 (step 20)"}))
+    assert _message("running", run, False, False).startswith("training done; scoring checkpoint 2 of 4 (step 20)")
     _events(run, ("start", 40, {"max_train_steps": 60}))   # resumed: a new attempt trains again
     assert _message("running", run, False, False) == "training, step 40/60"
 
