@@ -18,8 +18,9 @@ then worked out again at that count (`peak_plan`, through candidates.neighbour: 
 size), held to the most steps that fit the time budget when more were asked for. A run kept
 at its last step says only that its peak was not earlier: it counts as its own passes or the
 rules' passes, whichever is more. A step count the user named is never moved. Runs still
-running, or without a kept step above 0, steps done or an image count, are left out and
-listed in `attrs["dropped"]`. adapt() moves the rules' plans this way before it scores them.
+running, or without a kept step above 0 and within their steps done, or without an image
+count, are left out and listed in `attrs["dropped"]`. adapt() moves the rules' plans this way
+before it scores them.
 """
 from __future__ import annotations
 
@@ -60,6 +61,8 @@ def load_kept(log):
             why = ("still running: a later checkpoint may yet be better" if record.status in UNFINISHED else
                    "kept step 0, before any training" if record.kept_step == 0 else
                    "no steps done to set the kept step against" if not record.steps_done else
+                   f"kept step {record.kept_step} is past its {record.steps_done} steps done"
+                   if record.kept_step > record.steps_done else
                    "no image count in its profile to scale its steps by" if n_images is None else None)
         if why:
             dropped.append((run_id, why))

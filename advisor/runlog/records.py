@@ -112,10 +112,14 @@ def check_rating(name: str, v: Any) -> None:
         raise RunRecordError(f"{name}={v!r}; must be a whole number from 1 to 5")
 
 
-def kept_step_problem(kept_step: Any, steps_done: Any) -> str | None:
+def kept_step_problem(kept_step: Any, steps_done: Any = None) -> str | None:
     """Why `kept_step` cannot be the kept checkpoint's step of a run that did `steps_done` steps,
     or None: it must be a whole number >= 0, and not above steps_done where that is known. A
-    reader that meets a bad one (a run folder, a CSV cell) drops it with this as its note."""
+    reader that meets a bad one (a run folder, a CSV cell) drops it with this as its note.
+
+    A RunRecord checks only the first: the log merges a run's columns from several sources
+    (a later import may bring the kept step, an earlier one the steps), and a merged row must
+    always read back; the learner leaves out a run whose kept step is past its steps."""
     if kept_step is None:
         return None
     if isinstance(kept_step, bool) or not isinstance(kept_step, int) or kept_step < 0:
@@ -151,7 +155,7 @@ def _validate_record(r: RunRecord) -> None:
     if r.steps_done is not None and (isinstance(r.steps_done, bool) or not isinstance(r.steps_done, int)
                                      or r.steps_done < 0):
         raise RunRecordError(f"steps_done={r.steps_done!r}; must be a whole number >= 0")
-    problem = kept_step_problem(r.kept_step, r.steps_done)
+    problem = kept_step_problem(r.kept_step)
     if problem:
         raise RunRecordError(problem)
     _validate_json_fields(r)

@@ -68,11 +68,16 @@ def test_a_v4_log_migrates_to_v5_and_keeps_its_rows(tmp_path):
     assert len(list(tmp_path.glob("v4.sqlite.v4-*.bak"))) == 1   # the copy from before the migration
 
 
-def test_a_kept_step_must_be_a_step_of_the_run():
+def test_a_kept_step_must_be_a_whole_number_and_a_merged_row_still_reads_back(tmp_path):
     assert RunRecord(run_id="x", steps_done=500, kept_step=500).kept_step == 500
-    for bad in (-1, 2.5, True, "300", 501):
+    for bad in (-1, 2.5, True, "300"):
         with pytest.raises(RunRecordError, match="kept_step"):
             RunRecord(run_id="x", steps_done=500, kept_step=bad)
+    # the log merges columns from several imports: a kept step past the steps must not break reading
+    with RunLog(tmp_path / "log.sqlite") as log:
+        log.upsert_run(RunRecord(run_id="x", method="lora", steps_done=500))
+        log.upsert_run(RunRecord(run_id="x", kept_step=600))
+        assert (log.get("x").steps_done, log.get("x").kept_step) == (500, 600)
 
 
 def _run_folder(root, name, steps=20):
@@ -257,6 +262,7 @@ def test_unusable_kept_runs_are_left_out_with_why():
     runs = [_kept_run("running", 300, status="running"),
             _kept_run("at-zero", 0),
             _kept_run("no-steps", 300, steps_done=None),
+            _kept_run("past-the-end", 600, steps_done=500),
             RunRecord(run_id="no-images", method="dreambooth_lora", base_model="sd15", status="completed",
                       steps_done=500, kept_step=300),
             _kept_run("fine", 300)]
@@ -266,4 +272,5 @@ def test_unusable_kept_runs_are_left_out_with_why():
         "running": "still running: a later checkpoint may yet be better",
         "at-zero": "kept step 0, before any training",
         "no-steps": "no steps done to set the kept step against",
+        "past-the-end": "kept step 600 is past its 500 steps done",
         "no-images": "no image count in its profile to scale its steps by"}
