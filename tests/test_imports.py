@@ -36,9 +36,10 @@ def test_trainer_never_imports_advisor_or_the_lab():
 
 
 # The trainer's modules the advisor may import: stdlib-only at import time (the run's config, the
-# project's vocabulary, and the readers of a run folder's events, memory figures and scores).
+# project's vocabulary, and the readers of a run folder's events, memory figures, scores and
+# kept checkpoint).
 TORCH_FREE_TRAINER = ("trainer.config", "trainer.vocabulary", "trainer.events", "trainer.memory", "trainer.metrics",
-                      "trainer.safe_json")
+                      "trainer.safe_json", "trainer.checkpoint_scores")
 
 
 def trainer_imports(path: Path) -> set[str]:

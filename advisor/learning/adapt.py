@@ -34,6 +34,10 @@ pace, the choice among them is redone as recommend does it, neighbours over the 
 budget are dropped, and the recommended plan's minutes are the corrected ones, said so in a
 reason and in estimates.savings. No such runs: nothing about time changes, byte for byte.
 
+Steps: where the user kept a checkpoint of similar runs (advisor.learning.peak), the rules'
+plans first move their steps toward that peak; everything above then starts from those plans,
+and the card says so in one sentence. No kept checkpoints: nothing changes, byte for byte.
+
 `learner` is a LogLearner (advisor.learning.log_learner): it holds the fitted models and
 the rows, and `recommend(profile, learner=...)` calls its `adapt`, which calls `adapt()` here.
 Candidates and the pace come from advisor.learning.candidates. Heavy imports (numpy,
@@ -52,6 +56,7 @@ from ..profile import Profile
 from ..recommendation.recommend import Plan, predicted
 from .candidates import (SHOWN_HP, Move, at_pace, budget_note, candidate_plans, choose, over_at_pace, pace_factor,
                          rebudget)
+from .peak import peak_plans
 
 # Utility points (1-5 scale) the prior asks before leaving the rules' plan: the published
 # recipes are tuned, so a one-step move is assumed to cost DEPART until runs near it show
@@ -189,17 +194,18 @@ def fmt(v: Any) -> str:
 
 
 def _reason(best: Scored, rules: Scored, changed: list[dict], learner, profile: Profile,
-            weights: dict[str, float]) -> str:
+            weights: dict[str, float], basis: str = "the rules") -> str:
+    """`basis`: who made the plan the log started from (the rules, with the kept checkpoints' steps)."""
     n = learner.n_runs
     if best.plan.problems:
         return (f"Nothing fits your limits, so your run log ({n} runs) leaves the closest plan as the rules "
                 "made it (your run log).")
     if not changed:
         if best.weight == 0:
-            return (f"Your run log has {n} run(s), none like this plan, so the rules decide alone "
+            return (f"Your run log has {n} run(s), none like this plan, so {basis} decide alone "
                     "(your run log).")
-        return (f"Your run log ({n} runs, {best.n_context:.1f} similar, weight {best.weight:.2f}) agrees with the "
-                f"rules: no nearby setting predicts higher for your priorities; it predicts "
+        return (f"Your run log ({n} runs, {best.n_context:.1f} similar, weight {best.weight:.2f}) agrees with "
+                f"{basis}: no nearby setting predicts higher for your priorities; it predicts "
                 + ", ".join(f"{f} {best.predicted[f]:.1f}" for f in FACTORS) + " (your run log).")
     # the factor that moved the weighted utility most explains the change
     gain = {f: weights[f] * (best.predicted[f] - rules.predicted[f]) for f in FACTORS}
@@ -298,10 +304,14 @@ class AdaptResult:
 def adapt(profile: Profile, plans: list[Plan], chosen: Plan, *, gpu, vram: float, learner,
           weights: dict[str, float] | None = None) -> AdaptResult | None:
     """The rules' recommendation re-scored with the run log, its minutes at the user's logged
-    pace; None for a log with neither scored nor timed runs (the rules stand, byte for byte)."""
+    pace and its steps toward the user's kept checkpoints; None for a log with neither scored nor
+    timed runs nor a kept checkpoint that moves a plan (the rules stand, byte for byte)."""
     pace = learner.pace(profile)
-    if learner.n_runs == 0 and pace is None:
-        return None
+    rules_plans = plans
+    plans, peaks = peak_plans(profile, plans, gpu, vram, learner)  # steps toward the kept checkpoints first
+    if learner.n_runs == 0 and pace is None and chosen.method not in peaks:
+        return None  # nothing can pick another plan, and this one's steps stay
+    chosen = plans[next(i for i, p in enumerate(rules_plans) if p is chosen)]
     weights = weights or importance_weights(profile)
     rules_chosen, originals = chosen, plans
     factor = None
@@ -315,9 +325,12 @@ def adapt(profile: Profile, plans: list[Plan], chosen: Plan, *, gpu, vram: float
     best = scored[0] if scored else None
     if best is None or rules_pick is None:  # nothing fits: the log cannot make it fit
         best = rules_pick = _unscored(chosen, learner, profile, weights)
-    replaces = next(p for p in originals if p.method == best.plan.method)
+    replaces = next(p for p in rules_plans if p.method == best.plan.method)
     changed = _changes(best, chosen)
-    reasons = [_reason(best, rules_pick, changed, learner, profile, weights)] if learner.n_runs else []
+    peak = peaks.get(best.plan.method)
+    basis = "the rules and your kept checkpoints" if peak else "the rules"
+    reasons = ([peak.sentence] if peak else []) + \
+        ([_reason(best, rules_pick, changed, learner, profile, weights, basis)] if learner.n_runs else [])
     why_not = _why_not(best, rules_pick)
     learned = {"n_runs": learner.n_runs, "n_left_out": len(learner.dropped),
                "n_similar": round(best.n_context, 2), "n_near": round(best.n_local, 2),
@@ -325,6 +338,8 @@ def adapt(profile: Profile, plans: list[Plan], chosen: Plan, *, gpu, vram: float
                "changed": changed, "weights": {f: round(v, 3) for f, v in weights.items()},
                "utility": {"rules": round(rules_pick.utility, 3), "recommended": round(best.utility, 3)},
                "n_candidates": len(scored)}
+    if peak:
+        learned["peak"] = peak.to_dict()
     plan = best.plan
     if pace is not None:
         plan, sentence, learned["time"] = at_pace(best.plan, pace, learner.n_timed)

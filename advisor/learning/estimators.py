@@ -95,13 +95,27 @@ def recipe(method: str, base_model: str, subject_type: str, n_images: int) -> tu
     return v["learning_rate"], v["max_train_steps"] * v["train_batch_size"] * v["gradient_accumulation_steps"]
 
 
+def image_count(profile: dict | None, hyperparameters: dict | None) -> int | None:
+    """A run's training images: the profile's n_images, else kohya's num_train_images; None
+    when neither says."""
+    n = as_positive((profile or {}).get("n_images")) or as_positive((hyperparameters or {}).get("num_train_images"))
+    return max(1, int(round(n))) if n else None
+
+
+def views_per_step(hyperparameters: dict | None) -> float:
+    """Training images one optimiser step sees: batch x gradient accumulation (TrainConfig's
+    defaults where the run does not say)."""
+    hp = hyperparameters or {}
+    batch = as_positive(hp.get("train_batch_size")) or TRAIN_DEFAULTS["train_batch_size"]
+    return batch * (as_positive(hp.get("gradient_accumulation_steps")) or TRAIN_DEFAULTS["gradient_accumulation_steps"])
+
+
 def context(profile: dict | None, hyperparameters: dict | None) -> tuple[str | None, int]:
     """(subject type or None, image count) of a run; the count falls back to kohya's
     num_train_images and then to the profile default."""
     profile = profile or {}
     subject = profile.get("subject_type") if profile.get("subject_type") in SUBJECT_TYPES else None
-    n = as_positive(profile.get("n_images")) or as_positive((hyperparameters or {}).get("num_train_images"))
-    return subject, max(1, int(round(n))) if n else DEFAULTS["n_images"]
+    return subject, image_count(profile, hyperparameters) or DEFAULTS["n_images"]
 
 
 def featurize(profile: dict | None, hyperparameters: dict | None, method: str, base_model: str) -> np.ndarray:
@@ -120,10 +134,8 @@ def featurize(profile: dict | None, hyperparameters: dict | None, method: str, b
     subject, n_images = context(profile, hp)
     recipe_lr, recipe_views = recipe(method, base_model, subject or DEFAULTS["subject_type"], n_images)
     lr = as_positive(hp.get("learning_rate")) or recipe_lr
-    batch = as_positive(hp.get("train_batch_size")) or TRAIN_DEFAULTS["train_batch_size"]
-    accum = as_positive(hp.get("gradient_accumulation_steps")) or TRAIN_DEFAULTS["gradient_accumulation_steps"]
     steps = as_positive(hp.get("max_train_steps"))
-    views = steps * batch * accum if steps else recipe_views
+    views = steps * views_per_step(hp) if steps else recipe_views
     rank = (as_positive(hp.get("rank")) or TRAIN_DEFAULTS["rank"]) if method in ADAPTERS else 1.0
     native = BASE_MODELS[base_model].resolution
     resolution = as_positive(hp.get("resolution")) or native

@@ -1,8 +1,9 @@
 """LogLearner: what the user's run log predicts for a configuration, next to the rules.
 
 It holds advisor.learning.estimators' RunOutcomeModel, fitted on what the rules' prior (`rules_prior`)
-missed, and RunCostModel for the user's pace once COST_MIN_RUNS timed runs exist; it also
-says how relevant each logged run is to a candidate (similarity in method, subject and base
+missed, RunCostModel for the user's pace once COST_MIN_RUNS timed runs exist, and the runs
+whose best checkpoint the user kept (advisor.learning.peak: where the next plan's steps go); it
+also says how relevant each logged run is to a candidate (similarity in method, subject and base
 model; nearness in the settings). advisor.learning.adapt turns these into scores and a
 recommendation. `learner_for_log()` builds one for the chat, cached on the run log's stamp.
 Heavy imports (numpy, scikit-learn via advisor.learning.estimators) stay inside functions.
@@ -20,6 +21,7 @@ from trainer.vocabulary import FACTORS, METHOD_FACTS
 from ..profile import Profile
 from ..recommendation.recommend import Plan
 from .adapt import AdaptResult, adapt, rules_prior
+from .peak import load_kept, peak_steps
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,8 @@ class LogLearner:
         self.records = meta.to_dict("records")  # read once: adapt() walks them per candidate method
         self.cost_model, self.cost_meta = cost_model, cost_meta
         self.memory_evidence = None  # set by fit: advisor.learning.memory
+        self.kept: list[dict[str, Any]] = []   # set by fit: advisor.learning.peak.load_kept's rows
+        self.kept_dropped: list[tuple[str, str]] = []
 
     @classmethod
     def fit(cls, log, *, model=None, k: float = DATA_K, explore: float = 0.0, cost_model=None) -> "LogLearner":
@@ -81,6 +85,8 @@ class LogLearner:
             cost_model = None
         learner = cls(model, X, Y, meta, prior, k=k, explore=explore, cost_model=cost_model, cost_meta=cost_meta)
         learner.memory_evidence = memory_factor(load_memory(records))
+        kept = load_kept(records)
+        learner.kept, learner.kept_dropped = kept.to_dict("records"), list(kept.attrs["dropped"])
         return learner
 
     from_runlog = fit  # LogLearner.from_runlog(RunLog(...)) reads as what it does
@@ -133,11 +139,13 @@ class LogLearner:
         mean, std = self.model.predict(X, return_std=True)
         return X, mean.reshape(len(plans), -1), std.reshape(len(plans), -1)
 
-    def similarity(self, profile: Profile, method: str, weights: dict[str, float] = CONTEXT) -> list[float]:
+    def similarity(self, profile: Profile, method: str, weights: dict[str, float] = CONTEXT,
+                   rows: list[dict[str, Any]] | None = None) -> list[float]:
         """How relevant each logged run is to `method` for this profile (0-1): 1 for the same
-        method, subject and base model, times `weights` for each that differs."""
+        method, subject and base model, times `weights` for each that differs. `rows`: other
+        runs with a method, subject_type and base_model (by default the scored runs)."""
         out = []
-        for r in self.records:
+        for r in self.records if rows is None else rows:
             m = 1.0 if r["method"] == method else \
                 weights["family"] if METHOD_FACTS[r["method"]].family == METHOD_FACTS[method].family else weights["method"]
             s = weights["unknown subject"] if r["subject_type"] is None else \
@@ -169,6 +177,14 @@ class LogLearner:
         n_context = np.array([sims[m].sum() for m in methods])
         n_local = np.array([(moves[m] * self.nearness(x)).sum() for m, x in zip(methods, X)])
         return n_context, n_local
+
+    def peak(self, profile: Profile, plan: Plan):
+        """Where the kept checkpoints of this user's runs of plan's method move its steps
+        (advisor.learning.peak.PeakEvidence), or None."""
+        rows = [r for r in self.kept if r["method"] == plan.method]
+        if not rows:
+            return None
+        return peak_steps(plan, profile, rows, self.similarity(profile, plan.method, rows=rows), self.k)
 
     def adapt(self, profile: Profile, plans: list[Plan], chosen: Plan, *, gpu, vram: float) -> AdaptResult | None:
         return adapt(profile, plans, chosen, gpu=gpu, vram=vram, learner=self)
@@ -226,8 +242,8 @@ def learner_for_log(path: str | Path | None = None) -> tuple[LogLearner | None, 
             with RunLog(path) as runlog:
                 learner = LogLearner.fit(runlog) if len(runlog) else None
             if learner is not None and learner.n_runs == 0 and learner.cost_model is None \
-                    and learner.memory() is None:
-                learner = None  # rows, but none with a score, a rating, enough durations or memory news yet
+                    and learner.memory() is None and not learner.kept:
+                learner = None  # rows, but nothing to learn from yet: no scores, durations, memory or kept steps
             note = None
         except Exception as e:  # corrupt, foreign, locked, or a learner bug: the chat must go on
             log.warning("run log %s not used: %s", path, e)

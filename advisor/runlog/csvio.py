@@ -1,7 +1,9 @@
 """Run records to and from CSV: the export format, and hand-made sheets in the same shape.
 
 The columns are CSV_COLUMNS (JSON fields as `<field>_json`) followed by one column per
-hyperparameter; on import every column that is not a CSV_COLUMN is a hyperparameter.
+hyperparameter; on import every column that is not a CSV_COLUMN is a hyperparameter. A bad
+value skips its row with the reason, except a bad kept_step: the run is imported without it
+and its note says so (the run is good; only the checkpoint it names is not).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from typing import Any, Iterable
 from trainer.config import HYPERPARAMETERS
 from trainer.safe_json import loads as json_loads
 
-from .records import CSV_COLUMNS, RunRecord, check_hyperparameters, json_blob, normalised_profile
+from .records import CSV_COLUMNS, RunRecord, check_hyperparameters, json_blob, kept_step_problem, normalised_profile
 
 _CSV_FLOATS = {"score_accuracy", "score_flexibility", "score_preservation", "duration_s", "final_loss",
                "peak_vram_gb"}
@@ -140,6 +142,8 @@ def _parse_csv_row(row: dict[str, str]) -> RunRecord:
             if number is None or not number.is_integer():
                 raise ValueError(f"{column}={text!r} is not a whole number")
             data[column] = int(number)
+        elif column == "kept_step":
+            data[column] = text  # checked below, against steps_done
         elif column in _CSV_FLOATS:
             if not _NUMBER.match(text):
                 raise ValueError(f"{column}={text!r} is not a number")
@@ -161,6 +165,7 @@ def _parse_csv_row(row: dict[str, str]) -> RunRecord:
         else:
             data["hyperparameters"][column] = _parse_value(text)
     check_hyperparameters(data["hyperparameters"])
+    _check_kept_step(data)
     data.setdefault("source", "csv")
     if data.get("profile") is not None:
         from ..profile import ProfileError
@@ -169,6 +174,20 @@ def _parse_csv_row(row: dict[str, str]) -> RunRecord:
         except ProfileError as e:
             raise ValueError(f"profile_json: {e}") from None
     return RunRecord(**data)
+
+
+def _check_kept_step(data: dict[str, Any]) -> None:
+    """kept_step as a whole number from 0 to steps_done; anything else is dropped and noted."""
+    text = data.pop("kept_step", None)
+    if text is None:
+        return
+    number = float(text) if _NUMBER.match(text) else None
+    value = int(number) if number is not None and number.is_integer() else text
+    problem = kept_step_problem(value, data.get("steps_done"))
+    if problem:
+        data["note"] = "; ".join(n for n in (data.get("note"), f"{problem} (dropped)") if n)
+    else:
+        data["kept_step"] = value
 
 
 def _parse_time(column: str, s: str) -> float:

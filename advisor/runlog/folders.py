@@ -1,7 +1,8 @@
 """Reading a run folder (`runs/<run_id>/`) into a RunRecord, tolerating junk and missing files.
 
-A run folder (config.json, events.jsonl, metrics.json, profile.json, output/) is the single
-source of truth of a run; what cannot be read is left out and said in the record's note.
+A run folder (config.json, events.jsonl, metrics.json, profile.json, kept_checkpoint.json,
+output/) is the single source of truth of a run; what cannot be read is left out and said in
+the record's note.
 """
 from __future__ import annotations
 
@@ -9,15 +10,16 @@ import json
 from pathlib import Path
 from typing import Iterable
 
+from trainer.checkpoint_scores import KEPT_FILE, parse_kept
 from trainer.events import EVENTS_FILE, read_event_log
 from trainer.metrics import METRICS_FILE, read_metrics
 from trainer.vocabulary import METHOD_NAMES
 from trainer.safe_json import loads as json_loads
 
 from .events import summarise_events
-from .records import RunRecord, hyperparameters_from_config, normalised_profile
+from .records import RunRecord, hyperparameters_from_config, kept_step_problem, normalised_profile
 
-_RUN_FILES = ("config.json", EVENTS_FILE, METRICS_FILE, "profile.json")
+_RUN_FILES = ("config.json", EVENTS_FILE, METRICS_FILE, "profile.json", KEPT_FILE)
 
 
 def is_run_dir(path: Path) -> bool:
@@ -72,6 +74,22 @@ def _read_profile(path: Path, notes: list[str]) -> dict | None:
         return None
 
 
+def _kept_step(run_dir: Path, steps_done: int | None, notes: list[str]) -> int | None:
+    """The step of the checkpoint the user kept (trainer.checkpoint_scores), or None."""
+    data = _read_json_object(run_dir / KEPT_FILE, notes)
+    if data is None:
+        return None
+    kept = parse_kept(data)
+    if kept is None:
+        notes.append(f"{KEPT_FILE} has no usable step, steps_done and max_train_steps; ignored")
+        return None
+    problem = kept_step_problem(kept.step, steps_done)
+    if problem:
+        notes.append(f"{KEPT_FILE} ignored: {problem}")
+        return None
+    return kept.step
+
+
 def _method(config: dict | None, notes: list[str]) -> str | None:
     method = config.get("method") if config else None
     if method is not None and method not in METHOD_NAMES:
@@ -102,6 +120,7 @@ def record_from_run_dir(path: str | Path) -> RunRecord:
     summary = summarise_events(events)
     if summary["nonfinite_loss_step"] is not None:
         notes.append(f"loss became NaN/inf at step {summary['nonfinite_loss_step']}")
+    kept_step = _kept_step(run_dir, summary["steps_done"], notes)
 
     method = _method(config, notes)
     base_model = (profile or {}).get("base_model") or (config.get("base_model") if config else None)
@@ -122,6 +141,7 @@ def record_from_run_dir(path: str | Path) -> RunRecord:
         finished_at=summary["finished_at"],
         duration_s=summary["duration_s"],
         steps_done=summary["steps_done"],
+        kept_step=kept_step,
         final_loss=summary["final_loss"],
         peak_vram_gb=summary["peak_vram_gb"],
         error=summary["error"],

@@ -20,8 +20,8 @@ SOURCES = ("run_folder", "csv", "kohya", "manual")
 CSV_COLUMNS = ("run_id", "name", "source", "method", "base_model", "status",
                "score_accuracy", "score_flexibility", "score_preservation",
                "rating_accuracy", "rating_flexibility", "rating_preservation", "rating_note", "rated_at",
-               "started_at", "finished_at", "duration_s", "steps_done", "final_loss", "peak_vram_gb", "error",
-               "out_of_memory",
+               "started_at", "finished_at", "duration_s", "steps_done", "kept_step", "final_loss", "peak_vram_gb",
+               "error", "out_of_memory",
                "run_dir", "output_path", "note", "created_at", "updated_at",
                "profile_json", "config_json", "metrics_json")
 
@@ -54,6 +54,7 @@ class RunRecord:
     finished_at: float | None = None
     duration_s: float | None = None
     steps_done: int | None = None
+    kept_step: int | None = None           # the checkpoint the user kept (trainer.checkpoint_scores.KEPT_FILE)
     final_loss: float | None = None        # mean of the last logged losses (see events.summarise_events)
     peak_vram_gb: float | None = None      # GiB the CUDA allocator held at its highest (trainer.memory)
     error: str | None = None               # the error message of a failed run
@@ -84,7 +85,8 @@ class RunRecord:
             "hyperparameters": dict(self.hyperparameters), "scores": self.scores,
             "rating": self.rating, "rated_at": self.rated_at, "started_at": self.started_at,
             "finished_at": self.finished_at, "duration_s": self.duration_s,
-            "steps_done": self.steps_done, "final_loss": self.final_loss, "peak_vram_gb": self.peak_vram_gb,
+            "steps_done": self.steps_done, "kept_step": self.kept_step, "final_loss": self.final_loss,
+            "peak_vram_gb": self.peak_vram_gb,
             "error": self.error, "out_of_memory": self.out_of_memory,
             "run_dir": self.run_dir, "output_path": self.output_path, "note": self.note,
             "created_at": self.created_at, "updated_at": self.updated_at,
@@ -108,6 +110,23 @@ def finite_number(v: Any) -> float | None:
 def check_rating(name: str, v: Any) -> None:
     if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 5:
         raise RunRecordError(f"{name}={v!r}; must be a whole number from 1 to 5")
+
+
+def kept_step_problem(kept_step: Any, steps_done: Any = None) -> str | None:
+    """Why `kept_step` cannot be the kept checkpoint's step of a run that did `steps_done` steps,
+    or None: it must be a whole number >= 0, and not above steps_done where that is known. A
+    reader that meets a bad one (a run folder, a CSV cell) drops it with this as its note.
+
+    A RunRecord checks only the first: the log merges a run's columns from several sources
+    (a later import may bring the kept step, an earlier one the steps), and a merged row must
+    always read back; the learner leaves out a run whose kept step is past its steps."""
+    if kept_step is None:
+        return None
+    if isinstance(kept_step, bool) or not isinstance(kept_step, int) or kept_step < 0:
+        return f"kept_step={kept_step!r}; must be a whole number >= 0"
+    if isinstance(steps_done, int) and not isinstance(steps_done, bool) and kept_step > steps_done:
+        return f"kept_step={kept_step!r}; must not be above steps_done ({steps_done})"
+    return None
 
 
 def _validate_record(r: RunRecord) -> None:
@@ -136,6 +155,9 @@ def _validate_record(r: RunRecord) -> None:
     if r.steps_done is not None and (isinstance(r.steps_done, bool) or not isinstance(r.steps_done, int)
                                      or r.steps_done < 0):
         raise RunRecordError(f"steps_done={r.steps_done!r}; must be a whole number >= 0")
+    problem = kept_step_problem(r.kept_step)
+    if problem:
+        raise RunRecordError(problem)
     _validate_json_fields(r)
 
 

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from .records import RunRecord, json_blob
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 APPLICATION_ID = 0x46544131          # "FTA1": marks the SQLite file as a run log
 
 
@@ -72,9 +72,15 @@ def _migrate_to_v4(conn: sqlite3.Connection) -> None:
                                      OR lower(error) LIKE '%outofmemoryerror%')""")
 
 
+def _migrate_to_v5(conn: sqlite3.Connection) -> None:
+    # v5: the step of the checkpoint the user kept (kept_checkpoint.json), where the run peaked
+    # for them; the learner moves the next plan's steps toward it (advisor.learning.peak).
+    conn.execute("ALTER TABLE runs ADD COLUMN kept_step INTEGER")
+
+
 # MIGRATIONS[i] moves the schema from version i to i + 1; append, never edit.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_v1, _migrate_to_v2, _migrate_to_v3,
-                                                          _migrate_to_v4]
+                                                          _migrate_to_v4, _migrate_to_v5]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -89,15 +95,15 @@ def migrate(conn: sqlite3.Connection) -> None:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
-# Table columns (v4) and where each comes from in a RunRecord.
+# Table columns (v5) and where each comes from in a RunRecord.
 _JSON_COLUMNS = {"profile_json": "profile", "config_json": "config",
                  "hyperparameters_json": "hyperparameters", "metrics_json": "metrics"}
 _COLUMNS = ("run_id", "created_at", "updated_at", "source", "name", "method", "base_model", "status",
             "profile_json", "config_json", "hyperparameters_json", "metrics_json",
             "score_accuracy", "score_flexibility", "score_preservation",
             "rating_accuracy", "rating_flexibility", "rating_preservation", "rating_note", "rated_at",
-            "started_at", "finished_at", "duration_s", "steps_done", "final_loss", "peak_vram_gb", "error",
-            "out_of_memory", "run_dir", "output_path", "note", "source_stamp")
+            "started_at", "finished_at", "duration_s", "steps_done", "kept_step", "final_loss", "peak_vram_gb",
+            "error", "out_of_memory", "run_dir", "output_path", "note", "source_stamp")
 
 # Insert, or update only the columns the new row knows: a null never erases a known value
 # (so a re-import keeps the user's rating); created_at stays the first one.
