@@ -219,10 +219,16 @@ def refresh_lab(token: str, lab: LabState, request: gr.Request):
     checkpoints = (gr.skip(),) * 5
     shown = checkpoint_view.checkpoint_view(view["run_dir"], lab.profile) if view["run_dir"] else None
     if shown is not None and shown["stamp"] != lab.checkpoints_shown:
-        checkpoints = (shown["frame"], view["loss"], shown["markdown"], servable_items(shown["grids"]),
+        checkpoints = (_plot(shown["frame"]), view["loss"], shown["markdown"], servable_items(shown["grids"]),
                        gr.Dropdown(choices=_step_choices(shown), value=shown["best"]))
         lab = replace(lab, checkpoints_shown=shown["stamp"])
     return (lab, view["status"], view["loss"], servable_items(view["samples"]), view["log"], *results, *checkpoints)
+
+
+def _plot(frame):
+    """A plot's value: None for no rows. (Gradio 6 fixes a colour-split plot's series on the first
+    frame it gets; an empty first frame left the scores plot without lines for good.)"""
+    return None if frame is None or frame.empty else frame
 
 
 def _step_choices(shown: dict) -> list[tuple[str, int]]:

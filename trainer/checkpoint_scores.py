@@ -144,7 +144,7 @@ def choose_checkpoint(checkpoints: Sequence[CheckpointScore], weights: dict[str,
         lost = [f for f in FACTORS if last.scores[f] < best.scores[f] - 1e-9]
         gained = [f for f in FACTORS if last.scores[f] > best.scores[f] + 1e-9]
         later = f"; by the last step, {last.step}, " + (
-            " and ".join(f"{f} fell to {last.scores[f]:.1f}" for f in lost) or "nothing improved")
+            " and ".join(f"{f} fell to {last.scores[f]:.1f}" for f in lost) or "no score was higher")
         if gained:
             later += " while " + " and ".join(f"{f} rose only to {last.scores[f]:.1f}" for f in gained)
         reason += later
