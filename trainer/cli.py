@@ -40,15 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. rank=16")
     evaluate = sub.add_parser("evaluate", help="score a finished run; writes RUN_DIR/metrics.json and eval/")
     evaluate.add_argument("run_dir", help="a completed run folder")
-    evaluate.add_argument("--encoders", default="", help="clip=NAME_OR_PATH,dino=NAME_OR_PATH ('none' turns one off)")
-    evaluate.add_argument("--num-images", type=int, default=None, help="seeds per prompt (default 2)")
-    evaluate.add_argument("--steps", type=int, default=None, help="denoising steps (default 25; 10 at <= 128 px)")
+    _scoring_options(evaluate)
     scores = sub.add_parser("score-checkpoints", help="score every checkpoint of a run on the three factors; "
                             "writes RUN_DIR/checkpoint_scores.json and eval/checkpoints/")
     scores.add_argument("run_dir", help="a run folder with checkpoints")
-    scores.add_argument("--encoders", default="", help="clip=NAME_OR_PATH,dino=NAME_OR_PATH ('none' turns one off)")
-    scores.add_argument("--num-images", type=int, default=None, help="seeds per prompt (default 2)")
-    scores.add_argument("--steps", type=int, default=None, help="denoising steps (default 25; 10 at <= 128 px)")
+    _scoring_options(scores)
     export = sub.add_parser("export-checkpoint", help="export a checkpoint in the method's output formats and "
                             "record it as the one kept")
     export.add_argument("run_dir", help="a run folder with checkpoints")
@@ -57,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--weights", default="", help="how much each factor matters, e.g. "
                         "accuracy=5,flexibility=3,preservation=1 (default: equal)")
     return parser
+
+
+def _scoring_options(parser: argparse.ArgumentParser) -> None:
+    """What `evaluate` and `score-checkpoints` share: the encoders, seeds and denoising steps."""
+    parser.add_argument("--encoders", default="", help="clip=NAME_OR_PATH,dino=NAME_OR_PATH ('none' turns one off)")
+    parser.add_argument("--num-images", type=int, default=None, help="seeds per prompt (default 2)")
+    parser.add_argument("--steps", type=int, default=None, help="denoising steps (default 25; 10 at <= 128 px)")
 
 
 def main(argv: list[str] | None = None) -> int:
