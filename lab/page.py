@@ -14,6 +14,7 @@ from typing import Any
 from advisor.profile import Profile
 from advisor.recommendation.recommend import Recommendation
 from trainer.config import ConfigError, TrainConfig
+from trainer.metrics import nothing_changed, stand_in_factors
 from trainer.vocabulary import FACTORS
 from trainer.safe_json import loads as json_loads
 
@@ -218,16 +219,47 @@ def finished_view(run_dir: str | Path) -> dict[str, Any]:
 
 
 def scores_markdown(scored: dict[str, Any]) -> str:
+    """The scores in words: plainly a stand-in where CLIP/DINO were missing, and "nothing
+    changed" (not a good preservation) when the fine-tuned model draws what the base drew."""
     lines = [scored.get("message", "")]
     metrics = scored.get("metrics") or {}
+    unchanged = nothing_changed(metrics)
+    if unchanged:
+        lines.append("**Nothing changed:** the fine-tuned model draws the same images as the base model at the same "
+                     "seeds, so training did not take. Preservation 5/5 here means nothing, not a success: raise the "
+                     "learning rate or the steps, and check that the trigger word is in your prompts.")
+    stand_ins = stand_in_factors(metrics)
+    if stand_ins:
+        why = _encoder_reason(metrics.get("encoders"))
+        lines.append(f"**Stand-ins:** {', '.join(stand_ins)} {'was' if len(stand_ins) == 1 else 'were'} scored "
+                     f"without CLIP and DINO{why}: weight-free colour and structure similarity, which shows how much "
+                     "the images changed, not whether they show your subject. Trust the images and your own rating "
+                     "more than these numbers.")
     for factor in FACTORS:
         entry = metrics.get(factor)
         if isinstance(entry, dict):
-            raw = ", ".join(f"{k} {v:.3f}" for k, v in entry.items()
+            raw = ", ".join(f"{k} {_figure(v)}" for k, v in entry.items()
                             if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "score")
-            lines.append(f"- **{factor}** {entry.get('score', '—')}/5" + (f" ({raw})" if raw else "")
+            score = ("nothing changed" if factor == "preservation" and unchanged
+                     else f"{entry.get('score', '—')}/5" + (" (stand-in)" if factor in stand_ins else ""))
+            lines.append(f"- **{factor}** {score}" + (f" ({raw})" if raw else "")
                          + (f" — {entry['basis']}" if entry.get("basis") else ""))
     return "\n".join(lines)
+
+
+def _figure(v: int | float) -> str:
+    """A count as a count ("6"), a measurement to three decimals ("0.912")."""
+    return str(v) if isinstance(v, int) else f"{v:.3f}"
+
+
+def _encoder_reason(notes: Any) -> str:
+    """" (not downloaded: ...)" from metrics.json's encoder notes, short; "" when none says why."""
+    if not isinstance(notes, dict):
+        return ""
+    for note in notes.values():
+        if isinstance(note, str) and note.startswith("none: "):
+            return f" ({note.removeprefix('none: ')[:160]})"
+    return ""
 
 
 def _line(e: BaseException) -> str:

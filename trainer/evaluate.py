@@ -34,7 +34,7 @@ from .encoders import (Encoder, clip_image_similarity, clip_text_similarity, din
                        self_similarity)
 from .events import emit, error_line, last_event, read_events, run_status
 from .measures import prompt_sensitivity, proxy_similarity, ssim
-from .metrics import METRICS_FILE, write_metrics
+from .metrics import METRICS_FILE, PROXY_METHOD, write_metrics
 from .prompts import EvalPrompts, build_prompts
 from .vocabulary import FACTORS
 _DB = DREAMBOOTH_PAPER  # cited in the `basis` lines below
@@ -46,6 +46,7 @@ SMALL_MODEL_STEPS = 10        # for models generating at <= 128 px (the tiny tes
 MAX_TRAIN_IMAGES = 32         # training images compared against (evenly picked from larger sets)
 TRAIN_SIDE = 512              # training images are shrunk to this short side once, on loading
 GEN_BATCH = 4                 # images per pipeline call: faster than one by one, fits any card
+UNCHANGED_SSIM = 0.995        # base and fine-tuned this alike at every seed: training changed nothing visible
 
 
 class EvalError(ValueError):
@@ -127,7 +128,7 @@ def accuracy_metrics(images: EvalImages, prompts: EvalPrompts, train: list[Any],
             f"images of the subject to {len(train)} training images, on anchors from {_DB}")
     else:
         scores = {k: score_from_anchors(v, PROXY_ANCHORS[k]) for k, v in proxy.items()}
-        method, basis = "weight-free proxy", (
+        method, basis = PROXY_METHOD, (
             f"colour-histogram and SSIM similarity of {len(generated)} generated images to {len(train)} "
             "training images; uncalibrated against papers")
     encoder = _encoder_note(notes, [k for k, e in (("dino", dino), ("clip", clip)) if e is not None])
@@ -149,7 +150,7 @@ def flexibility_metrics(images: EvalImages, prompts: EvalPrompts, clip: Encoder 
     else:
         scores = {"prompt_sensitivity": score_from_anchors(proxy["prompt_sensitivity"],
                                                            PROXY_ANCHORS["prompt_sensitivity"])}
-        method, encoder = "weight-free proxy", _encoder_note(notes, [], only=["clip"])
+        method, encoder = PROXY_METHOD, _encoder_note(notes, [], only=["clip"])
         basis = (f"prompt sensitivity (mean 1 - SSIM between same-seed images of {len(prompts.flexibility)} "
                  "different prompts; a model that ignores prompts scores low); uncalibrated against papers")
     return _factor(scores, raw, proxy, method, encoder, basis, n_prompts=len(prompts.flexibility))
@@ -173,11 +174,14 @@ def preservation_metrics(images: EvalImages, prompts: EvalPrompts, train: list[A
         scores["pres"] = pres_score(raw["pres"], raw["pres_base"])
         parts.append(f"PRES (DINO similarity of class-prompt images to the training images, {_DB} Table 3, "
                      "scored as points lost relative to the base model)")
-    method = "weight-free proxy" if len(scores) == 1 else "+".join(sorted(scores))
+    method = PROXY_METHOD if len(scores) == 1 else "+".join(sorted(scores))
     encoder = _encoder_note(notes, [k for k, m in (("clip", "clip_base_vs_tuned"), ("dino", "pres")) if m in scores])
     basis = (f"{', '.join(parts)} on {len(prompts.base_prompts)} prompts x {len(images.base[0])} seeds "
              f"({len(prompts.preservation)} unrelated, {n_class} class)")
-    return _factor(scores, raw, {"ssim_base_vs_tuned": raw["ssim_base_vs_tuned"]}, method, encoder, basis)
+    result = _factor(scores, raw, {"ssim_base_vs_tuned": raw["ssim_base_vs_tuned"]}, method, encoder, basis)
+    # a perfect preservation score from an untouched model is no achievement: say so (the page does)
+    result["unchanged"] = bool(raw["ssim_base_vs_tuned"] >= UNCHANGED_SSIM)
+    return result
 
 
 def _encoder_note(notes: dict[str, str], used: list[str], only: list[str] | None = None) -> str:

@@ -27,6 +27,7 @@ from .safe_json import write_atomic
 from .vocabulary import FACTORS
 
 METRICS_FILE = "metrics.json"
+PROXY_METHOD = "weight-free proxy"   # a factor's "method" when no CLIP/DINO encoder could be used
 
 
 @dataclass(frozen=True)
@@ -92,3 +93,17 @@ def write_metrics(run_dir: str | Path, metrics: dict[str, Any]) -> Path:
         raise ValueError(f"{METRICS_FILE} needs a score from 1 to 5 for every factor: "
                          + ("; ".join(notes) or f"none for {', '.join(unscored)}"))
     return write_atomic(Path(run_dir) / METRICS_FILE, metrics)
+
+
+def stand_in_factors(metrics: Any) -> list[str]:
+    """The factors a metrics object scored with weight-free stand-ins instead of CLIP/DINO."""
+    if not isinstance(metrics, dict):
+        return []
+    return [f for f in FACTORS if isinstance(metrics.get(f), dict) and metrics[f].get("method") == PROXY_METHOD]
+
+
+def nothing_changed(metrics: Any) -> bool:
+    """Whether the evaluation found the fine-tuned model drawing what the base drew (trainer.evaluate
+    sets preservation's "unchanged"): then preservation 5/5 means training did not take."""
+    entry = metrics.get("preservation") if isinstance(metrics, dict) else None
+    return isinstance(entry, dict) and entry.get("unchanged") is True

@@ -154,3 +154,24 @@ def test_a_finished_run_is_not_said_twice_and_stopping_is_said_once(tmp_path):
         assert page.stop_job(Queue(), "j", "me") == "Stopping: saving a checkpoint."
     finally:
         lab_page.owned_job = owned
+
+
+def _metrics(method: str, unchanged: bool) -> dict:
+    entry = lambda score, **raw: {"score": score, "method": method, "basis": "b", **raw}  # noqa: E731
+    return {"accuracy": entry(2.1, n_generated=6, n_train=3, dino=0.41235),
+            "flexibility": entry(3.0, n_prompts=4),
+            "preservation": {**entry(5.0, ssim_base_vs_tuned=1.0), "unchanged": unchanged},
+            "encoders": {"clip": "none: openai/clip-vit-base-patch32 could not be loaded (not in the cache)",
+                         "dino": "none: turned off"}}
+
+
+def test_scores_say_plainly_when_they_are_stand_ins_and_when_nothing_changed():
+    text = page.scores_markdown({"message": "m", "metrics": _metrics("weight-free proxy", unchanged=True)})
+    assert "**Nothing changed:**" in text and "- **preservation** nothing changed" in text
+    assert "5.0/5" not in text.split("- **preservation**")[1]       # not shown as a perfect score
+    assert "**Stand-ins:** accuracy, flexibility, preservation were scored without CLIP and DINO" in text
+    assert "(openai/clip-vit-base-patch32 could not be loaded (not in the cache))" in text
+    assert "n_generated 6," in text and "6.000" not in text and "dino 0.412" in text   # counts are counts
+    assert "- **accuracy** 2.1/5 (stand-in)" in text
+    real = page.scores_markdown({"message": "m", "metrics": _metrics("clip_i+dino", unchanged=False)})
+    assert "Stand-ins" not in real and "Nothing changed" not in real and "- **preservation** 5.0/5 (" in real

@@ -279,7 +279,8 @@ def test_preservation_untouched_is_5_and_drift_scores_lower(base_pipe, tiny_enco
         same = compute_metrics(untouched, prompts, train, encoders, enc_notes)["preservation"]
         moved = compute_metrics(drifted, prompts, train, encoders, enc_notes)["preservation"]
         assert same["ssim_base_vs_tuned"] == pytest.approx(1.0, abs=1e-6)
-        assert same["score"] == 5.0
+        assert same["score"] == 5.0 and same["unchanged"] is True      # 5/5 from nothing: said, not praised
+        assert moved["unchanged"] is False
         assert moved["ssim_base_vs_tuned"] < 0.9 and moved["scores"]["ssim_base_vs_tuned"] < 4.0
         assert moved["score"] < same["score"]
     # Without encoders SSIM is the whole score. (Random tiny CLIP/DINO embed every 64 px image
@@ -375,6 +376,9 @@ def test_zeroed_lora_run_preserves_everything(trained_run, tmp_path):
     metrics = evaluate_run(run, clip="none", dino="none", **FAST)
     assert metrics["preservation"]["ssim_base_vs_tuned"] == pytest.approx(1.0, abs=1e-6)
     assert metrics["preservation"]["score"] == 5.0
+    from trainer.metrics import nothing_changed, read_metrics, stand_in_factors
+    on_disk = read_metrics(run).raw
+    assert nothing_changed(on_disk) and stand_in_factors(on_disk) == ["accuracy", "flexibility", "preservation"]
 
 
 # --- run-folder checks and the CLI --------------------------------------------------------------------------
@@ -508,3 +512,47 @@ def test_one_pipeline_in_memory_at_a_time(trained_run, tmp_path, monkeypatch):
     monkeypatch.setattr(models, "load_pipeline", base)
     evaluate_run(run, clip="none", dino="none", **FAST)
     assert tuned_refs and alive_at_base_load[-1] == [False]
+
+
+@pytest.mark.parametrize("setting,allowed", [(None, True), ("1", True), ("0", False), ("no", False)])
+def test_default_encoders_are_fetched_unless_the_owner_says_no(monkeypatch, setting, allowed):
+    """Scores without CLIP/DINO are stand-ins, so the defaults are downloaded when the hub is
+    reachable; FTA_EVAL_DOWNLOAD=0 forbids it. (The tests run with HF_HUB_OFFLINE=1: nothing is fetched.)"""
+    import trainer.encoders as encoders
+
+    seen = {}
+
+    def loader(kind):
+        def load(spec, device, allow_download):
+            seen[kind] = allow_download
+            raise FileNotFoundError("not here")
+        return load
+    monkeypatch.setattr(encoders, "load_clip", loader("clip"))
+    monkeypatch.setattr(encoders, "load_dino", loader("dino"))
+    if setting is None:
+        monkeypatch.delenv(encoders.DOWNLOAD_ENV, raising=False)
+    else:
+        monkeypatch.setenv(encoders.DOWNLOAD_ENV, setting)
+    found, notes = encoders.load_encoders()
+    assert seen == {"clip": allowed, "dino": allowed} and found == {"clip": None, "dino": None}
+    assert notes["clip"].startswith("none: openai/clip-vit-base-patch32 could not be loaded")
+
+
+def test_a_forbidden_download_says_how_to_allow_it(monkeypatch):
+    import trainer.encoders as encoders
+
+    monkeypatch.setattr(encoders, "_hub_offline", lambda: False)
+    monkeypatch.setattr(encoders, "_in_cache", lambda repo: False)
+    with pytest.raises(FileNotFoundError, match="FTA_EVAL_DOWNLOAD=0 forbids downloading it"):
+        encoders._from_pretrained(object, "openai/clip-vit-base-patch32", allow_download=False)
+
+
+def test_an_unreachable_hub_fails_fast_instead_of_retrying(monkeypatch):
+    """No network and no HF_HUB_OFFLINE: transformers spent ~100 s in retries per encoder."""
+    import trainer.encoders as encoders
+
+    monkeypatch.setattr(encoders, "_hub_offline", lambda: False)
+    monkeypatch.setattr(encoders, "_in_cache", lambda repo: False)
+    monkeypatch.setattr(encoders, "hub_reachable", lambda: False)
+    with pytest.raises(FileNotFoundError, match="the hub cannot be reached from here"):
+        encoders._from_pretrained(object, "openai/clip-vit-base-patch32", allow_download=True)
