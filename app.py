@@ -257,8 +257,12 @@ def rate_run(token: str, lab: LabState, accuracy: float, flexibility: float, pre
 
 # =========================================================================== Runs
 def list_runs(query: str, token: str, request: gr.Request):
+    """The Runs tab, when it opens and on Refresh: the owner's runs, the plots, and the run picker."""
     ident = who(token, request)
-    return page.runs_view(default_db_path(), default_runs_dir(), query, owner=ident.owner if ident else "")
+    frame, bars, tradeoff = page.runs_view(default_db_path(), default_runs_dir(), query,
+                                           owner=ident.owner if ident else "")
+    ids = [str(i) for i in frame["id"]]
+    return page.runs_table(frame), _plot(bars), _plot(tradeoff), gr.Dropdown(choices=ids, value=ids[0] if ids else None)
 
 
 def rate_logged(token: str, run_id: str, accuracy: float, flexibility: float, preservation: float, note: str,
@@ -378,7 +382,7 @@ def build_demo() -> gr.Blocks:
                 gr.Markdown("### 3. Training")
                 status = gr.Markdown(elem_id="train-status")
                 with gr.Row():
-                    loss = gr.LinePlot(x="step", y="loss", title="Loss", height=260, elem_id="loss-plot")
+                    loss = gr.LinePlot(x="step", y="loss", title="Loss", height=260, elem_id="loss-plot", x_axis_format="d")
                     samples = gr.Gallery(label="Samples (newest first)", columns=4, height=260, elem_id="samples")
                 log = gr.Textbox(label="Log", lines=8, max_lines=8, autoscroll=True, elem_id="train-log")
                 gr.Markdown("### 4. Results")
@@ -386,7 +390,7 @@ def build_demo() -> gr.Blocks:
                     compare = gr.Gallery(label="Base vs fine-tuned, same seeds", columns=4, height=260,
                                          elem_id="compare")
                     with gr.Column():
-                        scores = gr.BarPlot(x="factor", y="score", y_lim=[0, 5], title="Scores (1-5)", height=220,
+                        scores = gr.BarPlot(x="factor", y="score", y_lim=[0, 5], title="Scores (1-5)", height=220, y_axis_format=".1f",
                                             elem_id="scores-plot")
                         scores_md = gr.Markdown(elem_id="scores-md")
                 outputs = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="downloads")
@@ -400,9 +404,11 @@ def build_demo() -> gr.Blocks:
                 gr.Markdown("### 5. Which checkpoint to keep")
                 with gr.Row():
                     ck_plot = gr.LinePlot(x="step", y="score", color="factor", y_lim=[1, 5], height=260,
+                                          x_axis_format="d", y_axis_format=".1f",
                                           title="Scores along the run (1-5), same prompts and seeds",
                                           elem_id="checkpoint-plot")
-                    ck_loss = gr.LinePlot(x="step", y="loss", title="Loss", height=260, elem_id="checkpoint-loss")
+                    ck_loss = gr.LinePlot(x="step", y="loss", title="Loss", height=260, elem_id="checkpoint-loss",
+                                          x_axis_format="d")
                 ck_md = gr.Markdown(elem_id="checkpoint-choice")
                 ck_grids = gr.Gallery(label="Each checkpoint's images (base model first)", columns=3, height=320,
                                       elem_id="checkpoint-grids")
@@ -413,18 +419,19 @@ def build_demo() -> gr.Blocks:
                 ck_files = gr.File(label="Exported files", file_count="multiple", interactive=False,
                                    elem_id="checkpoint-files")
                 timer = gr.Timer(2.0)
-            with gr.Tab("Runs", id="runs"):
+            with gr.Tab("Runs", id="runs") as runs_tab:
                 with gr.Row():
                     runs_query = gr.Textbox(label="Filter", placeholder="lora, completed, sdxl…", scale=4)
                     runs_refresh = gr.Button("Refresh", scale=1, elem_id="runs-refresh")
                 runs_table = gr.Dataframe(interactive=False, elem_id="runs-table", show_search="search")
                 with gr.Row():
                     by_method = gr.BarPlot(x="bar", y="score", color="factor", title="Mean score per method",
-                                           x_title="method · factor", y_lim=[0, 5], height=260)
+                                           x_title="method · factor", y_lim=[0, 5], height=260, y_axis_format=".1f")
                     tradeoff = gr.ScatterPlot(x="preservation", y="accuracy", color="method",
-                                              title="Accuracy against preservation", height=260)
+                                              title="Accuracy against preservation", height=260,
+                                              x_axis_format=".1f", y_axis_format=".1f")
                 with gr.Accordion("Rate a run", open=False):
-                    rl_id = gr.Textbox(label="Run id")
+                    rl_id = gr.Dropdown(label="Run", choices=[], elem_id="rate-run-id")
                     with gr.Row():
                         rl_acc = gr.Slider(1, 5, value=3, step=1, label="Accuracy")
                         rl_flex = gr.Slider(1, 5, value=3, step=1, label="Flexibility")
@@ -471,7 +478,8 @@ def build_demo() -> gr.Blocks:
         ck_export.click(export_checkpoint, [ck_step, cid, lab], [ck_msg, ck_files, ck_md], api_name="export_checkpoint")
         r_save.click(rate_run, [cid, lab, r_acc, r_flex, r_pres, r_note], r_msg, api_name="rate")
         # Runs
-        runs_tab_outputs = [runs_table, by_method, tradeoff]
+        runs_tab_outputs = [runs_table, by_method, tradeoff, rl_id]
+        runs_tab.select(list_runs, [runs_query, cid], runs_tab_outputs, api_visibility="private")
         runs_refresh.click(list_runs, [runs_query, cid], runs_tab_outputs, api_name="runs")
         runs_query.submit(list_runs, [runs_query, cid], runs_tab_outputs, api_visibility="private")
         rl_save.click(rate_logged, [cid, rl_id, rl_acc, rl_flex, rl_pres, rl_note], rl_msg, api_name="rate_logged")

@@ -235,6 +235,7 @@ def scores_markdown(scored: dict[str, Any]) -> str:
                      f"without CLIP and DINO{why}: weight-free colour and structure similarity, which shows how much "
                      "the images changed, not whether they show your subject. Trust the images and your own rating "
                      "more than these numbers.")
+    lines = ["\n\n".join(line for line in lines if line)]   # the sentences as paragraphs, then the list
     for factor in FACTORS:
         entry = metrics.get(factor)
         if isinstance(entry, dict):
@@ -258,7 +259,8 @@ def _encoder_reason(notes: Any) -> str:
         return ""
     for note in notes.values():
         if isinstance(note, str) and note.startswith("none: "):
-            return f" ({note.removeprefix('none: ')[:160]})"
+            why = note.removeprefix("none: ")
+            return f" ({why if len(why) <= 300 else why[:300].rsplit(' ', 1)[0] + ' …'})"
     return ""
 
 
@@ -370,8 +372,14 @@ def export_runs(runlog: Any, runs_dir: str | Path, owner: str, path: str | Path)
 
 
 # --------------------------------------------------------------------------- runs page
-RUN_COLUMNS = ["id", "status", "method", "base_model", "learning_rate", "max_train_steps", "rank",
+RUN_COLUMNS = ["id", "status", "method", "base_model", "learning_rate", "max_train_steps", "kept_step", "rank",
                "minutes", "peak_vram_gb", "accuracy", "flexibility", "preservation", "rating", "note"]
+# What the Runs table calls each column: people's words, not field names.
+RUN_HEADERS = {"id": "Run", "status": "Status", "method": "Method", "base_model": "Base model",
+               "learning_rate": "Learning rate", "max_train_steps": "Steps", "kept_step": "Kept checkpoint",
+               "rank": "Rank", "minutes": "Minutes", "peak_vram_gb": "Peak GPU GB", "accuracy": "Accuracy",
+               "flexibility": "Flexibility", "preservation": "Preservation", "rating": "Your rating", "note": "Note"}
+assert list(RUN_HEADERS) == RUN_COLUMNS
 
 
 def runs_frame(runs: list[dict[str, Any]], query: str = ""):
@@ -385,7 +393,8 @@ def runs_frame(runs: list[dict[str, Any]], query: str = ""):
         rated = [rating.get(f) for f in FACTORS if rating.get(f) is not None]
         rows.append({"id": r.get("id"), "status": r.get("status"), "method": r.get("method"),
                      "base_model": r.get("base_model"), "learning_rate": hp.get("learning_rate"),
-                     "max_train_steps": hp.get("max_train_steps"), "rank": hp.get("rank"),
+                     "max_train_steps": hp.get("max_train_steps"), "kept_step": r.get("kept_step"),
+                     "rank": hp.get("rank"),
                      "minutes": _minutes(r.get("duration_s")), "peak_vram_gb": r.get("peak_vram_gb"),
                      "accuracy": scores.get("accuracy"), "flexibility": scores.get("flexibility"),
                      "preservation": scores.get("preservation"),
@@ -397,6 +406,16 @@ def runs_frame(runs: list[dict[str, Any]], query: str = ""):
         mask = frame.astype(str).apply(lambda col: col.str.lower().str.contains(query, regex=False)).any(axis=1)
         frame = frame[mask]
     return frame.reset_index(drop=True)
+
+
+def runs_table(frame):
+    """The Runs table as shown: headers in words, steps and counts as whole numbers (no "1.000000")."""
+    import pandas as pd
+
+    shown = frame.copy()
+    for col in ("max_train_steps", "kept_step", "rank"):
+        shown[col] = pd.array(pd.to_numeric(shown[col], errors="coerce").round(), dtype="Int64")
+    return shown.rename(columns=RUN_HEADERS)
 
 
 def _minutes(seconds: Any) -> float | None:

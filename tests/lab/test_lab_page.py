@@ -50,6 +50,13 @@ def test_runs_frame_filter_and_plots():
     assert set(bars["bar"]) == {"lora · accuracy", "lora · flexibility", "lora · preservation"}
     assert list(page.tradeoff_frame(frame)["id"]) == ["a"]
     assert page.method_scores_frame(page.runs_frame([])).empty
+    runs[0]["kept_step"] = 300
+    shown = page.runs_table(page.runs_frame(runs))
+    assert list(shown.columns)[:7] == ["Run", "Status", "Method", "Base model", "Learning rate", "Steps",
+                                       "Kept checkpoint"]
+    assert "_" not in "".join(shown.columns)                       # headers in words, not field names
+    assert str(shown.loc[0, "Steps"]) == "500" and str(shown.loc[0, "Kept checkpoint"]) == "300"
+    assert str(shown.loc[0, "Rank"]) == "4" and shown.loc[1, ["Steps", "Rank"]].isna().all()
 
 
 def test_progress_html_is_bounded():
