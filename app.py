@@ -17,6 +17,7 @@ import gradio as gr
 
 from advisor import chat
 from advisor.knowledge.cards import cards_by_id
+from advisor.profile import Profile
 from advisor.recommendation.render import profile_markdown, recommendation_markdown
 from advisor.runlog.paths import default_db_path, default_runs_dir
 from lab import page, uploads
@@ -25,6 +26,7 @@ from lab.identity import Identity, LoginGuard, identify, load_secret, read_auth_
 from lab.ownership import owner_dir
 from lab import checkpoint_view
 from lab.page import LabState
+from lab.workspace import load_workspace, update_workspace
 from lab.paths import default_secret_path, default_uploads_root
 from lab.serving import servable, servable_items
 from lab.uploads import dataset_from_folder, ingest_uploads
@@ -94,16 +96,46 @@ def pick_option(session: chat.ChatSession | None, evt: gr.SelectData):
     return send_message(session, str(evt.value))[:-1]
 
 
-def to_lab(session: chat.ChatSession | None, lab: LabState, demo: bool):
+def _workspace_dir(token: str | None, request: gr.Request | None) -> Path | None:
+    """The owner's folder that holds their workspace (lab.workspace); None without an identity."""
+    ident = who(token, request)
+    return owner_dir(default_uploads_root(), ident.owner) if ident else None
+
+
+def remember_chat(session: chat.ChatSession | None, token: str, request: gr.Request) -> None:
+    """After each turn: the user's own messages, so a reload or a second tab replays the chat."""
+    folder = _workspace_dir(token, request)
+    if folder is not None and session is not None:
+        update_workspace(folder, messages=[m["content"] for m in session.messages if m["role"] == "user"])
+
+
+def restore_chat(token: str, session: chat.ChatSession | None, request: gr.Request):
+    """Page load, after the greeting: this owner's chat replayed, when they have one."""
+    folder = _workspace_dir(token, request)
+    messages = load_workspace(folder).messages if folder is not None else []
+    if not messages:
+        return (gr.skip(),) * 5
+    session, reply = chat.new_session()
+    for message in messages:
+        session, reply = chat.send(session, message)
+    return _views(session, reply)
+
+
+def to_lab(session: chat.ChatSession | None, lab: LabState, demo: bool, token: str, request: gr.Request):
     """'Train this recommendation': the lab opens with its train_config, every setting editable."""
     if session is None or session.recommendation is None:
         return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-    opened = page.train_this(session.recommendation, chat.stated_profile(session.interview), demo=demo, lab=lab)
+    profile = chat.stated_profile(session.interview)
+    opened = page.train_this(session.recommendation, profile, demo=demo, lab=lab)
+    folder = _workspace_dir(token, request)
+    if folder is not None:
+        update_workspace(folder, settings=opened["text"], profile=profile.to_dict())
     return opened["lab"], opened["text"], opened["message"], gr.Tabs(selected="lab")
 
 
 # =========================================================================== Lab
 NO_ID = "**This page has no valid id yet: reload it.**"
+DEFAULT_PICK = ("sd15", "lora")   # the lab's own picker before anything is chosen: the plainest, best-documented pair
 _secret: bytes | None = None
 
 
@@ -121,6 +153,77 @@ def load_lab(token: str | None, lab: LabState, request: gr.Request):
     ident = who(token, request, issue=True)
     status = job_queue().latest_for(ident.owner)
     return ident.token, replace(lab, job_id=status.job_id if status else None, shown=None)
+
+
+def machine_vram_gb() -> float | None:
+    """The first CUDA GPU's memory in GB, from nvidia-smi (the app process imports no torch)."""
+    import subprocess
+
+    if not has_cuda():
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10).stdout.split()
+        return round(float(out[0]) / 1024, 1) if out else None
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+
+
+def restore_lab(token: str, lab: LabState, demo: bool, request: gr.Request):
+    """Page load, after the id: this owner's settings, dataset and profile come back; a first
+    visit gets settings for the picker's defaults, so the lab works without the advisor."""
+    folder = _workspace_dir(token, request)
+    if folder is None:
+        return (gr.skip(),) * 8
+    ws = load_workspace(folder)
+    profile = None
+    if ws.profile:
+        try:
+            profile = Profile.from_dict(ws.profile)
+        except Exception:
+            profile = None
+    text = ws.settings
+    if not text.strip():
+        picked = page.picked_settings(ws.base_model or DEFAULT_PICK[0], ws.method or DEFAULT_PICK[1], demo=demo,
+                                      vram_gb=machine_vram_gb())
+        text = picked["text"] or ""
+    lab = replace(lab, profile=profile, resolution=_resolution(text))
+    report, thumbs, data_dir = "", [], gr.skip()
+    if ws.data_dir:
+        try:   # checked again like a folder typed in: the owner's own, or inside the data roots
+            dataset = dataset_from_folder(ws.data_dir, own=folder)
+        except ValueError:
+            dataset = None
+        if dataset is not None:
+            lab, report, thumbs, data_dir = _dataset(dataset, folder, lab, "Your dataset, as you left it.")
+    picks = {"base_model": dict(page.base_model_choices(demo)).values(), "method": dict(page.method_choices()).values()}
+    base = ws.base_model if ws.base_model in picks["base_model"] else gr.skip()
+    method = ws.method if ws.method in picks["method"] else gr.skip()
+    return lab, text, check_settings(text), report, thumbs, data_dir, base, method
+
+
+def _resolution(text: str) -> int | None:
+    cfg, _ = page.check_config_text(text)
+    return cfg.resolution if cfg is not None else None
+
+
+def pick_settings(base_model: str, method: str, demo: bool, token: str, lab: LabState, request: gr.Request):
+    """"Fill in settings": the lab without the advisor."""
+    picked = page.picked_settings(base_model, method, demo=demo, data_dir=lab.data_dir, vram_gb=machine_vram_gb())
+    if picked["text"] is None:
+        return lab, gr.skip(), picked["message"]
+    folder = _workspace_dir(token, request)
+    if folder is not None:
+        update_workspace(folder, settings=picked["text"], base_model=base_model, method=method,
+                         profile=picked["profile"].to_dict())
+    lab = replace(lab, recommendation=None, profile=picked["profile"], resolution=_resolution(picked["text"]))
+    return lab, picked["text"], picked["message"]
+
+
+def remember_settings(text: str, token: str, request: gr.Request) -> None:
+    folder = _workspace_dir(token, request)
+    if folder is not None and isinstance(text, str):
+        update_workspace(folder, settings=text)
 
 
 def upload_dataset(files, token: str, lab: LabState, request: gr.Request):
@@ -147,6 +250,7 @@ def use_folder(folder: str, token: str, lab: LabState, request: gr.Request):
 
 def _dataset(path: Path, session_dir: Path, lab: LabState, summary: str):
     lab = replace(lab, data_dir=str(path))
+    update_workspace(session_dir, data_dir=str(path))
     resolution = lab.resolution or (lab.recommendation.train_config.resolution if lab.recommendation else None)
     report = dataset_report(path, resolution=resolution, goal_profile=lab.profile, recommendation=lab.recommendation,
                             thumbs_dir=session_dir / "thumbs")
@@ -369,6 +473,12 @@ def build_demo() -> gr.Blocks:
                         data_dir = gr.Textbox(visible=False)
                     with gr.Column():
                         gr.Markdown("### 2. Settings")
+                        with gr.Row():
+                            base_pick = gr.Dropdown(page.base_model_choices(demo_mode), value=DEFAULT_PICK[0],
+                                                    label="Base model", elem_id="base-pick", scale=2)
+                            method_pick = gr.Dropdown(page.method_choices(), value=DEFAULT_PICK[1], label="Method",
+                                                      elem_id="method-pick", scale=2)
+                            fill = gr.Button("Fill in settings", elem_id="fill-settings", scale=1)
                         use_demo = gr.Checkbox(value=demo_mode, label="Use the built-in tiny model (CPU demonstration)",
                                                elem_id="use-demo")
                         settings = gr.Code(language="json", label="Training settings (editable)", lines=16,
@@ -457,12 +567,21 @@ def build_demo() -> gr.Blocks:
 
         # Advisor
         views = [session, chatbot, known, card, train]
-        demo.load(start_chat, outputs=views, api_name="start")
-        box.submit(send_message, [session, box], [*views, box], api_name="send")
-        chatbot.option_select(pick_option, [session], views, api_name="option")
-        train.click(to_lab, [session, lab, use_demo], [lab, settings, settings_msg, tabs], api_name="to_lab")
+        demo.load(start_chat, outputs=views, api_name="start").then(
+            restore_chat, [cid, session], views, api_visibility="private")   # a reload: the chat comes back
+        box.submit(send_message, [session, box], [*views, box], api_name="send").then(
+            remember_chat, [session, cid], None, api_visibility="private")
+        chatbot.option_select(pick_option, [session], views, api_name="option").then(
+            remember_chat, [session, cid], None, api_visibility="private")
+        train.click(to_lab, [session, lab, use_demo, cid], [lab, settings, settings_msg, tabs], api_name="to_lab")
         # Lab
-        demo.load(load_lab, [cid, lab], [cid, lab], api_name="hello")
+        demo.load(load_lab, [cid, lab], [cid, lab], api_name="hello").then(
+            restore_lab, [cid, lab, use_demo], [lab, settings, settings_msg, report, thumbs, data_dir, base_pick,
+                                                 method_pick],
+            api_visibility="private")
+        fill.click(pick_settings, [base_pick, method_pick, use_demo, cid, lab], [lab, settings, settings_msg],
+                   api_name="pick_settings")
+        settings.change(remember_settings, [settings, cid], None, api_visibility="private")
         files.upload(upload_dataset, [files, cid, lab], [lab, report, thumbs, data_dir], api_name="upload")
         folder.submit(use_folder, [folder, cid, lab], [lab, report, thumbs, data_dir], api_name="use_folder")
         data_dir.change(set_data_dir, [settings, data_dir], [settings, settings_msg], api_visibility="private")

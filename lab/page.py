@@ -101,6 +101,48 @@ def config_message(cfg: TrainConfig | None, error: str) -> str:
             f"{scoring}{note}{data}")
 
 
+# --------------------------------------------------------------------------- the lab on its own
+def base_model_choices(demo: bool) -> list[tuple[str, str]]:
+    """(label, key) for the lab's base-model picker; the built-in tiny model first on a demo."""
+    from trainer.vocabulary import BASE_MODELS
+
+    tiny = [("Built-in tiny model (CPU demonstration)", "tiny")] if demo else []
+    return tiny + [(b.title, b.key) for b in BASE_MODELS.values()]
+
+
+def method_choices() -> list[tuple[str, str]]:
+    from trainer.vocabulary import METHOD_FACTS
+
+    return [(m.title, m.key) for m in METHOD_FACTS.values()]
+
+
+def picked_settings(base_model: Any, method: Any, *, demo: bool, data_dir: str = "",
+                    vram_gb: float | None = None) -> dict[str, Any]:
+    """Settings for a base model and method picked by hand, without the interview: the advisor's
+    plan for the plainest request on this machine's card (`vram_gb`; None: assumed). When the
+    advisor would not train that method there, the message says why and the settings are its
+    choice instead. {"text": settings JSON, "message": one line, "profile": the request}."""
+    from advisor.recommendation.recommend import recommend
+    from trainer.vocabulary import BASE_MODELS, METHOD_FACTS
+
+    if method not in METHOD_FACTS:
+        return {"text": None, "message": f"**Pick a method** (one of {', '.join(METHOD_FACTS)}).", "profile": None}
+    key = base_model if base_model in BASE_MODELS else None
+    if base_model not in BASE_MODELS and base_model != "tiny":
+        return {"text": None, "message": "**Pick a base model.**", "profile": None}
+    profile = Profile(base_model=key, preferred_method=method, vram_gb=vram_gb)
+    rec = recommend(profile)
+    cfg = lab_config(rec.train_config.to_dict(), demo=demo or base_model == "tiny", data_dir=data_dir)
+    text = config_text(cfg)
+    message = config_message(*check_config_text(text))
+    if rec.method != method:
+        refused = next((a for a in rec.alternatives if a.get("method") == method), {})
+        why = refused.get("why_not") or "it does not fit this request"
+        message = (f"**The advisor would not train {METHOD_FACTS[method].phrase} here:** {why} These settings are for "
+                   f"{METHOD_FACTS[rec.method].phrase} instead; set \"method\" to train yours anyway. " + message)
+    return {"text": text, "message": message, "profile": profile}
+
+
 # --------------------------------------------------------------------------- live view
 # --------------------------------------------------------------------------- the buttons
 def train_this(recommendation: Recommendation, profile: Profile | None, *, demo: bool,
@@ -119,6 +161,9 @@ def start_training(queue: JobQueue, text: str, *, session_id: str, profile: Prof
     """"Start training": (job id, message), or (None, why it did not start). With `own` (the
     user's upload folder, as the app passes it) the settings' folders are checked against it and
     the allowed data roots (lab.policy)."""
+    if not (text or "").strip():
+        return None, ("**Not started.** No settings yet: pick a base model and a method and press Fill in "
+                      "settings, or train a recommendation from the Advisor tab.")
     cfg, error = check_config_text(text)
     if cfg is None:
         return None, f"**Not started.** {error}"
