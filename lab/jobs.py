@@ -45,6 +45,8 @@ QUEUE_FILE = "queue.json"
 LAB_FILE = "lab.json"
 QUEUED_MARKER = "queued"
 SLOTS_ENV = "FTA_MAX_CONCURRENT_TRAININGS"
+PER_OWNER_ENV = "FTA_MAX_JOBS_PER_USER"   # runs one owner may have waiting or training at once
+DEFAULT_PER_OWNER = 3                     # one training and two waiting: nobody fills a shared queue alone
 ALLOW_CPU_ENV = "FTA_ALLOW_CPU_TRAINING"
 STATES = ("queued", "running", "completed", "stopped", "failed", "cancelled", "unknown")
 ACTIVE_STATES = ("queued", "running")
@@ -157,6 +159,15 @@ class JobQueue:
             return int(raw)
         return max(1, self.gpu_count())
 
+    def per_owner_limit(self) -> int:
+        """How many runs one owner may have queued or training at once ($FTA_MAX_JOBS_PER_USER)."""
+        raw = os.environ.get(PER_OWNER_ENV, "").strip()
+        if raw:
+            if not raw.isdigit() or int(raw) < 1:
+                raise ValueError(f"{PER_OWNER_ENV}={raw!r}; must be an integer >= 1")
+            return int(raw)
+        return DEFAULT_PER_OWNER
+
     def check_device(self, config: TrainConfig) -> bool:
         """True when this is a CPU demonstration; CpuOnlyError for a real model without a GPU."""
         if self.gpu_count() > 0:
@@ -189,6 +200,13 @@ class JobQueue:
         if profile_dict is not None and not isinstance(profile_dict, dict):
             raise ValueError(f"profile must be a Profile or a dict, got {type(profile).__name__}")
         with self._locked():
+            state = self._load()
+            mine = [j for j in state["queue"] + [j for j in state["running"] if self._is_running(j)]
+                    if state["sessions"].get(j) == session_id]
+            limit = self.per_owner_limit()
+            if len(mine) >= limit:
+                raise ValueError(f"you already have {len(mine)} run{'s' if len(mine) != 1 else ''} waiting or "
+                                 f"training (the most at once is {limit}); stop one, or wait for one to end")
             job_id = self._new_id(config.method)
             run_dir = self.runs_dir / job_id
             # the lab decides where runs go; the data folder is made absolute (same folder) so the run

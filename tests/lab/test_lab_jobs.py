@@ -427,3 +427,20 @@ def test_a_training_process_killed_by_the_system_says_so(tiny_env, data, tmp_pat
     assert status.state == "failed" and "killed by the system (SIGKILL)" in status.message, status.message
     assert "killed by the system (SIGKILL)" in progress(run_dir)["message"]
     assert not [e for e in read_events(run_dir) if e["kind"] == "end"]  # nothing could be written
+
+
+def test_one_owner_cannot_fill_the_shared_queue(fake, data, monkeypatch):
+    """Issue 13's per-user quota: runs waiting or training at once, per owner (others unaffected)."""
+    from lab.jobs import PER_OWNER_ENV
+
+    monkeypatch.setenv(PER_OWNER_ENV, "2")
+    launcher, make = fake
+    q = make(gpus=1)
+    q.submit(cfg(data), session_id="ana")
+    q.submit(cfg(data), session_id="ana")
+    with pytest.raises(ValueError, match="you already have 2 runs waiting or training"):
+        q.submit(cfg(data), session_id="ana")
+    assert q.submit(cfg(data), session_id="bo")          # someone else still gets in
+    monkeypatch.setenv(PER_OWNER_ENV, "lots")
+    with pytest.raises(ValueError, match="FTA_MAX_JOBS_PER_USER='lots'"):
+        q.submit(cfg(data), session_id="cy")
