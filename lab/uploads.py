@@ -18,15 +18,23 @@ may be a text file, a zip may hold `../../evil.png`, absolute paths, symlinks or
   zip's declared sizes before extracting and against the bytes actually read while extracting;
 - every byte is written to a temporary file inside `dest_dir` and renamed into place once checked,
   so nothing is written outside `dest_dir` and a rejected file leaves nothing behind.
+
+Each upload starts a new dataset folder of its owner (`<owner>/datasets/<id>/`) unless the user adds
+to the current one (`upload_to_dataset`); the owner's earlier uploads that no run trained on are
+removed then, and by "Clear dataset" (`clear_datasets`). A dataset a run trained on is kept, so
+Resume still finds its images.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import re
+import secrets
 import shutil
 import stat
 import tempfile
+import threading
+import time
 import unicodedata
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -34,10 +42,12 @@ from pathlib import Path
 from typing import BinaryIO, Iterable
 
 from trainer.data import CAPTION_EXT, IMAGE_EXTS, METADATA_FILE, image_problem, pixel_problem
+from trainer.safe_json import loads as json_loads
 
 from .paths import allowed_data_roots, app_folders
 
 ZIP_EXT = ".zip"
+UPLOAD_FILE_TYPES = ["image", CAPTION_EXT, ".jsonl", ZIP_EXT]  # what the upload box lets a browser pick
 # what Pillow must find inside an image file; MPO is a JPEG with more pictures after the first
 # (phones write it for Ultra HDR, depth and stereo photos), and training reads the first
 IMAGE_FORMATS = {"JPEG", "MPO", "PNG", "WEBP"}
@@ -47,6 +57,9 @@ MAX_METADATA_BYTES = 50 << 20
 MAX_UPLOAD_MB = 500                         # one dataset folder, all its uploads together
 MAX_REASONS_SHOWN = 10                      # rejected files named with their reason in the summary
 NAME_MAX_BYTES = 120                        # well under every filesystem's 255-byte limit
+DATASETS_DIR = "datasets"                   # <owner>/datasets/<id>/: one folder per uploaded dataset
+LEGACY_DATASET_DIR = "dataset"              # <owner>/dataset/: where every upload went before
+THUMBS_DIR = "thumbs"                       # <owner>/thumbs/: the dataset report's thumbnails
 _CHUNK = 1 << 20
 _UNSAFE_CHARS = re.compile(r'[<>:"|?*]')    # forbidden on Windows; confusing everywhere
 _MARKDOWN_CHARS = re.compile(r"([\\`*_{}\[\]()<>|~!&])")  # shown literally in the lab's Markdown
@@ -628,3 +641,129 @@ def clear_folder(folder: str | Path) -> None:
         else:
             child.unlink()
 
+
+# --- the owner's upload datasets ----------------------------------------------------------------------
+_OWNER_LOCKS: dict[Path, threading.Lock] = {}
+_OWNER_LOCKS_GUARD = threading.Lock()
+
+
+def _owner_lock(own: str | Path) -> threading.Lock:
+    """One lock per owner folder: two uploads of one user (two tabs) never remove each other's folder."""
+    with _OWNER_LOCKS_GUARD:
+        return _OWNER_LOCKS.setdefault(Path(own).resolve(), threading.Lock())
+
+
+def new_dataset_dir(own: str | Path) -> Path:
+    """A new, empty dataset folder in the owner's folder `own`: `<own>/datasets/<UTC time>-<random>`."""
+    root = Path(own) / DATASETS_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
+    path.mkdir()
+    return path
+
+
+def owned_dataset(folder: str | Path | None, own: str | Path) -> Path | None:
+    """`folder`, resolved, when it is one of the owner's upload datasets; else None (a folder on the
+    server, someone else's upload, a link, nothing)."""
+    if not folder or not str(folder).strip() or Path(folder).is_symlink():
+        return None
+    path = Path(folder).resolve()
+    return path if path.is_dir() and path in owner_datasets(own) else None
+
+
+def owner_datasets(own: str | Path) -> list[Path]:
+    """The owner's upload datasets, resolved: `<own>/datasets/*` and the older `<own>/dataset`."""
+    own = Path(own).resolve()
+    root = own / DATASETS_DIR
+    found = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()) if root.is_dir() else []
+    legacy = own / LEGACY_DATASET_DIR
+    return found + ([legacy] if legacy.is_dir() and not legacy.is_symlink() else [])
+
+
+def runs_using(folder: str | Path, runs_dir: str | Path) -> list[str]:
+    """The ids of the runs in `runs_dir` whose config.json trains on `folder` (a stopped one resumes
+    from it, and a finished one's settings name it)."""
+    folder = Path(folder).resolve()
+    runs_dir = Path(runs_dir)
+    found = []
+    for config in sorted(runs_dir.glob("*/config.json")) if runs_dir.is_dir() else []:
+        try:
+            data_dir = json_loads(config.read_bytes()).get("data_dir")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(data_dir, str) and data_dir.strip() and _inside(Path(data_dir).expanduser().resolve(), folder):
+            found.append(config.parent.name)
+    return found
+
+
+def remove_datasets(own: str | Path, runs_dir: str | Path, *, keep: str | Path | None = None
+                    ) -> tuple[int, list[str]]:
+    """Delete the owner's upload datasets that no run trained on, all but `keep`.
+
+    Returns (how many were deleted, a sentence for each one kept: runs trained on it, or it
+    could not be deleted).
+    """
+    keep = Path(keep).resolve() if keep else None
+    deleted, kept = 0, []
+    for folder in owner_datasets(own):
+        if folder == keep:
+            continue
+        runs = runs_using(folder, runs_dir)
+        if runs:
+            shown = ", ".join(runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
+            kept.append(markdown_text(f"kept {folder.name}, which run {shown} trained on (Resume reads it)"))
+            continue
+        try:
+            shutil.rmtree(folder)
+        except OSError as e:
+            kept.append(markdown_text(f"could not delete {folder.name} ({e.strerror or e})"))
+            continue
+        deleted += 1
+    return deleted, kept
+
+
+def upload_to_dataset(paths: Iterable[str | Path], own: str | Path, *, current: str | Path | None = None,
+                      add: bool = False, runs_dir: str | Path) -> tuple[Path | None, str]:
+    """Take one upload of the owner whose folder is `own`; (the dataset the lab uses now, Markdown).
+
+    With `add`, the files go into `current` when it is one of the owner's upload datasets. Otherwise
+    they start a new dataset, which replaces the owner's earlier uploads that no run trained on.
+    A bad upload loses nothing: when no image of it is kept, the new folder goes and the lab stays
+    with `current` (None when there is none). The Markdown says what happened to the dataset, then
+    what was added and each file that was not, with its reason.
+    """
+    with _owner_lock(own):
+        return _upload_to_dataset(paths, own, current, add, runs_dir)
+
+
+def _upload_to_dataset(paths, own, current, add, runs_dir) -> tuple[Path | None, str]:
+    target = owned_dataset(current, own) if add else None
+    if target is not None:
+        report = ingest_uploads(paths, target)
+        return target, f"Added to the current dataset.\n\n{report.summary()}"
+    fresh = new_dataset_dir(own)
+    report = ingest_uploads(paths, fresh)
+    if not report.images:
+        shutil.rmtree(fresh)
+        still = Path(current) if current and str(current).strip() else None
+        head = "Nothing was added; the current dataset is unchanged." if still else "Nothing was added."
+        return still, f"{head}\n\n{report.summary()}"
+    deleted, kept = remove_datasets(own, runs_dir, keep=fresh)
+    head = "New dataset."
+    if add and current and str(current).strip():
+        head += " (The current dataset is not one you uploaded, so nothing is written into it.)"
+    if deleted:
+        head += (" Your earlier upload was removed; to add files to a dataset instead, tick "
+                 "“Add to the current dataset” before uploading.")
+    head += "".join(f" Also {k}." for k in kept)
+    return fresh, f"{head}\n\n{report.summary()}"
+
+
+def clear_datasets(own: str | Path, runs_dir: str | Path) -> str:
+    """"Clear dataset": delete the owner's upload datasets that no run trained on and their
+    thumbnails; one line of Markdown saying so."""
+    with _owner_lock(own):
+        deleted, kept = remove_datasets(own, runs_dir)
+        clear_folder(Path(own) / THUMBS_DIR)
+    said = f"Dataset cleared: {deleted} uploaded dataset(s) deleted" if deleted else "Dataset cleared"
+    return said + "".join(f"; {k}" for k in kept) + ". Upload images to start a new one."
