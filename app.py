@@ -29,7 +29,7 @@ from lab.page import LabState
 from lab.workspace import load_workspace, update_workspace
 from lab.paths import default_secret_path, default_uploads_root
 from lab.serving import servable, servable_items
-from lab.uploads import dataset_from_folder, ingest_uploads
+from lab.uploads import THUMBS_DIR, UPLOAD_FILE_TYPES, clear_datasets, dataset_from_folder, upload_to_dataset
 from lab.datasets import dataset_report, report_markdown
 from trainer.safe_json import loads as json_loads
 
@@ -226,14 +226,29 @@ def remember_settings(text: str, token: str, request: gr.Request) -> None:
         update_workspace(folder, settings=text)
 
 
-def upload_dataset(files, token: str, lab: LabState, request: gr.Request):
+def upload_dataset(files, token: str, add: bool, lab: LabState, request: gr.Request):
+    """An upload starts a new dataset of this owner, or with `add` goes into the current one."""
     ident = who(token, request)
     if ident is None:
         return lab, NO_ID, [], gr.skip()
-    session_dir = owner_dir(default_uploads_root(), ident.owner)
-    dest = session_dir / "dataset"
-    report = ingest_uploads([f if isinstance(f, str) else f.name for f in (files or [])], dest)
-    return _dataset(dest, session_dir, lab, report.summary())
+    own = owner_dir(default_uploads_root(), ident.owner)
+    paths = [f if isinstance(f, str) else f.name for f in (files or [])]
+    folder, summary = upload_to_dataset(paths, own, current=lab.data_dir, add=bool(add), runs_dir=default_runs_dir())
+    if folder is None:
+        update_workspace(own, data_dir="")
+        return replace(lab, data_dir=""), summary, [], ""
+    return _dataset(folder, own, lab, summary)
+
+
+def clear_dataset(token: str, lab: LabState, request: gr.Request):
+    """"Clear dataset": this owner's uploads go (those no run trained on), the report and the box empty."""
+    ident = who(token, request)
+    if ident is None:
+        return lab, NO_ID, gr.skip(), gr.skip(), gr.skip()
+    own = owner_dir(default_uploads_root(), ident.owner)
+    message = clear_datasets(own, default_runs_dir())
+    update_workspace(own, data_dir="")
+    return replace(lab, data_dir=""), message, [], "", None
 
 
 def use_folder(folder: str, token: str, lab: LabState, request: gr.Request):
@@ -253,7 +268,7 @@ def _dataset(path: Path, session_dir: Path, lab: LabState, summary: str):
     update_workspace(session_dir, data_dir=str(path))
     resolution = lab.resolution or (lab.recommendation.train_config.resolution if lab.recommendation else None)
     report = dataset_report(path, resolution=resolution, goal_profile=lab.profile, recommendation=lab.recommendation,
-                            thumbs_dir=session_dir / "thumbs")
+                            thumbs_dir=session_dir / THUMBS_DIR)
     return lab, f"{summary}\n\n{report_markdown(report)}", servable_items(report.get("thumbnails", [])), str(path)
 
 
@@ -464,8 +479,12 @@ def build_demo() -> gr.Blocks:
                 with gr.Row():
                     with gr.Column():
                         gr.Markdown("### 1. Dataset")
-                        files = gr.File(file_count="multiple", file_types=["image", ".zip"],
-                                        label="Upload images (jpg, png, webp) or a zip", elem_id="upload")
+                        files = gr.File(file_count="multiple", file_types=UPLOAD_FILE_TYPES, elem_id="upload",
+                                        label="Upload images (jpg, png, webp) with their .txt captions, or a zip")
+                        with gr.Row():
+                            add_files = gr.Checkbox(False, label="Add to the current dataset (else an upload "
+                                                    "starts a new one)", elem_id="add-to-dataset")
+                            clear = gr.Button("Clear dataset", size="sm", elem_id="clear-dataset")
                         folder = gr.Textbox(label="…or a folder on the server", submit_btn="Use folder",
                                             elem_id="data-folder")
                         report = gr.Markdown(elem_id="dataset-report")
@@ -582,7 +601,8 @@ def build_demo() -> gr.Blocks:
         fill.click(pick_settings, [base_pick, method_pick, use_demo, cid, lab], [lab, settings, settings_msg],
                    api_name="pick_settings")
         settings.change(remember_settings, [settings, cid], None, api_visibility="private")
-        files.upload(upload_dataset, [files, cid, lab], [lab, report, thumbs, data_dir], api_name="upload")
+        files.upload(upload_dataset, [files, cid, add_files, lab], [lab, report, thumbs, data_dir], api_name="upload")
+        clear.click(clear_dataset, [cid, lab], [lab, report, thumbs, data_dir, files], api_name="clear_dataset")
         folder.submit(use_folder, [folder, cid, lab], [lab, report, thumbs, data_dir], api_name="use_folder")
         data_dir.change(set_data_dir, [settings, data_dir], [settings, settings_msg], api_visibility="private")
         settings.change(check_settings, settings, settings_msg, api_name="check_settings")

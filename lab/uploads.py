@@ -3,7 +3,14 @@
 Everything a browser sends is untrusted: names may carry paths or control characters, a `.png`
 may be a text file, a zip may hold `../../evil.png`, absolute paths, symlinks or a bomb. So:
 
-- a file's kind is decided by its content (Pillow for images, the zip directory for archives);
+- a file's kind is decided by its content (Pillow for images, the zip directory for archives),
+  and an image is kept only when it decodes completely: as training decodes it (a truncated file
+  fails there), and for a JPEG also by libjpeg in strict mode, because Pillow decodes a JPEG with
+  garbage in its compressed data without an error or a warning (its libjpeg glue drops
+  libjpeg's "Corrupt JPEG data" warnings) into a picture smeared or grey from there down;
+- a `.txt` caption is kept only beside its image (same name, in the same upload or, for a loose
+  caption, an image already in the dataset that has none), as short UTF-8 text; an image
+  byte-identical to one already in the dataset is not stored twice;
 - every name is reduced to a safe base name (`safe_name`), de-duplicated against what is there;
 - zip entries that leave the archive (absolute, `..`, symlinks, devices) are rejected, hidden and
   `__MACOSX` entries ignored, nested folders flattened (a caption keeps pairing with its image);
@@ -11,36 +18,55 @@ may be a text file, a zip may hold `../../evil.png`, absolute paths, symlinks or
   zip's declared sizes before extracting and against the bytes actually read while extracting;
 - every byte is written to a temporary file inside `dest_dir` and renamed into place once checked,
   so nothing is written outside `dest_dir` and a rejected file leaves nothing behind.
+
+Each upload starts a new dataset folder of its owner (`<owner>/datasets/<id>/`) unless the user adds
+to the current one (`upload_to_dataset`); the owner's earlier uploads that no run trained on are
+removed then, and by "Clear dataset" (`clear_datasets`). A dataset a run trained on is kept, so
+Resume still finds its images.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import re
+import secrets
 import shutil
 import stat
 import tempfile
+import threading
+import time
 import unicodedata
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterable
 
-from trainer.data import IMAGE_EXTS, pixel_problem
+from trainer.data import CAPTION_EXT, IMAGE_EXTS, METADATA_FILE, image_problem, pixel_problem
+from trainer.safe_json import loads as json_loads
 
 from .paths import allowed_data_roots, app_folders
 
-CAPTION_EXT = ".txt"
-METADATA_FILE = "metadata.jsonl"
 ZIP_EXT = ".zip"
-IMAGE_FORMATS = {"JPEG", "PNG", "WEBP"}     # what Pillow must find inside an image file
-MAX_CAPTION_BYTES = 1 << 20                 # a caption is a sentence; 1 MB is already absurd
+UPLOAD_FILE_TYPES = ["image", CAPTION_EXT, ".jsonl", ZIP_EXT]  # what the upload box lets a browser pick
+# what Pillow must find inside an image file; MPO is a JPEG with more pictures after the first
+# (phones write it for Ultra HDR, depth and stereo photos), and training reads the first
+IMAGE_FORMATS = {"JPEG", "MPO", "PNG", "WEBP"}
+_OTHER_IMAGE_EXTS = {".heic", ".heif", ".avif", ".gif", ".bmp", ".tif", ".tiff", ".jxl"}
+MAX_CAPTION_BYTES = 8 << 10                 # a caption is a sentence or two; CLIP reads 77 tokens
 MAX_METADATA_BYTES = 50 << 20
-MAX_UPLOAD_MB = 500                         # one user's dataset folder, all uploads together
+MAX_UPLOAD_MB = 500                         # one dataset folder, all its uploads together
 MAX_REASONS_SHOWN = 10                      # rejected files named with their reason in the summary
 NAME_MAX_BYTES = 120                        # well under every filesystem's 255-byte limit
+DATASETS_DIR = "datasets"                   # <owner>/datasets/<id>/: one folder per uploaded dataset
+LEGACY_DATASET_DIR = "dataset"              # <owner>/dataset/: where every upload went before
+THUMBS_DIR = "thumbs"                       # <owner>/thumbs/: the dataset report's thumbnails
 _CHUNK = 1 << 20
 _UNSAFE_CHARS = re.compile(r'[<>:"|?*]')    # forbidden on Windows; confusing everywhere
+_MARKDOWN_CHARS = re.compile(r"([\\`*_{}\[\]()<>|~!&])")  # shown literally in the lab's Markdown
+# libjpeg's warnings about the compressed pixel data ("Corrupt JPEG data: 74 extraneous bytes before
+# marker 0xd9", "... premature end of data segment", "... bad Huffman code"), but not about an ICC
+# profile block ("Corrupt JPEG data: bad ICC marker"): the pixels of such a file are fine
+_JPEG_CORRUPT = re.compile(r"^Corrupt JPEG data(?!: bad ICC)")
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 
 
@@ -50,6 +76,7 @@ class UploadReport:
     images: list[str] = field(default_factory=list)     # names written to dest_dir
     captions: list[str] = field(default_factory=list)   # .txt sidecars and metadata.jsonl written
     rejected: list[str] = field(default_factory=list)   # "name: why", one per file refused
+    duplicates: list[str] = field(default_factory=list)  # "name: identical to kept", images not stored twice
     ignored: list[str] = field(default_factory=list)    # hidden and __MACOSX entries skipped
     bytes_written: int = 0
 
@@ -59,15 +86,18 @@ class UploadReport:
         return any(p.suffix.lower() in IMAGE_EXTS for p in self.dest_dir.iterdir() if p.is_file())
 
     def summary(self) -> str:
+        """Markdown: what was added, then each file not added with its reason (the first ten)."""
+        not_added = [f"skipped {d}" for d in self.duplicates] + [f"refused {r}" for r in self.rejected]
         parts = [f"{len(self.images)} image(s) added", f"{len(self.captions)} caption file(s)"]
-        if self.rejected:
-            parts.append(f"{len(self.rejected)} rejected")
+        if not_added:
+            parts.append(f"{len(not_added)} not added")
         if self.ignored:
             parts.append(f"{len(self.ignored)} hidden/system file(s) ignored")
-        why = [f"\n- refused {r}" for r in self.rejected[:MAX_REASONS_SHOWN]]
-        if len(self.rejected) > MAX_REASONS_SHOWN:
-            why.append(f"\n- ... and {len(self.rejected) - MAX_REASONS_SHOWN} more")
-        return ", ".join(parts) + "".join(why)
+        lines = [", ".join(parts) + (":" if not_added else ".")]
+        lines += [f"- {markdown_text(r)}" for r in not_added[:MAX_REASONS_SHOWN]]
+        if len(not_added) > MAX_REASONS_SHOWN:
+            lines.append(f"- … and {len(not_added) - MAX_REASONS_SHOWN} more")
+        return "\n".join(lines)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "dest_dir": str(self.dest_dir), "summary": self.summary()}
@@ -106,6 +136,11 @@ def _split_ext(name: str) -> tuple[str, str]:
 def _truncate_utf8(text: str, max_bytes: int) -> str:
     data = text.encode("utf-8")
     return text if len(data) <= max_bytes else data[:max_bytes].decode("utf-8", errors="ignore")
+
+
+def markdown_text(text: str) -> str:
+    """`text` (a file name from a browser, a reason quoting one) for Markdown, shown as written."""
+    return _MARKDOWN_CHARS.sub(r"\\\1", text)
 
 
 def _shown(name: str) -> str:
@@ -157,12 +192,14 @@ class _Namer:
         key = (group, stem.lower())
         chosen = self.groups.get(key)
         if chosen is None or (chosen + ext).lower() in self.taken:
+            first = chosen is None
             chosen = stem
             n = 0
             while chosen.lower() in self.taken_stems:
                 n += 1
                 chosen = f"{stem}_{n}"
-            self.groups[key] = chosen
+            if first:  # a second img.png in the group is renamed; img.txt stays with the first
+                self.groups[key] = chosen
             self.taken_stems.add(chosen.lower())
         final = chosen + ext
         self.taken.add(final.lower())
@@ -187,29 +224,15 @@ def _kind(name: str) -> str | None:
 def _check_content(path: Path, kind: str) -> str | None:
     """Why the file at `path` is not what its name says, or None when it is."""
     if kind == "image":
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(path) as im:  # reads the header only
-                fmt = im.format
-                if fmt not in IMAGE_FORMATS:
-                    return f"a {fmt} image; only JPEG, PNG and WebP are accepted"
-                too_big = pixel_problem(im.size)
-                if too_big:
-                    return too_big
-                im.verify()  # structure and checksums, without decoding every pixel
-        except UnidentifiedImageError:
-            return "not a JPEG, PNG or WebP image (the content does not match the extension)"
-        except Image.DecompressionBombError:
-            return "too many pixels to decode safely"
-        except Exception as e:  # Pillow raises OSError, SyntaxError, struct.error, ... for broken files
-            return f"a damaged image ({type(e).__name__})"
-        return None
-    limit = MAX_CAPTION_BYTES if kind == "caption" else MAX_METADATA_BYTES
+        return _image_problem(path)
     size = path.stat().st_size
-    if size > limit:
-        return f"{size} bytes is too large for a {'caption' if kind == 'caption' else METADATA_FILE} file"
+    if kind == "caption" and size > MAX_CAPTION_BYTES:
+        return f"{size} bytes; a caption may hold at most {MAX_CAPTION_BYTES}"
+    if size > MAX_METADATA_BYTES:
+        return f"{size} bytes is too large for a {METADATA_FILE} file"
     data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16 text; save it as UTF-8"
     if b"\x00" in data:
         return "not a text file"
     try:
@@ -219,26 +242,84 @@ def _check_content(path: Path, kind: str) -> str | None:
     return None
 
 
+def _image_problem(path: Path) -> str | None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:  # reads the header only
+            fmt = im.format
+            if fmt not in IMAGE_FORMATS:
+                return f"a {fmt} image; only JPEG, PNG and WebP are accepted"
+            too_big = pixel_problem(im.size)
+            if too_big:
+                return too_big
+            im.verify()  # structure and checksums (a PNG's CRCs), without decoding
+    except UnidentifiedImageError:
+        return "not a JPEG, PNG or WebP image (the content does not match the extension)"
+    except Image.DecompressionBombError:
+        return "too many pixels to decode safely"
+    except Exception as e:  # Pillow raises OSError, SyntaxError, struct.error, ... for broken files
+        return f"corrupt or truncated ({type(e).__name__}: {e})"
+    # decoded as training decodes it (a JPEG at 1/8 scale: every byte of it is still read)
+    why = image_problem(path, draft_size=(64, 64))
+    if why is None and fmt in ("JPEG", "MPO"):
+        why = _jpeg_problem(path)
+    return why
+
+
+def _jpeg_problem(path: Path) -> str | None:
+    """libjpeg's own word on a JPEG's compressed pixel data, which Pillow does not pass on.
+
+    Pillow's decoder (src/libImaging/JpegDecode.c) gives libjpeg an output_message that does
+    nothing and never looks at its warning count, so a JPEG whose data was overwritten or cut and
+    ended with a marker decodes without an error or a Python warning. simplejpeg's strict mode
+    turns the same libjpeg-turbo warnings into a ValueError.
+    """
+    import simplejpeg
+
+    try:  # the smallest scale: libjpeg still reads every compressed bit, but makes 1/64 of the pixels
+        simplejpeg.decode_jpeg(path.read_bytes(), min_factor=8, strict=True)
+    except ValueError as e:
+        if _JPEG_CORRUPT.match(str(e)):
+            return f"corrupt JPEG data ({e}): it would train on a smeared or grey picture"
+        return None  # anything else libjpeg minds (an old JFIF version, ...) Pillow has just decoded
+    return None
+
+
 class _TooBig(Exception):
     pass
 
 
-def _copy_capped(src: BinaryIO, dst: BinaryIO, limit: int) -> int:
-    """Copy at most `limit` bytes; raise _TooBig as soon as the source holds more."""
-    n = 0
+def _copy_capped(src: BinaryIO, dst: BinaryIO, limit: int) -> tuple[int, str]:
+    """Copy at most `limit` bytes; (bytes copied, their SHA-256). Raise _TooBig as soon as the
+    source holds more."""
+    n, digest = 0, hashlib.sha256()
     while True:
         chunk = src.read(min(_CHUNK, limit - n + 1))
         if not chunk:
-            return n
+            return n, digest.hexdigest()
         n += len(chunk)
         if n > limit:
             raise _TooBig
         dst.write(chunk)
+        digest.update(chunk)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 # --- ingesting -----------------------------------------------------------------------------------------
 class _Ingest:
-    """One call of ingest_uploads: the caps, the namer and the report."""
+    """One call of ingest_uploads: the caps, the namer, what is already there and the report.
+
+    Images are placed before captions (the caller orders them), so a caption knows whether its
+    image was kept, refused or was a copy of one already there.
+    """
 
     def __init__(self, dest: Path, max_bytes: int, max_files: int):
         self.dest = dest
@@ -250,31 +331,67 @@ class _Ingest:
         self.max_mb = max_bytes / (1 << 20)
         self.max_files = max_files
         self.report = UploadReport(dest_dir=dest)
+        images = sorted(p.name for p in existing if _kind(p.name) == "image")
+        self.digests = {_sha256(dest / n): n for n in reversed(images)}  # content -> the image that has it
+        self.existing = {_split_ext(n)[0].lower(): n for n in images}  # lower-case stem -> image already here
+        self.captioned = {_split_ext(p.name)[0].lower() for p in existing if _kind(p.name) == "caption"}
+        self.kept: dict[tuple[str, str], str] = {}       # (group, lower-case stem) -> image kept by this upload
+        self.same_as: dict[tuple[str, str], str] = {}    # ... -> the image already here it is a copy of
+        self.not_kept: dict[tuple[str, str], str] = {}   # ... -> why its caption goes too
+        self.zips = 0                                    # archives opened so far
 
     def reject(self, where: str, why: str) -> None:
         self.report.rejected.append(f"{_shown(where)}: {why}")
 
-    def place(self, src: BinaryIO, name: str, kind: str, group: str, where: str, size_hint: int) -> None:
-        """Copy `src` (at most `size_hint` bytes) into dest under a free name, if its content checks."""
+    def place(self, src: BinaryIO, name: str, kind: str, group: str, where: str, size_hint: int,
+              label: str) -> None:
+        """Copy `src` (at most `size_hint` bytes) into dest under a free name, if its content checks.
+
+        `label` is the file's own name as sent (a caption's reason names its image by it).
+        """
+        key = (group, _split_ext(name)[0].lower())
+        why = self._place(src, name, kind, group, where, size_hint, key, label)
+        if why:
+            self.reject(where, why)
+            if kind == "image":
+                self.not_kept.setdefault(key, f"its image {_shown(label)} was not added")
+
+    def _place(self, src: BinaryIO, name: str, kind: str, group: str, where: str, size_hint: int,
+               key: tuple[str, str], label: str) -> str | None:
+        """Why the file is refused, or None (placed, or skipped as a copy of an image already here)."""
         if self.files_left <= 0:
-            return self.reject(where, f"too many files (the limit is {self.max_files})")
+            return f"too many files (the limit is {self.max_files})"
         if size_hint > self.bytes_left:
-            return self.reject(where, f"over the upload limit of {self.max_mb:g} MB in total")
+            return f"over the upload limit of {self.max_mb:g} MB in total"
         if kind == "metadata" and self.has_metadata:
-            return self.reject(where, f"the dataset already has a {METADATA_FILE}; only one is used")
+            return f"the dataset already has a {METADATA_FILE}; only one is used"
+        fixed = None
+        if kind == "caption":
+            if size_hint > MAX_CAPTION_BYTES:
+                return f"{size_hint} bytes; a caption may hold at most {MAX_CAPTION_BYTES}"
+            why, fixed = self._caption_name(key, name)
+            if why:
+                return why
         fd, tmp_name = tempfile.mkstemp(prefix=".upload-", suffix=".part", dir=self.dest)
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as out:
-                n = _copy_capped(src, out, size_hint)
+                n, digest = _copy_capped(src, out, size_hint)
             why = _check_content(tmp, kind)
             if why:
-                return self.reject(where, why)
-            final = self._link_free(tmp, group, name)
+                return why
+            if kind == "image" and digest in self.digests:
+                same = self.digests[digest]
+                self.report.duplicates.append(f"{_shown(where)}: identical to {same}")
+                self.same_as.setdefault(key, same)
+                return None
+            final = self._link_free(tmp, group, name) if fixed is None else self._link_fixed(tmp, fixed)
         except _TooBig:
-            return self.reject(where, "holds more data than its size says (zip bomb?)")
+            return "holds more data than its size says (zip bomb?)"
+        except FileExistsError:
+            return f"{_split_ext(fixed or name)[0]} already has a caption"
         except (OSError, zipfile.BadZipFile, EOFError, RuntimeError) as e:
-            return self.reject(where, f"cannot be read ({type(e).__name__}: {e})")
+            return f"cannot be read ({type(e).__name__}: {e})"
         finally:
             tmp.unlink(missing_ok=True)
         self.bytes_left -= n
@@ -282,9 +399,44 @@ class _Ingest:
         self.report.bytes_written += n
         if kind == "image":
             self.report.images.append(final.name)
+            self.digests[digest] = final.name
+            self.kept.setdefault(key, final.name)
         else:
             self.has_metadata = self.has_metadata or kind == "metadata"
             self.report.captions.append(final.name)
+        return None
+
+    def _caption_name(self, key: tuple[str, str], name: str) -> tuple[str | None, str | None]:
+        """(why this caption is not kept, or None; the name it must take, or None for the namer's).
+
+        It goes with the image of its name in its group of this upload; when that image was a copy
+        of one already here, with that one; a loose caption, failing both, with an image of its
+        name already in the dataset. Never with an image that has a caption.
+        """
+        group, stem = key
+        if key in self.kept:
+            return self._caption_for(self.kept[key], namer=True)
+        if key in self.same_as:
+            return self._caption_for(self.same_as[key], copy=True)
+        if key in self.not_kept:
+            return self.not_kept[key], None
+        if group == "" and stem in self.existing:
+            return self._caption_for(self.existing[stem])
+        return f"no image named {_split_ext(name)[0]} (.jpg, .png or .webp) to go with it", None
+
+    def _caption_for(self, image: str, *, namer: bool = False, copy: bool = False) -> tuple[str | None, str | None]:
+        stem = _split_ext(image)[0]
+        if stem.lower() in self.captioned:
+            return (f"its image is identical to {image}, which already has a caption" if copy
+                    else f"{image} already has a caption"), None
+        self.captioned.add(stem.lower())
+        return None, (None if namer else stem + CAPTION_EXT)
+
+    def _link_fixed(self, tmp: Path, name: str) -> Path:
+        final = self.dest / name
+        os.link(tmp, final)  # FileExistsError when that image got a caption meanwhile
+        self.namer.taken.add(name.lower())
+        return final
 
     def _link_free(self, tmp: Path, group: str, name: str) -> Path:
         """Give `tmp` its final name; a hard link never replaces a file another upload just wrote."""
@@ -312,11 +464,13 @@ class _Ingest:
         name = safe_name(where)
         kind = _kind(name)
         if kind is None:
-            return self.reject(where, "not an image or zip")
+            ext = _split_ext(name)[1]
+            return self.reject(where, f"a {ext} image; convert it to JPEG, PNG or WebP" if ext in _OTHER_IMAGE_EXTS
+                               else "not an image, caption or zip")
         if kind == "zip":
             return self.zip_file(path, where)
         with open(path, "rb") as src:
-            self.place(src, name, kind, "", where, st.st_size)
+            self.place(src, name, kind, "", where, st.st_size, where)
 
     def zip_file(self, path: Path, where: str) -> None:
         if not zipfile.is_zipfile(path):
@@ -331,19 +485,20 @@ class _Ingest:
                 return
             if not planned:
                 return self.reject(where, "the archive holds no images")
-            for info, name, kind, group in planned:
+            for info, name, kind, group in sorted(planned, key=lambda entry: entry[2] == "caption"):
                 entry = f"{where}: {info.filename}"
                 if info.flag_bits & 0x1:
                     self.reject(entry, "encrypted entries are not supported")
                     continue
                 try:
                     with zf.open(info) as src:
-                        self.place(src, name, kind, group, entry, info.file_size)
+                        self.place(src, name, kind, group, entry, info.file_size, info.filename)
                 except (zipfile.BadZipFile, NotImplementedError, OSError, EOFError) as e:
                     self.reject(entry, f"cannot be unpacked ({type(e).__name__}: {e})")
 
     def _plan_zip(self, zf: zipfile.ZipFile, where: str):
         """The entries worth extracting, or None when the whole archive is refused (over a cap)."""
+        self.zips += 1
         planned = []
         for info in zf.infolist():
             raw = info.filename
@@ -371,8 +526,9 @@ class _Ingest:
                     self.reject(entry, "not an image or caption" + (" (archives inside archives are not unpacked)"
                                                                     if kind == "zip" else ""))
                 else:
-                    # the pairing group: this archive's folder (a caption never pairs across zips)
-                    planned.append((info, name, kind, where + "\0" + "/".join(parts[:-1])))
+                    # the pairing group: this archive's folder (a caption never pairs across zips, nor
+                    # across two uploads of one zip)
+                    planned.append((info, name, kind, f"{self.zips}\0{where}\0" + "/".join(parts[:-1])))
         declared = sum(info.file_size for info, *_ in planned)
         if len(planned) > self.files_left:
             self.reject(where, f"{len(planned)} files inside, more than the {max(self.files_left, 0)} still allowed "
@@ -393,10 +549,11 @@ def ingest_uploads(paths: Iterable[str | Path], dest_dir: str | Path, *, max_tot
                    max_files: int = 2000) -> UploadReport:
     """Copy uploaded images, caption files and zips of them into `dest_dir` (created); report per file.
 
-    Accepts .jpg/.jpeg/.png/.webp whose content is a JPEG, PNG or WebP image, .txt captions,
-    metadata.jsonl and .zip archives of those. Everything else is rejected with a reason
-    ("notes.exe: not an image or zip"). The caps cover everything in `dest_dir`, earlier uploads
-    included. Nothing is ever written outside `dest_dir`.
+    Accepts .jpg/.jpeg/.png/.webp whose content is a JPEG, PNG or WebP image that decodes
+    completely, .txt captions beside their image, metadata.jsonl and .zip archives of those.
+    Everything else is rejected with a reason ("notes.exe: not an image, caption or zip"); an image
+    identical to one already in `dest_dir` is listed in `duplicates` and not stored. The caps cover
+    everything in `dest_dir`, earlier uploads included. Nothing is ever written outside `dest_dir`.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
@@ -410,10 +567,9 @@ def ingest_uploads(paths: Iterable[str | Path], dest_dir: str | Path, *, max_tot
     dest.mkdir(parents=True, exist_ok=True)
     dest = dest.resolve()
     job = _Ingest(dest, int(max_total_mb * (1 << 20)), max_files)
-    for p in paths:
-        if p is None or not str(p).strip():
-            continue
-        job.loose_file(Path(p))
+    paths = [Path(p) for p in paths if p is not None and str(p).strip()]
+    for p in sorted(paths, key=lambda p: _kind(safe_name(p.name)) == "caption"):  # images before captions
+        job.loose_file(p)
     return job.report
 
 
@@ -484,3 +640,130 @@ def clear_folder(folder: str | Path) -> None:
             shutil.rmtree(child)
         else:
             child.unlink()
+
+
+# --- the owner's upload datasets ----------------------------------------------------------------------
+_OWNER_LOCKS: dict[Path, threading.Lock] = {}
+_OWNER_LOCKS_GUARD = threading.Lock()
+
+
+def _owner_lock(own: str | Path) -> threading.Lock:
+    """One lock per owner folder: two uploads of one user (two tabs) never remove each other's folder."""
+    with _OWNER_LOCKS_GUARD:
+        return _OWNER_LOCKS.setdefault(Path(own).resolve(), threading.Lock())
+
+
+def new_dataset_dir(own: str | Path) -> Path:
+    """A new, empty dataset folder in the owner's folder `own`: `<own>/datasets/<UTC time>-<random>`."""
+    root = Path(own) / DATASETS_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
+    path.mkdir()
+    return path
+
+
+def owned_dataset(folder: str | Path | None, own: str | Path) -> Path | None:
+    """`folder`, resolved, when it is one of the owner's upload datasets; else None (a folder on the
+    server, someone else's upload, a link, nothing)."""
+    if not folder or not str(folder).strip() or Path(folder).is_symlink():
+        return None
+    path = Path(folder).resolve()
+    return path if path.is_dir() and path in owner_datasets(own) else None
+
+
+def owner_datasets(own: str | Path) -> list[Path]:
+    """The owner's upload datasets, resolved: `<own>/datasets/*` and the older `<own>/dataset`."""
+    own = Path(own).resolve()
+    root = own / DATASETS_DIR
+    found = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()) if root.is_dir() else []
+    legacy = own / LEGACY_DATASET_DIR
+    return found + ([legacy] if legacy.is_dir() and not legacy.is_symlink() else [])
+
+
+def runs_using(folder: str | Path, runs_dir: str | Path) -> list[str]:
+    """The ids of the runs in `runs_dir` whose config.json trains on `folder` (a stopped one resumes
+    from it, and a finished one's settings name it)."""
+    folder = Path(folder).resolve()
+    runs_dir = Path(runs_dir)
+    found = []
+    for config in sorted(runs_dir.glob("*/config.json")) if runs_dir.is_dir() else []:
+        try:
+            data_dir = json_loads(config.read_bytes()).get("data_dir")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(data_dir, str) and data_dir.strip() and _inside(Path(data_dir).expanduser().resolve(), folder):
+            found.append(config.parent.name)
+    return found
+
+
+def remove_datasets(own: str | Path, runs_dir: str | Path, *, keep: str | Path | None = None
+                    ) -> tuple[int, list[str]]:
+    """Delete the owner's upload datasets that no run trained on, all but `keep`.
+
+    Returns (how many were deleted, a sentence for each one kept: runs trained on it, or it
+    could not be deleted).
+    """
+    keep = Path(keep).resolve() if keep else None
+    deleted, kept = 0, []
+    for folder in owner_datasets(own):
+        if folder == keep:
+            continue
+        runs = runs_using(folder, runs_dir)
+        if runs:
+            shown = ", ".join(runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
+            kept.append(markdown_text(f"kept {folder.name}, which run {shown} trained on (Resume reads it)"))
+            continue
+        try:
+            shutil.rmtree(folder)
+        except OSError as e:
+            kept.append(markdown_text(f"could not delete {folder.name} ({e.strerror or e})"))
+            continue
+        deleted += 1
+    return deleted, kept
+
+
+def upload_to_dataset(paths: Iterable[str | Path], own: str | Path, *, current: str | Path | None = None,
+                      add: bool = False, runs_dir: str | Path) -> tuple[Path | None, str]:
+    """Take one upload of the owner whose folder is `own`; (the dataset the lab uses now, Markdown).
+
+    With `add`, the files go into `current` when it is one of the owner's upload datasets. Otherwise
+    they start a new dataset, which replaces the owner's earlier uploads that no run trained on.
+    A bad upload loses nothing: when no image of it is kept, the new folder goes and the lab stays
+    with `current` (None when there is none). The Markdown says what happened to the dataset, then
+    what was added and each file that was not, with its reason.
+    """
+    with _owner_lock(own):
+        return _upload_to_dataset(paths, own, current, add, runs_dir)
+
+
+def _upload_to_dataset(paths, own, current, add, runs_dir) -> tuple[Path | None, str]:
+    target = owned_dataset(current, own) if add else None
+    if target is not None:
+        report = ingest_uploads(paths, target)
+        return target, f"Added to the current dataset.\n\n{report.summary()}"
+    fresh = new_dataset_dir(own)
+    report = ingest_uploads(paths, fresh)
+    if not report.images:
+        shutil.rmtree(fresh)
+        still = Path(current) if current and str(current).strip() else None
+        head = "Nothing was added; the current dataset is unchanged." if still else "Nothing was added."
+        return still, f"{head}\n\n{report.summary()}"
+    deleted, kept = remove_datasets(own, runs_dir, keep=fresh)
+    head = "New dataset."
+    if add and current and str(current).strip():
+        head += " (The current dataset is not one you uploaded, so nothing is written into it.)"
+    if deleted:
+        head += (" Your earlier upload was removed; to add files to a dataset instead, tick "
+                 "“Add to the current dataset” before uploading.")
+    head += "".join(f" Also {k}." for k in kept)
+    return fresh, f"{head}\n\n{report.summary()}"
+
+
+def clear_datasets(own: str | Path, runs_dir: str | Path) -> str:
+    """"Clear dataset": delete the owner's upload datasets that no run trained on and their
+    thumbnails; one line of Markdown saying so."""
+    with _owner_lock(own):
+        deleted, kept = remove_datasets(own, runs_dir)
+        clear_folder(Path(own) / THUMBS_DIR)
+    said = f"Dataset cleared: {deleted} uploaded dataset(s) deleted" if deleted else "Dataset cleared"
+    return said + "".join(f"; {k}" for k in kept) + ". Upload images to start a new one."

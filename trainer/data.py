@@ -87,6 +87,19 @@ def load_image(path: str | Path, *, draft_size: tuple[int, int] | None = None) -
         raise DataError(f"cannot read image '{path}': {e}") from None
 
 
+def image_problem(path: str | Path, *, draft_size: tuple[int, int] | None = None) -> str | None:
+    """Why `path` cannot be read as a training image, in one line without the path; None if it can.
+
+    The same decode as `load_image`, for a caller that checks a file before keeping it (the lab's
+    uploads), so what it keeps is what training can read.
+    """
+    try:
+        _decode(Path(path), draft_size)
+    except _BadImage as e:
+        return str(e)
+    return None
+
+
 def _decode(path: Path, draft_size: tuple[int, int] | None = None) -> Image.Image:
     try:
         if path.stat().st_size == 0:

@@ -135,13 +135,13 @@ def test_wrong_types_are_rejected_by_content(tmp_path, dest, outside_snapshot):
     (src / "folder.png").mkdir()
     rep = ingest_uploads(sorted(src.iterdir()), dest)
     reasons = dict(r.split(": ", 1) for r in rep.rejected)
-    assert reasons["notes.exe"] == "not an image or zip"
+    assert reasons["notes.exe"] == "not an image, caption or zip"
     assert "not a JPEG, PNG or WebP" in reasons["fake.png"]
     assert "GIF" in reasons["anim.png"]
-    assert "damaged" in reasons["broken.jpg"] or "not a JPEG" in reasons["broken.jpg"]
+    assert "corrupt or truncated" in reasons["broken.jpg"] or "not a JPEG" in reasons["broken.jpg"]
     assert reasons["notazip.zip"] == "not a valid zip archive"
-    assert reasons["readme.md"] == "not an image or zip"
-    assert reasons["binary.txt"] == "not a text file"
+    assert reasons["readme.md"] == "not an image, caption or zip"
+    assert reasons["binary.txt"].startswith("no image named binary")  # a caption needs its image first
     assert reasons["folder.png"] == "not a regular file"
     assert rep.images == [] and rep.captions == [] and list(dest.iterdir()) == []
     assert not rep.ok
@@ -301,11 +301,14 @@ def test_empty_zip_and_duplicate_names_across_uploads(tmp_path, dest):
     one = write_zip(src / "one.zip", {"x/dog.png": png_bytes(1), "x/dog.txt": b"first"})
     two = write_zip(src / "two.zip", {"y/dog.png": png_bytes(2), "y/dog.txt": b"second", "y/metadata.jsonl": b"{}\n"})
     ingest_uploads([one], dest)
-    rep = ingest_uploads([two, two], dest)  # the same zip twice: every name stays unique
+    three = write_zip(src / "three.zip", {"z/dog.png": png_bytes(3), "z/dog.txt": b"third"})
+    rep = ingest_uploads([two, two, three], dest)  # every name stays unique; the same zip again adds nothing
     assert sorted(os.listdir(dest)) == ["dog.png", "dog.txt", "dog_1.png", "dog_1.txt", "dog_2.png", "dog_2.txt",
                                         "metadata.jsonl"]
     assert any("only one is used" in r for r in rep.rejected)
+    assert rep.duplicates == ["two.zip: y/dog.png: identical to dog_1.png"]
     assert (dest / "dog_1.txt").read_text() == "second" and (dest / "dog.txt").read_text() == "first"
+    assert (dest / "dog_2.txt").read_text() == "third"
 
 
 # --- folders on the server -------------------------------------------------------------------------------
@@ -428,3 +431,221 @@ def test_report_on_an_unusable_folder(tmp_path):
     assert not rep["ok"] and "no images" in rep["error"] and rep["count"] == 0
     assert report_markdown(rep).startswith("**Dataset not usable:**")
     assert not dataset_report(tmp_path / "missing", resolution=64)["ok"]
+
+
+# --- issue 13: corrupt images are never stored --------------------------------------------------------------
+def jpeg_bytes(seed: int = 0, size=(128, 128), **save) -> bytes:
+    buf = io.BytesIO()
+    pattern_image(size, seed).save(buf, "JPEG", quality=95, **save)
+    return buf.getvalue()
+
+
+def entropy_start(jpeg: bytes) -> int:
+    """Where a baseline JPEG's compressed pixel data begins (after its one SOS header)."""
+    sos = jpeg.index(b"\xff\xda")
+    return sos + 2 + int.from_bytes(jpeg[sos + 2:sos + 4], "big")
+
+
+def garbage_inside(jpeg: bytes) -> bytes:
+    """16 bytes of the compressed pixel data overwritten half way (no 0xFF, so no marker appears)."""
+    data = bytearray(jpeg)
+    mid = (entropy_start(jpeg) + len(jpeg) - 2) // 2
+    data[mid:mid + 16] = bytes(range(0x10, 0x20))
+    return bytes(data)
+
+
+CORRUPT_JPEGS = {
+    "garbage in the middle": lambda d: garbage_inside(d),
+    "cut, then an end marker": lambda d: d[:(entropy_start(d) + len(d)) // 2] + b"\xff\xd9",
+    "junk before the end marker": lambda d: d[:-2] + bytes(range(1, 101)) + b"\xff\xd9",
+}
+
+
+@pytest.mark.parametrize("how", list(CORRUPT_JPEGS))
+def test_a_jpeg_with_corrupt_pixel_data_is_refused_though_pillow_reads_it(tmp_path, dest, how):
+    """Pillow's libjpeg glue throws libjpeg's warnings away, so these decode without an error or a
+    warning (checked here) into an image with a smeared or grey lower part; libjpeg itself calls
+    them "Corrupt JPEG data", and so must the upload."""
+    import warnings
+
+    from PIL import ImageFile
+
+    bad = CORRUPT_JPEGS[how](jpeg_bytes())
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with Image.open(io.BytesIO(bad)) as im:
+            im.load()                                       # what PIL does: nothing to see
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "photo.jpg").write_bytes(bad)
+    (src / "fine.jpg").write_bytes(jpeg_bytes(1))
+    rep = ingest_uploads([src / "photo.jpg", src / "fine.jpg"], dest)
+    assert rep.images == ["fine.jpg"]
+    assert len(rep.rejected) == 1 and rep.rejected[0].startswith("photo.jpg: corrupt JPEG data")
+    assert sorted(os.listdir(dest)) == ["fine.jpg"]
+
+
+@pytest.mark.parametrize("name, make", [
+    ("cut.png", lambda: png_bytes(1, size=(128, 128))[:-300]),      # cut inside the pixel data
+    ("cut.jpg", lambda: jpeg_bytes(1)[:len(jpeg_bytes(1)) * 2 // 3]),  # header intact, pixels cut off
+    ("cut.webp", lambda: png_bytes(1, size=(128, 128), fmt="WEBP")[:-200]),
+    ("random.jpg", lambda: bytes(range(256)) * 8),
+])
+def test_an_image_that_does_not_decode_is_neither_stored_nor_listed(tmp_path, dest, name, make):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / name).write_bytes(make())
+    z = write_zip(src / "set.zip", {f"inside/{name}": make(), "inside/ok.png": png_bytes(2)})
+    rep = ingest_uploads([src / name, z], dest)
+    assert rep.images == ["ok.png"] and sorted(os.listdir(dest)) == ["ok.png"]
+    assert [r.split(": ")[0] for r in rep.rejected] == [name, "set.zip"]
+    assert all(("truncated" in r or "corrupt" in r or "not a JPEG, PNG or WebP" in r) for r in rep.rejected)
+    assert name in rep.summary() and "not added" in rep.summary()
+
+
+def _exif() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotated, as phones write it
+    return exif.tobytes()
+
+
+@pytest.mark.parametrize("save", [{}, {"progressive": True}, {"optimize": True}, {"subsampling": 0},
+                                  {"restart_marker_rows": 1}, {"exif": _exif()}],
+                         ids=["baseline", "progressive", "optimized", "4:4:4", "restart markers", "exif"])
+def test_valid_jpegs_of_every_common_kind_pass(tmp_path, dest, save):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.jpg").write_bytes(jpeg_bytes(3, size=(96, 80), **save))
+    buf = io.BytesIO()
+    pattern_image((64, 64), 4).convert("CMYK").save(buf, "JPEG")
+    (src / "cmyk.jpg").write_bytes(buf.getvalue())
+    buf = io.BytesIO()
+    pattern_image((64, 64), 5).convert("L").save(buf, "JPEG")
+    (src / "grey.jpg").write_bytes(buf.getvalue())
+    (src / "trailer.jpg").write_bytes(jpeg_bytes(6) + b"camera maker's trailer after the end marker")
+    rep = ingest_uploads(sorted(src.iterdir()), dest)
+    assert rep.rejected == [] and len(rep.images) == 4
+
+
+def test_a_multi_picture_jpeg_from_a_phone_is_accepted(tmp_path, dest):
+    """Pillow calls a JPEG with an MPF block (Ultra HDR, stereo, depth photos) "MPO"; its first
+    picture is an ordinary JPEG, the one training reads."""
+    src = tmp_path / "in"
+    src.mkdir()
+    pattern_image((96, 64), 7).save(src / "pixel.jpg", "MPO", save_all=True,
+                                    append_images=[pattern_image((48, 32), 8)])
+    with Image.open(src / "pixel.jpg") as im:
+        assert im.format == "MPO"
+    rep = ingest_uploads([src / "pixel.jpg"], dest)
+    assert rep.rejected == [] and rep.images == ["pixel.jpg"]
+
+
+# --- issue 13: captions beside images -------------------------------------------------------------------------
+def test_loose_captions_pair_with_their_image_whatever_the_order(tmp_path, dest):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.webp").write_bytes(png_bytes(1, fmt="WEBP"))
+    (src / "a.txt").write_text("a photo of sks dog on grass")
+    (src / "B.PNG").write_bytes(png_bytes(2))
+    (src / "B.txt").write_text("a photo of sks dog, studio")
+    rep = ingest_uploads([src / "a.txt", src / "a.webp", src / "B.txt", src / "B.PNG"], dest)  # captions first
+    assert rep.rejected == [] and sorted(rep.captions) == ["B.txt", "a.txt"]
+    caps = {it.path.name: it.caption for it in scan_dataset(dest).images}
+    assert caps == {"a.webp": "a photo of sks dog on grass", "B.png": "a photo of sks dog, studio"}
+
+
+def test_an_orphan_caption_is_named_and_not_stored(tmp_path, dest):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "dog.png").write_bytes(png_bytes(1))
+    (src / "cat.txt").write_text("a cat")
+    (src / "broken.jpg").write_bytes(b"\xff\xd8\xff not really")
+    (src / "broken.txt").write_text("the caption of a broken picture")
+    rep = ingest_uploads(sorted(src.iterdir()), dest)
+    reasons = dict(r.split(": ", 1) for r in rep.rejected)
+    assert reasons["cat.txt"].startswith("no image named cat")
+    assert reasons["broken.txt"] == "its image broken.jpg was not added"
+    assert rep.images == ["dog.png"] and rep.captions == [] and sorted(os.listdir(dest)) == ["dog.png"]
+    summary = rep.summary()
+    assert "cat.txt: no image named cat" in summary and "broken.txt" in summary
+
+
+def test_a_caption_added_later_pairs_with_its_image_already_in_the_dataset(tmp_path, dest):
+    src = tmp_path / "in"
+    make_images(src, 2, fmt="jpg")
+    ingest_uploads(sorted(src.glob("*.jpg")), dest)
+    (src / "img_001.txt").write_text("the second one, captioned later")
+    rep = ingest_uploads([src / "img_001.txt"], dest)
+    assert rep.rejected == [] and rep.captions == ["img_001.txt"]
+    assert {it.path.name: it.caption for it in scan_dataset(dest).images}["img_001.jpg"] == \
+        "the second one, captioned later"
+    again = ingest_uploads([src / "img_001.txt"], dest)   # it has one now
+    assert again.captions == [] and again.rejected == ["img_001.txt: img_001.jpg already has a caption"]
+
+
+@pytest.mark.parametrize("content, why", [
+    pytest.param("x" * 9000, "9000 bytes; a caption may hold at most 8192", id="too long"),
+    pytest.param("café".encode("latin-1"), "not UTF-8 text", id="latin-1"),
+    pytest.param("a dog".encode("utf-16"), "UTF-16 text; save it as UTF-8", id="utf-16"),
+    pytest.param(b"\x00\x01binary", "not a text file", id="binary"),
+])
+def test_captions_are_short_utf8_text(tmp_path, dest, content, why):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "dog.png").write_bytes(png_bytes(1))
+    (src / "dog.txt").write_bytes(content.encode() if isinstance(content, str) else content)
+    rep = ingest_uploads([src / "dog.png", src / "dog.txt"], dest)
+    assert rep.rejected == [f"dog.txt: {why}"] and rep.images == ["dog.png"] and rep.captions == []
+
+
+# --- issue 13: nothing stored twice; the summary names every file not added -------------------------------------
+def test_an_identical_image_is_not_stored_twice(tmp_path, dest):
+    src = tmp_path / "in"
+    paths = make_images(src, 3, captions=True)
+    copy = src / "copy of img_000.png"
+    copy.write_bytes(paths[0].read_bytes())
+    rep = ingest_uploads(paths + [copy] + [p.with_suffix(".txt") for p in paths], dest)
+    assert sorted(rep.images) == ["img_000.png", "img_001.png", "img_002.png"]
+    assert rep.duplicates == ["copy of img_000.png: identical to img_000.png"]
+    again = ingest_uploads(paths[:2] + [paths[0].with_suffix(".txt")], dest)   # the same files once more
+    assert again.images == [] and again.captions == []
+    assert again.duplicates == ["img_000.png: identical to img_000.png", "img_001.png: identical to img_001.png"]
+    assert again.rejected == ["img_000.txt: its image is identical to img_000.png, which already has a caption"]
+    assert sorted(os.listdir(dest)) == ["img_000.png", "img_000.txt", "img_001.png", "img_001.txt", "img_002.png",
+                                        "img_002.txt"]
+    assert "- skipped img\\_001.png: identical to img\\_001.png\n" in again.summary()
+
+
+def test_the_caption_of_a_copy_goes_with_the_image_kept(tmp_path, dest):
+    src = tmp_path / "in"
+    (original,) = make_images(src, 1, captions=True)
+    copy = src / "a.png"                               # the same picture under a name that comes first
+    copy.write_bytes(original.read_bytes())
+    rep = ingest_uploads([copy, original, original.with_suffix(".txt")], dest)
+    assert rep.images == ["a.png"] and rep.duplicates == ["img_000.png: identical to a.png"]
+    assert rep.rejected == [] and rep.captions == ["a.txt"]
+    assert {it.path.name: it.caption for it in scan_dataset(dest).images} == {"a.png": "a photo of pattern 0"}
+
+
+def test_the_summary_names_each_file_not_added_with_its_reason_up_to_ten(tmp_path, dest):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(12):
+        (src / f"notes_{i:02d}.exe").write_bytes(b"MZ")
+    (src / "ok.png").write_bytes(png_bytes(1))
+    rep = ingest_uploads(sorted(src.iterdir()), dest)
+    lines = rep.summary().splitlines()
+    assert lines[0].startswith("1 image(s) added") and "12 not added" in lines[0]
+    named = [ln for ln in lines if ln.startswith("- ")]
+    assert named[:10] == [f"- refused notes\\_{i:02d}.exe: not an image, caption or zip" for i in range(10)]
+    assert named[10:] == ["- … and 2 more"]
+
+
+def test_the_summary_shows_names_as_written_not_as_markdown(tmp_path, dest):
+    src = tmp_path / "in"
+    src.mkdir()
+    name = "**bold** [x](evil.example) _a_ <b>.exe"
+    (src / name).write_bytes(b"MZ")
+    summary = ingest_uploads([src / name], dest).summary()
+    assert r"\*\*bold\*\* \[x\]\(evil.example\) \_a\_ \<b\>.exe" in summary
