@@ -560,7 +560,8 @@ def build_demo() -> gr.Blocks:
                                               title="Accuracy against preservation", height=260,
                                               x_axis_format=".1f", y_axis_format=".1f")
                 with gr.Accordion("Rate a run", open=False):
-                    rl_id = gr.Dropdown(label="Run", choices=[], elem_id="rate-run-id")
+                    # any value may come from a client: rate_logged checks the owner on the server
+                    rl_id = gr.Dropdown(label="Run", choices=[], elem_id="rate-run-id", allow_custom_value=True)
                     with gr.Row():
                         rl_acc = gr.Slider(1, 5, value=3, step=1, label="Accuracy")
                         rl_flex = gr.Slider(1, 5, value=3, step=1, label="Flexibility")

@@ -89,14 +89,14 @@ def test_another_browser_cannot_see_or_rate_the_run(served, ana):
     make, url, tmp = served
     deadline = time.time() + 240
     while time.time() < deadline:  # wait for Ana's run to end (the timer would do this in a page)
-        table, _, _ = ana["client"].predict("", ana["token"], api_name="/runs")
+        table, *_ = ana["client"].predict("", ana["token"], api_name="/runs")
         if any(row[0] == ana["job"] and row[1] != "running" for row in table["data"]):
             break
         time.sleep(2)
     assert any(row[0] == ana["job"] for row in table["data"]), "Ana sees her own run"
     b = make()
     token = b.predict(None, api_name="/hello")
-    table, _, _ = b.predict("", token, api_name="/runs")
+    table, *_ = b.predict("", token, api_name="/runs")
     assert table["data"] == []
     said = b.predict(token, ana["job"], 1, 1, 1, "bad", api_name="/rate_logged")
     assert said.startswith("**Not saved.** You have no run")
@@ -163,7 +163,7 @@ def test_logins_are_throttled_and_each_user_is_their_own_owner(served):
         bo = Client(url, auth=("bo", "pw-b"), verbose=False)
         try:
             assert bo.predict(None, api_name="/hello") is None  # a login needs no browser token
-            table, _, _ = bo.predict("", "forged", api_name="/runs")
+            table, *_ = bo.predict("", "forged", api_name="/runs")
             assert table["data"] == []
         finally:
             bo.close()
