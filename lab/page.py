@@ -21,6 +21,7 @@ from trainer.safe_json import loads as json_loads
 from . import results, views
 from .jobs import JobQueue, JobStatus, is_builtin_tiny
 from .ownership import owned_run_ids, record_imports, run_owner
+from .paths import server_path, settings_paths
 from .policy import limit_problem, path_problem
 
 logger = logging.getLogger(__name__)
@@ -164,6 +165,8 @@ def start_training(queue: JobQueue, text: str, *, session_id: str, profile: Prof
     if not (text or "").strip():
         return None, ("**Not started.** No settings yet: pick a base model and a method and press Fill in "
                       "settings, or train a recommendation from the Advisor tab.")
+    if own is not None:   # the settings name the user's own folder as my-uploads/...: the server's path here
+        text = settings_paths(text, own, server_path)
     cfg, error = check_config_text(text)
     if cfg is None:
         return None, f"**Not started.** {error}"
@@ -177,7 +180,10 @@ def start_training(queue: JobQueue, text: str, *, session_id: str, profile: Prof
     except ValueError as e:
         return None, f"**Not started.** {e}"
     queue.pump()
-    return job_id, "Submitted; the run starts as soon as a GPU slot is free."
+    status = queue.status(job_id) if hasattr(queue, "status") else None
+    if status is not None and status.state == "queued" and status.place:
+        return job_id, f"Submitted; waiting in the queue at place {status.place}: it starts when a training slot is free."
+    return job_id, "Submitted; the run is starting."
 
 
 def run_ended(run_dir: str | Path, runlog: Any = None) -> dict[str, Any]:

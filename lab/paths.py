@@ -42,3 +42,53 @@ def app_folders() -> list[Path]:
     gradio_tmp = os.environ.get("GRADIO_TEMP_DIR") or str(Path(tempfile.gettempdir()) / "gradio")
     return [default_runs_dir(), default_uploads_root(), default_db_path(), default_cache_root(),
             default_secret_path(), Path(gradio_tmp)]
+
+
+# --- what a user sees of the server's folders -------------------------------------------------------
+OWN_ALIAS = "my-uploads"   # how the settings and messages name the user's own upload folder
+PATH_SETTINGS = ("data_dir", "class_data_dir")
+
+
+def client_path(path: str | Path, own: str | Path) -> str:
+    """`path` as the user sees it: inside their own upload folder it is `my-uploads/...` (the
+    server's layout, other users' folder names included, is not theirs to see); any other path
+    as given (a data-root folder the user typed)."""
+    text = str(path)
+    if not text.strip():
+        return text
+    real, home = Path(text).expanduser().resolve(), Path(own).expanduser().resolve()
+    if real == home or real.is_relative_to(home):
+        rel = real.relative_to(home).as_posix()
+        return OWN_ALIAS if rel == "." else f"{OWN_ALIAS}/{rel}"
+    return text
+
+
+def server_path(text: str, own: str | Path) -> str:
+    """The reverse of `client_path`: `my-uploads/...` inside the owner's folder (a `..` that leaves
+    it stays a path the folder checks then refuse); anything else unchanged."""
+    if not isinstance(text, str):
+        return text
+    stripped = text.strip()
+    if stripped == OWN_ALIAS or stripped.startswith(OWN_ALIAS + "/"):
+        return str(Path(own).expanduser().resolve() / stripped[len(OWN_ALIAS):].lstrip("/"))
+    return text
+
+
+def settings_paths(text: str, own: str | Path, convert) -> str:
+    """The settings JSON with its folder settings passed through `convert` (client_path or
+    server_path); text that does not parse as an object is returned unchanged (the checks that
+    follow say what is wrong with it)."""
+    import json
+
+    from trainer.safe_json import loads as json_loads
+
+    try:
+        data = json_loads(text or "")
+    except json.JSONDecodeError:
+        return text
+    if not isinstance(data, dict):
+        return text
+    changed = {k: convert(data[k], own) for k in PATH_SETTINGS if isinstance(data.get(k), str) and data[k]}
+    if all(changed[k] == data[k] for k in changed):
+        return text
+    return json.dumps({**data, **changed}, indent=2, sort_keys=True)
