@@ -17,8 +17,10 @@ Every reply is checked after the soak against every other user's markers: chat m
 name prefixes, browser ids and the run's id. Printed: errors (exceptions, error messages, a
 reply without the user's own data), crossed data (a reply holding another user's marker), the
 median and p95 time per kind of turn, the training's steps before, during and after the soak
-(read from its events.jsonl) and how it ended, and tracebacks in the app's log. No asserts:
-errors and crossed data must both be 0.
+(read from its events.jsonl) and how it ended, the CPU seconds the app, the training, these
+clients and the rest of the machine used during the soak (on a small machine the clients and
+the server share the cores), and tracebacks in the app's log. No asserts: errors and crossed
+data must both be 0.
 """
 from __future__ import annotations
 
@@ -288,6 +290,47 @@ def wait_for(check, timeout: float, every: float = 0.5):
     return None
 
 
+# --------------------------------------------------------------------------- where the CPU went (Linux /proc)
+def cpu_now(app_pid: int, trainer_pgid: int | None) -> dict[str, float]:
+    """CPU seconds used so far by the app, the training (its process group), these clients, and the
+    whole machine (busy time of every core), so a reader can see whom the cores served."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {"app": 0.0, "training": 0.0, "clients": time.process_time(), "machine": 0.0}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / tick   # utime + stime
+        if int(stat.parent.name) == app_pid:
+            used["app"] += seconds
+        elif trainer_pgid is not None and int(fields[2]) == trainer_pgid:
+            used["training"] += seconds
+    cpu = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    used["machine"] = (sum(cpu) - cpu[3] - cpu[4]) / tick     # all but idle and iowait
+    return used
+
+
+def trainer_pgid(run_dir: Path) -> int | None:
+    """The training's launcher starts its own session: its pid is the group's id."""
+    try:
+        return int(json.loads((run_dir / "job.json").read_text())["pid"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def stop_leftover(run_dir: Path) -> None:
+    """A training the app's stop did not reach (the app's exit leaves it running): ended by its
+    process group, only while its log has no end and its command line names this run."""
+    pgid = trainer_pgid(run_dir)
+    try:
+        if pgid is None or steps(run_dir)[1] or str(run_dir) not in Path(f"/proc/{pgid}/cmdline").read_text():
+            return
+        os.killpg(pgid, signal.SIGTERM)
+    except OSError:
+        pass
+
+
 # --------------------------------------------------------------------------- figures
 def pct(xs: list[float], q: float) -> float:
     xs = sorted(xs)
@@ -343,6 +386,8 @@ def main() -> None:
         threads = [as_thread(chatter, url, tmp, u, i, args.turns) for i, u in enumerate(chatters)]
         threads += [as_thread(uploader, url, tmp, u, i, args.turns) for i, u in enumerate(uploaders)]
         watcher = threading.Thread(target=watch_runs, args=(trainer, tc, token, run_id, stop))
+        pgid = trainer_pgid(run_dir)
+        cpu_start = cpu_now(proc.pid, pgid)
         soak_start = time.time()
         watcher.start()
         for t in threads:
@@ -350,6 +395,7 @@ def main() -> None:
         for t in threads:
             t.join()
         soak_end = time.time()
+        cpu_used = {k: v - cpu_start[k] for k, v in cpu_now(proc.pid, pgid).items()}
         stop.set()
         watcher.join()
 
@@ -370,11 +416,8 @@ def main() -> None:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-        for job in (tmp / "runs").glob("*/job.json"):   # a trainer the stop did not reach
-            try:
-                os.killpg(json.loads(job.read_text())["pid"], signal.SIGTERM)
-            except (OSError, ValueError, KeyError):
-                pass
+        for job in (tmp / "runs").glob("*/job.json"):
+            stop_leftover(job.parent)
 
     users = [trainer, *chatters, *uploaders]
     errors = [e for u in users for e in u.errors]
@@ -396,7 +439,11 @@ def main() -> None:
     done = len(times.get("chat turn", [])), len(times.get("upload", []))
     print(f"turns done: {done[0]} of {args.chatters * args.turns} chat turns, {done[1]} of "
           f"{args.uploaders * args.turns} uploads")
-    print(f"soak wall: {soak_end - soak_start:.1f} s\n")
+    wall = soak_end - soak_start
+    others = cpu_used["machine"] - cpu_used["app"] - cpu_used["training"] - cpu_used["clients"]
+    print(f"soak wall: {wall:.1f} s; CPU seconds in it: app {cpu_used['app']:.0f}, training "
+          f"{cpu_used['training']:.0f}, these clients {cpu_used['clients']:.0f}, other work on the machine "
+          f"{max(0.0, others):.0f} (of {wall * (os.cpu_count() or 1):.0f} available)\n")
     print("| kind | count | median s | p95 s | max s |")
     print("|---|---|---|---|---|")
     for kind in ("chat turn", "upload", "dataset read-back", "runs listing", "connect", "hello", "chat start"):
