@@ -24,10 +24,11 @@ from lab import page, uploads
 from lab.jobs import JobQueue
 from lab.identity import Identity, LoginGuard, identify, load_secret, read_auth_file
 from lab.ownership import owner_dir
-from lab import checkpoint_view
+from lab import admin, checkpoint_view
 from lab.page import LabState
 from lab.workspace import load_workspace, update_workspace
-from lab.paths import default_secret_path, default_uploads_root
+from lab.paths import (client_path, default_secret_path, default_uploads_root, redact, server_path,
+                       settings_paths)
 from lab.serving import servable, servable_items
 from lab.uploads import THUMBS_DIR, UPLOAD_FILE_TYPES, clear_datasets, dataset_from_folder, upload_to_dataset
 from lab.datasets import dataset_report, report_markdown
@@ -128,9 +129,15 @@ def to_lab(session: chat.ChatSession | None, lab: LabState, demo: bool, token: s
     profile = chat.stated_profile(session.interview)
     opened = page.train_this(session.recommendation, profile, demo=demo, lab=lab)
     folder = _workspace_dir(token, request)
+    text = _for_client(opened["text"], folder)
     if folder is not None:
-        update_workspace(folder, settings=opened["text"], profile=profile.to_dict())
-    return opened["lab"], opened["text"], opened["message"], gr.Tabs(selected="lab")
+        update_workspace(folder, settings=text, profile=profile.to_dict())
+    return opened["lab"], text, opened["message"], gr.Tabs(selected="lab")
+
+
+def _for_client(text: str, own: Path | None) -> str:
+    """Settings as the browser shows them: the user's own folder named my-uploads/... (lab.paths)."""
+    return settings_paths(text, own, client_path) if own is not None else text
 
 
 # =========================================================================== Lab
@@ -187,6 +194,7 @@ def restore_lab(token: str, lab: LabState, demo: bool, request: gr.Request):
         picked = page.picked_settings(ws.base_model or DEFAULT_PICK[0], ws.method or DEFAULT_PICK[1], demo=demo,
                                       vram_gb=machine_vram_gb())
         text = picked["text"] or ""
+    text = _for_client(text, folder)
     lab = replace(lab, profile=profile, resolution=_resolution(text))
     report, thumbs, data_dir = "", [], gr.skip()
     if ws.data_dir:
@@ -213,11 +221,12 @@ def pick_settings(base_model: str, method: str, demo: bool, token: str, lab: Lab
     if picked["text"] is None:
         return lab, gr.skip(), picked["message"]
     folder = _workspace_dir(token, request)
+    text = _for_client(picked["text"], folder)
     if folder is not None:
-        update_workspace(folder, settings=picked["text"], base_model=base_model, method=method,
+        update_workspace(folder, settings=text, base_model=base_model, method=method,
                          profile=picked["profile"].to_dict())
-    lab = replace(lab, recommendation=None, profile=picked["profile"], resolution=_resolution(picked["text"]))
-    return lab, picked["text"], picked["message"]
+    lab = replace(lab, recommendation=None, profile=picked["profile"], resolution=_resolution(text))
+    return lab, text, picked["message"]
 
 
 def remember_settings(text: str, token: str, request: gr.Request) -> None:
@@ -255,12 +264,13 @@ def use_folder(folder: str, token: str, lab: LabState, request: gr.Request):
     ident = who(token, request)
     if ident is None:
         return lab, NO_ID, [], gr.skip()
+    folder = folder if isinstance(folder, str) else ""
+    own = owner_dir(default_uploads_root(), ident.owner)
     try:
-        own = owner_dir(default_uploads_root(), ident.owner)
-        path = dataset_from_folder(folder, own=own)
-    except ValueError as e:
-        return lab, f"**{e}**", [], gr.skip()
-    return _dataset(path, own, lab, f"Using {path}.")
+        path = dataset_from_folder(server_path(folder, own), own=own)   # my-uploads/... is the owner's own
+    except ValueError as e:   # said in the user's own words for their folder: no server path
+        return lab, f"**{str(e).replace(server_path(folder, own), folder)}**", [], gr.skip()
+    return _dataset(path, own, lab, f"Using {client_path(path, own)}.")
 
 
 def _dataset(path: Path, session_dir: Path, lab: LabState, summary: str):
@@ -269,7 +279,9 @@ def _dataset(path: Path, session_dir: Path, lab: LabState, summary: str):
     resolution = lab.resolution or (lab.recommendation.train_config.resolution if lab.recommendation else None)
     report = dataset_report(path, resolution=resolution, goal_profile=lab.profile, recommendation=lab.recommendation,
                             thumbs_dir=session_dir / THUMBS_DIR)
-    return lab, f"{summary}\n\n{report_markdown(report)}", servable_items(report.get("thumbnails", [])), str(path)
+    shown = client_path(path, session_dir)   # the user's own folder as my-uploads/..., not the server's path
+    markdown = f"{summary}\n\n{report_markdown(report)}".replace(str(path), shown)
+    return lab, markdown, servable_items(report.get("thumbnails", [])), shown
 
 
 def set_data_dir(text: str, data_dir: str):
@@ -290,11 +302,11 @@ def check_settings(text: str) -> str:
     return page.config_message(*page.check_config_text(text))
 
 
-def demo_toggle(demo: bool, lab: LabState, text: str):
+def demo_toggle(demo: bool, lab: LabState, text: str, token: str, request: gr.Request):
     if lab.recommendation is None:
         return gr.skip(), gr.skip(), gr.skip()
     cfg = page.lab_config(lab.recommendation.train_config.to_dict(), demo=demo, data_dir=lab.data_dir)
-    text = page.config_text(cfg)
+    text = _for_client(page.config_text(cfg), _workspace_dir(token, request))
     return replace(lab, resolution=cfg.get("resolution")), text, check_settings(text)
 
 
@@ -341,7 +353,9 @@ def refresh_lab(token: str, lab: LabState, request: gr.Request):
         checkpoints = (_plot(shown["frame"]), view["loss"], shown["markdown"], servable_items(shown["grids"]),
                        gr.Dropdown(choices=_step_choices(shown), value=shown["best"]))
         lab = replace(lab, checkpoints_shown=shown["stamp"])
-    return (lab, view["status"], view["loss"], servable_items(view["samples"]), view["log"], *results, *checkpoints)
+    own = owner_dir(default_uploads_root(), ident.owner) if ident else None
+    return (lab, redact(view["status"], own), view["loss"], servable_items(view["samples"]), redact(view["log"], own),
+            *results, *checkpoints)
 
 
 def _plot(frame):
@@ -415,6 +429,23 @@ def export_runs(token: str, request: gr.Request) -> str | None:
         return None
     own = owner_dir(default_uploads_root(), ident.owner)
     return servable(page.export_runs(default_db_path(), default_runs_dir(), ident.owner, own / "runlog-export.csv"))
+
+
+# =========================================================================== Admin
+def admin_view(token: str, request: gr.Request):
+    """The Admin tab, shown only to a login named in FTA_ADMIN: every job, each owner's disk use."""
+    ident = who(token, request)
+    if ident is None or not admin.is_admin(ident.owner):
+        return gr.Tab(visible=False), "", None, None
+    seen = admin.overview(job_queue(), default_uploads_root())
+    return gr.Tab(visible=True), seen["markdown"], seen["jobs"], seen["usage"]
+
+
+def admin_stop(job_id: str, token: str, request: gr.Request) -> str:
+    ident = who(token, request)
+    if ident is None or not admin.is_admin(ident.owner):
+        return "**Not allowed.** Only the machine's admins (FTA_ADMIN) stop other people's runs."
+    return admin.stop_any(job_queue(), job_id)
 
 
 # =========================================================================== Knowledge
@@ -577,6 +608,15 @@ def build_demo() -> gr.Blocks:
                     im_msg = gr.Markdown()
                     ex_go = gr.Button("Export the run log as CSV")
                     ex_file = gr.File(label="CSV", interactive=False)
+            with gr.Tab("Admin", id="admin", visible=False) as admin_tab:
+                admin_md = gr.Markdown(elem_id="admin-summary")
+                admin_refresh = gr.Button("Refresh", elem_id="admin-refresh")
+                admin_jobs = gr.Dataframe(interactive=False, label="Every run", elem_id="admin-jobs")
+                admin_usage = gr.Dataframe(interactive=False, label="Per person", elem_id="admin-usage")
+                with gr.Row():
+                    admin_job = gr.Textbox(label="Job to stop", elem_id="admin-job", scale=3)
+                    admin_stop_button = gr.Button("Stop this job", elem_id="admin-stop", scale=1)
+                admin_msg = gr.Markdown(elem_id="admin-msg")
             with gr.Tab("Knowledge", id="knowledge"):
                 kb_status = gr.Markdown()
                 query = gr.Textbox(label="Ask the knowledge base", placeholder="what is prior preservation?",
@@ -607,7 +647,7 @@ def build_demo() -> gr.Blocks:
         folder.submit(use_folder, [folder, cid, lab], [lab, report, thumbs, data_dir], api_name="use_folder")
         data_dir.change(set_data_dir, [settings, data_dir], [settings, settings_msg], api_visibility="private")
         settings.change(check_settings, settings, settings_msg, api_name="check_settings")
-        use_demo.change(demo_toggle, [use_demo, lab, settings], [lab, settings, settings_msg], api_visibility="private")
+        use_demo.change(demo_toggle, [use_demo, lab, settings, cid], [lab, settings, settings_msg], api_visibility="private")
         start.click(start_training, [settings, cid, lab], [lab, action_msg], api_name="start_training")
         start.click(lambda: "", None, r_msg, api_visibility="private")   # the last run's rating note goes
         stop.click(stop_training, [cid, lab], action_msg, api_name="stop_training")
@@ -625,6 +665,11 @@ def build_demo() -> gr.Blocks:
         rl_save.click(rate_logged, [cid, rl_id, rl_acc, rl_flex, rl_pres, rl_note], rl_msg, api_name="rate_logged")
         im_go.click(import_runs, [im_files, im_folder, cid], im_msg, api_name="import_runs")
         ex_go.click(export_runs, cid, ex_file, api_name="export_runs")
+        # Admin (the handlers check the login on the server; the tab's visibility is only a convenience)
+        admin_outputs = [admin_tab, admin_md, admin_jobs, admin_usage]
+        demo.load(admin_view, [cid], admin_outputs, api_name="admin")
+        admin_refresh.click(admin_view, [cid], admin_outputs, api_visibility="private")
+        admin_stop_button.click(admin_stop, [admin_job, cid], admin_msg, api_name="admin_stop")
         # Knowledge
         query.submit(search_knowledge, query, results, api_name="search")
         card_pick.change(read_card, card_pick, card_view, api_name="read_card")

@@ -198,7 +198,8 @@ def uploader(url: str, tmp: Path, user: User, i: int, turns: int) -> None:
     for turn in range(turns):
         photos = write_images(tmp / "pictures" / user.name / str(turn), f"{user.name}-{turn}", batch,
                               seed=10_000 * (i + 1) + 100 * turn)
-        out = user.call(c, "upload", [handle_file(str(p)) for p in photos], token, api_name="/upload")
+        # the first upload starts a dataset; the later ones add to it ("Add to the current dataset")
+        out = user.call(c, "upload", [handle_file(str(p)) for p in photos], token, turn > 0, api_name="/upload")
         total += batch
         if out is None:
             continue

@@ -92,3 +92,20 @@ def settings_paths(text: str, own: str | Path, convert) -> str:
     if all(changed[k] == data[k] for k in changed):
         return text
     return json.dumps({**data, **changed}, indent=2, sort_keys=True)
+
+
+def redact(text: str, own: str | Path | None = None) -> str:
+    """Text for a user (a status line, the training log) with the server's folders named, not
+    shown: their own upload folder as my-uploads, the app's runs, uploads and cache folders as
+    <runs>, <uploads> and <cache>."""
+    if not isinstance(text, str) or not text:
+        return text
+    named = []
+    if own is not None:
+        named.append((Path(own).expanduser().resolve(), OWN_ALIAS))
+    named += [(default_runs_dir().expanduser().resolve(), "<runs>"),
+              (default_uploads_root().expanduser().resolve(), "<uploads>"),
+              (default_cache_root().expanduser().resolve(), "<cache>")]
+    for folder, label in named:   # the owner's folder first: it lies inside the uploads folder
+        text = text.replace(str(folder), label)
+    return text

@@ -68,3 +68,13 @@ def browser_page(url: str):
             yield page
         finally:
             browser.close()
+
+
+@contextlib.contextmanager
+def app_with_photos(tmp: Path, n_images: int = 5):
+    """The app (TF-IDF search, `tmp` a data root) and `n_images` photos to upload: (url, photos, tmp)."""
+    from helpers import make_images
+
+    photos = make_images(tmp / "photos", n_images)
+    with running_app(tmp, FTA_EMBEDDER="none", FTA_DATA_ROOTS=str(tmp)) as url:
+        yield url, photos, tmp

@@ -3,18 +3,15 @@ recommendation', upload, train a few steps, samples, scores, rating, the Runs ta
 A screenshot of each stage goes to test-artifacts/."""
 import pytest
 
-from browser_support import ARTIFACTS, browser_page, running_app
-from helpers import make_images
+from browser_support import ARTIFACTS, app_with_photos, browser_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def lab_app(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("lab")
-    images = make_images(tmp / "photos", 5)
-    with running_app(tmp, FTA_EMBEDDER="none", FTA_DATA_ROOTS=str(tmp)) as url:
-        yield url, images, tmp
+    with app_with_photos(tmp_path_factory.mktemp("lab")) as served:
+        yield served
 
 
 def test_whole_path_on_the_tiny_model(lab_app):

@@ -6,17 +6,14 @@ import re
 
 import pytest
 
-from browser_support import ARTIFACTS, CHROMIUM, FLAGS, running_app
-from helpers import make_images
+from browser_support import ARTIFACTS, CHROMIUM, FLAGS, app_with_photos
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("two-users")
-    images = make_images(tmp / "photos", 5)
-    with running_app(tmp, FTA_EMBEDDER="none", FTA_DATA_ROOTS=str(tmp)) as url:
+    with app_with_photos(tmp_path_factory.mktemp("two-users")) as (url, images, _):
         yield url, images
 
 

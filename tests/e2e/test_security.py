@@ -67,7 +67,11 @@ def ana(served):
     assert message.startswith("Submitted"), message
     queue = json.loads((tmp / "runs" / "queue.json").read_text())
     (job_id, owner), = queue["sessions"].items()
-    return {"client": c, "token": token, "job": job_id, "owner": owner, "data_dir": data_dir}
+    # the page names her folder my-uploads/...: no server path reaches the browser
+    assert data_dir.startswith("my-uploads/datasets/") and str(tmp) not in report
+    server_dir = json.loads((tmp / "runs" / job_id / "config.json").read_text())["data_dir"]
+    return {"client": c, "token": token, "job": job_id, "owner": owner, "data_dir": data_dir,
+            "server_dir": server_dir}
 
 
 def test_ids_in_the_queue_file_open_nothing(served, ana):
@@ -108,11 +112,11 @@ def test_no_run_or_upload_file_is_served_by_path(served, ana):
     make, url, tmp = served
     runs, uploads = tmp / "runs", tmp / "uploads"
     files = [runs / "queue.json", runs / ana["job"] / "config.json", runs / ana["job"] / "lab.json",
-             runs / ".server-secret", next(Path(ana["data_dir"]).glob("*.png"))]
+             runs / ".server-secret", next(Path(ana["server_dir"]).glob("*.png"))]
     for f in files:
         assert f.is_file(), f
         assert get(f"{url}gradio_api/file={f}") == 403, f
-    assert uploads in Path(ana["data_dir"]).parents
+    assert uploads in Path(ana["server_dir"]).parents
 
 
 def test_settings_cannot_reach_another_users_folders_or_the_apps(served, ana):
@@ -121,12 +125,12 @@ def test_settings_cannot_reach_another_users_folders_or_the_apps(served, ana):
     make, url, tmp = served
     b = make()
     token = b.predict(None, api_name="/hello")
-    report, _, _ = b.predict(ana["data_dir"], token, api_name="/use_folder")
+    report, _, _ = b.predict(ana["server_dir"], token, api_name="/use_folder")
     assert "app's own folders" in report
     base = {"base_model": "tiny", "method": "lora", "resolution": 64, "max_train_steps": 2}
     (tmp / "shared-data" / "mine").mkdir(parents=True, exist_ok=True)
     make_images(tmp / "shared-data" / "mine", 2)
-    for settings, why in (({"data_dir": ana["data_dir"]}, "app's own folders"),
+    for settings, why in (({"data_dir": ana["server_dir"]}, "app's own folders"),
                           ({"data_dir": "/etc"}, "outside the folders this server allows"),
                           ({"data_dir": str(tmp / "shared-data" / "mine"), "method": "dreambooth",
                             "prior_preservation": True, "class_prompt": "a dog",
@@ -189,5 +193,34 @@ def test_gradio_refuses_an_upload_over_the_limit(served, monkeypatch):
         big = httpx.post(f"{url}gradio_api/upload", files={"files": ("big.png", b"\0" * 2_000_000)}, timeout=60)
         small = httpx.post(f"{url}gradio_api/upload", files={"files": ("small.png", b"\0" * 1000)}, timeout=60)
         assert big.status_code == 413 and small.status_code == 200
+    finally:
+        demo.close()
+
+
+def test_only_an_admin_login_sees_everyones_runs_and_stops_them(served, ana, monkeypatch):
+    """Issue 13's admin view: a login named in FTA_ADMIN; anyone else (a login or a browser) is refused."""
+    import app
+
+    make, _, tmp = served
+    monkeypatch.setenv("FTA_ADMIN", "root")
+    demo = app.build_demo()
+    _, url, _ = demo.launch(prevent_thread_lock=True, **app.launch_options([("root", "pw-r"), ("cy", "pw-c")]))
+    try:
+        root = Client(url, auth=("root", "pw-r"), verbose=False)
+        cy = Client(url, auth=("cy", "pw-c"), verbose=False)
+        try:
+            summary, jobs, usage = root.predict(None, api_name="/admin")[-3:]   # the tab itself has no value
+            assert "runs by" in summary and ana["job"] in [row[0] for row in jobs["data"]]
+            assert ana["owner"] in [row[0] for row in usage["data"]]
+            assert root.predict("../../etc", None, api_name="/admin_stop") == "**No such job.**"
+            summary, jobs, _ = cy.predict(None, api_name="/admin")[-3:]
+            assert summary == "" and jobs["data"] == []          # nothing of anyone's
+            assert cy.predict(ana["job"], None, api_name="/admin_stop").startswith("**Not allowed.**")
+            browser = make()
+            assert browser.predict(ana["job"], browser.predict(None, api_name="/hello"),
+                                   api_name="/admin_stop").startswith("**Not allowed.**")
+        finally:
+            root.close()
+            cy.close()
     finally:
         demo.close()

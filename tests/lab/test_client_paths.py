@@ -48,3 +48,19 @@ def test_start_takes_the_alias_and_still_refuses_another_users_folder(tmp_path):
         job, message = page.start_training(q, json.dumps({**base, "data_dir": escape}), session_id="browser:ana",
                                            own=own)
         assert job is None and message.startswith("**Not started.**") and len(q.submitted) == 1
+
+
+def test_status_and_log_lines_name_the_servers_folders_instead_of_showing_them(tmp_path, monkeypatch):
+    from lab.paths import redact
+
+    monkeypatch.setenv("FTA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FTA_UPLOADS_DIR", str(tmp_path / "uploads"))
+    monkeypatch.setenv("FTA_RUNS_DIR", str(tmp_path / "runs"))
+    own = tmp_path / "uploads" / "browser-ana"
+    log = (f"loading {tmp_path / 'cache' / 'tiny-sd15'}\nchecking images in {own / 'datasets' / 'd'}\n"
+           f"saved {tmp_path / 'runs' / 'job-1' / 'output'}; other {tmp_path / 'uploads' / 'browser-bo'}")
+    shown = redact(log, own)
+    assert str(tmp_path) not in shown
+    assert "loading <cache>/tiny-sd15" in shown and "checking images in my-uploads/datasets/d" in shown
+    assert "saved <runs>/job-1/output" in shown and "<uploads>/browser-bo" in shown
+    assert redact("", own) == "" and redact(None, own) is None

@@ -38,7 +38,9 @@ def test_a_new_upload_starts_a_new_dataset(app_module, tmp_path):
     first = make_images(tmp_path / "first", 6)
     lab, md, thumbs, data_dir = upload(app_module, first)
     one = Path(lab.data_dir)
-    assert data_dir == lab.data_dir and images_in(one) == [p.name for p in first] and len(thumbs) == 6
+    # the page names the folder my-uploads/...; the server keeps its own path
+    assert data_dir == "my-uploads/" + one.relative_to(one.parents[1]).as_posix() and str(tmp_path) not in md
+    assert images_in(one) == [p.name for p in first] and len(thumbs) == 6
     assert md.startswith("New dataset.") and "**6 image(s)**" in md
     lab, md, _, _ = upload(app_module, first, lab)            # the same six again: still six, not twelve
     two = Path(lab.data_dir)

@@ -444,3 +444,27 @@ def test_one_owner_cannot_fill_the_shared_queue(fake, data, monkeypatch):
     monkeypatch.setenv(PER_OWNER_ENV, "lots")
     with pytest.raises(ValueError, match="FTA_MAX_JOBS_PER_USER='lots'"):
         q.submit(cfg(data), session_id="cy")
+
+
+def test_the_admin_view_lists_everyones_jobs_and_stops_any(fake, data, tmp_path, monkeypatch):
+    """Issue 13's admin view: only logins named in FTA_ADMIN; every job with its owner and disk use."""
+    from lab import admin
+
+    monkeypatch.setenv(admin.ADMIN_ENV, "root, ops")
+    assert admin.is_admin("user:root") and admin.is_admin("user:ops")
+    assert not admin.is_admin("user:ana") and not admin.is_admin("browser:root") and not admin.is_admin(None)
+    launcher, make = fake
+    q = make(gpus=1)
+    running = q.submit(cfg(data), session_id="user:ana")
+    waiting = q.submit(cfg(data), session_id="browser:bo")
+    (tmp_path / "uploads" / "x").mkdir(parents=True)
+    (tmp_path / "uploads" / "x" / "a.bin").write_bytes(b"0" * 2_000_000)
+    seen = admin.overview(q, tmp_path / "uploads")
+    jobs = seen["jobs"].set_index("Job")
+    assert jobs.loc[running, "Owner"] == "user:ana" and jobs.loc[running, "State"] == "running"
+    assert jobs.loc[waiting, "State"] == "queued" and jobs.loc[waiting, "Place"] == 1
+    usage = seen["usage"].set_index("Owner")
+    assert usage.loc["browser:bo", "Active"] == 1 and usage.loc["user:ana", "Runs"] == 1
+    assert "2 runs by 2 people; 2 waiting or training" in seen["markdown"] and "2.0 MB of uploads" in seen["markdown"]
+    assert "cancelled" in admin.stop_any(q, waiting)
+    assert admin.stop_any(q, "../etc") == "**No such job.**" and admin.stop_any(q, None) == "**No such job.**"
