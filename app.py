@@ -19,6 +19,7 @@ from advisor import chat
 from advisor.knowledge.cards import cards_by_id
 from advisor.profile import Profile
 from advisor.recommendation.render import profile_markdown, recommendation_markdown
+from advisor.runlog.connection import RunLogError
 from advisor.runlog.paths import default_db_path, default_runs_dir
 from lab import page, uploads
 from lab.jobs import JobQueue
@@ -392,8 +393,11 @@ def rate_run(token: str, lab: LabState, accuracy: float, flexibility: float, pre
 def list_runs(query: str, token: str, request: gr.Request):
     """The Runs tab, when it opens and on Refresh: the owner's runs, the plots, and the run picker."""
     ident = who(token, request)
-    frame, bars, tradeoff = page.runs_view(default_db_path(), default_runs_dir(), query,
-                                           owner=ident.owner if ident else "")
+    try:
+        frame, bars, tradeoff = page.runs_view(default_db_path(), default_runs_dir(), query,
+                                               owner=ident.owner if ident else "")
+    except RunLogError as e:   # a read-only, full or broken log: one line, not a traceback
+        raise gr.Error(str(e)) from None
     ids = [str(i) for i in frame["id"]]
     return page.runs_table(frame), _plot(bars), _plot(tradeoff), gr.Dropdown(choices=ids, value=ids[0] if ids else None)
 
@@ -428,7 +432,11 @@ def export_runs(token: str, request: gr.Request) -> str | None:
     if ident is None:
         return None
     own = owner_dir(default_uploads_root(), ident.owner)
-    return servable(page.export_runs(default_db_path(), default_runs_dir(), ident.owner, own / "runlog-export.csv"))
+    try:
+        path = page.export_runs(default_db_path(), default_runs_dir(), ident.owner, own / "runlog-export.csv")
+    except RunLogError as e:
+        raise gr.Error(str(e)) from None
+    return servable(path)
 
 
 # =========================================================================== Admin

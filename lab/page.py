@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor.profile import Profile
+from advisor.runlog.connection import RunLogError
 from advisor.recommendation.recommend import Recommendation
 from trainer.config import ConfigError, TrainConfig
 from trainer.metrics import nothing_changed, stand_in_factors
@@ -360,7 +361,7 @@ def rate_job(queue: JobQueue, job_id: str | None, owner: str, ratings: tuple[Any
         return "No finished run to rate yet."
     try:
         results.save_rating(status.run_dir, *(int(r) for r in ratings), note or "", runlog=runlog)
-    except (ValueError, KeyError) as e:
+    except (ValueError, KeyError, RunLogError) as e:   # RunLogError: a read-only, full or broken log
         return f"**Not saved.** {e}"
     return f"Saved your rating of run `{job_id}`."
 
@@ -374,7 +375,7 @@ def rate_logged(runlog: Any, runs_dir: str | Path, run_id: str, owner: str, rati
     try:
         with results.open_runlog(runlog) as log:
             log.rate(run_id, *(int(r) for r in ratings), (note or "").strip() or None)
-    except (ValueError, KeyError) as e:
+    except (ValueError, KeyError, RunLogError) as e:
         return f"**Not saved.** {e}"
     return f"Saved the rating of `{run_id}`."
 
@@ -394,13 +395,17 @@ def import_runs(runlog: Any, runs_dir: str | Path, paths: list[str], owner: str,
             except ValueError as e:
                 lines.append(f"- **Not imported.** {e}")
         records = staged.records()
-    with results.open_runlog(runlog) as log:
-        known = {r.run_id for r in log.records()}
-        # a run someone else owns, or one already logged without an owner, is never overwritten
-        theirs = [r.run_id for r in records if run_owner(runs_dir, r.run_id) not in (None, owner)
-                  or (r.run_id in known and run_owner(runs_dir, r.run_id) is None)]
-        mine = [r for r in records if r.run_id not in theirs]
-        log.upsert_many(mine)
+    try:
+        with results.open_runlog(runlog) as log:
+            known = {r.run_id for r in log.records()}
+            # a run someone else owns, or one already logged without an owner, is never overwritten
+            theirs = [r.run_id for r in records if run_owner(runs_dir, r.run_id) not in (None, owner)
+                      or (r.run_id in known and run_owner(runs_dir, r.run_id) is None)]
+            mine = [r for r in records if r.run_id not in theirs]
+            log.upsert_many(mine)
+    except RunLogError as e:
+        Path(scratch).unlink(missing_ok=True)
+        return f"**Not imported.** {e}"
     record_imports(runs_dir, [r.run_id for r in mine], owner)
     Path(scratch).unlink(missing_ok=True)
     if theirs:

@@ -39,7 +39,11 @@ def open_checked(path: Path) -> sqlite3.Connection:
             if f.read(16) != _SQLITE_MAGIC:
                 _reject(path, "is not an SQLite database")
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RunLogError(f"run log folder {path.parent} cannot be made ({e.strerror or e}); "
+                              f"set ${DEFAULT_DB_ENV} to a file in a writable folder") from None
     # isolation_level=None: we issue BEGIN IMMEDIATE ourselves; check_same_thread=False
     # because RunLog serialises access with its own lock.
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
@@ -56,6 +60,10 @@ def open_checked(path: Path) -> sqlite3.Connection:
         conn.close()
         if isinstance(e, sqlite3.OperationalError) and _is_locked(e):
             raise RunLogError(f"run log {path} is busy (locked by another process): {e}") from None
+        if isinstance(e, sqlite3.OperationalError) and _is_unwritable(e):
+            # a good log on a read-only or full disk: nothing is wrong with the file, so no "corrupt" copy
+            raise RunLogError(f"run log {path} cannot be written here ({e}); runs and ratings are not saved until "
+                              f"it is writable, or ${DEFAULT_DB_ENV} names a file in a writable folder") from None
         _reject(path, f"cannot be read as a database ({e})")
     return conn
 
@@ -113,7 +121,11 @@ def _backup_before_migration(conn: sqlite3.Connection, path: Path, version: int)
 
 
 def _reject(path: Path, problem: str) -> None:
-    backup = _backup_copy(path)
+    try:
+        backup = _backup_copy(path)
+    except OSError as e:   # a read-only or full folder: say what is wrong with the file all the same
+        raise RunLogError(f"run log {path} {problem}; left it untouched (no copy could be saved: "
+                          f"{e.strerror or e}). Set ${DEFAULT_DB_ENV} to another file to start a new log.") from None
     raise RunLogError(f"run log {path} {problem}; left it untouched and saved a copy as {backup.name}. "
                       f"Move it away or set ${DEFAULT_DB_ENV} to another file to start a new log.")
 
@@ -145,6 +157,13 @@ def _sha1(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _is_unwritable(e: sqlite3.OperationalError) -> bool:
+    """SQLite's words for a file it may read but not change: read-only, a full disk, no journal."""
+    text = str(e).lower()
+    return any(w in text for w in ("readonly", "read-only", "disk is full", "unable to open database file",
+                                   "disk i/o error"))
+
+
 def _is_locked(e: sqlite3.OperationalError) -> bool:
     text = str(e).lower()
     return "locked" in text or "busy" in text
@@ -156,6 +175,9 @@ def retry_locked(attempt: Callable[[], Any], path: Path) -> Any:
         try:
             return attempt()
         except sqlite3.OperationalError as e:
+            if _is_unwritable(e):
+                raise RunLogError(f"run log {path} cannot be written here ({e}); runs and ratings are not saved "
+                                  f"until it is writable, or ${DEFAULT_DB_ENV} names a file in a writable folder") from None
             if not _is_locked(e):
                 raise
             if n == WRITE_ATTEMPTS - 1:

@@ -702,3 +702,46 @@ def test_csv_export_escapes_formula_cells_and_reads_them_back(tmp_path):
     (_, back, why), = list(read_csv(path))
     assert why is None and back.run_id == record.run_id and back.name == record.name
     assert back.hyperparameters == record.hyperparameters
+
+
+def test_a_read_only_or_full_log_is_one_line_and_no_corrupt_copy(tmp_path, monkeypatch):
+    """Issue 13: a good log on a read-only disk came back 'Permission denied ...corrupt...bak' and a
+    traceback. (The tests run as root, so SQLite's refusal is played by the connection.)"""
+    import sqlite3
+
+    import advisor.runlog.connection as connection
+    from advisor.runlog.connection import RunLogError
+    from advisor.runlog.store import RunLog
+
+    path = tmp_path / "runlog.sqlite"
+    with RunLog(path):
+        pass
+    for words in ("attempt to write a readonly database", "database or disk is full"):
+        def refuse(conn, p, words=words):
+            raise sqlite3.OperationalError(words)
+        monkeypatch.setattr(connection, "_prepare", refuse)
+        with pytest.raises(RunLogError, match="cannot be written here") as caught:
+            RunLog(path)
+        assert "\n" not in str(caught.value) and "corrupt" not in str(caught.value)
+        assert not list(tmp_path.glob("*.corrupt-*.bak"))
+    monkeypatch.undo()
+
+    def full():
+        raise sqlite3.OperationalError("database or disk is full")
+    with pytest.raises(RunLogError, match="cannot be written here"):
+        connection.retry_locked(full, path)
+    (tmp_path / "junk.sqlite").write_bytes(b"not a database at all")
+    monkeypatch.setattr(connection, "_backup_copy", lambda p: (_ for _ in ()).throw(PermissionError(13, "Permission denied")))
+    with pytest.raises(RunLogError, match="no copy could be saved: Permission denied"):
+        RunLog(tmp_path / "junk.sqlite")
+
+
+def test_rating_on_an_unwritable_log_says_so_in_a_line(tmp_path, monkeypatch):
+    from advisor.runlog.connection import RunLogError
+    from lab import page, results
+
+    monkeypatch.setattr(results, "open_runlog", lambda runlog: (_ for _ in ()).throw(
+        RunLogError("run log x cannot be written here (attempt to write a readonly database)")))
+    monkeypatch.setattr(page, "run_owner", lambda runs_dir, run_id: "user:ana")
+    said = page.rate_logged("x", tmp_path, "run-1", "user:ana", (3, 3, 3), "")
+    assert said.startswith("**Not saved.** run log x cannot be written here")
