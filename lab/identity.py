@@ -41,13 +41,19 @@ def load_secret(path: str | Path) -> bytes:
     """The server secret at `path`, created (0600, parents 0700) when missing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
+    if not path.exists():
+        # written whole under a private name, then linked into place (which fails if another
+        # process or thread got there first): a reader never sees a half-written secret
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(SECRET_BYTES) + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
     if stat.S_IMODE(path.stat().st_mode) & 0o077:
         os.chmod(path, 0o600)  # readable by others: every token could be forged
     text = path.read_text().strip()

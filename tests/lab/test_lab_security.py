@@ -324,3 +324,27 @@ def test_wrong_passwords_lock_the_name_for_a_while():
     assert not guard("bo", "pw")
     now[0] += 61
     assert guard("bo", "pw")
+
+
+def test_two_first_page_loads_at_once_share_one_whole_secret(tmp_path, monkeypatch):
+    """Two browsers opening a fresh app at once: one read the secret while the other was still
+    writing it and got 'server secret ... is damaged' (seen in the two-user browser test)."""
+    import secrets
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import lab.identity as identity
+    from lab.identity import load_secret
+
+    real_token_hex = secrets.token_hex
+
+    def slow_token(n):   # a slow writer widens the window in which a reader could see half a file
+        time.sleep(0.05)
+        return real_token_hex(n)
+    monkeypatch.setattr(identity.secrets, "token_hex", slow_token)
+    for attempt in range(5):
+        path = tmp_path / f"fresh-{attempt}" / ".server-secret"
+        with ThreadPoolExecutor(8) as pool:
+            keys = list(pool.map(lambda _: load_secret(path), range(8)))
+        assert len(set(keys)) == 1 and len(keys[0]) >= 16
+        assert [p.name for p in path.parent.iterdir()] == [".server-secret"]   # no temporary file left
