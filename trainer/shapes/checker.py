@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from .world import CELL_CENTRES, HELD_OUT, PALETTE, Concept, Scene, shade
 
@@ -49,10 +49,15 @@ def _commonest(pixels: np.ndarray) -> str:
     return _NAMES[np.bincount(_nearest(pixels), minlength=len(_NAMES)).argmax()]
 
 
-def _mask_image(mask: np.ndarray) -> Image.Image:
-    # .copy(): an image from fromarray may share the array's read-only buffer, and flood fills
-    # into it are silently lost
-    return Image.fromarray(mask.astype(np.uint8) * 255).copy()
+def _reach(seeds: np.ndarray, within: np.ndarray) -> np.ndarray:
+    """Every pixel of `within` 4-connected to `seeds` (grown a step at a time until it stops)."""
+    cur = seeds & within
+    while True:
+        p = np.pad(cur, 1)
+        grown = (cur | p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]) & within
+        if (grown == cur).all():
+            return cur
+        cur = grown
 
 
 def _neighbours(mask: np.ndarray, pad: bool) -> list[np.ndarray]:
@@ -72,31 +77,23 @@ def _close(mask: np.ndarray) -> np.ndarray:
 
 def _largest_region(mask: np.ndarray) -> np.ndarray:
     """The largest region of `mask`, counting pixels one gap apart as connected (a thin diagonal
-    line touches only at corners); PIL's 4-connected flood fill does the walking on the grown mask."""
-    return _largest_4_region(_dilate(mask)) & mask
-
-
-def _largest_4_region(mask: np.ndarray) -> np.ndarray:
-    img = _mask_image(mask)
-    left = mask.copy()
-    best = np.zeros_like(mask)
+    line touches only at corners, so regions are found on the mask grown by a pixel)."""
+    grown = _dilate(mask)
+    left, best = grown.copy(), np.zeros_like(mask)
     while left.sum() > best.sum():
-        y, x = np.unravel_index(left.argmax(), left.shape)
-        ImageDraw.floodfill(img, (int(x), int(y)), 128)
-        region = np.asarray(img) == 128
-        if not region.any():
-            raise RuntimeError("flood fill changed nothing; the mask image is not writable")
-        ImageDraw.floodfill(img, (int(x), int(y)), 0)
+        seed = np.zeros_like(mask)
+        seed[np.unravel_index(left.argmax(), left.shape)] = True
+        region = _reach(seed, left)
         left &= ~region
-        if region.sum() > best.sum():
-            best = region
+        if (region & mask).sum() > best.sum():
+            best = region & mask
     return best
 
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    padded = _mask_image(np.pad(mask, 1))
-    ImageDraw.floodfill(padded, (0, 0), 128)
-    return (np.asarray(padded) != 128)[1:-1, 1:-1]
+    border = np.zeros_like(mask)
+    border[[0, -1], :] = border[:, [0, -1]] = True
+    return ~_reach(border, ~mask)
 
 
 def _erode(mask: np.ndarray) -> np.ndarray:
