@@ -349,8 +349,9 @@ def refresh_lab(token: str, lab: LabState, request: gr.Request):
                    servable_items(done["downloads"]))
         lab = replace(lab, job_id=view["job_id"], shown=(view["job_id"], status.state))
     checkpoints = (gr.skip(),) * 5
-    shown = checkpoint_view.checkpoint_view(view["run_dir"], lab.profile) if view["run_dir"] else None
-    if shown is not None and shown["stamp"] != lab.checkpoints_shown:
+    changed = view["run_dir"] and checkpoint_view.stamp(view["run_dir"]) != lab.checkpoints_shown
+    shown = checkpoint_view.checkpoint_view(view["run_dir"], lab.profile) if changed else None   # only on news
+    if shown is not None:
         checkpoints = (_plot(shown["frame"]), view["loss"], shown["markdown"], servable_items(shown["grids"]),
                        gr.Dropdown(choices=_step_choices(shown), value=shown["best"]))
         lab = replace(lab, checkpoints_shown=shown["stamp"])

@@ -93,9 +93,7 @@ def checkpoint_view(run_dir: str | Path | None, profile: Profile | None) -> dict
         lines.append(f"**Best for you: the checkpoint at step {choice.step}** (by {whose}). {choice.reason}"
                      + _stand_ins(info))
     elif on_disk:
-        lines.append("The checkpoints are not scored yet" + (
-            "; scores appear here as each one is scored." if (run_dir / CHECKPOINT_SCORES_FILE).exists() or not scores
-            else "."))
+        lines.append("The checkpoints are not scored yet; scores appear here as each one is scored.")
     kept = read_kept(run_dir)
     if kept is not None:
         lines.append(f"Kept: step {kept.step} of {kept.steps_done}, exported to `{kept.export_dir}`.")

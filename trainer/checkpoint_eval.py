@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .checkpoint_scores import (CheckpointScore, KeptCheckpoint, choose_checkpoint, read_checkpoint_scores,
-                                write_checkpoint_scores, write_kept)
+from .checkpoint_scores import (CheckpointScore, KeptCheckpoint, choose_checkpoint, normalised_weights,
+                                read_checkpoint_scores, write_checkpoint_scores, write_kept)
 from .events import emit, error_line, last_event, read_events
 from .evaluate import (EVAL_DIR, EvalError, EvalImages, compute_metrics, default_steps, generate,
                        load_training_images, make_grid)
@@ -241,19 +241,18 @@ def export_checkpoint(run_dir: str | Path, step: int, weights: dict[str, float] 
     model.load(folders[step])
     scores, _ = read_checkpoint_scores(run_dir)
     scored = {s.step: s for s in scores}
-    choice = choose_checkpoint([scored[step]], weights) if step in scored else None
     end = last_event(read_events(run_dir), "end") or {}
     steps_done = max(int(end.get("step") or 0), max(folders))
     out = run_dir / EXPORTS_DIR / f"checkpoint-{step}"
     info = {"config": config.to_dict(), "steps": step, "base_model_version": base_model_version(model.components),
             "output_name": f"{run_dir.name}-step{step}", "num_train_images": _count_images(config.data_dir)}
     paths = model.method.save(model.components, out, info)   # the method applies its inference weights
-    best = choose_checkpoint(scores, weights) if scores else None
-    reason = (choice.reason if choice and best and best.step == step else
+    best = choose_checkpoint(scores, weights)
+    reason = (best.reason if best and best.step == step else
               f"You kept step {step}" + (f"; by your weights the best is step {best.step}" if best else "") + ".")
     kept = KeptCheckpoint(step=step, steps_done=steps_done, max_train_steps=config.max_train_steps,
                           scores=dict(scored[step].scores) if step in scored else {},
-                          weights=choice.weights if choice else dict(weights or {}), reason=reason,
+                          weights=normalised_weights(weights), reason=reason,
                           export_dir=str(out.relative_to(run_dir)),
                           outputs=[str(Path(p).relative_to(run_dir)) for p in paths])
     write_kept(run_dir, kept)
