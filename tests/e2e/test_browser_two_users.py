@@ -31,9 +31,11 @@ def test_two_users_a_reload_mid_run_and_the_lab_without_the_advisor(app_url):
         ana.goto(url)
         bo.goto(url)
 
-        # Ana says one thing to the advisor, then uses the lab on her own
+        # Ana says one thing to the advisor, then uses the lab on her own. She types once the
+        # greeting is there, as a person does: a message sent before the page's first chat event
+        # has answered is replaced by that greeting (the page starts the chat on load)
         box = ana.locator("#chat-input textarea")
-        expect(box).to_be_visible(timeout=60_000)
+        expect(ana.locator("#chatbot")).to_contain_text("What should the model learn", timeout=60_000)
         box.fill("my 17 photos of a teapot")
         box.press("Enter")
         expect(ana.locator("#chatbot")).to_contain_text("17", timeout=60_000)
@@ -50,7 +52,7 @@ def test_two_users_a_reload_mid_run_and_the_lab_without_the_advisor(app_url):
 
         # meanwhile Bo chats and opens the lab with his own recommendation
         bo_box = bo.locator("#chat-input textarea")
-        expect(bo_box).to_be_visible(timeout=60_000)
+        expect(bo.locator("#chatbot")).to_contain_text("What should the model learn", timeout=60_000)
         bo_box.fill("I want a LoRA of my cat, 7 photos, 8GB card, recommend now")
         bo_box.press("Enter")
         expect(bo.locator("#rec-card h3")).to_be_visible(timeout=60_000)
