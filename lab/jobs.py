@@ -12,7 +12,8 @@ Slots: `max(1, number of CUDA GPUs)`, or $FTA_MAX_CONCURRENT_TRAININGS. With sev
 several slots each job is pinned to one GPU (CUDA_VISIBLE_DEVICES); with one slot a job gets
 every GPU (accelerate's multi-GPU launch).
 
-Without a CUDA GPU only the built-in tiny model trains (a demonstration); a real base model is
+Without a CUDA GPU only the built-in models train (the shapes demo model, the random tiny model:
+a demonstration); a real base model is
 refused with a message saying where to get a GPU, unless $FTA_ALLOW_CPU_TRAINING=1.
 """
 from __future__ import annotations
@@ -33,7 +34,7 @@ from advisor.runlog.paths import default_runs_dir
 from trainer.config import ConfigError, TrainConfig
 from trainer.events import error_line, last_event, read_events
 from trainer.launch import JOB_FILE, TrainingJob, attach, ended_without_result, launch
-from trainer.tiny import TINY_MODELS
+from trainer.tiny import BUILTIN_MODELS
 
 
 try:  # POSIX; elsewhere the in-process lock alone guards the queue file
@@ -58,7 +59,7 @@ CPU_ONLY_MESSAGE = (
     "hardware in the Space's settings (ZeroGPU cannot run a training job); or use a Google Colab GPU "
     "runtime. Here you can train the built-in 'tiny' model as a demonstration, or set "
     f"{ALLOW_CPU_ENV}=1 to train on the CPU anyway (hours per hundred steps).")
-DEMO_NOTE = "demonstration: the built-in tiny model on the CPU (random weights, so the images are noise)"
+DEMO_NOTE = "demonstration: a small built-in model on the CPU"
 
 # Jobs this process launched, by run folder: their Popen handles reap the finished processes
 # (an attached pid of our own dead child would look alive as a zombie), whichever JobQueue asks.
@@ -98,7 +99,7 @@ def _detected_gpus() -> int:
 
 def is_builtin_tiny(base_model: str) -> bool:
     """Whether `base_model` names the built-in tiny model ("tiny", or a folder made by make-tiny-model)."""
-    if base_model in TINY_MODELS:
+    if base_model in BUILTIN_MODELS:
         return True
     try:
         return (Path(base_model).expanduser() / _TINY_MARKER).is_file()

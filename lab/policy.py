@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from trainer.config import TrainConfig
-from trainer.tiny import TINY_MODELS
+from trainer.tiny import BUILTIN_MODELS
 
 from .uploads import allowed_location
 
@@ -74,7 +74,7 @@ def path_problem(cfg: TrainConfig, own: str | Path) -> str | None:
 def _local_folder(base_model: str) -> bool:
     """Whether `base_model` names a folder on this machine rather than a hub id or the tiny model."""
     text = base_model.strip()
-    if text in TINY_MODELS:
+    if text in BUILTIN_MODELS:
         return False
     return os.path.isabs(text) or text.startswith((".", "~")) or Path(text).expanduser().exists()
 

@@ -1,6 +1,7 @@
 """`python -m trainer ...`: make the tiny model, or train one run from a config file.
 
     python -m trainer make-tiny-model OUT_DIR [--arch sd15|sdxl]
+    python -m trainer make-demo-model OUT_DIR
     python -m trainer train --config CONFIG.json|.toml [--resume latest|CHECKPOINT] [key=value ...]
     python -m trainer evaluate RUN_DIR [--encoders clip=PATH_OR_NAME,dino=PATH_OR_NAME] [--num-images N] [--steps N]
     python -m trainer score-checkpoints RUN_DIR [--encoders ...] [--num-images N] [--steps N]
@@ -33,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     tiny = sub.add_parser("make-tiny-model", help="write a tiny random SD pipeline (tests, demos; no download)")
     tiny.add_argument("out_dir", help="new or empty folder")
     tiny.add_argument("--arch", default="sd15", choices=["sd15", "sdxl"])
+    demo = sub.add_parser("make-demo-model", help="write the shapes demo model: small, pretrained, it draws "
+                          "'a red circle on a blue background' (no download)")
+    demo.add_argument("out_dir", help="new or empty folder")
     train = sub.add_parser("train", help="train one run from a config file")
     train.add_argument("--config", required=True, help="TrainConfig as .json or .toml")
     train.add_argument("--resume", default=None, help="'latest' or a checkpoint folder")
@@ -66,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "make-tiny-model":
         return _make_tiny(args)
+    if args.command == "make-demo-model":
+        return _make_demo(args)
     if args.command == "evaluate":
         return _evaluate(args)
     if args.command == "score-checkpoints":
@@ -80,6 +86,17 @@ def _make_tiny(args) -> int:
 
     try:
         out = make_tiny_model(args.out_dir, arch=args.arch)
+    except (ValueError, OSError) as e:
+        return _fail(e, EXIT_BAD_INPUT)
+    print(out)
+    return EXIT_OK
+
+
+def _make_demo(args) -> int:
+    from .shapes.demo_model import make_demo_model
+
+    try:
+        out = make_demo_model(args.out_dir)
     except (ValueError, OSError) as e:
         return _fail(e, EXIT_BAD_INPUT)
     print(out)

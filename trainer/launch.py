@@ -186,14 +186,14 @@ def child_environment(config: TrainConfig, env: dict[str, str] | None = None,
     one CPU thread for the built-in tiny model on a machine without a GPU (its operations are
     too small to gain from threads; on a busy 2-core machine two threads ran a run 7x slower)
     unless OMP_NUM_THREADS is set already."""
-    from .tiny import TINY_MODELS
+    from .tiny import BUILTIN_MODELS
 
     child_env = {**os.environ, **(env or {})}
     # the trainer package must be importable by the child even when it is not installed
     root = str(Path(__file__).resolve().parent.parent)
     child_env["PYTHONPATH"] = os.pathsep.join(p for p in (root, child_env.get("PYTHONPATH", "")) if p)
     no_gpu = (cuda_device_count() if gpus is None else gpus) == 0
-    if no_gpu and config.base_model in TINY_MODELS and "OMP_NUM_THREADS" not in child_env:
+    if no_gpu and config.base_model in BUILTIN_MODELS and "OMP_NUM_THREADS" not in child_env:
         child_env["OMP_NUM_THREADS"] = child_env["MKL_NUM_THREADS"] = "1"
     return child_env
 

@@ -174,7 +174,7 @@ class TrainingRun:
         from .methods.registry import get_method
         from .models import load_components, resolve_base_model
         from .prior import prepare_class_images
-        from .tiny import TINY_MODELS
+        from .tiny import BUILTIN_MODELS
 
         cfg, acc = self.config, self.accelerator
         seed_everything(cfg.seed + acc.process_index)
@@ -186,7 +186,7 @@ class TrainingRun:
             random_flip=cfg.random_flip, instance_prompt=cfg.instance_prompt, seed=cfg.seed,
             skip_bad=cfg.skip_bad_images, status=self.status)
         base_folder = resolve_base_model(cfg.base_model)
-        if acc.device.type == "cpu" and cfg.base_model not in TINY_MODELS:
+        if acc.device.type == "cpu" and cfg.base_model not in BUILTIN_MODELS:
             self.status("device_warning", "no GPU: a full-size model trains on the CPU, which takes hours "
                         "per hundred steps", warning=True)
         class_images = []

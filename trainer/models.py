@@ -1,6 +1,7 @@
 """Loading a base model into its parts, with diffusers' and transformers' own classes.
 
-A base model is the built-in tiny model ("tiny", "tiny-sdxl"), a local diffusers folder, or a
+A base model is the built-in tiny model ("tiny", "tiny-sdxl"), the pretrained shapes demo
+model ("shapes-demo"), a local diffusers folder, or a
 hub id (resolved through the local cache; downloaded only when the hub is online). SD 1.x and
 SD 2.x share one code path ("sd"); SDXL ("sdxl") adds a second text encoder and size/crop
 conditioning. Heavy imports stay inside functions so importing this module is cheap.
@@ -28,8 +29,12 @@ def hub_offline() -> bool:
 
 def resolve_base_model(base_model: str, cache_root: str | Path | None = None) -> Path:
     """The local diffusers folder behind `base_model`; ModelError with a one-line reason if none."""
-    from .tiny import resolve_tiny
+    from .tiny import DEMO_MODEL, resolve_tiny
 
+    if base_model == DEMO_MODEL:
+        from .shapes.demo_model import ensure_demo_model
+
+        return ensure_demo_model(cache_root)
     tiny = resolve_tiny(base_model, cache_root)
     if tiny is not None:
         return tiny

@@ -29,6 +29,9 @@ TINY_VERSION = "1"            # bump when the recipe changes, so cached copies a
 ARCHS = ("sd15", "sdxl")
 # base_model names that mean "the built-in tiny model" -> its arch
 TINY_MODELS = {"tiny": "sd15", "tiny-sdxl": "sdxl"}
+# the pretrained shapes demo model (trainer.shapes.demo_model): small like these, but it draws
+DEMO_MODEL = "shapes-demo"
+BUILTIN_MODELS = (*TINY_MODELS, DEMO_MODEL)   # every base model that is built here and runs on a CPU
 
 _VERSION_FILE = "tiny_model_version.txt"
 _VOCAB_SIZE = 1000            # 256 bytes + 256 bytes</w> + 486 merges + 2 specials
@@ -111,9 +114,12 @@ def learn_bpe_merges(text: str, n_merges: int) -> list[tuple[str, str]]:
     return merges
 
 
-def build_clip_vocab(n_merges: int = _VOCAB_SIZE - 514) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """(vocab, merges) in CLIP's layout: bytes, bytes+</w>, merges, then the two specials last."""
-    merges = list(_corpus_merges(n_merges))
+def build_clip_vocab(n_merges: int = _VOCAB_SIZE - 514, corpus: str = _CORPUS) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """(vocab, merges) in CLIP's layout: bytes, bytes+</w>, merges, then the two specials last.
+
+    Merges are learned from `corpus` (by default prompt words); fewer than `n_merges` when every
+    word of it is already one token."""
+    merges = list(_corpus_merges(n_merges, corpus))
     tokens = list(_bytes_to_unicode().values())
     tokens += [t + "</w>" for t in tokens]
     tokens += ["".join(m) for m in merges]
@@ -124,21 +130,21 @@ def build_clip_vocab(n_merges: int = _VOCAB_SIZE - 514) -> tuple[dict[str, int],
 
 
 @functools.lru_cache(maxsize=4)
-def _corpus_merges(n_merges: int) -> tuple[tuple[str, str], ...]:
+def _corpus_merges(n_merges: int, corpus: str) -> tuple[tuple[str, str], ...]:
     # learning takes a few hundred ms of pure Python; SDXL and tests ask for it repeatedly
-    return tuple(learn_bpe_merges(_CORPUS, n_merges))
+    return tuple(learn_bpe_merges(corpus, n_merges))
 
 
-def make_tiny_tokenizer(pad_token: str = _EOS):
-    """A CLIPTokenizer over the locally learned vocab, 77 tokens like every SD text encoder.
+def make_tiny_tokenizer(pad_token: str = _EOS, corpus: str = _CORPUS, max_length: int = 77):
+    """A CLIPTokenizer over a locally learned vocab, `max_length` tokens (77 like every SD text encoder).
 
     SD 1.x pads with `<|endoftext|>`; SDXL's second tokenizer pads with `!` (pass `pad_token="!"`).
     """
     from transformers import CLIPTokenizer
 
-    vocab, merges = build_clip_vocab()
+    vocab, merges = build_clip_vocab(corpus=corpus)
     return CLIPTokenizer(vocab=vocab, merges=merges, unk_token=_EOS, bos_token=_BOS, eos_token=_EOS,
-                         pad_token=pad_token, model_max_length=77)
+                         pad_token=pad_token, model_max_length=max_length)
 
 
 # --- model components --------------------------------------------------------------------
@@ -236,15 +242,22 @@ def make_tiny_model(out_dir: str | Path, arch: str = "sd15") -> Path:
     """
     if arch not in ARCHS:
         raise ValueError(f"arch={arch!r}; pick one of {list(ARCHS)}")
+    return save_pipeline(build_tiny_pipeline, out_dir, _VERSION_FILE, f"{arch} {TINY_VERSION}", arch)
+
+
+def save_pipeline(build, out_dir: str | Path, version_file: str, version: str, *args) -> Path:
+    """`build(*args)` saved as a diffusers folder (safetensors) in `out_dir`, with `version` in
+    `version_file`. `out_dir` may exist but must not hold files: a typo cannot overwrite a model.
+    The folder is checked before anything is built."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir '{out}' is a file; give a new or empty folder")
     if out.is_dir() and any(out.iterdir()):
         raise ValueError(f"out_dir '{out}' is not empty; give a new or empty folder")
-    pipe = build_tiny_pipeline(arch)
+    pipe = build(*args)
     out.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(out, safe_serialization=True)
-    (out / _VERSION_FILE).write_text(f"{arch} {TINY_VERSION}\n")
+    (out / version_file).write_text(version + "\n")
     return out
 
 
@@ -264,15 +277,25 @@ def ensure_tiny_model(cache_root: str | Path | None = None, arch: str = "sd15") 
     if arch not in ARCHS:
         raise ValueError(f"arch={arch!r}; pick one of {list(ARCHS)}")
     root = Path(cache_root).expanduser() if cache_root is not None else default_cache_root()
-    final = root / f"tiny-{arch}"
-    if _is_current(final, arch):
+    return build_cached(root / f"tiny-{arch}", lambda folder: _is_current(folder, arch),
+                        lambda tmp: make_tiny_model(tmp, arch=arch))
+
+
+def build_cached(final: Path, is_current, make) -> Path:
+    """`final`, made by `make(folder)` unless `is_current(final)` already holds.
+
+    Made in a temporary sibling folder and renamed into place, so a reader never sees half a
+    model and concurrent callers are safe: the first rename wins and the others discard their
+    copy. An out-of-date copy is moved aside and removed first."""
+    if is_current(final):
         return final
+    root = final.parent
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tiny-{arch}-", dir=root))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
     try:
-        make_tiny_model(tmp, arch=arch)
-        if final.exists() and not _is_current(final, arch):
-            stale = Path(tempfile.mkdtemp(prefix=f".stale-tiny-{arch}-", dir=root))
+        make(tmp)
+        if final.exists() and not is_current(final):
+            stale = Path(tempfile.mkdtemp(prefix=f".stale-{final.name}-", dir=root))
             try:
                 final.rename(stale / "old")
             except OSError:
@@ -281,7 +304,7 @@ def ensure_tiny_model(cache_root: str | Path | None = None, arch: str = "sd15") 
         try:
             tmp.rename(final)
         except OSError:
-            if not _is_current(final, arch):  # not a lost race: a real failure
+            if not is_current(final):  # not a lost race: a real failure
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
