@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from trainer.shapes.checker import Measured, accuracy, agrees, flexibility, measure, preservation
+from trainer.shapes.checker import Measured, accuracy, agrees, flexibility, measure, points, preservation
 from trainer.shapes.world import (HELD_OUT, PALETTE, SHAPES, STYLE, SUBJECT, Concept, Scene, caption,
                                   position_words, render, sample_scenes, shade, with_concept)
 
@@ -145,3 +145,26 @@ class TestFactors:
     def test_mismatched_lengths_are_a_value_error(self, scenes, images):
         with pytest.raises(ValueError, match="one image per scene"):
             flexibility(images[:2], scenes[:3])
+
+
+class TestPoints:
+    """A star needs five points, not just a concave outline: a generated blob is concave too."""
+
+    @staticmethod
+    def solid_mask(shape: str) -> np.ndarray:
+        image = render(Scene(shape=shape, color="white", background="blue", size="large"))
+        return np.asarray(image)[..., 0] > 140
+
+    @pytest.mark.parametrize("shape, n", [("star", 5), ("triangle", 3), ("square", 4), ("diamond", 4)])
+    def test_points_of_each_shape(self, shape, n):
+        assert points(self.solid_mask(shape)) == n
+
+    def test_a_circle_has_none(self):
+        assert points(self.solid_mask("circle")) == 0
+
+    def test_a_concave_blob_is_not_a_star(self):
+        yy, xx = np.mgrid[:64, :64]
+        blob = ((xx - 28) ** 2 + (yy - 30) ** 2 < 100) | ((xx - 40) ** 2 + (yy - 34) ** 2 < 60)  # two lumps
+        image = Image.fromarray(np.where(blob[..., None], [240, 210, 50], [40, 90, 220]).astype(np.uint8))
+        m = measure(image)
+        assert m.solidity < 0.95 and m.shape != "star"

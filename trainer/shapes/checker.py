@@ -130,11 +130,36 @@ def _hull_area(mask: np.ndarray) -> float:
     return 0.5 * abs(sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(hull, hull[1:] + hull[:1])))
 
 
-def classify_shape(fill: float, solidity: float, mass_below_centre: float) -> str:
+def points(mask: np.ndarray, bins: int = 48, contrast: float = 1.3) -> int:
+    """How many points stick out of the region: peaks of its outline's distance from the centroid
+    over angle, each at least `contrast` times the lowest distance within 40 degrees either side
+    (a star has 5; a triangle 3; a square or diamond 4; a circle or a shapeless blob few or none)."""
+    ys, xs = np.nonzero(mask)
+    cy, cx = ys.mean(), xs.mean()
+    edge = mask & ~_erode(mask)
+    ey, ex = np.nonzero(edge)
+    angle = ((np.arctan2(ey + 0.5 - cy - 0.5, ex + 0.5 - cx - 0.5) + np.pi) / (2 * np.pi) * bins).astype(int) % bins
+    radius = np.full(bins, np.nan)
+    for a, r in zip(angle, np.hypot(ey - cy, ex - cx)):
+        radius[a] = r if np.isnan(radius[a]) else max(radius[a], r)
+    if np.isnan(radius).all():
+        return 0
+    known = np.flatnonzero(~np.isnan(radius))   # angles no edge pixel fell in: between their neighbours
+    radius = np.interp(np.arange(bins), known, radius[known], period=bins)
+    radius = (np.roll(radius, 1) + radius + np.roll(radius, -1)) / 3
+    reach = max(1, bins * 40 // 360)
+    window = np.stack([np.roll(radius, k) for k in range(-reach, reach + 1)])
+    peak = (radius >= window.max(0)) & (radius >= contrast * window.min(0))
+    # adjacent peak bins (a flat top) are one point
+    return int((peak & ~np.roll(peak, 1)).sum()) if not peak.all() else 0
+
+
+def classify_shape(fill: float, solidity: float, mass_below_centre: float, n_points: int = 5) -> str:
     """Shape from geometry. Ideal values: square fill 1; circle fill 0.79; triangle and diamond
     fill 0.5, the triangle's mass 1/6 of its height below its box centre, the diamond's on it;
-    star fill 0.43 and solidity 0.62 (every other shape is convex, solidity ~1)."""
-    if solidity < 0.8:
+    star fill 0.43, solidity 0.62 and five points (every other shape is convex, solidity ~1). A
+    concave region without five or more points (a generated blob) is read by its fill."""
+    if solidity < 0.8 and n_points >= 5:
         return "star"
     if fill > 0.88:
         return "square"
@@ -206,7 +231,8 @@ def measure(image: Image.Image) -> Measured:
     depth = _depth(solid)
     deepest = depth >= max(1, depth.max() - 1)
     style = "filled" if ink[deepest].mean() > 0.5 else "outline"
-    return Measured(background=background, color=color, shape=classify_shape(fill, solidity, below),
+    return Measured(background=background, color=color,
+                    shape=classify_shape(fill, solidity, below, points(solid) if solidity < 0.8 else 0),
                     cell=(_cell((bbox[0] + bbox[2]) / 2, w), _cell((bbox[1] + bbox[3]) / 2, h)),
                     bbox=bbox, style=style, fill=round(fill, 4), solidity=round(solidity, 4))
 
