@@ -98,10 +98,15 @@ def pick_option(session: chat.ChatSession | None, evt: gr.SelectData):
     return send_message(session, str(evt.value))[:-1]
 
 
+def _own(ident) -> Path:
+    """The signed-in owner's own folder: uploads, datasets, workspace, exports."""
+    return owner_dir(default_uploads_root(), ident.owner)
+
+
 def _workspace_dir(token: str | None, request: gr.Request | None) -> Path | None:
     """The owner's folder that holds their workspace (lab.workspace); None without an identity."""
     ident = who(token, request)
-    return owner_dir(default_uploads_root(), ident.owner) if ident else None
+    return _own(ident) if ident else None
 
 
 def remember_chat(session: chat.ChatSession | None, token: str, request: gr.Request) -> None:
@@ -241,7 +246,7 @@ def upload_dataset(files, token: str, add: bool, lab: LabState, request: gr.Requ
     ident = who(token, request)
     if ident is None:
         return lab, NO_ID, [], gr.skip()
-    own = owner_dir(default_uploads_root(), ident.owner)
+    own = _own(ident)
     paths = [f if isinstance(f, str) else f.name for f in (files or [])]
     folder, summary = upload_to_dataset(paths, own, current=lab.data_dir, add=bool(add), runs_dir=default_runs_dir())
     if folder is None:
@@ -255,7 +260,7 @@ def clear_dataset(token: str, lab: LabState, request: gr.Request):
     ident = who(token, request)
     if ident is None:
         return lab, NO_ID, gr.skip(), gr.skip(), gr.skip()
-    own = owner_dir(default_uploads_root(), ident.owner)
+    own = _own(ident)
     message = clear_datasets(own, default_runs_dir())
     update_workspace(own, data_dir="")
     return replace(lab, data_dir=""), message, [], "", None
@@ -266,12 +271,23 @@ def use_folder(folder: str, token: str, lab: LabState, request: gr.Request):
     if ident is None:
         return lab, NO_ID, [], gr.skip()
     folder = folder if isinstance(folder, str) else ""
-    own = owner_dir(default_uploads_root(), ident.owner)
+    own = _own(ident)
     try:
         path = dataset_from_folder(server_path(folder, own), own=own)   # my-uploads/... is the owner's own
     except ValueError as e:   # said in the user's own words for their folder: no server path
         return lab, f"**{str(e).replace(server_path(folder, own), folder)}**", [], gr.skip()
     return _dataset(path, own, lab, f"Using {client_path(path, own)}.")
+
+
+def use_demo_dataset(text: str, token: str, lab: LabState, request: gr.Request):
+    """"Use the demo dataset": the star renders into this owner's datasets; the settings get its prompts."""
+    ident = who(token, request)
+    if ident is None:
+        return lab, NO_ID, [], gr.skip(), gr.skip()
+    own = _own(ident)
+    made = page.demo_dataset(own, text)
+    lab, markdown, thumbs, shown = _dataset(Path(made["data_dir"]), own, lab, made["message"])
+    return lab, markdown, thumbs, shown, made["text"] if made["text"] is not None else gr.skip()
 
 
 def _dataset(path: Path, session_dir: Path, lab: LabState, summary: str):
@@ -316,7 +332,7 @@ def start_training(text: str, token: str, lab: LabState, request: gr.Request):
     if ident is None:
         return lab, NO_ID
     job_id, message = page.start_training(job_queue(), text, session_id=ident.owner, profile=lab.profile,
-                                          own=owner_dir(default_uploads_root(), ident.owner))
+                                          own=_own(ident))
     if job_id is None:
         return lab, message
     return replace(lab, job_id=job_id, shown=None), message
@@ -355,7 +371,7 @@ def refresh_lab(token: str, lab: LabState, request: gr.Request):
         checkpoints = (_plot(shown["frame"]), view["loss"], shown["markdown"], servable_items(shown["grids"]),
                        gr.Dropdown(choices=_step_choices(shown), value=shown["best"]))
         lab = replace(lab, checkpoints_shown=shown["stamp"])
-    own = owner_dir(default_uploads_root(), ident.owner) if ident else None
+    own = _own(ident) if ident else None
     return (lab, redact(view["status"], own), view["loss"], servable_items(view["samples"]), redact(view["log"], own),
             *results, *checkpoints)
 
@@ -424,7 +440,7 @@ def import_runs(files, folder: str, token: str, request: gr.Request) -> str:
             return f"**Not imported.** {e}"
     if not paths:
         return "Choose a CSV file, LoRA .safetensors files, or a folder on the server."
-    own = owner_dir(default_uploads_root(), ident.owner)
+    own = _own(ident)
     return page.import_runs(default_db_path(), default_runs_dir(), paths, ident.owner, own / ".import.sqlite")
 
 
@@ -432,7 +448,7 @@ def export_runs(token: str, request: gr.Request) -> str | None:
     ident = who(token, request)
     if ident is None:
         return None
-    own = owner_dir(default_uploads_root(), ident.owner)
+    own = _own(ident)
     try:
         path = page.export_runs(default_db_path(), default_runs_dir(), ident.owner, own / "runlog-export.csv")
     except RunLogError as e:
@@ -513,9 +529,11 @@ def build_demo() -> gr.Blocks:
                                               variant="primary", elem_id="train-button")
             with gr.Tab("Lab", id="lab"):
                 if demo_mode:
-                    gr.Markdown("**No CUDA GPU here:** the lab trains the built-in tiny model as a demonstration "
-                                "(random weights, so images are noise). A real base model needs a CUDA GPU: run the "
-                                "app on a GPU machine, or on a Space with dedicated GPU hardware.")
+                    gr.Markdown("**No CUDA GPU here:** the lab trains the **shapes demo model** as a demonstration: "
+                                "Stable Diffusion's architecture, small, pretrained here on a world of coloured shapes. "
+                                "It has never seen a star: use the demo dataset below and watch the star appear in the "
+                                "samples. A real base model needs a CUDA GPU: run the app on a GPU machine, or on a "
+                                "Space with dedicated GPU hardware.")
                 with gr.Row():
                     with gr.Column():
                         gr.Markdown("### 1. Dataset")
@@ -527,6 +545,8 @@ def build_demo() -> gr.Blocks:
                             clear = gr.Button("Clear dataset", size="sm", elem_id="clear-dataset")
                         folder = gr.Textbox(label="…or a folder on the server", submit_btn="Use folder",
                                             elem_id="data-folder")
+                        demo_data = gr.Button("…or the demo dataset: a star, which the shapes demo model has never seen",
+                                              size="sm", elem_id="demo-dataset")
                         report = gr.Markdown(elem_id="dataset-report")
                         thumbs = gr.Gallery(label="Dataset", columns=8, height=180, elem_id="thumbs")
                         data_dir = gr.Textbox(visible=False)
@@ -538,7 +558,7 @@ def build_demo() -> gr.Blocks:
                             method_pick = gr.Dropdown(page.method_choices(), value=DEFAULT_PICK[1], label="Method",
                                                       elem_id="method-pick", scale=2)
                             fill = gr.Button("Fill in settings", elem_id="fill-settings", scale=1)
-                        use_demo = gr.Checkbox(value=demo_mode, label="Use the built-in tiny model (CPU demonstration)",
+                        use_demo = gr.Checkbox(value=demo_mode, label="Use the shapes demo model (CPU demonstration)",
                                                elem_id="use-demo")
                         settings = gr.Code(language="json", label="Training settings (editable)", lines=16,
                                            elem_id="settings")
@@ -654,6 +674,8 @@ def build_demo() -> gr.Blocks:
         files.upload(upload_dataset, [files, cid, add_files, lab], [lab, report, thumbs, data_dir], api_name="upload")
         clear.click(clear_dataset, [cid, lab], [lab, report, thumbs, data_dir, files], api_name="clear_dataset")
         folder.submit(use_folder, [folder, cid, lab], [lab, report, thumbs, data_dir], api_name="use_folder")
+        demo_data.click(use_demo_dataset, [settings, cid, lab], [lab, report, thumbs, data_dir, settings],
+                        api_name="demo_dataset")
         data_dir.change(set_data_dir, [settings, data_dir], [settings, settings_msg], api_visibility="private")
         settings.change(check_settings, settings, settings_msg, api_name="check_settings")
         use_demo.change(demo_toggle, [use_demo, lab, settings, cid], [lab, settings, settings_msg], api_visibility="private")

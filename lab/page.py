@@ -18,6 +18,9 @@ from trainer.config import ConfigError, TrainConfig
 from trainer.metrics import nothing_changed, stand_in_factors
 from trainer.vocabulary import FACTORS
 from trainer.safe_json import loads as json_loads
+from trainer.shapes import experiment as shapes
+from trainer.shapes.demo_model import DEMO_RESOLUTION
+from trainer.tiny import DEMO_MODEL
 
 from . import results, views
 from .jobs import JobQueue, JobStatus, is_builtin_tiny
@@ -27,8 +30,9 @@ from .policy import limit_problem, path_problem
 
 logger = logging.getLogger(__name__)
 
-DEMO_STEPS = 40          # tiny model on a CPU: ~0.1 s a step, samples twice
-DEMO_RESOLUTION = 64     # trainer.tiny.TINY_RESOLUTION (not imported: it would pull in nothing heavy, but keep lab light)
+DEMO_STEPS = 150         # the shapes demo model on a CPU, 4 images a step: enough for a LoRA to draw the star
+DEMO_BATCH = 4
+DEMO_DATASET = "demo-star"   # <owner>/datasets/demo-star/: renders of the star the demo model never saw
 
 
 @dataclass
@@ -46,8 +50,8 @@ class LabState:
 # --------------------------------------------------------------------------- config
 def lab_config(train_config: dict[str, Any], *, demo: bool, data_dir: str = "") -> dict[str, Any]:
     """The editable config the lab starts from: the recommendation's `train_config`, or, for a
-    demonstration on a machine without a CUDA GPU, the same recipe on the built-in tiny model
-    (64 px, a few dozen steps, fp32). Each
+    demonstration on a machine without a CUDA GPU, the same method on the shapes demo model
+    (trainer.shapes: 64 px, its own learning rate for the method, 150 steps of 4 images, fp32). Each
     checkpoint is scored after the run (`score_checkpoints="after"`), so the page can say which one
     to keep."""
     cfg = dict(train_config)
@@ -58,11 +62,16 @@ def lab_config(train_config: dict[str, Any], *, demo: bool, data_dir: str = "") 
         cfg.update(score_checkpoints="after", checkpoints_total_limit=0)
     if not demo:
         return cfg
-    changes = {"base_model": "tiny", "resolution": DEMO_RESOLUTION,
+    method = cfg.get("method", "lora")
+    recipe = shapes.METHOD_DEFAULTS.get(method, {})
+    changes = {"base_model": DEMO_MODEL, "resolution": DEMO_RESOLUTION,
                "max_train_steps": min(int(cfg.get("max_train_steps", DEMO_STEPS)), DEMO_STEPS),
-               "train_batch_size": 1, "gradient_accumulation_steps": 1, "mixed_precision": "no",
-               "use_8bit_adam": False, "gradient_checkpointing": False, "validation_inference_steps": 8,
-               "num_class_images": min(int(cfg.get("num_class_images", 0)), 4), "num_validation_images": 1}
+               "train_batch_size": DEMO_BATCH, "gradient_accumulation_steps": 1, "mixed_precision": "no",
+               "use_8bit_adam": False, "gradient_checkpointing": False, "validation_inference_steps": 20,
+               "num_class_images": min(int(cfg.get("num_class_images", 0)), 8), "num_validation_images": 1,
+               **({"learning_rate": recipe["learning_rate"]} if recipe else {})}
+    if Path(str(cfg.get("data_dir") or "")).name == DEMO_DATASET:   # the star renders: their prompts
+        changes.update(shapes.demo_prompts(method))
     changes["validation_steps"] = changes["max_train_steps"] // 2
     changes["checkpointing_steps"] = max(1, changes["max_train_steps"] // 4)   # four scored points
     changes["lr_warmup_steps"] = min(int(cfg.get("lr_warmup_steps", 0)), changes["max_train_steps"] // 4)
@@ -92,7 +101,10 @@ def config_message(cfg: TrainConfig | None, error: str) -> str:
     if cfg is None:
         return f"**{error}**"
     note = ""
-    if is_builtin_tiny(cfg.base_model):
+    if cfg.base_model == DEMO_MODEL:
+        note = (" Base model: the **shapes demo model**, small and pretrained here on a world of shapes; it has "
+                "never seen a star (try the demo dataset).")
+    elif is_builtin_tiny(cfg.base_model):
         note = " Base model: the built-in tiny model, a **demonstration** (random weights: the images are noise)."
     data = " Choose a dataset first." if not cfg.data_dir else ""
     scoring = {"after": " Each checkpoint is scored after the run, to show which one to keep.",
@@ -105,11 +117,11 @@ def config_message(cfg: TrainConfig | None, error: str) -> str:
 
 # --------------------------------------------------------------------------- the lab on its own
 def base_model_choices(demo: bool) -> list[tuple[str, str]]:
-    """(label, key) for the lab's base-model picker; the built-in tiny model first on a demo."""
+    """(label, key) for the lab's base-model picker; the shapes demo model first on a demo."""
     from trainer.vocabulary import BASE_MODELS
 
-    tiny = [("Built-in tiny model (CPU demonstration)", "tiny")] if demo else []
-    return tiny + [(b.title, b.key) for b in BASE_MODELS.values()]
+    builtin = [("Shapes demo model (CPU demonstration)", DEMO_MODEL)] if demo else []
+    return builtin + [(b.title, b.key) for b in BASE_MODELS.values()]
 
 
 def method_choices() -> list[tuple[str, str]]:
@@ -130,11 +142,14 @@ def picked_settings(base_model: Any, method: Any, *, demo: bool, data_dir: str =
     if method not in METHOD_FACTS:
         return {"text": None, "message": f"**Pick a method** (one of {', '.join(METHOD_FACTS)}).", "profile": None}
     key = base_model if base_model in BASE_MODELS else None
-    if base_model not in BASE_MODELS and base_model != "tiny":
+    builtin = base_model in (DEMO_MODEL, "tiny")
+    if base_model not in BASE_MODELS and not builtin:
         return {"text": None, "message": "**Pick a base model.**", "profile": None}
     profile = Profile(base_model=key, preferred_method=method, vram_gb=vram_gb)
     rec = recommend(profile)
-    cfg = lab_config(rec.train_config.to_dict(), demo=demo or base_model == "tiny", data_dir=data_dir)
+    cfg = lab_config(rec.train_config.to_dict(), demo=demo or builtin, data_dir=data_dir)
+    if base_model == "tiny":   # asked for by name (tests, the API): the random tiny model, not the demo one
+        cfg["base_model"] = "tiny"
     text = config_text(cfg)
     message = config_message(*check_config_text(text))
     if rec.method != method:
@@ -143,6 +158,32 @@ def picked_settings(base_model: Any, method: Any, *, demo: bool, data_dir: str =
         message = (f"**The advisor would not train {METHOD_FACTS[method].phrase} here:** {why} These settings are for "
                    f"{METHOD_FACTS[rec.method].phrase} instead; set \"method\" to train yours anyway. " + message)
     return {"text": text, "message": message, "profile": profile}
+
+
+def demo_dataset(own: str | Path, text: str) -> dict[str, Any]:
+    """"Use the demo dataset": renders of the star (the concept the shapes demo model never saw),
+    with captions, in the owner's datasets folder; the settings (when there are any) get the star's
+    prompts. {"data_dir": the folder, "text": settings or None, "message": one line}."""
+    folder = Path(own) / "datasets" / DEMO_DATASET
+    settings = None
+    try:
+        settings = json_loads(text) if (text or "").strip() else None
+    except json.JSONDecodeError:
+        pass
+    method = settings.get("method", "lora") if isinstance(settings, dict) else "lora"
+    word = shapes.trigger_word(method, shapes.SUBJECT)
+    if folder.exists():
+        import shutil
+
+        shutil.rmtree(folder)   # rewritten, so its captions name the current method's trigger word
+    shapes.write_concept_data(folder, shapes.SUBJECT, n_images=8, word=word)
+    message = ("Demo dataset: 8 renders of a **star**, which the shapes demo model has never seen, each with "
+               "its caption.")
+    if not isinstance(settings, dict):
+        return {"data_dir": str(folder), "text": None, "message": message + " Fill in settings next."}
+    settings.update(shapes.demo_prompts(method))   # the folder itself goes in as the app shows it (my-uploads/...)
+    return {"data_dir": str(folder), "text": config_text(settings),
+            "message": message + " The settings now use its prompts."}
 
 
 # --------------------------------------------------------------------------- live view
@@ -229,7 +270,7 @@ def job_view(queue: JobQueue, status: JobStatus | None) -> dict[str, Any]:
     if status.state == "queued" and status.place:
         head = f"Waiting in the queue: place {status.place}. {status.message}"
     bar = progress_html(prog["fraction"], status.state)
-    demo = " · _demonstration on the built-in tiny model_" if status.demo else ""
+    demo = " · _demonstration on a small built-in model_" if status.demo else ""
     return {"status": f"{bar}\n\n**{status.state}** · {head}{demo}",
             "loss": views.loss_frame(run_dir), "samples": views.samples(run_dir),
             "log": views.log_tail(run_dir, n=40), "finished": status.state in ("completed", "stopped", "failed"),

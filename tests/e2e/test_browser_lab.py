@@ -1,5 +1,6 @@
-"""The whole path in a real browser on the tiny model: chat, recommendation, 'Train this
-recommendation', upload, train a few steps, samples, scores, rating, the Runs tab.
+"""The whole path in a real browser on the CPU demonstration: chat, recommendation, 'Train this
+recommendation', upload, the demo dataset, train the shapes demo model, samples, scores, rating,
+the Runs tab.
 A screenshot of each stage goes to test-artifacts/."""
 import pytest
 
@@ -14,7 +15,7 @@ def lab_app(tmp_path_factory):
         yield served
 
 
-def test_whole_path_on_the_tiny_model(lab_app):
+def test_whole_path_on_the_demo_model(lab_app):
     from playwright.sync_api import expect
     url, images, tmp = lab_app
     shot = lambda page, name: page.screenshot(path=str(ARTIFACTS / f"lab-{name}.png"), full_page=True)  # noqa: E731
@@ -33,6 +34,12 @@ def test_whole_path_on_the_tiny_model(lab_app):
         page.locator("#upload input[type=file]").set_input_files([str(p) for p in images])
         expect(page.locator("#dataset-report")).to_contain_text("5", timeout=60_000)
         expect(page.locator("#settings-msg")).not_to_contain_text("Choose a dataset", timeout=30_000)
+        # the CPU demonstration's own data: the star the shapes demo model never saw, with its prompts
+        page.locator("#demo-dataset").click()
+        expect(page.locator("#dataset-report")).to_contain_text("star", timeout=60_000)
+        expect(page.locator("#settings")).to_contain_text('"instance_prompt": "a star"', timeout=30_000)
+        expect(page.locator("#settings")).to_contain_text("my-uploads/datasets/demo-star", timeout=30_000)
+        expect(page.locator("#settings")).to_contain_text("shapes-demo")
         shot(page, "2-dataset")
 
         page.locator("#start").click()

@@ -11,9 +11,11 @@ def test_demo_config_is_valid_and_says_so():
                           max_train_steps=800, mixed_precision="fp16", use_8bit_adam=True).to_dict()
     demo = page.lab_config(rec_cfg, demo=True, data_dir="/data/dog")
     cfg, err = page.check_config_text(page.config_text(demo))
-    assert err == "" and cfg.base_model == "tiny" and cfg.data_dir == "/data/dog"
-    assert cfg.max_train_steps <= page.DEMO_STEPS and not cfg.use_8bit_adam and cfg.num_class_images <= 4
-    assert "demonstration" in page.config_message(cfg, "")
+    assert err == "" and cfg.base_model == "shapes-demo" and cfg.data_dir == "/data/dog"
+    assert cfg.max_train_steps <= page.DEMO_STEPS and not cfg.use_8bit_adam and cfg.num_class_images <= 8
+    assert cfg.learning_rate == 1e-4 and cfg.train_batch_size == page.DEMO_BATCH   # the demo model's own recipe
+    assert cfg.instance_prompt == "a photo of sks dog"   # the user's own data keeps its prompts
+    assert "shapes demo model" in page.config_message(cfg, "")
     assert cfg.score_checkpoints == "after" and cfg.checkpointing_steps == cfg.max_train_steps // 4
     real = page.lab_config(rec_cfg, demo=False)
     # only checkpoint scoring is added, in the editable settings: every checkpoint kept to export
@@ -22,6 +24,28 @@ def test_demo_config_is_valid_and_says_so():
     assert "Each checkpoint is scored after the run" in page.config_message(TrainConfig.from_dict(real), "")
     off = page.lab_config({**rec_cfg, "score_checkpoints": "during", "checkpoints_total_limit": 0}, demo=False)
     assert off["score_checkpoints"] == "during"   # a choice already made stands
+
+
+def test_the_demo_dataset_is_the_star_with_its_captions_and_prompts(tmp_path):
+    from trainer.data import scan_dataset
+
+    picked = page.picked_settings("shapes-demo", "lora", demo=True)
+    made = page.demo_dataset(tmp_path / "own", picked["text"])
+    folder = tmp_path / "own" / "datasets" / page.DEMO_DATASET
+    assert made["data_dir"] == str(folder) and "star" in made["message"]
+    report = scan_dataset(folder)
+    assert len(report.images) == 8 and report.captions == 8
+    assert all("star" in it.caption for it in report.images)
+    cfg = json.loads(made["text"])
+    assert cfg["instance_prompt"] == "a star" and all("star" in p for p in cfg["validation_prompts"])
+    # textual inversion learns a new token: the captions are rewritten with it
+    ti = page.demo_dataset(tmp_path / "own", page.picked_settings("shapes-demo", "textual_inversion", demo=True)["text"])
+    assert all("<star>" in it.caption for it in scan_dataset(ti["data_dir"]).images)
+    assert json.loads(ti["text"])["placeholder_token"] == "<star>"
+    # no settings yet: the dataset alone, and the demo config picks its prompts up from the folder
+    alone = page.demo_dataset(tmp_path / "other", "")
+    assert alone["text"] is None and "Fill in settings" in alone["message"]
+    assert page.lab_config({"method": "lora"}, demo=True, data_dir=alone["data_dir"])["instance_prompt"] == "a star"
 
 
 def test_bad_settings_text_gives_one_line_reasons():
@@ -75,7 +99,7 @@ def test_the_buttons_as_plain_functions(tmp_path):
     said = Profile(subject_type="animal")
     opened = page.train_this(rec, said, demo=True, lab=page.LabState(data_dir="/data/dog", job_id="earlier"))
     cfg = json.loads(opened["text"])
-    assert cfg["base_model"] == "tiny" and cfg["method"] == rec.method  # the demo box swaps the model
+    assert cfg["base_model"] == "shapes-demo" and cfg["method"] == rec.method  # the demo box swaps the model
     assert cfg["data_dir"] == "/data/dog"  # the dataset chosen before stays chosen
     lab = opened["lab"]
     assert lab.recommendation is rec and lab.profile is said and lab.resolution == cfg["resolution"]

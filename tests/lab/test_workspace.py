@@ -41,9 +41,11 @@ def test_the_lab_without_the_advisor_gets_settings_for_a_picked_pair():
     cfg, error = page.check_config_text(lora["text"])
     assert error == "" and cfg.method == "lora" and cfg.base_model.endswith("stable-diffusion-v1-5")
     assert cfg.score_checkpoints == "after" and lora["profile"].preferred_method == "lora"
-    demo = page.picked_settings("tiny", "textual_inversion", demo=True)
+    demo = page.picked_settings("shapes-demo", "textual_inversion", demo=True)
     cfg, error = page.check_config_text(demo["text"])
-    assert error == "" and cfg.base_model == "tiny" and cfg.method == "textual_inversion" and cfg.resolution == 64
+    assert error == "" and cfg.base_model == "shapes-demo" and cfg.method == "textual_inversion" and cfg.resolution == 64
+    tiny = page.picked_settings("tiny", "lora", demo=True)   # the random tiny model, when named
+    assert page.check_config_text(tiny["text"])[0].base_model == "tiny"
     refused = page.picked_settings("sd15", "full_finetune", demo=False, vram_gb=24)
     assert refused["message"].startswith("**The advisor would not train a full fine-tune here:**")
     assert 'set "method" to train yours anyway' in refused["message"]
