@@ -1,0 +1,242 @@
+"""The whole loop on the shapes world, checked against the ground truth (issue 15).
+
+The advisor plans a fine-tune for one profile (an object, 8 images, Stable Diffusion 1.5's
+architecture): its rules' plans and their neighbours are the candidates (`candidate_runs`). Each
+candidate is trained for real on the shapes demo model with exactly the plan's hyperparameters
+(method, learning rate, steps, batch, rank, prior preservation, text encoder), on renders of the
+held-out star; then
+
+- the ground-truth checker scores it (`trainer.shapes.experiment.ground_truth`), and
+- the project scores it the way it scores every run (`trainer.evaluate.evaluate_run`: with no
+  CLIP/DINO encoder offline, the weight-free stand-ins).
+
+`rank_correlation` says how well our scores order the runs as the truth does, per factor.
+`learner_regret` closes the loop: a simulated user logs runs one by one in a real run log (each
+run folder ingested as the lab ingests it, with the user's rating from the truth on some), and
+after 0, 10, 20, 40 logged runs the advisor's recommendation is looked up in the truth: regret is
+the best candidate's true utility minus the recommendation's (the profile's importance weights
+over the three factors, each 1 + 4 x the checker's fraction), beside the rules-only regret.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from advisor.learning.adapt import importance_weights
+from advisor.learning.candidates import candidate_plans
+from advisor.learning.log_learner import LogLearner
+from advisor.profile import Profile
+from advisor.recommendation.recommend import recommend
+from advisor.runlog.folders import record_from_run_dir
+from advisor.runlog.store import RunLog
+from trainer.shapes import experiment
+from trainer.shapes.world import SUBJECT
+from trainer.vocabulary import FACTORS
+
+PROFILE = Profile(subject_type="object", n_images=8, base_model="sd15", vram_gb=16.0, gpu_name=None,
+                  time_budget_min=60.0, accuracy=5, flexibility=3, preservation=3, captions=True)
+# The plan's settings a demo-model run takes over unchanged; the rest are the demo model's own
+# (resolution 64, fp32 on the CPU, no validation samples, one checkpoint at the end).
+PLAN_KEYS = ("learning_rate", "max_train_steps", "train_batch_size", "gradient_accumulation_steps", "rank",
+             "lora_alpha", "train_text_encoder", "prior_preservation", "prior_loss_weight", "lr_scheduler",
+             "lr_warmup_steps", "snr_gamma")
+COUNTS = (0, 10, 20, 40)     # logged runs after which the recommendation is scored
+P_RATED = 0.3                # share of logged runs the simulated user rates (from the truth, +-noise)
+RATING_NOISE = 0.4
+
+
+@dataclass(frozen=True)
+class Candidate:
+    method: str
+    hp: tuple[tuple[str, Any], ...]     # the plan's settings in PLAN_KEYS, as sorted items
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.hp)
+
+    def label(self) -> str:
+        s = self.settings
+        extra = [k for k in ("prior_preservation", "train_text_encoder") if s.get(k)]
+        rank = f" r{s['rank']}" if "rank" in s and self.method in ("lora", "dreambooth_lora") else ""
+        return (f"{self.method} lr {s['learning_rate']:g} x {s['max_train_steps']} steps{rank}"
+                + "".join(f" +{k.split('_')[0]}" for k in extra))
+
+
+def candidate_of(method: str, hp: dict[str, Any]) -> Candidate:
+    return Candidate(method, tuple(sorted((k, hp[k]) for k in PLAN_KEYS if hp.get(k) is not None)))
+
+
+class _Probe:
+    """A learner that only records what recommend() planned."""
+
+    def adapt(self, profile, plans, chosen, *, gpu, vram):
+        self.seen = (profile, plans, gpu, vram)
+        return None
+
+
+def candidate_runs(profile: Profile = PROFILE) -> list[Candidate]:
+    """The advisor's candidates for `profile`: every fitting rules plan and its neighbours."""
+    probe = _Probe()
+    recommend(profile, learner=probe)
+    filled, plans, gpu, vram = probe.seen
+    return [candidate_of(p.method, p.hp) for p, _, _ in candidate_plans(filled, plans, gpu, vram)]
+
+
+@dataclass
+class RunResult:
+    candidate: Candidate
+    run_dir: str
+    truth: experiment.GroundTruth
+    ours: dict[str, float | None]       # the project's 1-5 scores of the run (stand-ins offline)
+    seconds: float
+
+    def true_scores(self) -> dict[str, float]:
+        """The truth on the run log's 1-5 scale."""
+        return {f: 1.0 + 4.0 * getattr(self.truth, f) for f in FACTORS}
+
+
+class World:
+    """The demo model, its training data and the base drawings, set up once for many runs."""
+
+    def __init__(self, work: Path, n_prompts: int = experiment.N_PROMPTS, profile: Profile = PROFILE,
+                 lr_scale: float = 1.0):
+        from trainer.shapes.demo_model import build_demo_pipeline
+
+        self.work, self.n, self.profile, self.lr_scale = Path(work), n_prompts, profile, lr_scale
+        self.base = build_demo_pipeline()
+        self.base_other = experiment.base_drawings(self.base, n_prompts)
+        self.data = {}
+
+    def data_dir(self, method: str) -> Path:
+        word = experiment.trigger_word(method, SUBJECT)
+        if word not in self.data:
+            self.data[word] = experiment.write_concept_data(self.work / f"data-{word or 'star'}".replace("<", "").replace(">", ""),
+                                                            SUBJECT, self.profile.n_images, word=word)
+        return self.data[word]
+
+    def base_truth(self) -> experiment.GroundTruth:
+        return experiment.ground_truth(self.base, self.base_other, SUBJECT, self.n)
+
+    def run(self, candidate: Candidate, name: str) -> RunResult:
+        """Train `candidate` on the demo model, score it both ways."""
+        from trainer.evaluate import evaluate_run
+        from trainer.metrics import read_metrics
+
+        started = time.perf_counter()
+        word = experiment.trigger_word(candidate.method, SUBJECT)
+        run_dir = self.work / "runs" / name
+        settings = {**_neutral_settings(), **candidate.settings}
+        settings["learning_rate"] = settings["learning_rate"] * self.lr_scale
+        config = experiment.fine_tune_config(self.data_dir(candidate.method), run_dir, SUBJECT, candidate.method,
+                                             **settings)
+        experiment.fine_tune(config)
+        (run_dir / "profile.json").write_text(json.dumps(self.profile.to_dict()))
+        evaluate_run(run_dir, clip="none", dino="none", num_images=1, steps=10)
+        truth = experiment.ground_truth(experiment.load_tuned(run_dir), self.base_other, SUBJECT, self.n, word=word)
+        return RunResult(candidate, str(run_dir), truth, dict(read_metrics(run_dir).scores),
+                         time.perf_counter() - started)
+
+
+def _neutral_settings() -> dict[str, Any]:
+    """What a plan may leave out, at diffusers' defaults (not the demo defaults of `experiment`)."""
+    return {"rank": 4, "prior_preservation": False, "train_text_encoder": False}
+
+
+def spearman(x: list[float], y: list[float]) -> float | None:
+    """Spearman's rank correlation (average ranks for ties); None when either side is constant."""
+    if len(x) != len(y) or len(x) < 3:
+        return None
+    rx, ry = _ranks(np.asarray(x, float)), _ranks(np.asarray(y, float))
+    if rx.std() == 0 or ry.std() == 0:
+        return None
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def _ranks(a: np.ndarray) -> np.ndarray:
+    order = a.argsort(kind="mergesort")
+    ranks = np.empty(len(a))
+    ranks[order] = np.arange(len(a), dtype=float)
+    for value in np.unique(a):
+        tied = a == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def rank_correlation(results: list[RunResult]) -> dict[str, float | None]:
+    """Per factor: Spearman's rho between our scores and the ground truth over `results`."""
+    out = {}
+    for f in FACTORS:
+        pairs = [(r.ours.get(f), getattr(r.truth, f)) for r in results if r.ours.get(f) is not None]
+        out[f] = spearman([p[0] for p in pairs], [p[1] for p in pairs]) if pairs else None
+    return out
+
+
+def utility(profile: Profile, scores: dict[str, float]) -> float:
+    w = importance_weights(profile)
+    return sum(w[f] * scores[f] for f in FACTORS)
+
+
+def learner_regret(results: dict[Candidate, RunResult], run: Callable[[Candidate], RunResult],
+                   profile: Profile = PROFILE, counts: tuple[int, ...] = COUNTS, seed: int = 0,
+                   log_path: Path | None = None) -> dict[str, Any]:
+    """Regret of the advisor's recommendation after each count of logged runs, and of the rules alone.
+
+    The simulated user logs what an exploring advisor recommends (as the lab's "try next" does),
+    each a real run folder ingested into a real run log. `results` holds the runs trained so far;
+    `run` trains a candidate the advisor picks that is not among them. Regret is measured at the
+    end against the best of every candidate trained by then (all of them, when `results` held
+    the whole candidate space)."""
+    rng = np.random.default_rng(seed)
+
+    def trained(c: Candidate) -> RunResult:
+        if c not in results:
+            results[c] = run(c)
+        return results[c]
+
+    def pick(learner) -> Candidate:
+        rec = recommend(profile, learner=learner)
+        return candidate_of(rec.method, rec.hyperparameters)
+
+    rules = pick(None)
+    picks: dict[int, Candidate] = {}
+    with tempfile.TemporaryDirectory() as tmp, RunLog(log_path or Path(tmp) / "runlog.sqlite") as log:
+        for n in range(max(counts) + 1):
+            plain = LogLearner.fit(log) if len(log) else None
+            if n in counts:
+                picks[n] = pick(plain)
+            if n == max(counts):
+                break
+            explorer = None if plain is None else LogLearner(plain.model, plain.X, plain.Y, plain.meta, plain.prior,
+                                                              explore=1.0)
+            _log_run(log, trained(pick(explorer)), f"run-{n:03d}", rng)
+    for c in (rules, *picks.values()):
+        trained(c)
+    true_utility = {c: utility(profile, r.true_scores()) for c, r in results.items()}
+    best = max(true_utility, key=true_utility.get)
+    return {"rules": true_utility[best] - true_utility[rules], "rules_pick": rules.label(),
+            "learned": {n: true_utility[best] - true_utility[c] for n, c in picks.items()},
+            "picks": {n: c.label() for n, c in picks.items()}, "best_pick": best.label(),
+            "utility": {"best": true_utility[best], "rules": true_utility[rules],
+                        **{n: true_utility[c] for n, c in picks.items()}},
+            "trained": len(results)}
+
+
+def _log_run(log: RunLog, result: RunResult, run_id: str, rng: np.random.Generator) -> None:
+    """The run folder into the log under `run_id` (a rerun of the same settings is a new row),
+    rated by the user on some runs (the truth, with noise, rounded to 1-5)."""
+    record = record_from_run_dir(result.run_dir)
+    # the plan as the advisor wrote it (a World with lr_scale ran it at a scaled learning rate)
+    hp = {**record.hyperparameters, "learning_rate": result.candidate.settings["learning_rate"]}
+    record = dataclasses.replace(record, run_id=run_id, name=run_id, hyperparameters=hp)
+    log.upsert_run(record)
+    if rng.random() < P_RATED:
+        rating = {f: int(min(5, max(1, round(v + rng.normal(0, RATING_NOISE)))))
+                  for f, v in result.true_scores().items()}
+        log.rate(run_id, rating["accuracy"], rating["flexibility"], rating["preservation"])

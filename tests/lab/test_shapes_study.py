@@ -1,0 +1,59 @@
+"""The shapes-world study (issue 15): candidates from the advisor, rank correlation, and the learner
+measured on real fine-tunes of the demo model against the ground truth."""
+import math
+
+import pytest
+
+from lab import shapes_study as study
+from trainer.shapes.experiment import GroundTruth
+
+
+class TestRankCorrelation:
+    def test_spearman_is_one_for_any_increasing_relation_and_minus_one_reversed(self):
+        x = [0.1, 0.5, 0.2, 0.9, 0.7]
+        assert study.spearman(x, [v ** 3 for v in x]) == pytest.approx(1.0)
+        assert study.spearman(x, [-math.exp(v) for v in x]) == pytest.approx(-1.0)
+
+    def test_ties_get_their_average_rank(self):
+        assert list(study._ranks(__import__("numpy").array([3.0, 1.0, 3.0, 2.0]))) == [2.5, 0.0, 2.5, 1.0]
+        assert study.spearman([1, 2, 2, 3], [1, 2, 2, 3]) == pytest.approx(1.0)
+
+    def test_constant_or_short_input_has_no_correlation(self):
+        assert study.spearman([1, 1, 1, 1], [1, 2, 3, 4]) is None
+        assert study.spearman([1, 2], [1, 2]) is None
+
+    def test_per_factor_over_runs_skips_runs_without_our_score(self):
+        def result(truth, ours):
+            return study.RunResult(study.candidate_of("lora", {"learning_rate": 1e-4, "max_train_steps": 100}), "x",
+                                   GroundTruth(*truth), ours, 1.0)
+        runs = [result((0.1, 0.1, 0.9), {"accuracy": 1.0, "flexibility": 2.0, "preservation": 5.0}),
+                result((0.5, 0.3, 0.6), {"accuracy": 2.0, "flexibility": 1.0, "preservation": 4.0}),
+                result((0.9, 0.2, 0.2), {"accuracy": 3.0, "flexibility": 3.0, "preservation": None}),
+                result((0.7, 0.4, 0.1), {"accuracy": 2.5, "flexibility": 4.0, "preservation": 1.0})]
+        rho = study.rank_correlation(runs)
+        assert rho["accuracy"] == pytest.approx(1.0)
+        assert rho["preservation"] == pytest.approx(1.0)     # three runs carry a preservation score
+        assert -1.0 <= rho["flexibility"] <= 1.0
+
+
+class TestCandidates:
+    def test_the_advisor_plans_the_candidates_and_they_are_distinct(self):
+        candidates = study.candidate_runs()
+        assert len(candidates) == len(set(candidates)) >= 10
+        assert {"lora", "dreambooth_lora", "dreambooth", "full_finetune"} <= {c.method for c in candidates}
+        for c in candidates:
+            s = c.settings
+            assert s["learning_rate"] > 0 and s["max_train_steps"] >= 1 and set(s) <= set(study.PLAN_KEYS)
+
+    def test_a_recommendation_maps_back_onto_its_candidate(self):
+        from advisor.recommendation.recommend import recommend
+
+        rec = recommend(study.PROFILE)
+        assert study.candidate_of(rec.method, rec.hyperparameters) in study.candidate_runs()
+
+    def test_true_utility_weighs_the_truth_on_the_1_to_5_scale(self):
+        r = study.RunResult(study.candidate_runs()[0], "x", GroundTruth(1.0, 0.5, 0.0), {}, 0.0)
+        assert r.true_scores() == {"accuracy": 5.0, "flexibility": 3.0, "preservation": 1.0}
+        w = {"accuracy": 5 / 11, "flexibility": 3 / 11, "preservation": 3 / 11}
+        assert study.utility(study.PROFILE, r.true_scores()) == pytest.approx(5 * w["accuracy"] + 3 * w["flexibility"] + w["preservation"])
+
