@@ -48,7 +48,11 @@ class GroundTruth:
 def prompt(scene, concept: Concept, word: str | None = None) -> str:
     """The scene's caption, with the concept's own word ("star", "outline") replaced by `word`
     (textual inversion's placeholder token, say) when one is given."""
-    text = caption(scene)
+    return with_word(caption(scene), concept, word)
+
+
+def with_word(text: str, concept: Concept, word: str | None) -> str:
+    """`text` with the concept's own word replaced by `word` (unchanged when `word` is None)."""
     return text if word is None else re.sub(rf"\b{re.escape(concept.value)}\b", word, text)
 
 
@@ -99,9 +103,7 @@ def demo_prompts(method: str, concept: Concept = SUBJECT, n_validation: int = 3)
     token for textual inversion, and validation prompts that put the concept somewhere new."""
     instance, klass = PROMPT_WORDS[concept]
     word = trigger_word(method, concept)
-    if word:
-        instance = re.sub(rf"\b{re.escape(concept.value)}\b", word, instance)
-    return {"instance_prompt": instance, "class_prompt": klass, "placeholder_token": word or "<sks>",
+    return {"instance_prompt": with_word(instance, concept, word), "class_prompt": klass, "placeholder_token": word or "<sks>",
             "initializer_token": klass.split()[-1],
             "validation_prompts": [prompt(s, concept, word) for s in concept_scenes(concept, n_validation, seed=505)]}
 

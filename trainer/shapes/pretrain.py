@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..training_utils import min_snr_weights
 from . import demo_model
 from .checker import measure
 from .world import caption, render, sample_scenes
@@ -120,7 +121,6 @@ def train_denoiser(latents: torch.Tensor, ids: torch.Tensor, empty_ids: torch.Te
     ema = copy.deepcopy(unet).requires_grad_(False)
     ema_text = copy.deepcopy(text_encoder).requires_grad_(False)
     noise_scheduler = DDPMScheduler.from_config(demo_model.new_scheduler(prediction_type).config)
-    alphas = noise_scheduler.alphas_cumprod
     params = [{"params": unet.parameters(), "lr": peak_lr},
               {"params": text_encoder.parameters(), "lr": peak_lr / 2}]
     opt = torch.optim.AdamW(params, weight_decay=1e-2)
@@ -136,14 +136,12 @@ def train_denoiser(latents: torch.Tensor, ids: torch.Tensor, empty_ids: torch.Te
         cond[dropped] = empty_ids
         noise = torch.randn(z0.shape, generator=gen)
         t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (batch,), generator=gen)
-        a = alphas[t].view(-1, 1, 1, 1)
-        noisy = a.sqrt() * z0 + (1 - a).sqrt() * noise
+        noisy = noise_scheduler.add_noise(z0, noise, t)
         hidden = text_encoder(cond)[0]
-        target = noise if prediction_type == "epsilon" else a.sqrt() * noise - (1 - a).sqrt() * z0
+        target = noise if prediction_type == "epsilon" else noise_scheduler.get_velocity(z0, noise, t)
         per_sample = F.mse_loss(unet(noisy, t, hidden).sample, target, reduction="none").mean(dim=(1, 2, 3))
-        if snr_gamma:   # min-SNR weighting (Hang et al. 2023), as trainer.training_utils.min_snr_weights
-            snr = a.view(-1) / (1 - a.view(-1))
-            per_sample = per_sample * torch.clamp(snr, max=snr_gamma) / (snr if prediction_type == "epsilon" else snr + 1)
+        if snr_gamma:
+            per_sample = per_sample * min_snr_weights(noise_scheduler, t, snr_gamma, prediction_type)
         loss = per_sample.mean()
         scale = _lr(step, steps, 1.0, warmup=200)
         for group, base in zip(opt.param_groups, (peak_lr, peak_lr / 2)):
