@@ -87,14 +87,22 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
 def _foreign_or_corrupt(conn: sqlite3.Connection) -> str | None:
     """Why this SQLite file is not a usable run log, or None if it is one (any version)."""
     try:
-        check = conn.execute("PRAGMA quick_check").fetchone()[0]
-        if check != "ok":
-            return f"is damaged (integrity check: {check})"
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = {r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
-        columns = {r[1] for r in conn.execute("PRAGMA table_info(runs)")} if "runs" in tables else set()
+        # one read transaction, so all the answers come from the same snapshot: read one by one,
+        # another process creating the log could commit between them, and a half-seen new log
+        # (tables, but not yet our id) would look like another application's
+        conn.execute("BEGIN")
+        try:
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                return f"is damaged (integrity check: {check})"
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(runs)")} if "runs" in tables else set()
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
     except sqlite3.DatabaseError as e:
         if isinstance(e, sqlite3.OperationalError) and _is_locked(e):
             raise

@@ -511,6 +511,36 @@ def test_concurrent_writer_processes_lose_no_rows(tmp_path):
         assert {r["id"] for r in log.list_runs()} == {f"w{w}-{i}" for w in range(4) for i in range(50)}
 
 
+def test_a_log_created_by_another_process_while_it_is_checked_is_not_called_foreign(tmp_path, monkeypatch):
+    # CI saw this race: the check read the header (no id yet), another process committed the new
+    # log, and the check then read its tables; the half-seen log looked like another application's
+    from advisor.runlog import connection
+
+    db = tmp_path / "log.sqlite"
+    first = sqlite3.connect(str(db))
+    first.execute("PRAGMA journal_mode = WAL")       # the creator has switched to WAL, not yet migrated
+    real_connect = sqlite3.connect
+
+    def connect_and_race(*args, **kwargs):
+        conn = real_connect(*args, **kwargs)
+
+        def between_reads(statement):
+            if statement.lstrip().startswith("SELECT name FROM sqlite_master") and not created:
+                created.append(True)
+                with RunLog(db):                        # the other process creates and migrates the log
+                    pass
+        conn.set_trace_callback(between_reads)
+        return conn
+
+    created = []
+    monkeypatch.setattr(connection.sqlite3, "connect", connect_and_race)
+    conn = connection.open_checked(db)
+    conn.close()
+    first.close()
+    assert created, "the other process never ran between the reads"
+    assert not list(tmp_path.glob("*.corrupt-*.bak"))
+
+
 CRASHER = """
     import os, sys
     from advisor.runlog.records import RunRecord
