@@ -59,7 +59,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from advisor.learning.log_learner import LogLearner
-from advisor.learning.candidates import candidate_plans
+from advisor.learning.candidates import candidate_space
 from advisor.learning.adapt import importance_weights  # noqa: E402
 from advisor.recommendation.hyperparameters import starting_hyperparameters  # noqa: E402
 from trainer.vocabulary import ADAPTERS, CLASS_IMAGE_METHODS, FACTORS  # noqa: E402
@@ -151,21 +151,6 @@ def utility(profile: Profile, scores: dict[str, float]) -> float:
 
 
 # --------------------------------------------------------------------------- one simulated user
-class _Probe:
-    """A learner that only records what recommend() planned (the candidate space)."""
-
-    def adapt(self, profile, plans, chosen, *, gpu, vram):
-        self.seen = (profile, plans, chosen, gpu, vram)
-        return None
-
-
-def candidate_space(profile: Profile) -> list[tuple[str, dict]]:
-    probe = _Probe()
-    recommend(profile, learner=probe)
-    filled, plans, _, gpu, vram = probe.seen
-    return [(p.method, p.hp) for p, _, _ in candidate_plans(filled, plans, gpu, vram)]
-
-
 def regret(user: User, profile: Profile, space_best: float, rec) -> float:
     return space_best - utility(profile, true_scores(user, profile, rec.method, rec.hyperparameters))
 

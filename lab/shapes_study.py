@@ -30,7 +30,7 @@ from typing import Any, Callable
 import numpy as np
 
 from advisor.learning.adapt import importance_weights
-from advisor.learning.candidates import candidate_plans
+from advisor.learning.candidates import candidate_space
 from advisor.learning.log_learner import LogLearner
 from advisor.profile import Profile
 from advisor.recommendation.recommend import recommend
@@ -47,6 +47,8 @@ PROFILE = Profile(subject_type="object", n_images=8, base_model="sd15", vram_gb=
 PLAN_KEYS = ("learning_rate", "max_train_steps", "train_batch_size", "gradient_accumulation_steps", "rank",
              "lora_alpha", "train_text_encoder", "prior_preservation", "prior_loss_weight", "lr_scheduler",
              "lr_warmup_steps", "snr_gamma")
+# What a plan may leave out, at diffusers' defaults (not the demo defaults of `experiment`).
+NEUTRAL_SETTINGS = {"rank": 4, "prior_preservation": False, "train_text_encoder": False}
 COUNTS = (0, 10, 20, 40)     # logged runs after which the recommendation is scored
 P_RATED = 0.3                # share of logged runs the simulated user rates (from the truth, +-noise)
 RATING_NOISE = 0.4
@@ -73,20 +75,9 @@ def candidate_of(method: str, hp: dict[str, Any]) -> Candidate:
     return Candidate(method, tuple(sorted((k, hp[k]) for k in PLAN_KEYS if hp.get(k) is not None)))
 
 
-class _Probe:
-    """A learner that only records what recommend() planned."""
-
-    def adapt(self, profile, plans, chosen, *, gpu, vram):
-        self.seen = (profile, plans, gpu, vram)
-        return None
-
-
 def candidate_runs(profile: Profile = PROFILE) -> list[Candidate]:
     """The advisor's candidates for `profile`: every fitting rules plan and its neighbours."""
-    probe = _Probe()
-    recommend(profile, learner=probe)
-    filled, plans, gpu, vram = probe.seen
-    return [candidate_of(p.method, p.hp) for p, _, _ in candidate_plans(filled, plans, gpu, vram)]
+    return [candidate_of(method, hp) for method, hp in candidate_space(profile)]
 
 
 @dataclass
@@ -132,7 +123,7 @@ class World:
         started = time.perf_counter()
         word = experiment.trigger_word(candidate.method, SUBJECT)
         run_dir = self.work / "runs" / name
-        settings = {**_neutral_settings(), **candidate.settings}
+        settings = {**NEUTRAL_SETTINGS, **candidate.settings}
         settings["learning_rate"] = settings["learning_rate"] * self.lr_scale
         config = experiment.fine_tune_config(self.data_dir(candidate.method), run_dir, SUBJECT, candidate.method,
                                              **settings)
@@ -142,11 +133,6 @@ class World:
         truth = experiment.ground_truth(experiment.load_tuned(run_dir), self.base_other, SUBJECT, self.n, word=word)
         return RunResult(candidate, str(run_dir), truth, dict(read_metrics(run_dir).scores),
                          time.perf_counter() - started)
-
-
-def _neutral_settings() -> dict[str, Any]:
-    """What a plan may leave out, at diffusers' defaults (not the demo defaults of `experiment`)."""
-    return {"rank": 4, "prior_preservation": False, "train_text_encoder": False}
 
 
 def spearman(x: list[float], y: list[float]) -> float | None:

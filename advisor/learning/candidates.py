@@ -24,7 +24,7 @@ from trainer.vocabulary import ADAPTERS, CLASS_IMAGE_METHODS, METHOD_FACTS, METH
 from ..profile import Profile
 from ..recommendation import costs
 from ..recommendation.hyperparameters import class_noun
-from ..recommendation.recommend import Plan, time_limit
+from ..recommendation.recommend import Plan, recommend, time_limit
 
 @dataclass(frozen=True)
 class Move:
@@ -127,6 +127,23 @@ def candidate_plans(profile: Profile, plans: list[Plan], gpu, vram: float,
                 seen.add(signature(plan))
                 out.append((plan, origin, moves))
     return out
+
+
+class _PlanProbe:
+    """A learner that only records what recommend() planned."""
+
+    def adapt(self, profile, plans, chosen, *, gpu, vram):
+        self.seen = (profile, plans, gpu, vram)
+        return None
+
+
+def candidate_space(profile: Profile) -> list[tuple[str, dict[str, Any]]]:
+    """(method, hyperparameters) of every candidate the learner weighs for `profile`: the rules'
+    fitting plans and their neighbours, as recommend() plans them (for benchmarks and studies)."""
+    probe = _PlanProbe()
+    recommend(profile, learner=probe)
+    filled, plans, gpu, vram = probe.seen
+    return [(p.method, p.hp) for p, _, _ in candidate_plans(filled, plans, gpu, vram)]
 
 
 # --------------------------------------------------------------------------- the user's pace

@@ -16,6 +16,7 @@ Architecture (each part a stock diffusers / transformers class):
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -69,8 +70,11 @@ def new_unet():
     return UNet2DConditionModel(
         sample_size=LATENT_SIDE, in_channels=LATENT_CHANNELS, out_channels=LATENT_CHANNELS, layers_per_block=1,
         block_out_channels=(32, 64, 64), norm_num_groups=32, cross_attention_dim=64, attention_head_dim=8,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"))
+        # Stable Diffusion's layout: cross-attention at the finer levels (16 and 8 latent pixels) and
+        # none at the coarsest, so the prompt reaches the full-resolution features, and a LoRA on the
+        # attention layers (SD's targets) can change the shape's outline
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"))
 
 
 def new_scheduler(prediction_type: str = "v_prediction"):
@@ -109,28 +113,43 @@ def draw(pipe, prompts: list[str], seed: int, steps: int = SAMPLE_STEPS, guidanc
 
 
 def weights_digest(path: Path = WEIGHTS) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    """A short hash of the weights file (read again only when its size or modification time changes)."""
+    stat = Path(path).stat()
+    return _digest(str(path), stat.st_size, stat.st_mtime_ns)
 
 
-def build_demo_pipeline(weights: Path = WEIGHTS):
-    """The pretrained demo pipeline in memory, in float32."""
+@functools.lru_cache(maxsize=8)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def read_weights(weights: Path = WEIGHTS) -> tuple[dict, dict[str, str]]:
+    """(float32 tensors by key, metadata) of a demo weights file."""
     from safetensors import safe_open
-    from transformers import CLIPTextModel
 
     if not Path(weights).is_file():
         raise FileNotFoundError(f"demo model weights '{weights}' are missing; "
                                 "make them with: python -m trainer.shapes.pretrain")
     with safe_open(str(weights), framework="pt") as f:
-        meta = f.metadata() or {}
-        tensors = {k: f.get_tensor(k).float() for k in f.keys()}
-    tokenizer = demo_tokenizer()
-    parts = {"unet": new_unet(), "vae": new_vae(float(meta.get("scaling_factor", "1.0"))),
-             "text_encoder": CLIPTextModel(text_config(tokenizer))}
-    for name, module in parts.items():
-        own = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")}
-        module.load_state_dict(own, strict=True)
-        module.eval()
-    return assemble(parts["unet"], parts["vae"], parts["text_encoder"], tokenizer,
+        return {k: f.get_tensor(k).float() for k in f.keys()}, (f.metadata() or {})
+
+
+def load_part(name: str, tensors: dict, meta: dict[str, str]):
+    """One part ("unet", "vae", "text_encoder") of the demo model from `read_weights`, in eval mode."""
+    from transformers import CLIPTextModel
+
+    make = {"unet": new_unet, "vae": lambda: new_vae(float(meta.get("scaling_factor", "1.0"))),
+            "text_encoder": lambda: CLIPTextModel(text_config(demo_tokenizer()))}[name]
+    module = make()
+    module.load_state_dict({k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")}, strict=True)
+    return module.eval()
+
+
+def build_demo_pipeline(weights: Path = WEIGHTS):
+    """The pretrained demo pipeline in memory, in float32."""
+    tensors, meta = read_weights(weights)
+    parts = {name: load_part(name, tensors, meta) for name in PARTS}
+    return assemble(parts["unet"], parts["vae"], parts["text_encoder"], demo_tokenizer(),
                     meta.get("prediction_type", "epsilon"))
 
 

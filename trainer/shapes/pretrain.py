@@ -180,7 +180,7 @@ def pretrain(out: Path, seed: int = 0, n_scenes: int = 20000, vae_steps: int = 2
     log(f"{n_scenes} scenes rendered ({time.perf_counter() - start:.0f} s)")
     vae_from = vae_from or init_from
     if vae_from is not None:
-        vae = demo_model.build_demo_pipeline(vae_from).vae
+        vae = demo_model.load_part("vae", *demo_model.read_weights(vae_from))
         raw = encode(vae, pixels)
         scaling = float(vae.config.scaling_factor)
         log(f"VAE from {vae_from}")
@@ -196,9 +196,16 @@ def pretrain(out: Path, seed: int = 0, n_scenes: int = 20000, vae_steps: int = 2
     log(f"latents {tuple(latents.shape)}, scaling factor {scaling:.4f} ({time.perf_counter() - start:.0f} s)")
     init = None
     if init_from is not None:
-        earlier = demo_model.build_demo_pipeline(init_from)
-        init = (earlier.unet, earlier.text_encoder)
-        log(f"UNet and text encoder from {init_from}")
+        tensors, meta = demo_model.read_weights(init_from)
+        unet = demo_model.new_unet()
+        unet_tensors = {k[len("unet."):]: v for k, v in tensors.items() if k.startswith("unet.")}
+        own = unet.state_dict()
+        # every tensor whose name and shape still fit (an earlier UNet layout may differ: a block that
+        # gained or lost attention keeps its convolutions and starts its new attention fresh)
+        fitting = {k: v for k, v in unet_tensors.items() if k in own and own[k].shape == v.shape}
+        unet.load_state_dict(fitting, strict=False)
+        init = (unet, demo_model.load_part("text_encoder", tensors, meta))
+        log(f"text encoder and {len(fitting)} of {len(own)} UNet tensors from {init_from}")
     unet, text_encoder = train_denoiser(latents, ids, empty, steps, seed, peak_lr=peak_lr, init=init, log=log)
     minutes = (time.perf_counter() - start) / 60
     demo_model.save_weights(out, unet, vae, text_encoder, {
