@@ -82,6 +82,12 @@ def save_figure(path: Path, data_dir: Path, base, tuned, n: int = 8) -> None:
     print(f"figure: {path} (rows: training images; base model; fine-tuned, on {n} new star prompts)")
 
 
+def study_lr_scale() -> float:
+    from lab.shapes_study import LR_SCALE
+
+    return LR_SCALE
+
+
 def _fmt(x) -> str:
     return "n/a" if x is None else f"{x:.2f}"
 
@@ -92,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checker", action="store_true", help="only the checker table")
     parser.add_argument("--n", type=int, default=200, help="scenes per row of the checker table")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr-scale", type=float, default=study_lr_scale(),
+                        help="the candidates' learning rates times this (the demo model is ~1000x smaller than SD 1.5)")
     parser.add_argument("--work", type=Path, default=None, help="keep run folders here (default: a temporary folder)")
     parser.add_argument("--figure", type=Path, default=None,
                         help="save training images / base / fine-tuned on the same prompts and seeds as a PNG")
@@ -117,7 +125,7 @@ def _loop(work: Path, args, started: float) -> int:
 
     torch.set_num_threads(1)
     n_prompts = 12 if args.quick else experiment.N_PROMPTS
-    world = study.World(work, n_prompts)
+    world = study.World(work, n_prompts, lr_scale=args.lr_scale)
     right = world_accuracy(world.base, 24 if args.quick else 96, seed=args.seed + 7)
     print(f"\n## 2. The pretrained demo model draws fresh prompts of the world ({24 if args.quick else 96}); "
           "the checker reads back: " + ", ".join(f"{k} {v:.2f}" for k, v in right.items()))
@@ -127,7 +135,8 @@ def _loop(work: Path, args, started: float) -> int:
         candidates = [c for c in candidates if c.method == "lora"]
     print(f"\n## 3. Fine-tunes of the advisor's {len(candidates)} candidates for one profile "
           f"(object, {study.PROFILE.n_images} images, SD 1.5 architecture), trained on the held-out star; "
-          f"ground truth over {n_prompts} prompts per factor; ours = the project's scores (offline: stand-ins)")
+          f"ground truth over {n_prompts} prompts per factor; ours = the project's scores (offline: stand-ins); "
+          f"learning rates x{args.lr_scale:g}")
     print("| run | truth acc | truth flex | truth pres | our acc | our flex | our pres | s |")
     print("|---|---|---|---|---|---|---|---|")
     results: dict = {}

@@ -57,3 +57,17 @@ class TestCandidates:
         w = {"accuracy": 5 / 11, "flexibility": 3 / 11, "preservation": 3 / 11}
         assert study.utility(study.PROFILE, r.true_scores()) == pytest.approx(5 * w["accuracy"] + 3 * w["flexibility"] + w["preservation"])
 
+
+
+@pytest.mark.slow
+def test_a_log_of_real_runs_makes_the_pick_no_worse_than_the_rules(tmp_path):
+    # real fine-tunes of the demo model, each logged from its run folder into a real SQLite run log
+    world = study.World(tmp_path, n_prompts=6)
+    results = {}
+    out = study.learner_regret(results, lambda c: world.run(c, f"r{len(results):02d}"), counts=(0, 4), seed=0,
+                               log_path=tmp_path / "runlog.sqlite")
+    assert out["learned"][0] == pytest.approx(out["rules"])      # an empty log: the rules' own pick
+    assert out["learned"][4] <= out["rules"] + 1e-9, out
+    from advisor.runlog.store import RunLog
+    with RunLog(tmp_path / "runlog.sqlite") as log:
+        assert len(log) == 4 and all(r["status"] == "completed" for r in log.list_runs())

@@ -15,8 +15,8 @@ The shipped weights were made in three runs while this recipe was found: the def
 (epsilon prediction, peak 1e-3, 4000 steps; prompts barely followed), then with min-SNR weighting
 and peak 2e-3 for 5000 steps from that VAE (`--vae-from`), then 1800 steps moving that model to
 v-prediction (`--init-from`, peak 1e-3, 12000 scenes), which made it follow the prompt's shape and
-colours. One default run (v-prediction from the first step) is what the recipe now is; it has not
-been timed end to end. The held-out concepts (a star, outline drawings) are never drawn. At the end it draws fresh
+colours. One default run (v-prediction from the first
+step) is what the recipe now is; it has not been timed end to end. The held-out concepts (a star, outline drawings) are never drawn. At the end it draws fresh
 prompts of the world and prints how often the checker reads back what was asked. The same seed
 and thread count give the same result.
 """
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=2e-3, help="the denoiser's peak learning rate")
     parser.add_argument("--vae-from", type=Path, default=None, help="take the VAE from this weights file")
     parser.add_argument("--init-from", type=Path, default=None,
-                        help="go on from this weights file (all three parts; the denoiser learns v-prediction)")
+                        help="go on from this weights file (VAE, text encoder, and the UNet tensors that still fit)")
     args = parser.parse_args(argv)
     pretrain(args.out, args.seed, args.scenes, args.vae_steps, args.steps, args.lr, args.vae_from, args.init_from,
              log=lambda m: print(m, flush=True))
