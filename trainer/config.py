@@ -68,6 +68,8 @@ class TrainConfig:
     # --- method knobs --------------------------------------------------------------
     rank: int = 4                         # LoRA rank (lora, dreambooth_lora)
     lora_alpha: float | None = None       # LoRA alpha; None = rank (diffusers convention)
+    conv_lora: bool = False               # LoRA on the UNet's ResNet convolutions too (kohya's LoCon,
+                                          # ai-toolkit's conv rank): room to draw a new shape
     train_text_encoder: bool = False      # also train the text encoder
     prior_preservation: bool = False      # DreamBooth prior-preservation loss
     class_data_dir: str = ""              # class images; generated here when too few
@@ -141,6 +143,9 @@ class TrainConfig:
         if self.train_text_encoder and METHOD_FACTS[self.method].family == "embedding":
             raise ConfigError(f"train_text_encoder=True does not apply to {self.method} "
                               "(only the new embedding trains)")
+        if self.conv_lora and not METHOD_FACTS[self.method].adapter:
+            adapters = [m for m in METHOD_NAMES if METHOD_FACTS[m].adapter]
+            raise ConfigError(f"conv_lora=True applies to {' and '.join(adapters)}, not {self.method!r}")
         if self.use_ema and self.method not in ALL_WEIGHT_METHODS:
             raise ConfigError(f"use_ema=True applies to {' and '.join(ALL_WEIGHT_METHODS)}, not {self.method!r}")
         if self.use_8bit_adam and self.use_adafactor:

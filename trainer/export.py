@@ -46,8 +46,14 @@ def save_lora(c, out_dir: Path, *, alpha: float, text_encoder_config=None, info:
     out_dir.mkdir(parents=True, exist_ok=True)
     unet_state = _peft_state(c.unet)
     te_states = [_text_encoder_state(te) for te in c.text_encoders] if text_encoder_config is not None else []
+    unet_layers = convert_state_dict_to_diffusers(unet_state)
+    if any(".lora_A." in k or ".lora_B." in k for k in unet_layers):
+        # diffusers' table renames the attention layers' keys only: with the convolutions adapted
+        # too (conv_lora) the file would mix two namings, and its loader reads one of them; PEFT's
+        # names throughout load whole
+        unet_layers = unet_state
     kwargs: dict[str, Any] = {
-        "unet_lora_layers": convert_state_dict_to_diffusers(unet_state),
+        "unet_lora_layers": unet_layers,
         # the adapter config (rank, alpha, targets) rides along so loading restores the scale
         "unet_lora_adapter_metadata": c.unet.peft_config["default"].to_dict(),
     }

@@ -76,6 +76,33 @@ def test_lora_files_diffusers_and_kohya_agree(tiny_sd15, images, tmp_path):
     assert np.allclose(generate(a), generate(b), atol=1e-5)
 
 
+def test_conv_lora_adapts_the_resnet_convolutions_and_both_files_load(tiny_sd15, images, tmp_path):
+    from safetensors import safe_open
+
+    cfg = fast_config(tiny_sd15, images, tmp_path / "conv", method="lora", rank=4, conv_lora=True)
+    assert train(cfg, progress=False) == "completed"
+    out = tmp_path / "conv" / "output"
+    kohya = out / "conv_kohya.safetensors"
+    with safe_open(str(out / "pytorch_lora_weights.safetensors"), "pt") as f:
+        conv = [k for k in f.keys() if ".conv1.lora_A" in k or ".conv2.lora_A" in k]
+        assert conv and all(f.get_tensor(k).dim() == 4 for k in conv)     # 3x3 down-projections
+    with safe_open(str(kohya), "pt") as f:
+        assert any("_resnets_0_conv1.lora_down.weight" in k for k in f.keys())   # kohya's LoCon names
+    a = load_pipeline(tiny_sd15)
+    a.load_lora_weights(str(out))
+    b = load_pipeline(tiny_sd15)
+    b.load_lora_weights(str(out), weight_name=kohya.name)
+    adapted = [n for n, _ in a.unet.named_parameters() if "lora_A" in n]
+    assert any(".conv1." in n for n in adapted) and any(".to_q." in n for n in adapted)
+    assert np.allclose(generate(a), generate(b), atol=1e-5)
+    assert np.abs(generate(a) - generate(load_pipeline(tiny_sd15))).mean() > 1e-4
+
+
+def test_conv_lora_is_refused_for_methods_without_an_adapter(tiny_sd15, images, tmp_path):
+    with pytest.raises(ConfigError, match="conv_lora=True applies to lora and dreambooth_lora, not 'full_finetune'"):
+        fast_config(tiny_sd15, images, tmp_path / "x", method="full_finetune", conv_lora=True)
+
+
 def test_textual_inversion_embedding_format(tiny_sd15, images, tmp_path):
     from safetensors.torch import load_file
 

@@ -1,4 +1,5 @@
-"""LoRA: low-rank adapters (peft) on the UNet's attention, optionally on the text encoder(s).
+"""LoRA: low-rank adapters (peft) on the UNet's attention (and its convolutions with `conv_lora`),
+optionally on the text encoder(s).
 
 Follows diffusers' LoRA training docs: rank `r`, `lora_alpha` = rank unless given, Gaussian
 init (B = 0, so training starts from the base model exactly), targets to_q/to_k/to_v/to_out.0
@@ -12,6 +13,10 @@ from typing import Any
 from .registry import Method, register, trainable_parameters
 
 UNET_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
+# conv_lora: the ResNet blocks' two 3x3 convolutions as well (kohya's LoCon, ai-toolkit's "conv"
+# rank), at the same rank and alpha; the attention layers alone change what goes where, the
+# convolutions how an outline is drawn
+UNET_CONV_TARGETS = ["conv1", "conv2"]
 TEXT_ENCODER_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 
 
@@ -31,7 +36,7 @@ class LoRA(Method):
 
     def setup(self, components) -> list[dict[str, Any]]:
         cfg = self.config
-        components.unet.add_adapter(self._lora_config(UNET_TARGETS))
+        components.unet.add_adapter(self._lora_config(UNET_TARGETS + (UNET_CONV_TARGETS if cfg.conv_lora else [])))
         groups = [{"params": trainable_parameters(components.unet), "lr": cfg.learning_rate}]
         if cfg.train_text_encoder:
             params = []
