@@ -47,7 +47,9 @@ PROFILE = Profile(subject_type="object", n_images=8, base_model="sd15", vram_gb=
 PLAN_KEYS = ("learning_rate", "max_train_steps", "train_batch_size", "gradient_accumulation_steps", "rank",
              "lora_alpha", "train_text_encoder", "prior_preservation", "prior_loss_weight", "lr_scheduler",
              "lr_warmup_steps", "snr_gamma")
-# What a plan may leave out, at diffusers' defaults (not the demo defaults of `experiment`).
+# What a plan may leave out, at diffusers' defaults (not the demo defaults of `experiment`); what
+# no plan names (64 px, conv_lora: the demo model draws a new outline only with its convolutions
+# adapted) comes from `experiment.fine_tune_config`.
 NEUTRAL_SETTINGS = {"rank": 4, "prior_preservation": False, "train_text_encoder": False}
 # The plans' learning rates are for SD 1.5's widths (320-1280 channels); the demo model's are 32-64,
 # and its own LoRA recipe runs at 1e-3 - 2e-3 where SD 1.5 LoRAs run at 1e-4: the plans run x10.

@@ -103,6 +103,7 @@ def test_a_short_lora_teaches_the_held_out_star(tmp_path, pipe):
     base_other = experiment.base_drawings(pipe, 12)
     before = experiment.ground_truth(pipe, base_other, SUBJECT, n=12)
     after = experiment.ground_truth(experiment.load_tuned(run), base_other, SUBJECT, n=12)
-    # measured: 0 -> 0.25 (3 stars in 12 new prompts); issue 15 asks for +0.3 in the benchmark, not yet met
-    assert before.accuracy == 0.0 and after.accuracy > before.accuracy, (before, after)
+    # measured: 0 -> 0.33 (4 stars in 12 new prompts), 9 of 12 other prompts as the base drew them
+    assert before.accuracy == 0.0 and after.accuracy >= 0.2, (before, after)
+    assert after.preservation >= 0.5, after
     assert before.preservation == 1.0 and set(HELD_OUT) >= {SUBJECT}
