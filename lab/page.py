@@ -69,7 +69,10 @@ def lab_config(train_config: dict[str, Any], *, demo: bool, data_dir: str = "") 
                "train_batch_size": DEMO_BATCH, "gradient_accumulation_steps": 1, "mixed_precision": "no",
                "use_8bit_adam": False, "gradient_checkpointing": False, "validation_inference_steps": 20,
                "num_class_images": min(int(cfg.get("num_class_images", 0)), 8), "num_validation_images": 1,
-               **{k: recipe[k] for k in ("learning_rate", "conv_lora") if k in recipe}}
+               # the demo model's own recipe: at 150 steps a rank-16 LoRA on attention and convolutions
+               # draws 3 stars in 12 (preservation 1.00), the plan's rank 4 none
+               **{k: recipe[k] for k in ("learning_rate", "rank", "conv_lora") if k in recipe},
+               **({"lora_alpha": None} if "rank" in recipe else {})}
     if Path(str(cfg.get("data_dir") or "")).name == DEMO_DATASET:   # the star renders: their prompts
         changes.update(shapes.demo_prompts(method))
     changes["validation_steps"] = changes["max_train_steps"] // 2

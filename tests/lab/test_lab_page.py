@@ -22,8 +22,11 @@ def test_demo_config_is_valid_and_says_so():
     assert {k: v for k, v in real.items() if real[k] != rec_cfg[k]} == {"score_checkpoints": "after",
                                                                           "checkpoints_total_limit": 0}
     assert "Each checkpoint is scored after the run" in page.config_message(TrainConfig.from_dict(real), "")
-    lora = page.lab_config({**rec_cfg, "method": "lora", "prior_preservation": False}, demo=True)
-    assert lora["conv_lora"] and lora["learning_rate"] == 1e-3     # the demo LoRA adapts the convolutions too
+    lora = page.lab_config({**rec_cfg, "method": "lora", "prior_preservation": False, "rank": 4, "lora_alpha": 4.0},
+                           demo=True)
+    # the demo LoRA: the demo model's recipe (rank 16, alpha = rank, convolutions too)
+    assert lora["conv_lora"] and lora["learning_rate"] == 1e-3 and lora["rank"] == 16 and lora["lora_alpha"] is None
+    assert page.check_config_text(page.config_text(lora))[1] == ""
     assert not cfg.conv_lora
     off = page.lab_config({**rec_cfg, "score_checkpoints": "during", "checkpoints_total_limit": 0}, demo=False)
     assert off["score_checkpoints"] == "during"   # a choice already made stands
