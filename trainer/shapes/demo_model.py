@@ -134,22 +134,29 @@ def read_weights(weights: Path = WEIGHTS) -> tuple[dict, dict[str, str]]:
         return {k: f.get_tensor(k).float() for k in f.keys()}, (f.metadata() or {})
 
 
-def load_part(name: str, tensors: dict, meta: dict[str, str]):
-    """One part ("unet", "vae", "text_encoder") of the demo model from `read_weights`, in eval mode."""
+def part_state(name: str, tensors: dict) -> dict:
+    """The tensors of one part ("unet", "vae", "text_encoder"), without the part's key prefix."""
+    return {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")}
+
+
+def load_part(name: str, tensors: dict, meta: dict[str, str], tokenizer=None):
+    """One part of the demo model from `read_weights`, in eval mode (`tokenizer`: the demo
+    tokenizer when already built, for the text encoder's vocabulary size)."""
     from transformers import CLIPTextModel
 
     make = {"unet": new_unet, "vae": lambda: new_vae(float(meta.get("scaling_factor", "1.0"))),
-            "text_encoder": lambda: CLIPTextModel(text_config(demo_tokenizer()))}[name]
+            "text_encoder": lambda: CLIPTextModel(text_config(tokenizer or demo_tokenizer()))}[name]
     module = make()
-    module.load_state_dict({k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")}, strict=True)
+    module.load_state_dict(part_state(name, tensors), strict=True)
     return module.eval()
 
 
 def build_demo_pipeline(weights: Path = WEIGHTS):
     """The pretrained demo pipeline in memory, in float32."""
     tensors, meta = read_weights(weights)
-    parts = {name: load_part(name, tensors, meta) for name in PARTS}
-    return assemble(parts["unet"], parts["vae"], parts["text_encoder"], demo_tokenizer(),
+    tokenizer = demo_tokenizer()
+    parts = {name: load_part(name, tensors, meta, tokenizer) for name in PARTS}
+    return assemble(parts["unet"], parts["vae"], parts["text_encoder"], tokenizer,
                     meta.get("prediction_type", "epsilon"))
 
 

@@ -198,7 +198,7 @@ def pretrain(out: Path, seed: int = 0, n_scenes: int = 20000, vae_steps: int = 2
     if init_from is not None:
         tensors, meta = demo_model.read_weights(init_from)
         unet = demo_model.new_unet()
-        unet_tensors = {k[len("unet."):]: v for k, v in tensors.items() if k.startswith("unet.")}
+        unet_tensors = demo_model.part_state("unet", tensors)
         own = unet.state_dict()
         # every tensor whose name and shape still fit (an earlier UNet layout may differ: a block that
         # gained or lost attention keeps its convolutions and starts its new attention fresh)
