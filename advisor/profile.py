@@ -51,10 +51,11 @@ SETTING_BOUNDS: dict[str, tuple[float, float]] = {
     "resolution": (256, 2048),
 }
 WHOLE_SETTINGS = ("rank", "max_train_steps", "train_batch_size", "resolution")
-SWITCH_SETTINGS = ("prior_preservation", "train_text_encoder")   # on/off: true or false
+SWITCH_SETTINGS = ("prior_preservation", "train_text_encoder", "conv_lora")   # on/off: true or false
 SETTING_LABELS = {"rank": "rank", "lora_alpha": "LoRA alpha", "learning_rate": "learning rate",
                   "max_train_steps": "steps", "train_batch_size": "batch size", "resolution": "resolution",
-                  "prior_preservation": "prior preservation", "train_text_encoder": "text encoder training"}
+                  "prior_preservation": "prior preservation", "train_text_encoder": "text encoder training",
+                  "conv_lora": "LoCon (LoRA on the UNet's convolutions too)"}
 
 
 def setting_value(name: str, value: float | bool) -> str:

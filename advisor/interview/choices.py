@@ -38,7 +38,7 @@ _UNSUPPORTED_BASE = re.compile(P.UNSUPPORTED_BASE)
 _COMMUNITY = [(base, name, re.compile(rx), extra) for base, name, rx, extra in P.COMMUNITY_CHECKPOINTS]
 _VIDEO = re.compile(P.VIDEO)
 _ADAPTER_VARIANTS = re.compile(P.ADAPTER_VARIANTS)
-_VARIANT_TITLES = {"lokr": "LoKr", "loha": "LoHa", "locon": "LoCon", "lycoris": "LyCORIS", "dora": "DoRA",
+_VARIANT_TITLES = {"lokr": "LoKr", "loha": "LoHa", "lycoris": "LyCORIS", "dora": "DoRA",
                    "ia3": "IA3", "(ia)3": "IA3", "oft": "OFT", "boft": "BOFT", "glora": "GLoRA"}
 
 _CAPTIONS = [(v, re.compile(p)) for v, p in P.CAPTIONS]

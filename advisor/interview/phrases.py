@@ -329,6 +329,8 @@ _NUM = r"(?P<v>\d+(?:\.\d+)?(?:e-?\d+)?|\.\d+(?:e-?\d+)?)"
 # Switches said in words: (setting, value, pattern); the "off" rows come first.
 _PRIOR = r"(?:prior[\s_-]*preservation|prior[\s_-]*loss|reg(?:ularization|ularisation)?[\s_-]*(?:images|imgs|set)|class images)"
 _TEXT_ENCODER = r"(?:text[\s_-]*encoders?|te\b|clip)"
+_CONV_LORA = (r"\b(?:lo[\s-]?cons?|loras?\s+on\s+(?:the\s+)?conv(?:olution(?:al)?)?s?(?:\s+layers)?|"
+              r"conv(?:olution(?:al)?)?[\s_-]*(?:loras?|layers\s+too|dim|rank|alpha))\b")
 SWITCH_PHRASES: list[tuple[str, bool, str]] = [
     ("prior_preservation", False, r"\b(?:no|without|skip|skipping|turn off|disable|don't use|dont use|do not use|"
                                   r"no need for|not using)\s+(?:the\s+|any\s+)?" + _PRIOR),
@@ -337,6 +339,9 @@ SWITCH_PHRASES: list[tuple[str, bool, str]] = [
                                   r"do not train|not training|no|without)\s+(?:the\s+)?" + _TEXT_ENCODER + ")"),
     ("train_text_encoder", True, r"\b(?:train(?:ing)?|with|also train|unfreeze)\s+(?:the\s+)?" + _TEXT_ENCODER
                                  + r"(?:\s+too|\s+as well)?"),
+    # LoCon (kohya's name; LyCORIS's "lora on the convolutions"): TrainConfig.conv_lora
+    ("conv_lora", False, r"\b(?:no|without|skip|not|don't use|dont use|do not use)\s+(?:a\s+|the\s+)?" + _CONV_LORA),
+    ("conv_lora", True, _CONV_LORA),
 ]
 _RESOLUTIONS = r"(?:512|576|640|704|768|832|896|960|1024|1152|1280|1536|2048)"
 SETTING_PHRASES: list[tuple[str, str]] = [
@@ -356,8 +361,8 @@ SETTING_PHRASES: list[tuple[str, str]] = [
 ]
 
 # Adapter variants the trainer does not train yet (knowledge/lycoris-variants.md): named back,
-# with what the plan does instead.
-ADAPTER_VARIANTS = (r"\b(?P<name>lokr|loha|locon|lycoris|dora|ia3|\(ia\)3|oft|boft|glora)s?\b")
+# with what the plan does instead. LoCon it trains (conv_lora, SWITCH_PHRASES).
+ADAPTER_VARIANTS = (r"\b(?P<name>lokr|loha|lycoris|dora|ia3|\(ia\)3|oft|boft|glora)s?\b")
 
 # The user will rent a card and asks which (no card of their own to fit the plan to).
 RENT_INTENT = (r"\b(?:which|what)\s+(?:gpu|card|instance|machine)\s+(?:should|do|would|could|shall)\s+(?:i|we)\s+"

@@ -36,20 +36,24 @@ class Arch:
     cross_dim: int                     # cross-attention context width (LoRA to_k / to_v inputs)
     attn_blocks: dict[int, int]        # transformer blocks per channel width (LoRA size)
     te_layers: tuple[tuple[int, int], ...]  # (layers, width) per text encoder (text-encoder LoRA)
+    conv_per_rank: int                 # LoRA parameters per rank on the ResNets' conv1/conv2 (LoCon)
     compute: float                     # training compute per pixel relative to SD1.5
 
 
 # Architecture constants are the public model configs (not in the research notes). Check:
 # SD1.5 has 0.860 + 0.123 + 0.084 = 1.067 B parameters x 4 bytes = 4.27 GB, the published size
 # of the fp32 EMA-only checkpoint (costs §5), so the counts and the file agree (derived).
+# conv_per_rank: sum of (in x 3 x 3 + out) over the ResNets' conv1 and conv2 (44 in SD1.x/2.x, 34
+# in SDXL), counted on diffusers' UNet2DConditionModel built from each public config (derived; the
+# same count gives the attention figure lora_params uses, 199,296 per rank for SD1.5).
 ARCH: dict[str, Arch] = {
-    "sd15": Arch(0.860, 0.123, 0.084, (768,), 768, {320: 5, 640: 5, 1280: 6}, ((12, 768),), 1.0),
+    "sd15": Arch(0.860, 0.123, 0.084, (768,), 768, {320: 5, 640: 5, 1280: 6}, ((12, 768),), 489_600, 1.0),
     # SD2.1: same UNet layout, OpenCLIP-H text encoder (23 layers used), 768 px (costs §2.2).
-    "sd21": Arch(0.865, 0.340, 0.084, (1024,), 1024, {320: 5, 640: 5, 1280: 6}, ((23, 1024),), 1.0),
+    "sd21": Arch(0.865, 0.340, 0.084, (1024,), 1024, {320: 5, 640: 5, 1280: 6}, ((23, 1024),), 489_600, 1.0),
     # SDXL: 2.6 B UNet with 70 transformer blocks at 640/1280 channels, two text encoders.
     # compute 1.3 is assumed: 3x the parameters, but most sit at low resolution; no published
     # SDXL it/s exists (costs §4).
-    "sdxl": Arch(2.567, 0.817, 0.084, (768, 1280), 2048, {640: 10, 1280: 60}, ((12, 768), (32, 1280)), 1.3),
+    "sdxl": Arch(2.567, 0.817, 0.084, (768, 1280), 2048, {640: 10, 1280: 60}, ((12, 768), (32, 1280)), 327_040, 1.3),
 }
 CLIP_VOCAB = 49_408  # CLIP tokenizer size: TI optimises the whole embedding table (trainer/methods)
 
@@ -211,14 +215,17 @@ def _resolve(method: str, base_model: str, hp: dict, n_images: int = 1) -> dict:
     return h
 
 
-def lora_params(base_model: str, rank: int, text_encoder: bool = False) -> int:
-    """Parameters of a LoRA on to_q/to_k/to_v/to_out.0 (and the text encoders' q/k/v/out)."""
+def lora_params(base_model: str, rank: int, text_encoder: bool = False, conv: bool = False) -> int:
+    """Parameters of a LoRA on to_q/to_k/to_v/to_out.0 (and the text encoders' q/k/v/out; and
+    with `conv`, LoCon, the ResNets' convolutions at the same rank)."""
     a = ARCH[base_model]
     # Per transformer block of width C: self-attention q,k,v,out are C->C (4 x 2C); cross-attention
     # q and out are C->C (2 x 2C), k and v map the text context to C (2 x (context + C)).
     per_rank = sum(n * (14 * c + 2 * a.cross_dim) for c, n in a.attn_blocks.items())
     if text_encoder:
         per_rank += sum(layers * 4 * 2 * width for layers, width in a.te_layers)
+    if conv:
+        per_rank += a.conv_per_rank
     return rank * per_rank
 
 
@@ -234,7 +241,7 @@ def _parts_on_gpu(method: str, base_model: str, h: dict) -> tuple[float, dict[st
             trained += a.text_b
             frozen.pop("text encoder")
     elif method in ADAPTERS:
-        trained = lora_params(base_model, h["rank"], h["train_text_encoder"]) / 1e9
+        trained = lora_params(base_model, h["rank"], h["train_text_encoder"], h["conv_lora"]) / 1e9
     else:  # textual inversion: the embedding table trains, the rest of the text encoder is frozen
         trained = CLIP_VOCAB * sum(a.token_dims) / 1e9
         frozen["text encoder"] = a.text_b - trained
@@ -301,8 +308,9 @@ def output_mb(method: str, base_model: str, hp: dict) -> tuple[float, str]:
     if method in ADAPTERS:
         # fp32 (the trained adapter's dtype): rank 4 on SD1.5 gives 3.19 MB vs the published
         # 3.29 MB of diffusers' example (costs §5). The lab also writes a kohya copy of it.
-        n = lora_params(base_model, h["rank"], h["train_text_encoder"])
-        return n * 4 / 1e6, f"LoRA rank {h['rank']}: {n / 1e6:.2f} M parameters x 4 bytes."
+        n = lora_params(base_model, h["rank"], h["train_text_encoder"], h["conv_lora"])
+        kind = "LoCon" if h["conv_lora"] else "LoRA"
+        return n * 4 / 1e6, f"{kind} rank {h['rank']}: {n / 1e6:.2f} M parameters x 4 bytes."
     if method == "textual_inversion":
         n = h["num_vectors"] * sum(a.token_dims)
         return n * 4 / 1e6, f"Textual inversion: {h['num_vectors']} vector(s) of {sum(a.token_dims)} numbers x 4 bytes."

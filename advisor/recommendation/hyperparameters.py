@@ -200,11 +200,12 @@ def starting_hyperparameters(method: str, profile: Profile,
 # card that explains each knob.
 SETTING_METHODS: dict[str, tuple[str, ...]] = {
     "rank": ADAPTERS, "lora_alpha": ADAPTERS, "prior_preservation": CLASS_IMAGE_METHODS,
-    "train_text_encoder": tuple(m for m, f in METHOD_FACTS.items() if f.family != "embedding")}  # as TrainConfig
+    "train_text_encoder": tuple(m for m, f in METHOD_FACTS.items() if f.family != "embedding"),  # as TrainConfig
+    "conv_lora": ADAPTERS}
 SETTING_CARDS = {"rank": "hp-lora-rank-alpha", "lora_alpha": "hp-lora-rank-alpha", "learning_rate": "hp-learning-rate",
                  "max_train_steps": "hp-steps", "train_batch_size": "hp-batch-accumulation",
                  "resolution": "resolution-bucketing", "prior_preservation": "prior-preservation",
-                 "train_text_encoder": "text-encoder-training"}
+                 "train_text_encoder": "text-encoder-training", "conv_lora": "lycoris-variants"}
 FAR_FROM_RECIPE = 3.0  # a named value this many times above or below the recipe's gets a caution
 
 
@@ -219,7 +220,8 @@ def _named_settings(method: str, profile: Profile, keys: list[str], values: dict
             notes.append((f"You set {said}, but {METHOD_FACTS[method].title} has no {SETTING_LABELS[key]}, so it "
                           "does not apply to this plan.", SETTING_CARDS[key]))
             continue
-        recipe = values[key]   # every knob has a value here (alpha = rank since _apply_advice)
+        # every knob has a value here (alpha = rank since _apply_advice); LoCon only when named
+        recipe = values.get(key, False) if key == "conv_lora" else values[key]
         values[key], sources[key] = wanted, SETTING_CARDS[key]
         if key in SWITCH_SETTINGS:
             _switch(key, wanted, values, sources)
@@ -257,7 +259,7 @@ def _switch(key: str, on: bool, values: dict, sources: dict) -> None:
     if key == "prior_preservation":
         values["num_class_images"] = max(200, values.get("num_class_images") or 0) if on else 0
         sources["num_class_images"] = "class-images"
-    else:
+    elif key == "train_text_encoder":
         values["text_encoder_lr"] = values["learning_rate"] / 2 if on else None
         sources["text_encoder_lr"] = "text-encoder-training"
 
@@ -281,6 +283,9 @@ _CAUTION = {
                            "other members of the class may drift toward your subject (PRES 0.664 -> 0.493)."),
     "train_text_encoder": ("more memory, and the text encoder overfits first: watch for prompts being ignored.",
                            "a smaller quality gain for faces (HF DreamBooth blog)."),
+    "conv_lora": ("the file grows (SD1.5 at rank 4: about 11 MB against 3 MB) and it can learn more than you want; "
+                  "the LyCORIS study puts LoCon in LoRA's quality class, and plain LoRA is its first choice.",
+                  "a plain LoRA leaves the convolutions alone."),
 }
 
 

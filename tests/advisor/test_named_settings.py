@@ -164,6 +164,10 @@ def test_the_learner_does_not_move_a_named_setting():
     ("train the text encoder too", {"train_text_encoder": True}),
     ("unet only", {"train_text_encoder": False}),
     ("dont train the text encoder", {"train_text_encoder": False}),
+    ("I want a LoCon of my cat", {"conv_lora": True}),
+    ("train a lora on the conv layers too", {"conv_lora": True}),
+    ("conv dim 8", {"conv_lora": True}),    # kohya's conv_dim turns LoCon on; its rank is the LoRA's here
+    ("a lora of my mug but no locon please", {"conv_lora": False}),
 ])
 def test_switches_in_words_are_read(text, want):
     assert extract(text).slots.get("settings") == want
@@ -219,3 +223,21 @@ def test_a_named_alpha_is_judged_by_alpha_over_rank():
     rec = recommend(_profile(settings={"rank": 64, "lora_alpha": 32}, preferred_method="lora"))
     said = next(r for r in rec.reasons if r.startswith("You set LoRA alpha 32"))
     assert "alpha / rank is 0.5 where the recipe's is 1" in said and "weaker update" in said
+
+
+def test_a_named_locon_trains_the_convolutions_costs_its_size_and_says_so():
+    rec = recommend(_profile(subject_type="style", class_noun="", settings={"conv_lora": True}))
+    assert rec.method in ("lora", "dreambooth_lora") and rec.train_config.conv_lora is True
+    said = next(r for r in rec.reasons if r.startswith("You asked for LoCon"))
+    assert "the rules would not" in said
+    plain = recommend(_profile(subject_type="style", class_noun=""))
+    assert plain.train_config.conv_lora is False
+    # SD1.5 rank 4: 0.80 M attention + 1.96 M convolution parameters, 4 bytes each
+    assert costs.output_mb("lora", "sd15", {"rank": 4, "conv_lora": True})[0] == pytest.approx(11.02, abs=0.01)
+    assert costs.output_mb("lora", "sd15", {"rank": 4})[0] == pytest.approx(3.19, abs=0.01)
+
+
+def test_locon_on_a_method_without_an_adapter_is_named_not_used():
+    rec = recommend(_profile(preferred_method="dreambooth", vram_gb=24.0, settings={"conv_lora": True}))
+    assert rec.method == "dreambooth" and rec.train_config.conv_lora is False
+    assert any("has no LoCon" in r for r in rec.reasons)
