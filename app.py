@@ -280,14 +280,20 @@ def use_folder(folder: str, token: str, lab: LabState, request: gr.Request):
 
 
 def use_demo_dataset(text: str, token: str, lab: LabState, request: gr.Request):
-    """"Use the demo dataset": the star renders into this owner's datasets; the settings get its prompts."""
+    """"Use the demo dataset": the star renders into this owner's datasets; the settings get its
+    prompts and its folder. The folder box is filled after (`show_data_dir`): its change event
+    rewrites the settings' data_dir from the settings as they are then, so it must see the new ones."""
     ident = who(token, request)
     if ident is None:
-        return lab, NO_ID, [], gr.skip(), gr.skip()
+        return lab, NO_ID, [], gr.skip(), ""
     own = _own(ident)
     made = page.demo_dataset(own, text)
     lab, markdown, thumbs, shown = _dataset(Path(made["data_dir"]), own, lab, made["message"])
-    return lab, markdown, thumbs, shown, made["text"] if made["text"] is not None else gr.skip()
+    return lab, markdown, thumbs, made["text"] if made["text"] is not None else gr.skip(), shown
+
+
+def show_data_dir(shown: str):
+    return shown or gr.skip()
 
 
 def _dataset(path: Path, session_dir: Path, lab: LabState, summary: str):
@@ -550,6 +556,7 @@ def build_demo() -> gr.Blocks:
                         report = gr.Markdown(elem_id="dataset-report")
                         thumbs = gr.Gallery(label="Dataset", columns=8, height=180, elem_id="thumbs")
                         data_dir = gr.Textbox(visible=False)
+                        demo_shown = gr.State("")   # the demo dataset's folder, for data_dir after the settings
                     with gr.Column():
                         gr.Markdown("### 2. Settings")
                         with gr.Row():
@@ -674,8 +681,8 @@ def build_demo() -> gr.Blocks:
         files.upload(upload_dataset, [files, cid, add_files, lab], [lab, report, thumbs, data_dir], api_name="upload")
         clear.click(clear_dataset, [cid, lab], [lab, report, thumbs, data_dir, files], api_name="clear_dataset")
         folder.submit(use_folder, [folder, cid, lab], [lab, report, thumbs, data_dir], api_name="use_folder")
-        demo_data.click(use_demo_dataset, [settings, cid, lab], [lab, report, thumbs, data_dir, settings],
-                        api_name="demo_dataset")
+        demo_data.click(use_demo_dataset, [settings, cid, lab], [lab, report, thumbs, settings, demo_shown],
+                        api_name="demo_dataset").then(show_data_dir, demo_shown, data_dir, api_visibility="private")
         data_dir.change(set_data_dir, [settings, data_dir], [settings, settings_msg], api_visibility="private")
         settings.change(check_settings, settings, settings_msg, api_name="check_settings")
         use_demo.change(demo_toggle, [use_demo, lab, settings, cid], [lab, settings, settings_msg], api_visibility="private")

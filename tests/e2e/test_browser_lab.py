@@ -46,10 +46,14 @@ def test_whole_path_on_the_demo_model(lab_app):
         status = page.locator("#train-status")
         expect(status).to_contain_text("completed", timeout=300_000)
         expect(page.locator("#samples img").first).to_be_visible(timeout=60_000)
+        # it trained on the star's own prompts (the dataset's folder update once put the recommendation's back)
+        expect(page.locator("#samples")).to_contain_text("star", timeout=30_000)
+        expect(page.locator("#settings")).to_contain_text('"instance_prompt": "a star"')
         shot(page, "3-trained")
 
         expect(page.locator("#scores-md")).to_contain_text("accuracy", timeout=300_000)
         expect(page.locator("#compare img").first).to_be_visible(timeout=60_000)
+        expect(page.locator("#compare")).to_contain_text("star")
         expect(page.locator("#downloads")).to_contain_text("safetensors", timeout=60_000)
         shot(page, "4-results")
 
