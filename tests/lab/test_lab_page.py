@@ -3,6 +3,7 @@ import json
 
 from lab import page
 from trainer.config import TrainConfig
+from trainer.shapes import experiment as shapes
 
 
 def test_demo_config_is_valid_and_says_so():
@@ -12,8 +13,8 @@ def test_demo_config_is_valid_and_says_so():
     demo = page.lab_config(rec_cfg, demo=True, data_dir="/data/dog")
     cfg, err = page.check_config_text(page.config_text(demo))
     assert err == "" and cfg.base_model == "shapes-demo" and cfg.data_dir == "/data/dog"
-    assert cfg.max_train_steps <= page.DEMO_STEPS and not cfg.use_8bit_adam and cfg.num_class_images <= 8
-    assert cfg.learning_rate == 1e-4 and cfg.train_batch_size == page.DEMO_BATCH   # the demo model's own recipe
+    assert cfg.max_train_steps == shapes.RECIPE_STEPS and not cfg.use_8bit_adam and cfg.num_class_images <= 8
+    assert cfg.learning_rate == 1e-4 and cfg.train_batch_size == shapes.RECIPE_BATCH   # the demo model's own recipe
     assert cfg.instance_prompt == "a photo of sks dog"   # the user's own data keeps its prompts
     assert "shapes demo model" in page.config_message(cfg, "")
     assert cfg.score_checkpoints == "after" and cfg.checkpointing_steps == cfg.max_train_steps // 4

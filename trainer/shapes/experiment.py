@@ -67,6 +67,9 @@ def write_concept_data(folder: str | Path, concept: Concept = SUBJECT, n_images:
     return folder
 
 
+RECIPE_STEPS = 600        # a fine-tune of the demo model: 600 steps of 4 images (~40 s of LoRA on two cores)
+RECIPE_BATCH = 4
+
 # Per method: the settings a fine-tune of the demo model starts from (600 steps of 4 images; star
 # accuracy and preservation over 12 prompts each, measured 2026-12-06).
 # - LoRA needs the convolutions (conv_lora): the demo UNet's attention sits at 8 and 4 latent px,
@@ -100,7 +103,7 @@ def fine_tune_config(data_dir: str | Path, output_dir: str | Path, concept: Conc
 
     prompts = {k: v for k, v in demo_prompts(method, concept).items() if k != "validation_prompts"}
     defaults = dict(base_model=DEMO_MODEL, method=method, data_dir=str(data_dir), output_dir=str(output_dir),
-                    resolution=DEMO_RESOLUTION, max_train_steps=600, train_batch_size=4, validation_steps=0,
+                    resolution=DEMO_RESOLUTION, max_train_steps=RECIPE_STEPS, train_batch_size=RECIPE_BATCH, validation_steps=0,
                     checkpointing_steps=0, checkpoints_total_limit=1, validation_inference_steps=20,
                     num_class_images=16, seed=0, **prompts, **METHOD_DEFAULTS[method])
     return TrainConfig(**{**defaults, **settings})
