@@ -2,9 +2,9 @@
 
 The advisor plans a fine-tune for one profile (an object, 8 images, Stable Diffusion 1.5's
 architecture): its rules' plans and their neighbours are the candidates (`candidate_runs`). Each
-candidate is trained for real on the shapes demo model with exactly the plan's hyperparameters
-(method, learning rate, steps, batch, rank, prior preservation, text encoder), on renders of the
-held-out star; then
+candidate is trained for real on the shapes demo model with the plan's hyperparameters (method,
+learning rate, steps, batch, rank, prior preservation, text encoder) in the demo model's units
+(`DemoScale`: learning rate x10, steps x3), on renders of the held-out star; then
 
 - the ground-truth checker scores it (`trainer.shapes.experiment.ground_truth`), and
 - the project scores it the way it scores every run (`trainer.evaluate.evaluate_run`: with no
@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -51,9 +53,6 @@ PLAN_KEYS = ("learning_rate", "max_train_steps", "train_batch_size", "gradient_a
 # no plan names (64 px, conv_lora: the demo model draws a new outline only with its convolutions
 # adapted) comes from `experiment.fine_tune_config`.
 NEUTRAL_SETTINGS = {"rank": 4, "prior_preservation": False, "train_text_encoder": False}
-# The plans' learning rates are for SD 1.5's widths (320-1280 channels); the demo model's are 32-64,
-# and its own LoRA recipe runs at 1e-3 - 2e-3 where SD 1.5 LoRAs run at 1e-4: the plans run x10.
-LR_SCALE = 10.0
 COUNTS = (0, 10, 20, 40)     # logged runs after which the recommendation is scored
 P_RATED = 0.3                # share of logged runs the simulated user rates (from the truth, +-noise)
 RATING_NOISE = 0.4
@@ -72,8 +71,40 @@ class Candidate:
         s = self.settings
         extra = [k for k in ("prior_preservation", "train_text_encoder") if s.get(k)]
         rank = f" r{s['rank']}" if "rank" in s and self.method in ("lora", "dreambooth_lora") else ""
-        return (f"{self.method} lr {s['learning_rate']:g} x {s['max_train_steps']} steps{rank}"
+        per_step = s.get("train_batch_size", 1) * s.get("gradient_accumulation_steps", 1)
+        return (f"{self.method} lr {s['learning_rate']:g} x {s['max_train_steps']} steps of {per_step}{rank}"
                 + "".join(f" +{k.split('_')[0]}" for k in extra))
+
+
+@dataclass(frozen=True)
+class DemoScale:
+    """How a plan written for SD 1.5 runs on the demo model: the same plan, in the demo model's units.
+
+    - learning rate x `learning_rate`: SD 1.5 is 320-1280 channels wide, the demo model 32-64; the
+      demo model's own LoRA recipe runs at 1e-3 where SD 1.5 LoRAs run at 1e-4;
+    - steps (and warm-up) x `steps`: the demo model learns the star in ~300 epochs of its 8 images
+      (its recipe: 600 steps of 4), the plans give SD 1.5 ~100 (200 steps of 4, 400 of 1);
+    - batch x gradient accumulation runs as one batch: the same images per optimizer step, in one
+      pass instead of several (half the time on the CPU).
+    Every setting keeps its place in the plans' order, so what the learner learns about the plans
+    carries over; only the scale is the demo model's.
+    """
+    learning_rate: float = 10.0
+    steps: float = 3.0
+
+    def apply(self, settings: dict[str, Any]) -> dict[str, Any]:
+        out = dict(settings)
+        out["learning_rate"] = settings["learning_rate"] * self.learning_rate
+        for key in ("max_train_steps", "lr_warmup_steps"):
+            if settings.get(key):
+                out[key] = int(round(settings[key] * self.steps))
+        if "train_batch_size" in settings:
+            out["train_batch_size"] = settings["train_batch_size"] * settings.get("gradient_accumulation_steps", 1)
+            out["gradient_accumulation_steps"] = 1
+        return out
+
+
+DEMO_SCALE = DemoScale()
 
 
 def candidate_of(method: str, hp: dict[str, Any]) -> Candidate:
@@ -102,10 +133,10 @@ class World:
     """The demo model, its training data and the base drawings, set up once for many runs."""
 
     def __init__(self, work: Path, n_prompts: int = experiment.N_PROMPTS, profile: Profile = PROFILE,
-                 lr_scale: float = LR_SCALE):
+                 scale: DemoScale = DEMO_SCALE):
         from trainer.shapes.demo_model import build_demo_pipeline
 
-        self.work, self.n, self.profile, self.lr_scale = Path(work), n_prompts, profile, lr_scale
+        self.work, self.n, self.profile, self.scale = Path(work), n_prompts, profile, scale
         self.base = build_demo_pipeline()
         self.base_other = experiment.base_drawings(self.base, n_prompts)
         self.data = {}
@@ -128,8 +159,7 @@ class World:
         started = time.perf_counter()
         word = experiment.trigger_word(candidate.method, SUBJECT)
         run_dir = self.work / "runs" / name
-        settings = {**NEUTRAL_SETTINGS, **candidate.settings}
-        settings["learning_rate"] = settings["learning_rate"] * self.lr_scale
+        settings = self.scale.apply({**NEUTRAL_SETTINGS, **candidate.settings})
         config = experiment.fine_tune_config(self.data_dir(candidate.method), run_dir, SUBJECT, candidate.method,
                                              **settings)
         experiment.fine_tune(config)
@@ -138,6 +168,36 @@ class World:
         truth = experiment.ground_truth(experiment.load_tuned(run_dir), self.base_other, SUBJECT, self.n, word=word)
         return RunResult(candidate, str(run_dir), truth, dict(read_metrics(run_dir).scores),
                          time.perf_counter() - started)
+
+    def run_many(self, jobs: list[tuple[Candidate, str]], workers: int = 1) -> Iterator[RunResult]:
+        """`run` for each (candidate, run name), in order; with `workers` > 1 in that many processes
+        at once (each one thread: the demo model is too small for threads to pay, processes do)."""
+        if workers <= 1 or len(jobs) <= 1:
+            yield from (self.run(c, name) for c, name in jobs)
+            return
+        for c, _ in jobs:   # every training folder is written here, before any worker reads one
+            self.data_dir(c.method)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context, initializer=_start_worker,
+                                 initargs=(self.work, self.n, self.profile, self.scale, dict(self.data))) as pool:
+            yield from pool.map(_run_in_worker, jobs)
+
+
+_WORKER_WORLD: World | None = None
+
+
+def _start_worker(work: Path, n_prompts: int, profile: Profile, scale: DemoScale, data: dict) -> None:
+    import torch
+
+    global _WORKER_WORLD
+    torch.set_num_threads(1)
+    _WORKER_WORLD = World(work, n_prompts, profile, scale)
+    _WORKER_WORLD.data = data
+
+
+def _run_in_worker(job: tuple[Candidate, str]) -> RunResult:
+    assert _WORKER_WORLD is not None, "the worker's World is built by _start_worker"
+    return _WORKER_WORLD.run(*job)
 
 
 def spearman(x: list[float], y: list[float]) -> float | None:
@@ -176,7 +236,7 @@ def utility(profile: Profile, scores: dict[str, float]) -> float:
 
 def learner_regret(results: dict[Candidate, RunResult], run: Callable[[Candidate], RunResult],
                    profile: Profile = PROFILE, counts: tuple[int, ...] = COUNTS, seed: int = 0,
-                   log_path: Path | None = None) -> dict[str, Any]:
+                   log_path: Path | None = None, p_rated: float = P_RATED) -> dict[str, Any]:
     """Regret of the advisor's recommendation after each count of logged runs, and of the rules alone.
 
     The simulated user logs what an exploring advisor recommends (as the lab's "try next" does),
@@ -206,7 +266,7 @@ def learner_regret(results: dict[Candidate, RunResult], run: Callable[[Candidate
                 break
             explorer = None if plain is None else LogLearner(plain.model, plain.X, plain.Y, plain.meta, plain.prior,
                                                               explore=1.0)
-            _log_run(log, trained(pick(explorer)), f"run-{n:03d}", rng)
+            _log_run(log, trained(pick(explorer)), f"run-{n:03d}", rng, p_rated)
     for c in (rules, *picks.values()):
         trained(c)
     true_utility = {c: utility(profile, r.true_scores()) for c, r in results.items()}
@@ -219,15 +279,15 @@ def learner_regret(results: dict[Candidate, RunResult], run: Callable[[Candidate
             "trained": len(results)}
 
 
-def _log_run(log: RunLog, result: RunResult, run_id: str, rng: np.random.Generator) -> None:
+def _log_run(log: RunLog, result: RunResult, run_id: str, rng: np.random.Generator, p_rated: float) -> None:
     """The run folder into the log under `run_id` (a rerun of the same settings is a new row),
     rated by the user on some runs (the truth, with noise, rounded to 1-5)."""
     record = record_from_run_dir(result.run_dir)
-    # the plan as the advisor wrote it (a World with lr_scale ran it at a scaled learning rate)
-    hp = {**record.hyperparameters, "learning_rate": result.candidate.settings["learning_rate"]}
+    # the plan as the advisor wrote it (the World ran it at the demo model's scale)
+    hp = {**record.hyperparameters, **result.candidate.settings}
     record = dataclasses.replace(record, run_id=run_id, name=run_id, hyperparameters=hp)
     log.upsert_run(record)
-    if rng.random() < P_RATED:
+    if rng.random() < p_rated:
         rating = {f: int(min(5, max(1, round(v + rng.normal(0, RATING_NOISE)))))
                   for f, v in result.true_scores().items()}
         log.rate(run_id, rating["accuracy"], rating["flexibility"], rating["preservation"])

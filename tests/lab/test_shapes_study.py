@@ -59,6 +59,22 @@ class TestCandidates:
 
 
 
+class TestDemoScale:
+    def test_a_plan_runs_at_the_demo_models_scale_in_the_same_order(self):
+        plan = {"learning_rate": 1e-4, "max_train_steps": 200, "lr_warmup_steps": 10, "train_batch_size": 1,
+                "gradient_accumulation_steps": 4, "rank": 4}
+        demo = study.DemoScale(learning_rate=10.0, steps=3.0).apply(plan)
+        assert demo == {"learning_rate": pytest.approx(1e-3), "max_train_steps": 600, "lr_warmup_steps": 30,
+                        "train_batch_size": 4, "gradient_accumulation_steps": 1, "rank": 4}
+        assert plan["max_train_steps"] == 200                        # the plan itself is left as written
+        longer = study.DemoScale().apply({**plan, "max_train_steps": 300})
+        assert longer["max_train_steps"] > study.DemoScale().apply(plan)["max_train_steps"]
+
+    def test_a_plan_without_warmup_or_accumulation_keeps_them_unset(self):
+        demo = study.DemoScale().apply({"learning_rate": 5e-6, "max_train_steps": 400, "lr_warmup_steps": 0})
+        assert demo["lr_warmup_steps"] == 0 and "train_batch_size" not in demo
+
+
 @pytest.mark.slow
 def test_a_log_of_real_runs_makes_the_pick_no_worse_than_the_rules(tmp_path):
     # real fine-tunes of the demo model, each logged from its run folder into a real SQLite run log
@@ -71,3 +87,17 @@ def test_a_log_of_real_runs_makes_the_pick_no_worse_than_the_rules(tmp_path):
     from advisor.runlog.store import RunLog
     with RunLog(tmp_path / "runlog.sqlite") as log:
         assert len(log) == 4 and all(r["status"] == "completed" for r in log.list_runs())
+
+
+@pytest.mark.slow
+def test_runs_in_worker_processes_match_the_same_runs_in_this_one(tmp_path):
+    # two short real fine-tunes (a tenth of the plans' steps), once in two worker processes, once here
+    lora = [c for c in study.candidate_runs() if c.method == "lora"][:2]
+    world = study.World(tmp_path, n_prompts=2, scale=study.DemoScale(steps=0.05))
+    jobs = [(c, f"w{i}") for i, c in enumerate(lora)]
+    parallel = list(world.run_many(jobs, workers=2))
+    here = list(world.run_many([(c, f"h{i}") for i, c in enumerate(lora)], workers=1))
+    assert [r.candidate for r in parallel] == lora == [r.candidate for r in here]
+    for a, b in zip(parallel, here):
+        assert a.truth == b.truth and a.ours == b.ours
+        assert (tmp_path / "runs" / f"w{lora.index(a.candidate)}" / "metrics.json").is_file()
