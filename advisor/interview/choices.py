@@ -13,6 +13,7 @@ from typing import Any, Callable
 from trainer.vocabulary import BASE_MODELS, FACTORS
 
 from . import phrases as P
+from ..knowledge.families import family_named
 from ..profile import WHOLE_SETTINGS, setting_problem
 from .scan import Extraction, Scan, check_bounds, said_text
 from .subjects import subject_phrase
@@ -126,9 +127,12 @@ def read_base(s: Scan, ex: Extraction, expecting: str | None) -> None:
                  f"if it underfits, LoHa if it overfits). kohya sd-scripts (with the lycoris package), OneTrainer "
                  f"and SimpleTuner train {name}.")
     for m in s.take(_UNSUPPORTED_BASE):
+        family = family_named(said_text(m))
+        published = (f" {family.sentence()} The nearest this trainer has is SDXL (say 'use SDXL')."
+                     if family else " kohya sd-scripts, ai-toolkit, SimpleTuner and diffusers' examples/dreambooth "
+                                    "scripts train the newer families.")
         _say(ex, f"'{said_text(m)}' isn't trained here yet: the trainer covers SD 1.5, SD 2.1 and SDXL (and the "
-                 "community checkpoints built on them), so the plan is for one of those. kohya sd-scripts, "
-                 "ai-toolkit, SimpleTuner and diffusers' examples/dreambooth scripts train the newer families.")
+                 f"community checkpoints built on them), so the plan is for one of those.{published}")
     for base, name, rx, extra in _COMMUNITY:
         for m in s.take(rx):
             short = BASE_MODELS[base].short

@@ -1,0 +1,36 @@
+"""The newer base-model families the trainer does not train yet: each name people write maps to its
+published facts, and the chat says them with the nearest plan it can train."""
+import pytest
+
+from advisor.interview.extract import extract
+from advisor.knowledge.families import FAMILIES, family_named
+
+
+@pytest.mark.parametrize("words, key", [
+    ("a flux lora of myself", "flux1"), ("flux.1 dev", "flux1"), ("FLUX schnell", "flux1"),
+    ("flux.2 klein 4b", "flux2-klein"), ("klein 9b lora", "flux2-klein"), ("flux 2 dev", "flux2"),
+    ("sd3.5 large", "sd3"), ("stable diffusion 3", "sd3"), ("qwen-image", "qwen-image"),
+    ("z image turbo", "z-image"), ("chroma", "chroma"), ("hidream", "hidream"),
+])
+def test_the_names_people_write_find_their_family(words, key):
+    assert family_named(words).key == key
+
+
+def test_no_family_for_the_models_the_trainer_has_or_plain_words():
+    for words in ("sdxl", "sd 1.5", "illustrious", "a fluxgym preset", "my dog"):
+        assert family_named(words) is None, words
+
+
+def test_every_family_has_a_published_figure_a_source_and_trainers():
+    assert len({f.key for f in FAMILIES}) == len(FAMILIES)
+    for f in FAMILIES:
+        assert "GB" in f.lowest_lora and f.source and f.trainers
+        assert f.script == "" or (f.script.startswith("train_dreambooth_lora_") and f.script.endswith(".py"))
+
+
+def test_the_chat_names_flux_with_its_published_memory_licence_and_the_nearest_plan_here():
+    said = " ".join(extract("a flux lora of myself on my 4090, 20 selfies").problems)
+    assert "isn't trained here yet" in said and "9 GB" in said and "QLoRA" in said
+    assert "forbids commercial use" in said and "use SDXL" in said
+    other = " ".join(extract("can i train sd3.5 on 12gb").problems)
+    assert "Stable Diffusion 3.5" in other and "16 GB" in other and "model card" in other
