@@ -1,6 +1,6 @@
 """`python -m trainer ...`: make the tiny model, or train one run from a config file.
 
-    python -m trainer make-tiny-model OUT_DIR [--arch sd15|sdxl]
+    python -m trainer make-tiny-model OUT_DIR [--arch sd15|sdxl|sd3|flux]
     python -m trainer make-demo-model OUT_DIR
     python -m trainer train --config CONFIG.json|.toml [--resume latest|CHECKPOINT] [key=value ...]
     python -m trainer evaluate RUN_DIR [--encoders clip=PATH_OR_NAME,dino=PATH_OR_NAME] [--num-images N] [--steps N]
@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     tiny = sub.add_parser("make-tiny-model", help="write a tiny random SD pipeline (tests, demos; no download)")
     tiny.add_argument("out_dir", help="new or empty folder")
-    tiny.add_argument("--arch", default="sd15", choices=["sd15", "sdxl"])
+    tiny.add_argument("--arch", default="sd15", choices=["sd15", "sdxl", "sd3", "flux"],
+                      help="sd3 and flux: flow-matching pipelines the trainer does not train yet")
     demo = sub.add_parser("make-demo-model", help="write the shapes demo model: small, pretrained, it draws "
                           "'a red circle on a blue background' (no download)")
     demo.add_argument("out_dir", help="new or empty folder")
@@ -83,9 +84,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _make_tiny(args) -> int:
     from .tiny import make_tiny_model
+    from .tiny_flow import FLOW_ARCHS, make_tiny_flow_model
 
     try:
-        out = make_tiny_model(args.out_dir, arch=args.arch)
+        make = make_tiny_flow_model if args.arch in FLOW_ARCHS else make_tiny_model
+        out = make(args.out_dir, arch=args.arch)
     except (ValueError, OSError) as e:
         return _fail(e, EXIT_BAD_INPUT)
     print(out)

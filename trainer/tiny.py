@@ -33,13 +33,13 @@ TINY_MODELS = {"tiny": "sd15", "tiny-sdxl": "sdxl"}
 DEMO_MODEL = "shapes-demo"
 BUILTIN_MODELS = (*TINY_MODELS, DEMO_MODEL)   # every base model that is built here and runs on a CPU
 
-_VERSION_FILE = "tiny_model_version.txt"
+TINY_VERSION_FILE = "tiny_model_version.txt"
 _VOCAB_SIZE = 1000            # 256 bytes + 256 bytes</w> + 486 merges + 2 specials
 _BOS, _EOS = "<|startoftext|>", "<|endoftext|>"
 
 # Text the BPE merges are learned from: the words people put in Stable Diffusion prompts.
 # Any text tokenizes (byte fallback); this only decides which words get short ids.
-_CORPUS = """
+PROMPT_CORPUS = """
 a photo of sks dog. a photo of a dog. a photo of a cat. a photo of a person. a portrait of a man.
 a portrait of a woman. a painting of a house in the style of van gogh. a watercolor painting of a
 mountain landscape at sunset. an oil painting of a city street at night with neon lights.
@@ -114,7 +114,7 @@ def learn_bpe_merges(text: str, n_merges: int) -> list[tuple[str, str]]:
     return merges
 
 
-def build_clip_vocab(n_merges: int = _VOCAB_SIZE - 514, corpus: str = _CORPUS) -> tuple[dict[str, int], list[tuple[str, str]]]:
+def build_clip_vocab(n_merges: int = _VOCAB_SIZE - 514, corpus: str = PROMPT_CORPUS) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """(vocab, merges) in CLIP's layout: bytes, bytes+</w>, merges, then the two specials last.
 
     Merges are learned from `corpus` (by default prompt words); fewer than `n_merges` when every
@@ -135,7 +135,7 @@ def _corpus_merges(n_merges: int, corpus: str) -> tuple[tuple[str, str], ...]:
     return tuple(learn_bpe_merges(corpus, n_merges))
 
 
-def make_tiny_tokenizer(pad_token: str = _EOS, corpus: str = _CORPUS, max_length: int = 77):
+def make_tiny_tokenizer(pad_token: str = _EOS, corpus: str = PROMPT_CORPUS, max_length: int = 77):
     """A CLIPTokenizer over a locally learned vocab, `max_length` tokens (77 like every SD text encoder).
 
     SD 1.x pads with `<|endoftext|>`; SDXL's second tokenizer pads with `!` (pass `pad_token="!"`).
@@ -148,7 +148,7 @@ def make_tiny_tokenizer(pad_token: str = _EOS, corpus: str = _CORPUS, max_length
 
 
 # --- model components --------------------------------------------------------------------
-def _text_config(tokenizer, projection: bool):
+def clip_text_config(tokenizer, projection: bool):
     from transformers import CLIPTextConfig
 
     # Real eos id (not the legacy eos_token_id=2): transformers then pools at the first eos,
@@ -215,7 +215,7 @@ def build_tiny_pipeline(arch: str = "sd15"):
             from transformers import CLIPTextModel
 
             torch.manual_seed(TINY_SEED)
-            text_encoder = CLIPTextModel(_text_config(tokenizer, projection=False))
+            text_encoder = CLIPTextModel(clip_text_config(tokenizer, projection=False))
             return StableDiffusionPipeline(
                 vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=_scheduler(),
                 safety_checker=None, feature_extractor=None, image_encoder=None,
@@ -225,9 +225,9 @@ def build_tiny_pipeline(arch: str = "sd15"):
 
         tokenizer_2 = make_tiny_tokenizer(pad_token="!")
         torch.manual_seed(TINY_SEED)
-        text_encoder = CLIPTextModel(_text_config(tokenizer, projection=False))
+        text_encoder = CLIPTextModel(clip_text_config(tokenizer, projection=False))
         torch.manual_seed(TINY_SEED + 1)  # the two encoders must differ, as in real SDXL
-        text_encoder_2 = CLIPTextModelWithProjection(_text_config(tokenizer_2, projection=True))
+        text_encoder_2 = CLIPTextModelWithProjection(clip_text_config(tokenizer_2, projection=True))
         return StableDiffusionXLPipeline(
             vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=tokenizer,
             tokenizer_2=tokenizer_2, unet=unet, scheduler=_scheduler(), image_encoder=None,
@@ -242,7 +242,7 @@ def make_tiny_model(out_dir: str | Path, arch: str = "sd15") -> Path:
     """
     if arch not in ARCHS:
         raise ValueError(f"arch={arch!r}; pick one of {list(ARCHS)}")
-    return save_pipeline(build_tiny_pipeline, out_dir, _VERSION_FILE, f"{arch} {TINY_VERSION}", arch)
+    return save_pipeline(build_tiny_pipeline, out_dir, TINY_VERSION_FILE, f"{arch} {TINY_VERSION}", arch)
 
 
 def save_pipeline(build, out_dir: str | Path, version_file: str, version: str, *args) -> Path:
@@ -312,7 +312,7 @@ def build_cached(final: Path, is_current, make) -> Path:
 
 
 def _is_current(folder: Path, arch: str) -> bool:
-    marker = folder / _VERSION_FILE
+    marker = folder / TINY_VERSION_FILE
     try:
         return (folder / "model_index.json").is_file() and marker.read_text().strip() == f"{arch} {TINY_VERSION}"
     except OSError:

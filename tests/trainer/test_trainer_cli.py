@@ -151,8 +151,8 @@ def test_subprocess_bad_input_has_no_traceback(good, tmp_path):
     assert out.returncode == EXIT_BAD_INPUT
     assert "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("error: data_dir")
-    out = run_cli("make-tiny-model", str(tmp_path / "m"), "--arch", "sd3")
-    assert out.returncode == EXIT_BAD_INPUT and "invalid choice: 'sd3'" in out.stderr
+    out = run_cli("make-tiny-model", str(tmp_path / "m"), "--arch", "hidream")
+    assert out.returncode == EXIT_BAD_INPUT and "invalid choice: 'hidream'" in out.stderr
 
 
 @pytest.mark.slow  # trains, then scores with the tiny encoders: ~15 s

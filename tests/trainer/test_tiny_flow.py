@@ -1,0 +1,50 @@
+"""Tiny SD 3.5 and Flux.1 pipelines built offline from configs (issue 12's first step): they save as
+diffusers folders, load back with diffusers' own classes, and draw what the prompt says through
+every text encoder, T5 included. The trainer does not train them yet, and says so."""
+import numpy as np
+import pytest
+
+from trainer.cli import EXIT_BAD_INPUT, main
+from trainer.tiny_flow import FLOW_ARCHS, make_tiny_flow_model, make_tiny_t5_tokenizer
+
+
+def _draw(pipe, prompt, **kw):
+    import torch
+
+    image = pipe(prompt, num_inference_steps=2, height=64, width=64, max_sequence_length=32,
+                 generator=torch.Generator().manual_seed(0), **kw).images[0]
+    return np.asarray(image, dtype=np.float32)
+
+
+def test_the_t5_tokenizer_is_learned_here_and_ends_every_prompt_with_eos():
+    tok = make_tiny_t5_tokenizer()
+    a, b = tok("a photo of a dog").input_ids, tok("a watercolor painting of a zebra").input_ids
+    assert a[-1] == b[-1] == tok.eos_token_id == 1 and tok.pad_token_id == 0
+    assert a != b and tok.unk_token_id not in a
+    assert len(tok("word " * 100, truncation=True).input_ids) == 32
+
+
+@pytest.mark.parametrize("arch, pipeline", [("sd3", "StableDiffusion3Pipeline"), ("flux", "FluxPipeline")])
+def test_cli_writes_a_pipeline_that_loads_back_and_follows_the_prompt(arch, pipeline, tmp_path, capsys):
+    from diffusers import DiffusionPipeline
+
+    out = tmp_path / arch
+    assert main(["make-tiny-model", str(out), "--arch", arch]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    pipe = DiffusionPipeline.from_pretrained(out, local_files_only=True, use_safetensors=True)
+    assert type(pipe).__name__ == pipeline
+    dog, again, cat = _draw(pipe, "a photo of a dog"), _draw(pipe, "a photo of a dog"), _draw(pipe, "a red car on the road")
+    assert dog.shape == (64, 64, 3) and np.array_equal(dog, again)
+    assert np.abs(dog - cat).mean() > 0.5          # the prompt reaches the image
+    assert main(["make-tiny-model", str(out), "--arch", arch]) == EXIT_BAD_INPUT    # never over a model
+
+
+def test_the_trainer_names_what_it_trains_when_given_one(tmp_path):
+    from trainer.models import ModelError, detect_arch
+
+    folder = make_tiny_flow_model(tmp_path / "sd3", "sd3")
+    with pytest.raises(ModelError, match="only Stable Diffusion 1.x, 2.x and SDXL"):
+        detect_arch(folder)
+    with pytest.raises(ValueError, match="pick one of"):
+        make_tiny_flow_model(tmp_path / "x", "hidream")
+    assert set(FLOW_ARCHS) == {"sd3", "flux"}
