@@ -73,6 +73,18 @@ class TestTheModelFolder:
         assert ensure_demo_model(tmp_path) == folder
         assert (folder / "demo_model_version.txt").read_text().strip() == demo_model.weights_digest()
 
+    def test_building_it_leaves_the_global_rng_alone(self, tmp_path):
+        # a run seeds, then resolves its base model: building the cached folder there must not
+        # move what the run draws next (its LoRA init), or the first run in a fresh cache differs
+        import torch
+
+        torch.manual_seed(7)
+        expected = torch.rand(3)
+        torch.manual_seed(7)
+        ensure_demo_model(tmp_path)
+        build_demo_pipeline()
+        assert torch.equal(torch.rand(3), expected)
+
     def test_missing_weights_say_how_to_make_them(self, tmp_path):
         with pytest.raises(FileNotFoundError, match="trainer.shapes.pretrain"):
             build_demo_pipeline(tmp_path / "none.safetensors")

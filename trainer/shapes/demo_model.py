@@ -152,10 +152,16 @@ def load_part(name: str, tensors: dict, meta: dict[str, str], tokenizer=None):
 
 
 def build_demo_pipeline(weights: Path = WEIGHTS):
-    """The pretrained demo pipeline in memory, in float32."""
+    """The pretrained demo pipeline in memory, in float32. The global torch RNG is left as it was:
+    the parts' random init (overwritten by the weights) would otherwise shift what a run seeded
+    before it draws next, so a fine-tune that first builds the cached folder would start from
+    another LoRA init than every later one."""
+    import torch
+
     tensors, meta = read_weights(weights)
     tokenizer = demo_tokenizer()
-    parts = {name: load_part(name, tensors, meta, tokenizer) for name in PARTS}
+    with torch.random.fork_rng(devices=[]):
+        parts = {name: load_part(name, tensors, meta, tokenizer) for name in PARTS}
     return assemble(parts["unet"], parts["vae"], parts["text_encoder"], tokenizer,
                     meta.get("prediction_type", "epsilon"))
 
