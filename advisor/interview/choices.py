@@ -36,6 +36,7 @@ _EXPLICIT_FACTOR = [
 _BASE_RX = [(v, re.compile(p)) for v, p in P.BASE_MODEL_PATTERNS]
 _BARE_VERSION_RX = [(v, re.compile(p)) for v, p in P.BARE_VERSIONS]
 _UNSUPPORTED_BASE = re.compile(P.UNSUPPORTED_BASE)
+_CLOSED_SERVICES = re.compile(P.CLOSED_SERVICES)
 _COMMUNITY = [(base, name, re.compile(rx), extra) for base, name, rx, extra in P.COMMUNITY_CHECKPOINTS]
 _VIDEO = re.compile(P.VIDEO)
 _ADAPTER_VARIANTS = re.compile(P.ADAPTER_VARIANTS)
@@ -126,6 +127,10 @@ def read_base(s: Scan, ex: Extraction, expecting: str | None) -> None:
                  f"it has; a plain LoRA is the LyCORIS guidelines' first choice anyway (then LoKr with a low factor "
                  f"if it underfits, LoHa if it overfits). kohya sd-scripts (with the lycoris package), OneTrainer "
                  f"and SimpleTuner train {name}.")
+    for m in s.take(_CLOSED_SERVICES):
+        _say(ex, f"'{said_text(m)}' is a closed service: its weights are not published, so no trainer can fine-tune "
+                 "it. A LoRA trained here on images in the look you want (a style LoRA) is the usual way to get "
+                 "close to it on an open model.")
     for m in s.take(_UNSUPPORTED_BASE):
         family = family_named(said_text(m))
         published = (f" {family.sentence()} The nearest this trainer has is SDXL (say 'use SDXL')."

@@ -297,7 +297,10 @@ BARE_VERSIONS = [("sd21", r"(?<![\w.])2\.[01](?![\w.]|\d)"), ("sd15", r"(?<![\w.
 # Model families the trainer does not train yet (shared/research/models-2026.md lists who does).
 UNSUPPORTED_BASE = (r"\b(?:sd\s*3(?:\.5)?|stable diffusion 3(?:\.5)?|flux(?:\.?[12])?(?:[\s.-]*(?:dev|schnell|kontext|"
                     r"klein|pro))?|qwen[\s-]?image|z[\s-]?image|chroma|hidream|lumina\s*2?|sana|kolors|pixart|"
-                    r"hunyuan[\s-]?dit|auraflow|midjourney|dall-?e|kandinsky|sd\s*cascade|stable cascade)\b")
+                    r"hunyuan[\s-]?dit|auraflow|kandinsky|sd\s*cascade|stable cascade)\b")
+# Image services whose weights are not published: nobody can fine-tune them.
+CLOSED_SERVICES = (r"\b(?:midjourney|dall-?e(?:\s*[23])?|google\s+imagen(?:\s*[234])?|imagen\s*[234]|adobe\s+firefly|"
+                   r"nano[\s-]?banana)\b")
 # Community checkpoints built on a base model the trainer has: (base key, the name people use,
 # regex, what else to say). They ship as single .safetensors files (models-2026.md).
 COMMUNITY_CHECKPOINTS: list[tuple[str, str, str, str]] = [

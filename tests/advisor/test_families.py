@@ -34,3 +34,15 @@ def test_the_chat_names_flux_with_its_published_memory_licence_and_the_nearest_p
     assert "forbids commercial use" in said and "use SDXL" in said
     other = " ".join(extract("can i train sd3.5 on 12gb").problems)
     assert "Stable Diffusion 3.5" in other and "16 GB" in other and "model card" in other
+
+
+@pytest.mark.parametrize("words, name", [("midjourney style lora, 40 images", "midjourney"),
+                                         ("my dog the way dall-e 3 draws it", "dall-e 3"),
+                                         ("like adobe firefly does", "adobe firefly")])
+def test_a_closed_service_is_named_as_one_not_as_a_model_to_train_later(words, name):
+    said = " ".join(extract(words).problems)
+    assert f"'{name}' is a closed service" in said and "isn't trained here yet" not in said
+
+
+def test_words_that_only_look_like_a_service_are_left_alone():
+    assert not any("closed service" in p for p in extract("a lora of fireflies at night, imagen de mi perro").problems)
