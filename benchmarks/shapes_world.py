@@ -141,7 +141,8 @@ def _loop(work: Path, args, started: float) -> int:
 
     # the demo model's own LoRA recipe on the star, in a second process beside the study
     side = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-    demo = side.submit(demo_fine_tune, work, world.data_dir("lora"), n_prompts, args.figure)
+    world.data_dir("lora")   # written here, read by the side process and the study's workers
+    demo = side.submit(demo_fine_tune, work, n_prompts, world.data, args.figure)
 
     candidates = [] if args.quick else study.candidate_runs()
     print(f"\n## 3. Fine-tunes of the advisor's plans for one profile (object, {study.PROFILE.n_images} images, "
@@ -190,24 +191,24 @@ def _loop(work: Path, args, started: float) -> int:
     return 0
 
 
-def demo_fine_tune(work: Path, data_dir: Path, n_prompts: int, figure: Path | None) -> tuple[float, float]:
-    """The demo model's LoRA recipe (trainer.shapes.experiment) on the star: ground-truth accuracy
-    of the base and of the fine-tuned model; the figure saved when asked."""
+def demo_fine_tune(work: Path, n_prompts: int, data: dict, figure: Path | None) -> tuple[float, float]:
+    """The demo model's LoRA recipe (trainer.shapes.experiment) on the star, in the study's World
+    (`data`: the training folders the study already wrote): ground-truth accuracy of the base and of
+    the fine-tuned model; the figure saved when asked."""
     import torch
 
+    from lab.shapes_study import World
     from trainer.shapes import experiment
-    from trainer.shapes.demo_model import build_demo_pipeline
 
     torch.set_num_threads(1)
-    base = build_demo_pipeline()
-    base_other = experiment.base_drawings(base, n_prompts)
-    run = experiment.fine_tune(experiment.fine_tune_config(data_dir, work / "runs" / "demo", SUBJECT, "lora"))
-    tuned = experiment.load_tuned(run)
-    before = experiment.ground_truth(base, base_other, SUBJECT, n_prompts)
-    after = experiment.ground_truth(tuned, base_other, SUBJECT, n_prompts)
+    world = World(work, n_prompts, data=data)
+    data_dir = world.data_dir("lora")
+    tuned = experiment.load_tuned(experiment.fine_tune(
+        experiment.fine_tune_config(data_dir, work / "runs" / "demo", SUBJECT, "lora")))
+    after = experiment.ground_truth(tuned, world.base_other, SUBJECT, n_prompts)
     if figure:
-        save_figure(figure, data_dir, base, tuned)
-    return before.accuracy, after.accuracy
+        save_figure(figure, data_dir, world.base, tuned)
+    return world.base_truth().accuracy, after.accuracy
 
 
 if __name__ == "__main__":

@@ -133,13 +133,15 @@ class World:
     """The demo model, its training data and the base drawings, set up once for many runs."""
 
     def __init__(self, work: Path, n_prompts: int = experiment.N_PROMPTS, profile: Profile = PROFILE,
-                 scale: DemoScale = DEMO_SCALE):
+                 scale: DemoScale = DEMO_SCALE, data: dict[str | None, Path] | None = None):
+        """`data`: training folders another World already wrote (trigger word -> folder), for a
+        World in a second process that must read them, not write them again."""
         from trainer.shapes.demo_model import build_demo_pipeline
 
         self.work, self.n, self.profile, self.scale = Path(work), n_prompts, profile, scale
         self.base = build_demo_pipeline()
         self.base_other = experiment.base_drawings(self.base, n_prompts)
-        self.data = {}
+        self.data = dict(data or {})
 
     def data_dir(self, method: str) -> Path:
         word = experiment.trigger_word(method, SUBJECT)
@@ -179,7 +181,7 @@ class World:
             self.data_dir(c.method)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context, initializer=_start_worker,
-                                 initargs=(self.work, self.n, self.profile, self.scale, dict(self.data))) as pool:
+                                 initargs=(self.work, self.n, self.profile, self.scale, self.data)) as pool:
             yield from pool.map(_run_in_worker, jobs)
 
 
@@ -191,8 +193,7 @@ def _start_worker(work: Path, n_prompts: int, profile: Profile, scale: DemoScale
 
     global _WORKER_WORLD
     torch.set_num_threads(1)
-    _WORKER_WORLD = World(work, n_prompts, profile, scale)
-    _WORKER_WORLD.data = data
+    _WORKER_WORLD = World(work, n_prompts, profile, scale, data)
 
 
 def _run_in_worker(job: tuple[Candidate, str]) -> RunResult:
