@@ -220,8 +220,9 @@ def _named_settings(method: str, profile: Profile, keys: list[str], values: dict
             notes.append((f"You set {said}, but {METHOD_FACTS[method].title} has no {SETTING_LABELS[key]}, so it "
                           "does not apply to this plan.", SETTING_CARDS[key]))
             continue
-        # every knob has a value here (alpha = rank since _apply_advice); LoCon only when named
-        recipe = values.get(key, False) if key == "conv_lora" else values[key]
+        # the recipe's value (alpha = rank since _apply_advice); a knob no recipe sets (LoCon) is at
+        # the trainer's default
+        recipe = values.get(key, TRAIN_DEFAULTS[key])
         values[key], sources[key] = wanted, SETTING_CARDS[key]
         if key in SWITCH_SETTINGS:
             _switch(key, wanted, values, sources)
