@@ -40,6 +40,14 @@ def tiny_sdxl(tmp_path_factory) -> Path:
     return ensure_tiny_model(tmp_path_factory.getbasetemp() / "tiny-cache", arch="sdxl")
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """`tiny_model(arch)`: the built-in tiny pipeline of any family, built once per session."""
+    from trainer.tiny import ensure_tiny_model
+
+    return lambda arch: ensure_tiny_model(tmp_path_factory.getbasetemp() / "tiny-cache", arch=arch)
+
+
 @pytest.fixture
 def images(tmp_path) -> Path:
     """Four distinct 64 px PNGs (no captions)."""

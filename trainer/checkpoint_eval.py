@@ -131,7 +131,7 @@ class CheckpointModel:
         self.config = config
         self.device = device
         self.dtype = inference_dtype(device, config.mixed_precision)
-        self.components = c = load_components(resolve_base_model(config.base_model))
+        self.components = c = load_components(resolve_base_model(config.base_model), config.family)
         self.method = get_method(config)
         _, self.trained = set_up_method(self.method, c, device, self.dtype)
         self.parts = CheckpointParts(lambda: trained_parameters(c.modules(), self.trained), None,
@@ -229,7 +229,6 @@ def export_checkpoint(run_dir: str | Path, step: int, weights: dict[str, float] 
     kohya/ComfyUI files) under exports/checkpoint-<step>/, and record it as the kept checkpoint
     (kept_checkpoint.json, read by the run log and the advisor)."""
     from .checkpoints import checkpoint_dirs
-    from .models import base_model_version
 
     run_dir = Path(run_dir)
     config = _run_config(run_dir)
@@ -244,7 +243,8 @@ def export_checkpoint(run_dir: str | Path, step: int, weights: dict[str, float] 
     end = last_event(read_events(run_dir), "end") or {}
     steps_done = max(int(end.get("step") or 0), max(folders))
     out = run_dir / EXPORTS_DIR / f"checkpoint-{step}"
-    info = {"config": config.to_dict(), "steps": step, "base_model_version": base_model_version(model.components),
+    info = {"config": config.to_dict(), "steps": step, "family": model.components.family.name,
+            "base_model_version": model.components.family.kohya_version(model.components),
             "output_name": f"{run_dir.name}-step{step}", "num_train_images": _count_images(config.data_dir)}
     paths = model.method.save(model.components, out, info)   # the method applies its inference weights
     best = choose_checkpoint(scores, weights)

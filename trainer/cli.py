@@ -18,6 +18,8 @@ import argparse
 import os
 import sys
 
+from .tiny import ARCHS as TINY_ARCHS
+
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -28,13 +30,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="trainer", description="Fine-tune Stable Diffusion: LoRA, DreamBooth, "
-                     "DreamBooth-LoRA, textual inversion, full fine-tune.")
+    parser = _Parser(prog="trainer", description="Fine-tune SD 1.x/2.x, SDXL, SD 3.5 and Flux.1: LoRA, "
+                     "DreamBooth, DreamBooth-LoRA, textual inversion, full fine-tune.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    tiny = sub.add_parser("make-tiny-model", help="write a tiny random SD pipeline (tests, demos; no download)")
+    tiny = sub.add_parser("make-tiny-model", help="write a tiny random pipeline (tests, demos; no download)")
     tiny.add_argument("out_dir", help="new or empty folder")
-    tiny.add_argument("--arch", default="sd15", choices=["sd15", "sdxl", "sd3", "flux"],
-                      help="sd3 and flux: flow-matching pipelines the trainer does not train yet")
+    tiny.add_argument("--arch", default="sd15", choices=TINY_ARCHS, help="the model family's layout")
     demo = sub.add_parser("make-demo-model", help="write the shapes demo model: small, pretrained, it draws "
                           "'a red circle on a blue background' (no download)")
     demo.add_argument("out_dir", help="new or empty folder")
@@ -84,11 +85,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _make_tiny(args) -> int:
     from .tiny import make_tiny_model
-    from .tiny_flow import FLOW_ARCHS, make_tiny_flow_model
 
     try:
-        make = make_tiny_flow_model if args.arch in FLOW_ARCHS else make_tiny_model
-        out = make(args.out_dir, arch=args.arch)
+        out = make_tiny_model(args.out_dir, arch=args.arch)
     except (ValueError, OSError) as e:
         return _fail(e, EXIT_BAD_INPUT)
     print(out)
@@ -115,7 +114,7 @@ def _train(args) -> int:
         return _fail(e, EXIT_BAD_INPUT)
     from .data import DataError
     from .loop import train
-    from .models import ModelError
+    from .families.base import ModelError
 
     try:
         status = train(config, resume=args.resume, progress=not args.no_progress)

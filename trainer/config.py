@@ -19,7 +19,7 @@ from typing import Any, get_type_hints
 
 from . import safe_json
 from .checkpoint_scores import SCORE_CHECKPOINTS
-from .vocabulary import ALL_WEIGHT_METHODS, CLASS_IMAGE_METHODS, METHOD_FACTS, METHOD_NAMES
+from .vocabulary import ALL_WEIGHT_METHODS, CLASS_IMAGE_METHODS, FAMILY_NAMES, METHOD_FACTS, METHOD_NAMES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -40,6 +40,7 @@ class ConfigError(ValueError):
 class TrainConfig:
     # --- what to train -------------------------------------------------------------
     base_model: str = TINY_MODEL          # hub id, local diffusers folder, or "tiny"
+    family: str = "auto"                  # the model family (FAMILY_NAMES); "auto" = read from the model's files
     method: str = "lora"                  # a key of trainer.vocabulary.METHOD_FACTS
     data_dir: str = ""                    # folder of training images (+ .txt captions)
     instance_prompt: str = "a photo of sks dog"  # prompt for every instance image without a caption
@@ -98,6 +99,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check_types(self)
         _check_choice("method", self.method, METHOD_NAMES)
+        _check_choice("family", self.family, ("auto", *FAMILY_NAMES))
         _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         _check_choice("lr_scheduler", self.lr_scheduler, LR_SCHEDULERS)
         _check_choice("crop", self.crop, CROP_MODES)
@@ -221,7 +223,7 @@ class TrainConfig:
 # What a run is about and what it keeps: its model, data, prompts, folders, samples and
 # checkpoints. Every other field is a hyperparameter: how the run trains. The run log, the
 # advisor and the learner read the hyperparameters by these names.
-RUN_FIELDS = ("base_model", "method", "data_dir", "instance_prompt", "class_prompt", "output_dir", "skip_bad_images",
+RUN_FIELDS = ("base_model", "family", "method", "data_dir", "instance_prompt", "class_prompt", "output_dir", "skip_bad_images",
               "class_data_dir", "placeholder_token", "initializer_token", "validation_prompts", "validation_steps",
               "num_validation_images", "validation_inference_steps", "checkpointing_steps",
               "checkpoints_total_limit", "evaluate_after_training", "score_checkpoints", "early_stop_patience")

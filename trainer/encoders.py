@@ -153,7 +153,7 @@ def _hub_offline() -> bool:
 def _from_pretrained(cls, spec: str, allow_download: bool = True, weights: bool = False):
     """Local folder, then the local cache; the hub only when it is online and the user asked
     for this encoder by name (no download the user did not ask for)."""
-    from .models import weights_kw
+    from .families.base import weights_kw
 
     kw = weights_kw() if weights else {}  # model weights: safetensors only, unless opted in
     path = Path(spec).expanduser()

@@ -1,8 +1,9 @@
 """Writing a run's outputs, all `.safetensors`, in the formats other tools load.
 
 - LoRA: diffusers/PEFT format (`pytorch_lora_weights.safetensors`, `pipe.load_lora_weights`)
-  plus a kohya-format copy (`<name>_kohya.safetensors`) for AUTOMATIC1111 and ComfyUI, carrying
-  kohya's `ss_*` training metadata so a run log can import it like any kohya LoRA.
+  plus, for the UNet families, a kohya-format copy (`<name>_kohya.safetensors`) for AUTOMATIC1111
+  and ComfyUI, carrying kohya's `ss_*` training metadata so a run log can import it like any kohya
+  LoRA. SD3 / Flux LoRAs are written in diffusers' format only, as diffusers' scripts write them.
 - Textual inversion: `learned_embeds.safetensors`, `{token: (num_vectors, dim)}` as
   `pipe.load_textual_inversion(path, token=...)` reads it; SDXL: `{"clip_l", "clip_g"}`.
 - DreamBooth / full fine-tune: a complete diffusers pipeline folder.
@@ -38,37 +39,43 @@ def _text_encoder_state(te) -> dict[str, Any]:
 
 
 def save_lora(c, out_dir: Path, *, alpha: float, text_encoder_config=None, info: dict[str, Any]) -> list[Path]:
-    """Save the UNet adapter of `c` (and the text encoders', when `text_encoder_config` is the
-    LoraConfig they were trained with) in diffusers and kohya formats."""
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    """Save the denoiser's adapter of `c` (and the CLIP encoders', when `text_encoder_config` is the
+    LoraConfig they were trained with) in diffusers' format, plus kohya's where the family has one."""
+    import diffusers
     from diffusers.utils import convert_state_dict_to_diffusers
 
+    from .families.base import text_encoder_names
+
+    family = c.family
     out_dir.mkdir(parents=True, exist_ok=True)
-    unet_state = _peft_state(c.unet)
-    te_states = [_text_encoder_state(te) for te in c.text_encoders] if text_encoder_config is not None else []
-    unet_layers = convert_state_dict_to_diffusers(unet_state)
-    if any(".lora_A." in k or ".lora_B." in k for k in unet_layers):
-        # diffusers' table renames the attention layers' keys only: with the convolutions adapted
-        # too (conv_lora) the file would mix two namings, and its loader reads one of them; PEFT's
-        # names throughout load whole
-        unet_layers = unet_state
+    denoiser_state = _peft_state(c.denoiser)
+    te_states = [_text_encoder_state(te) for te in c.clip_encoders] if text_encoder_config is not None else []
+    layers = denoiser_state
+    if family.lora_keys_to_diffusers:
+        layers = convert_state_dict_to_diffusers(denoiser_state)
+        if any(".lora_A." in k or ".lora_B." in k for k in layers):
+            # diffusers' table renames the attention layers' keys only: with the convolutions adapted
+            # too (conv_lora) the file would mix two namings, and its loader reads one of them; PEFT's
+            # names throughout load whole
+            layers = denoiser_state
     kwargs: dict[str, Any] = {
-        "unet_lora_layers": unet_layers,
+        f"{family.denoiser}_lora_layers": layers,
         # the adapter config (rank, alpha, targets) rides along so loading restores the scale
-        "unet_lora_adapter_metadata": c.unet.peft_config["default"].to_dict(),
+        f"{family.denoiser}_lora_adapter_metadata": c.denoiser.peft_config["default"].to_dict(),
     }
-    te_names = ["text_encoder", "text_encoder_2"]
+    te_names = text_encoder_names(family.clip_encoders)
     for name, state in zip(te_names, te_states):
         kwargs[f"{name}_lora_layers"] = convert_state_dict_to_diffusers(state)
         kwargs[f"{name}_lora_adapter_metadata"] = text_encoder_config.to_dict()
-    pipe_cls = StableDiffusionXLPipeline if c.arch == "sdxl" else StableDiffusionPipeline
-    pipe_cls.save_lora_weights(out_dir, weight_name=LORA_WEIGHTS, safe_serialization=True, **kwargs)
-
-    peft_all = {f"unet.{k}": v for k, v in unet_state.items()}
+    getattr(diffusers, family.pipeline_class).save_lora_weights(out_dir, weight_name=LORA_WEIGHTS,
+                                                                 safe_serialization=True, **kwargs)
+    if family.kohya_version(c) is None:   # no kohya layout for this family here yet
+        return [out_dir / LORA_WEIGHTS]
+    peft_all = {f"unet.{k}": v for k, v in denoiser_state.items()}
     for name, state in zip(te_names, te_states):
         peft_all.update({f"{name}.{k}": v for k, v in state.items()})
     kohya_path = out_dir / f"{info.get('output_name', 'lora')}_kohya.safetensors"
-    save_kohya_copy(peft_all, kohya_path, arch=c.arch, alpha=alpha,
+    save_kohya_copy(peft_all, kohya_path, arch=family.name, alpha=alpha,
                     metadata=kohya_metadata({**info, "lora_alpha": alpha}))
     return [out_dir / LORA_WEIGHTS, kohya_path]
 
@@ -145,13 +152,13 @@ def kohya_metadata(info: dict[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in meta.items()}
 
 
-def save_textual_inversion(out_dir: Path, *, arch: str, token: str, embeddings: list[Any]) -> list[Path]:
-    """`embeddings`: one (num_vectors, dim) tensor per text encoder, in pipeline order."""
+def save_textual_inversion(out_dir: Path, *, token: str, embeddings: list[Any]) -> list[Path]:
+    """`embeddings`: one (num_vectors, dim) tensor per text encoder, in pipeline order (two: SDXL's)."""
     from safetensors.torch import save_file
 
     out_dir.mkdir(parents=True, exist_ok=True)
     tensors = [e.detach().float().cpu().contiguous() for e in embeddings]
-    state = {"clip_l": tensors[0], "clip_g": tensors[1]} if arch == "sdxl" else {token: tensors[0]}
+    state = {"clip_l": tensors[0], "clip_g": tensors[1]} if len(tensors) == 2 else {token: tensors[0]}
     path = out_dir / TI_WEIGHTS
     save_file(state, str(path), metadata={"token": token, "num_vectors": str(tensors[0].shape[0])})
     return [path]
@@ -165,7 +172,7 @@ def save_pipeline(c, out_dir: Path, trained: dict[str, Any]) -> list[Path]:
     """
     from diffusers import DiffusionPipeline
 
-    from .models import weights_kw
+    from .families.base import weights_kw
 
     out_dir.mkdir(parents=True, exist_ok=True)
     pipe = DiffusionPipeline.from_pretrained(c.source, local_files_only=True, **weights_kw(), **trained)

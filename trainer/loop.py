@@ -1,11 +1,13 @@
 """The training loop: one run, from a TrainConfig to a run folder, for every method.
 
-batch -> latents (VAE, or cached) -> noise (+ offset) -> timesteps -> UNet prediction ->
-loss (MSE, optional min-SNR weights; DreamBooth's prior loss on the class half of the batch) ->
-backward (accelerate: mixed precision, accumulation, DDP) -> clip -> step -> event.
+batch -> latents (VAE, or cached) -> noise (+ offset) -> noisy input, timesteps and target ->
+denoiser's prediction -> loss (MSE, optional min-SNR weights; DreamBooth's prior loss on the
+class half of the batch) -> backward (accelerate: mixed precision, accumulation, DDP) -> clip ->
+step -> event.
 
-The method object (trainer.methods) decides which weights train and how they are saved; this
-file never branches on the method's name. Everything random is derived from (seed, step), so
+The method object (trainer.methods) decides which weights train and how they are saved; the
+family object (trainer.families) how the model noises, predicts and samples; this file never
+branches on either's name. Everything random is derived from (seed, step), so
 a resumed run draws what the uninterrupted run would have drawn. One setup function builds a
 `RunSetup` (method, data, modules, optimizer, batch plan: everything the steps read); a
 `TrainingRun` holds it beside the few things that move (step, last checkpoint) and declares all of
@@ -42,8 +44,8 @@ if TYPE_CHECKING:
 
     from .checkpoint_eval import CheckpointScorer
     from .data import ImageDataset
+    from .families.base import Components
     from .methods.registry import Method
-    from .models import Components
 
 
 class TrainingError(RuntimeError):
@@ -80,7 +82,7 @@ class RunSetup:
     method: Method                    # which weights train, how they are saved
     dataset: ImageDataset             # the instance images and the prompt each trains with
     class_images: list[Any]           # prior preservation's class images ([] without it)
-    components: Components            # UNet, VAE, text encoders, tokenizers, noise scheduler
+    components: Components            # denoiser, VAE, text encoders, tokenizers, schedulers; its family
     trained: list[str]                # names of the modules with weights that train
     params: list[Any]                 # every parameter that trains (gradient clipping)
     optimizer: Any                    # as accelerate prepared it
@@ -171,6 +173,7 @@ class TrainingRun:
     def _set_up(self) -> RunSetup | None:
         """Data, class images, model and trainable weights: the run's whole state before its first
         step, as one RunSetup; None when a stop was asked while class images were being drawn."""
+        from .families.base import detect_family
         from .methods.registry import get_method
         from .models import load_components, resolve_base_model
         from .prior import prepare_class_images
@@ -186,6 +189,10 @@ class TrainingRun:
             random_flip=cfg.random_flip, instance_prompt=cfg.instance_prompt, seed=cfg.seed,
             skip_bad=cfg.skip_bad_images, status=self.status)
         base_folder = resolve_base_model(cfg.base_model)
+        family = detect_family(base_folder)
+        family.check(cfg)
+        for warning in family.warnings(cfg):
+            self.status("config_warning", warning, warning=True)
         if acc.device.type == "cpu" and cfg.base_model not in BUILTIN_MODELS:
             self.status("device_warning", "no GPU: a full-size model trains on the CPU, which takes hours "
                         "per hundred steps", warning=True)
@@ -198,8 +205,8 @@ class TrainingRun:
                 mixed_precision=cfg.mixed_precision, status=self.status, should_stop=lambda: self.stop.requested)
         if self.stop.requested:
             return None
-        self.status("loading_model", f"loading {cfg.base_model}")
-        components = load_components(base_folder)
+        self.status("loading_model", f"loading {cfg.base_model} ({family.label})", family=family.name)
+        components = load_components(base_folder, cfg.family)
         return self._prepare(method, dataset, class_images, components)
 
     def _prepare(self, method: Method, dataset: ImageDataset, class_images: list[Any],
@@ -213,7 +220,7 @@ class TrainingRun:
         groups, trained = set_up_method(method, c, acc.device, weight_dtype(cfg.mixed_precision))
         modules = c.modules()
         if cfg.gradient_checkpointing:
-            c.unet.enable_gradient_checkpointing()
+            c.denoiser.enable_gradient_checkpointing()
             for name in trained:
                 if name.startswith("text_encoder"):
                     modules[name].gradient_checkpointing_enable()
@@ -257,28 +264,24 @@ class TrainingRun:
         import torch
         import torch.nn.functional as F
 
-        from .models import added_conditions
-
         cfg, s, acc = self.config, self.setup, self.accelerator
         c = s.components
-        sched, latents = c.noise_scheduler, batch["latents"]
+        latents = batch["latents"]
         g = step_generator(cfg.seed, micro, acc.process_index)
         b, ch = latents.shape[:2]
         noise = torch.randn(latents.shape, generator=g)
         if cfg.noise_offset:  # a per-channel shift lets the model learn overall brightness
             noise = noise + cfg.noise_offset * torch.randn((b, ch, 1, 1), generator=g)
-        noise = noise.to(latents.device)
-        t = torch.randint(0, sched.config.num_train_timesteps, (b,), generator=g).to(latents.device)
-        noisy = sched.add_noise(latents, noise, t)
-        target = noise if c.prediction_type == "epsilon" else sched.get_velocity(latents, noise, t)
+        noised = c.family.noised(c, latents, noise.to(latents.device), g)
         embeds, pooled = s.text(batch["prompts"])
-        added = added_conditions(c, pooled, *batch["pixel_size"]) if pooled is not None else None
         with acc.autocast():
-            pred = s.wrapped.get("unet", c.unet)(noisy, t, embeds, added_cond_kwargs=added).sample.float()
-        n = batch["n_instance"]
+            denoiser = s.wrapped.get(c.family.denoiser, c.denoiser)
+            pred = c.family.predict(c, denoiser, noised, embeds, pooled, batch["pixel_size"]).float()
+        n, target = batch["n_instance"], noised.target
         per_sample = F.mse_loss(pred[:n], target[:n], reduction="none").mean(dim=(1, 2, 3))
-        if cfg.snr_gamma is not None:
-            per_sample = per_sample * min_snr_weights(sched, t[:n], cfg.snr_gamma, c.prediction_type)
+        weights = c.family.loss_weights(c, noised.timesteps[:n], cfg.snr_gamma) if cfg.snr_gamma is not None else None
+        if weights is not None:
+            per_sample = per_sample * weights
         loss = per_sample.mean()
         if n < b:  # DreamBooth: the class half keeps the model's prior for the class
             loss = loss + cfg.prior_loss_weight * F.mse_loss(pred[n:], target[n:])
@@ -420,8 +423,6 @@ class TrainingRun:
         self.status("resume", f"resumed from {path.name} at step {self.step}", checkpoint=str(path))
 
     def _finish(self) -> None:
-        from .models import base_model_version
-
         cfg, acc, s = self.config, self.accelerator, self.setup
         self._sample()
         if (cfg.checkpointing_steps == 0 or cfg.score_checkpoints != "off") and self.saved_step != self.step:
@@ -431,7 +432,8 @@ class TrainingRun:
             self.status("saving", "saving outputs")
             info = {"config": cfg.to_dict(), "num_train_images": len(s.dataset),
                     "num_class_images": len(s.class_images), "steps": self.step,
-                    "base_model_version": base_model_version(s.components),
+                    "family": s.components.family.name,
+                    "base_model_version": s.components.family.kohya_version(s.components),
                     "started_at": self.started_at, "output_name": self.run_dir.name}
             paths = s.method.save(s.components, self.run_dir / "output", info)
             self.outputs = [str(Path(p).relative_to(self.run_dir)) for p in paths]

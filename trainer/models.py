@@ -1,26 +1,21 @@
 """Loading a base model into its parts, with diffusers' and transformers' own classes.
 
-A base model is the built-in tiny model ("tiny", "tiny-sdxl"), the pretrained shapes demo
-model ("shapes-demo"), a local diffusers folder, or a
-hub id (resolved through the local cache; downloaded only when the hub is online). SD 1.x and
-SD 2.x share one code path ("sd"); SDXL ("sdxl") adds a second text encoder and size/crop
-conditioning. Heavy imports stay inside functions so importing this module is cheap.
+A base model is a built-in tiny model ("tiny", "tiny-sdxl", "tiny-sd3", "tiny-flux"), the
+pretrained shapes demo model ("shapes-demo"), a local diffusers folder, or a hub id (resolved
+through the local cache; downloaded only when the hub is online). What a folder holds and how
+it trains is its family's business (trainer.families), read from its model_index.json. Heavy
+imports stay inside functions so importing this module is cheap.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ARCHS = ("sd", "sdxl")
+from .families.base import Components, ModelError
+
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
-
-
-class ModelError(ValueError):
-    """The base model cannot be found or is not a supported Stable Diffusion pipeline."""
 
 
 def hub_offline() -> bool:
@@ -57,163 +52,30 @@ def resolve_base_model(base_model: str, cache_root: str | Path | None = None) ->
         raise ModelError(f"base model '{base_model}' could not be downloaded: {str(e).splitlines()[0]}") from None
 
 
-def detect_arch(folder: Path) -> str:
-    """"sd" (1.x/2.x) or "sdxl", from model_index.json."""
-    try:
-        index = json.loads((folder / "model_index.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ModelError(f"base model '{folder}': unreadable model_index.json ({e})") from None
-    name = index.get("_class_name", "")
-    parts = {"unet", "vae", "text_encoder", "tokenizer", "scheduler"}
-    if not parts <= set(index):
-        raise ModelError(f"base model '{folder}' is a {name or 'pipeline'} without "
-                         f"{sorted(parts - set(index))}; only Stable Diffusion 1.x, 2.x and SDXL are supported")
-    return "sdxl" if "text_encoder_2" in index or "XL" in name else "sd"
+def load_components(folder: Path, family: str = "auto"):
+    """Every part training needs, loaded by the folder's family (trainer.families): the one its
+    model_index.json names; `family` other than "auto" must agree with it."""
+    from .families.base import detect_family
 
-
-@dataclass
-class Components:
-    """The parts of one Stable Diffusion pipeline that training touches.
-
-    `text_encoders`/`tokenizers` hold one entry for SD 1.x/2.x and two for SDXL, in the
-    pipeline's order. `noise_scheduler` is DDPM (training); `inference_scheduler` is the
-    folder's own scheduler class (validation samples, class images).
-    """
-    arch: str
-    source: Path
-    unet: Any
-    vae: Any
-    text_encoders: list[Any]
-    tokenizers: list[Any]
-    noise_scheduler: Any
-    inference_scheduler: Any
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def prediction_type(self) -> str:
-        return self.noise_scheduler.config.prediction_type
-
-    @property
-    def vae_scale(self) -> float:
-        return self.vae.config.scaling_factor
-
-    def modules(self) -> dict[str, Any]:
-        """Name -> torch module, names as in the pipeline folder."""
-        named = {"unet": self.unet, "vae": self.vae}
-        for i, te in enumerate(self.text_encoders):
-            named["text_encoder" if i == 0 else f"text_encoder_{i + 1}"] = te
-        return named
-
-
-PICKLE_ENV = "FTA_ALLOW_PICKLE"   # "1": also load .bin / .ckpt weights (pickle can run code)
-
-
-def weights_kw() -> dict[str, Any]:
-    """Model weights load from .safetensors only, unless the user opts in to pickle files."""
-    return {} if os.environ.get(PICKLE_ENV, "").strip() in ("1", "true", "yes") else {"use_safetensors": True}
-
-
-def load_components(folder: Path) -> Components:
-    """Load every part from a local diffusers folder (fp32; the loop casts frozen parts)."""
-    import diffusers
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
-
-    arch = detect_arch(folder)
-    kw = {"local_files_only": True}
-    wkw = {**kw, **weights_kw()}
-    unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", **wkw)
-    vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", **wkw)
-    tokenizers = [CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer", **kw)]
-    text_encoders = [CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", **wkw)]
-    if arch == "sdxl":
-        tokenizers.append(CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer_2", **kw))
-        text_encoders.append(CLIPTextModelWithProjection.from_pretrained(folder, subfolder="text_encoder_2", **wkw))
-    noise_scheduler = DDPMScheduler.from_pretrained(folder, subfolder="scheduler", **kw)
-    sched_cfg = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
-    sched_cls = getattr(diffusers, sched_cfg.get("_class_name", ""), None) or diffusers.DDIMScheduler
-    inference_scheduler = sched_cls.from_pretrained(folder, subfolder="scheduler", **kw)
-    for module in [unet, vae, *text_encoders]:
-        module.requires_grad_(False)
-    return Components(arch=arch, source=folder, unet=unet, vae=vae, text_encoders=text_encoders,
-                      tokenizers=tokenizers, noise_scheduler=noise_scheduler,
-                      inference_scheduler=inference_scheduler)
-
-
-def tokenize(tokenizer, prompts: list[str]):
-    return tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length,
-                     truncation=True, return_tensors="pt").input_ids
-
-
-def encode_prompts(c: Components, prompts: list[str], text_encoders: list[Any] | None = None):
-    """(prompt_embeds, pooled or None) exactly as the SD / SDXL pipelines build them.
-
-    `text_encoders` overrides `c.text_encoders` (the loop passes accelerate-wrapped encoders
-    when they train).
-    """
-    import torch
-
-    encoders = text_encoders or c.text_encoders
-    device = c.unet.device
-    if c.arch == "sd":
-        ids = tokenize(c.tokenizers[0], prompts).to(device)
-        return encoders[0](ids)[0], None
-    # SDXL: penultimate hidden states of both encoders side by side; pooled from the second.
-    hidden, pooled = [], None
-    for tokenizer, encoder in zip(c.tokenizers, encoders):
-        out = encoder(tokenize(tokenizer, prompts).to(device), output_hidden_states=True)
-        hidden.append(out.hidden_states[-2])
-        pooled = out[0]
-    return torch.cat(hidden, dim=-1), pooled
-
-
-def added_conditions(c: Components, pooled, height: int, width: int) -> dict[str, Any] | None:
-    """SDXL's extra UNet inputs: pooled text embedding and (original size, crop, target size).
-
-    We train on the prepared image as the original, uncropped, so the ids are (h, w, 0, 0, h, w).
-    """
-    if c.arch != "sdxl":
-        return None
-    import torch
-
-    ids = torch.tensor([[height, width, 0, 0, height, width]], dtype=pooled.dtype, device=pooled.device)
-    return {"text_embeds": pooled, "time_ids": ids.repeat(pooled.shape[0], 1)}
+    found = detect_family(folder)
+    if family not in ("auto", found.name):
+        raise ModelError(f"base model '{folder}' is a {found.label} pipeline ({found.name}), not family={family!r}")
+    return found.load(folder)
 
 
 def make_pipeline(c: Components):
     """An inference pipeline sharing the (possibly training) modules of `c`; nothing is copied."""
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
-
-    if c.arch == "sdxl":
-        pipe = StableDiffusionXLPipeline(
-            vae=c.vae, text_encoder=c.text_encoders[0], text_encoder_2=c.text_encoders[1],
-            tokenizer=c.tokenizers[0], tokenizer_2=c.tokenizers[1], unet=c.unet,
-            scheduler=c.inference_scheduler)
-    else:
-        pipe = StableDiffusionPipeline(
-            vae=c.vae, text_encoder=c.text_encoders[0], tokenizer=c.tokenizers[0], unet=c.unet,
-            scheduler=c.inference_scheduler, safety_checker=None, feature_extractor=None,
-            requires_safety_checker=False)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return c.family.pipeline(c)
 
 
 def load_pipeline(folder: str | Path, torch_dtype=None):
-    """A pipeline from a diffusers folder (a base model or a DreamBooth / full output), for sampling.
-
-    The safety checker is left out: samples and class images are for the person training.
-    """
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    """A pipeline from a diffusers folder (a base model or a DreamBooth / full output), for sampling,
+    with its family's pipeline class. The safety checker is left out: samples and class images are
+    for the person training."""
+    from .families.base import detect_family
 
     folder = Path(folder)
-    kw = {"local_files_only": True, **_dtype_kw(torch_dtype), **weights_kw()}
-    if detect_arch(folder) == "sdxl":
-        pipe = StableDiffusionXLPipeline.from_pretrained(folder, **kw)
-    else:
-        pipe = StableDiffusionPipeline.from_pretrained(folder, safety_checker=None, feature_extractor=None,
-                                                       requires_safety_checker=False, **kw)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return detect_family(folder).load_pipeline(folder, _dtype_kw(torch_dtype))
 
 
 def _dtype_kw(dtype) -> dict[str, Any]:
@@ -270,10 +132,3 @@ def place_pipeline(pipe, device: str, dtype):
     dtypes = {p.dtype for module in pipe.components.values() if isinstance(module, torch.nn.Module)
               for p in module.parameters()}
     return pipe.to(device) if dtypes == {dtype} else pipe.to(device, dtype)
-
-
-def base_model_version(c: Components) -> str:
-    """kohya's ss_base_model_version: sd_v1, sd_v2 (1024-dim text encoder) or sdxl_base_v1-0."""
-    if c.arch == "sdxl":
-        return "sdxl_base_v1-0"
-    return "sd_v2" if c.text_encoders[0].config.hidden_size >= 1024 else "sd_v1"

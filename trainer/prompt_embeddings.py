@@ -8,7 +8,7 @@ from typing import Any
 
 
 class PromptEmbeddings:
-    """`embeddings(prompts) -> (embeds, pooled)`; pooled is None except for SDXL."""
+    """`embeddings(prompts) -> (embeds, pooled)`; pooled is None where the family has none (SD 1.x/2.x)."""
 
     def __init__(self, components, method, wrapped: dict[str, Any]):
         self.components, self.method, self.wrapped = components, method, wrapped
@@ -18,9 +18,8 @@ class PromptEmbeddings:
     def __call__(self, prompts: list[str]):
         import torch
 
-        from .models import encode_prompts
-
         c = self.components
+        encode_prompts = c.family.encode_prompts
         prompts = [self.method.training_prompt(p) for p in prompts]
         if not self.frozen:
             names = [n for n in c.modules() if n.startswith("text_encoder")]
@@ -32,5 +31,5 @@ class PromptEmbeddings:
             for j, p in enumerate(missing):
                 self.cache[p] = (embeds[j], None if pooled is None else pooled[j])
         embeds = torch.stack([self.cache[p][0] for p in prompts])
-        pooled = None if c.arch != "sdxl" else torch.stack([self.cache[p][1] for p in prompts])
+        pooled = None if self.cache[prompts[0]][1] is None else torch.stack([self.cache[p][1] for p in prompts])
         return embeds, pooled

@@ -90,7 +90,7 @@ def min_snr_weights(noise_scheduler, timesteps, gamma: float, prediction_type: s
 
 # --- latents ---------------------------------------------------------------------------------
 def vae_latents(vae, images: list[tuple[Any, Any]], generator, cache: dict[Any, Any] | None, cache_latents: bool):
-    """VAE latents (scaled, fp32) of (key, load_pixels) pairs.
+    """VAE latents (shifted and scaled as the VAE's config says, fp32) of (key, load_pixels) pairs.
 
     When preprocessing is deterministic (no random crop, no flip) an image gives the same
     pixels every epoch, so the VAE gives the same posterior: its moments are kept per image
@@ -117,7 +117,8 @@ def vae_latents(vae, images: list[tuple[Any, Any]], generator, cache: dict[Any, 
     stacked = torch.stack([fresh[j] if j in fresh else cache[key].to(vae.device)
                            for j, (key, _) in enumerate(images)])
     latents = stacked if fixed else DiagonalGaussianDistribution(stacked).sample(generator=generator)
-    return (latents * vae.config.scaling_factor).float()
+    shift = getattr(vae.config, "shift_factor", None) or 0.0   # SD3's and Flux's VAEs are shifted too
+    return ((latents - shift) * vae.config.scaling_factor).float()
 
 
 # --- setup ----------------------------------------------------------------------------------

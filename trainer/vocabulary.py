@@ -55,21 +55,27 @@ CLASS_IMAGE_METHODS = tuple(m for m in METHOD_NAMES if METHOD_FACTS[m].uses_clas
 ALL_WEIGHT_METHODS = tuple(m for m in METHOD_NAMES if METHOD_FACTS[m].trains_all_weights)
 
 
+# The model families the trainer trains (trainer.families, one module per kind of denoiser),
+# recognised from a model's own files: SD 1.x/2.x and SDXL (UNet; noise or v prediction read
+# from the scheduler), SD 3.5 and Flux.1 (rectified-flow transformers). A config names one or "auto".
+FAMILY_NAMES = ("sd", "sdxl", "sd3", "flux")
+
+
 @dataclass(frozen=True)
 class BaseModel:
     key: str          # the name in profiles, recommendations and the run log
     title: str        # the name on the recommendation card
     short: str        # the name in the chat
-    family: str       # how the model is driven: "sd1" (UNet, epsilon), "sd2" (UNet, v-prediction), "sdxl"
+    family: str       # the trainer's model family (FAMILY_NAMES); SD 2.x's v-prediction is read from its scheduler
     hub_id: str       # where the published weights live
     resolution: int   # the side length it was trained at (methods §13)
     hub_aliases: tuple[str, ...] = ()  # other hub ids of the same model (older copies, sibling releases)
 
 
 BASE_MODELS: dict[str, BaseModel] = {b.key: b for b in (
-    BaseModel("sd15", "Stable Diffusion 1.5", "SD 1.5", "sd1", "stable-diffusion-v1-5/stable-diffusion-v1-5", 512,
+    BaseModel("sd15", "Stable Diffusion 1.5", "SD 1.5", "sd", "stable-diffusion-v1-5/stable-diffusion-v1-5", 512,
               hub_aliases=("runwayml/stable-diffusion-v1-5", "CompVis/stable-diffusion-v1-4")),
-    BaseModel("sd21", "Stable Diffusion 2.1", "SD 2.1", "sd2", "stabilityai/stable-diffusion-2-1", 768,
+    BaseModel("sd21", "Stable Diffusion 2.1", "SD 2.1", "sd", "stabilityai/stable-diffusion-2-1", 768,
               hub_aliases=("stabilityai/stable-diffusion-2-1-base", "stabilityai/stable-diffusion-2")),
     BaseModel("sdxl", "SDXL 1.0", "SDXL", "sdxl", "stabilityai/stable-diffusion-xl-base-1.0", 1024),
 )}

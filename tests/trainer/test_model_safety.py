@@ -13,11 +13,12 @@ def _pickle_only(folder):
 
 
 def test_pickle_weights_refused_unless_opted_in(tmp_path, monkeypatch):
-    from trainer.models import PICKLE_ENV, load_components
+    from trainer.families.base import PICKLE_ENV
+    from trainer.models import load_components
     folder = build_tiny_model(tmp_path / "model")
     _pickle_only(folder)
     monkeypatch.delenv(PICKLE_ENV, raising=False)
     with pytest.raises(Exception, match="safetensors"):
         load_components(folder)
     monkeypatch.setenv(PICKLE_ENV, "1")
-    assert load_components(folder).unet is not None
+    assert load_components(folder).denoiser is not None

@@ -1,11 +1,11 @@
-"""Tiny SD 3.5 and Flux.1 pipelines built offline from configs (issue 12's first step): they save as
-diffusers folders, load back with diffusers' own classes, and draw what the prompt says through
-every text encoder, T5 included. The trainer does not train them yet, and says so."""
+"""Tiny SD 3.5 and Flux.1 pipelines built offline from configs: they save as diffusers folders,
+load back with diffusers' own classes, and draw what the prompt says through every text
+encoder, T5 included (training them: test_families.py)."""
 import numpy as np
 import pytest
 
 from trainer.cli import EXIT_BAD_INPUT, main
-from trainer.tiny_flow import FLOW_ARCHS, make_tiny_flow_model, make_tiny_t5_tokenizer
+from trainer.tiny import make_tiny_model, make_tiny_t5_tokenizer
 
 
 def _draw(pipe, prompt, **kw):
@@ -39,12 +39,7 @@ def test_cli_writes_a_pipeline_that_loads_back_and_follows_the_prompt(arch, pipe
     assert main(["make-tiny-model", str(out), "--arch", arch]) == EXIT_BAD_INPUT    # never over a model
 
 
-def test_the_trainer_names_what_it_trains_when_given_one(tmp_path):
-    from trainer.models import ModelError, detect_arch
-
-    folder = make_tiny_flow_model(tmp_path / "sd3", "sd3")
-    with pytest.raises(ModelError, match="only Stable Diffusion 1.x, 2.x and SDXL"):
-        detect_arch(folder)
+def test_an_unknown_arch_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match="pick one of"):
-        make_tiny_flow_model(tmp_path / "x", "hidream")
-    assert set(FLOW_ARCHS) == {"sd3", "flux"}
+        make_tiny_model(tmp_path / "x", "hidream")
+    assert not (tmp_path / "x").exists()

@@ -161,8 +161,8 @@ def test_building_leaves_global_rng_alone(tmp_path):
 
 
 def test_bad_arguments(tmp_path):
-    with pytest.raises(ValueError, match="arch='sd3'"):
-        make_tiny_model(tmp_path / "x", arch="sd3")
+    with pytest.raises(ValueError, match="arch='sd4'"):
+        make_tiny_model(tmp_path / "x", arch="sd4")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
     with pytest.raises(ValueError, match="not empty"):

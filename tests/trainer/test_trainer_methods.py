@@ -158,7 +158,7 @@ def test_full_finetune_with_captions_and_ema_saves_the_ema_weights(tiny_sd15, tm
     assert run.setup.dataset.prompts[0] == "a photo of pattern 0"  # sidecar captions are used
     saved = UNet2DConditionModel.from_pretrained(tmp_path / "run" / "output", subfolder="unet")
     shadow = run.setup.method.ema.shadow_params
-    live = list(run.setup.components.unet.parameters())
+    live = list(run.setup.components.denoiser.parameters())
     assert all(torch.allclose(s, p) for s, p in zip(shadow, saved.parameters()))
     assert any(not torch.allclose(s, p) for s, p in zip(shadow, live))  # EMA differs from the live UNet
 
@@ -202,7 +202,7 @@ def test_speed_and_memory_options_together(tiny_sd15, images, tmp_path):
     assert len(steps) == 4 and all(np.isfinite(e["loss"]) for e in steps)
     assert steps[0]["lr"] == pytest.approx(cfg.learning_rate / 2)  # warm-up
     assert len(run.setup.vae_cache) == 4  # each image went through the VAE once
-    assert run.setup.components.unet.is_gradient_checkpointing
+    assert run.setup.components.denoiser.is_gradient_checkpointing
 
 
 def test_cached_vae_moments_draw_what_encoding_again_draws(tiny_sd15, images, tmp_path):

@@ -1,5 +1,5 @@
-"""Full fine-tune: every UNet weight trains (optionally the text encoder), usually on a
-captioned folder; an EMA copy of the UNet is optional and, when on, is what gets saved.
+"""Full fine-tune: every weight of the denoiser (UNet or transformer) trains (optionally the text encoder), usually on a
+captioned folder; an EMA copy of the denoiser is optional and, when on, is what gets saved.
 
 The output is a complete diffusers pipeline folder.
 """
@@ -20,11 +20,11 @@ class FullFineTune(Method):
 
     def setup(self, components) -> list[dict[str, Any]]:
         cfg = self.config
-        components.unet.requires_grad_(True)
-        groups = [{"params": list(components.unet.parameters()), "lr": cfg.learning_rate}]
+        components.denoiser.requires_grad_(True)
+        groups = [{"params": list(components.denoiser.parameters()), "lr": cfg.learning_rate}]
         if cfg.train_text_encoder:
             params = []
-            for te in components.text_encoders:
+            for te in components.clip_encoders:
                 te.requires_grad_(True)
                 params += list(te.parameters())
             groups.append({"params": params, "lr": cfg.text_encoder_lr or cfg.learning_rate})
@@ -32,16 +32,15 @@ class FullFineTune(Method):
 
     def place(self, components, device) -> None:
         if self.config.use_ema:
-            from diffusers import UNet2DConditionModel
             from diffusers.training_utils import EMAModel
 
-            # built after the move so the shadow weights live on the same device as the UNet
-            self.ema = EMAModel(components.unet.parameters(), model_cls=UNet2DConditionModel,
-                                model_config=components.unet.config)
+            # built after the move so the shadow weights live on the same device as the denoiser
+            denoiser = components.denoiser
+            self.ema = EMAModel(denoiser.parameters(), model_cls=type(denoiser), model_config=denoiser.config)
 
     def after_step(self, components) -> None:
         if self.ema is not None:
-            self.ema.step(components.unet.parameters())
+            self.ema.step(components.denoiser.parameters())
 
     def checkpoint_objects(self) -> list[Any]:
         return [self.ema] if self.ema is not None else []
@@ -51,7 +50,7 @@ class FullFineTune(Method):
         if self.ema is None:
             yield
             return
-        params = list(components.unet.parameters())
+        params = list(components.denoiser.parameters())
         self.ema.store(params)
         self.ema.copy_to(params)
         try:
@@ -62,9 +61,12 @@ class FullFineTune(Method):
     def save(self, components, out_dir: Path, info: dict[str, Any]) -> list[Path]:
         from ..export import save_pipeline
 
-        trained = {"unet": components.unet}
+        trained = {components.family.denoiser: components.denoiser}
         if self.config.train_text_encoder:
-            trained.update({k: v for k, v in components.modules().items() if k.startswith("text_encoder")})
+            from ..families.base import text_encoder_names
+
+            modules = components.modules()
+            trained.update({k: modules[k] for k in text_encoder_names(components.family.clip_encoders)})
         with self.inference_weights(components):
             return save_pipeline(components, out_dir, trained)
 

@@ -1,9 +1,10 @@
-"""LoRA: low-rank adapters (peft) on the UNet's attention (and its convolutions with `conv_lora`),
-optionally on the text encoder(s).
+"""LoRA: low-rank adapters (peft) on the denoiser's layers its family names (a UNet's attention, and
+its convolutions with `conv_lora`; a transformer's attention and feed-forward layers), optionally
+on the CLIP text encoder(s).
 
-Follows diffusers' LoRA training docs: rank `r`, `lora_alpha` = rank unless given, Gaussian
-init (B = 0, so training starts from the base model exactly), targets to_q/to_k/to_v/to_out.0
-in the UNet and q/k/v/out_proj in CLIP. The text encoder gets its own learning rate.
+Follows diffusers' LoRA training docs and scripts: rank `r`, `lora_alpha` = rank unless given,
+Gaussian init (B = 0, so training starts from the base model exactly), the family's targets in
+the denoiser and q/k/v/out_proj in CLIP. The text encoder gets its own learning rate.
 """
 from __future__ import annotations
 
@@ -12,11 +13,6 @@ from typing import Any
 
 from .registry import Method, register, trainable_parameters
 
-UNET_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
-# conv_lora: the ResNet blocks' two 3x3 convolutions as well (kohya's LoCon, ai-toolkit's "conv"
-# rank), at the same rank and alpha; the attention layers alone change what goes where, the
-# convolutions how an outline is drawn
-UNET_CONV_TARGETS = ["conv1", "conv2"]
 TEXT_ENCODER_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 
 
@@ -36,13 +32,18 @@ class LoRA(Method):
 
     def setup(self, components) -> list[dict[str, Any]]:
         cfg = self.config
-        components.unet.add_adapter(self._lora_config(UNET_TARGETS + (UNET_CONV_TARGETS if cfg.conv_lora else [])))
-        groups = [{"params": trainable_parameters(components.unet), "lr": cfg.learning_rate}]
+        # conv_lora: the ResNet blocks' two 3x3 convolutions as well (kohya's LoCon, ai-toolkit's
+        # "conv" rank), at the same rank and alpha; the attention layers alone change what goes
+        # where, the convolutions how an outline is drawn
+        family = components.family
+        components.denoiser.add_adapter(self._lora_config(
+            list(family.lora_targets) + (list(family.conv_targets) if cfg.conv_lora else [])))
+        groups = [{"params": trainable_parameters(components.denoiser), "lr": cfg.learning_rate}]
         if cfg.train_text_encoder:
             params = []
             from peft import inject_adapter_in_model
 
-            for te in components.text_encoders:
+            for te in components.clip_encoders:
                 # peft's own injection, not transformers' te.add_adapter: transformers 5.x gates
                 # that on a newer peft than diffusers needs, and the weights are the same.
                 inject_adapter_in_model(self._lora_config(TEXT_ENCODER_TARGETS), te)

@@ -120,7 +120,7 @@ def set_up_method(method: Method, components, device, dtype) -> tuple[list[dict[
 
     groups = method.setup(components)
     modules = components.modules()
-    fp32 = ["vae"] if components.arch == "sdxl" and dtype == torch.float16 else []
+    fp32 = ["vae"] if components.family.vae_fp32_under_fp16 and dtype == torch.float16 else []
     cast_weights(modules, device, dtype, fp32_modules=fp32)
     trained = [n for n, m in modules.items() if any(p.requires_grad for p in m.parameters())]
     method.place(components, device)

@@ -82,7 +82,7 @@ class TextualInversion(Method):
     def save(self, components, out_dir: Path, info: dict[str, Any]) -> list[Path]:
         from ..export import save_textual_inversion
 
-        return save_textual_inversion(out_dir, arch=components.arch, token=self.config.placeholder_token,
+        return save_textual_inversion(out_dir, token=self.config.placeholder_token,
                                       embeddings=self.learned_embeddings(components))
 
     @classmethod

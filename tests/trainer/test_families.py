@@ -1,0 +1,137 @@
+"""Every model family trains on its tiny model through the one loop: the family is read from the
+model's own files, LoRA and DreamBooth-LoRA (with class images the family's pipeline draws) train
+and change the images, the output loads back into the family's pipeline, a resumed run matches
+an uninterrupted one, and what a family cannot do is one clear line before any weight loads."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from helpers import fast_config, steps_logged
+from trainer.config import ConfigError, TrainConfig
+from trainer.events import read_events
+from trainer.families.base import FAMILIES, ModelError, detect_family
+from trainer.loop import train
+from trainer.methods.registry import load_trained_pipeline
+from trainer.models import load_components, load_pipeline
+from trainer.tiny import TINY_MODELS
+from trainer.vocabulary import FAMILY_NAMES
+
+# tiny arch -> (family, pipeline class)
+ARCH_FAMILY = {"sd15": ("sd", "StableDiffusionPipeline"), "sdxl": ("sdxl", "StableDiffusionXLPipeline"),
+               "sd3": ("sd3", "StableDiffusion3Pipeline"), "flux": ("flux", "FluxPipeline")}
+PROMPT = "a photo of sks dog"
+
+
+def _draw(pipe, prompt=PROMPT, seed=0):
+    import torch
+
+    return pipe(prompt, num_inference_steps=2, height=64, width=64, output_type="np",
+                generator=torch.Generator().manual_seed(seed)).images
+
+
+def _losses(run_dir) -> dict[int, float]:
+    return {e["step"]: e["loss"] for e in steps_logged(read_events(run_dir))}
+
+
+def test_every_family_is_registered_once_and_has_a_tiny_model():
+    assert set(FAMILIES) == set(FAMILY_NAMES)
+    assert {family for family, _ in ARCH_FAMILY.values()} == set(FAMILY_NAMES)
+    assert set(ARCH_FAMILY) <= set(TINY_MODELS.values())
+
+
+@pytest.mark.parametrize("arch", sorted(ARCH_FAMILY))
+def test_the_family_is_read_from_the_model_files_and_a_wrong_name_is_refused(arch, tiny_model):
+    folder = tiny_model(arch)
+    family, pipeline = ARCH_FAMILY[arch]
+    assert detect_family(folder).name == family
+    assert type(load_pipeline(folder)).__name__ == pipeline
+    other = "sdxl" if family != "sdxl" else "sd"
+    with pytest.raises(ModelError, match=f"not family='{other}'"):
+        load_components(folder, other)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCH_FAMILY))
+def test_lora_trains_every_family_and_the_output_loads_back_and_changes_the_image(arch, tiny_model, images, tmp_path):
+    folder = tiny_model(arch)
+    cfg = fast_config(folder, images, tmp_path / "run", method="lora", learning_rate=1e-2,
+                      validation_prompts=[PROMPT])
+    assert train(cfg, progress=False) == "completed"
+    events = read_events(cfg.output_dir)
+    assert [e["step"] for e in steps_logged(events)] == [1, 2, 3]
+    assert all(np.isfinite(e["loss"]) for e in steps_logged(events))
+    loading = [e for e in events if e["kind"] == "status" and e["phase"] == "loading_model"]
+    assert loading[0]["family"] == ARCH_FAMILY[arch][0]
+    assert (tmp_path / "run" / "samples" / "step-000003" / "0.png").is_file()
+    out = tmp_path / "run" / "output"
+    assert (out / "pytorch_lora_weights.safetensors").is_file()
+    # the diffusers file loads through the family's own pipeline and moves the image
+    base, tuned = _draw(load_pipeline(folder)), _draw(load_trained_pipeline(tmp_path / "run"))
+    assert np.abs(tuned - base).mean() > 1e-3
+
+
+@pytest.mark.parametrize("arch", ["sd3", "flux"])
+def test_flow_families_resume_exactly_where_the_checkpoint_left_off(arch, tiny_model, images, tmp_path):
+    folder = tiny_model(arch)
+    straight = fast_config(folder, images, tmp_path / "straight", max_train_steps=4, checkpointing_steps=2,
+                           learning_rate=1e-3)
+    train(straight, progress=False)
+    first = fast_config(folder, images, tmp_path / "resumed", max_train_steps=2, checkpointing_steps=2,
+                        learning_rate=1e-3)
+    train(first, progress=False)
+    assert train(first.with_overrides(["max_train_steps=4"]), resume="latest", progress=False) == "completed"
+    a, b = _losses(tmp_path / "straight"), _losses(tmp_path / "resumed")
+    assert (a[1], a[2]) == (b[1], b[2])
+    assert b[3] == pytest.approx(a[3], rel=1e-5) and b[4] == pytest.approx(a[4], rel=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["sd3", "flux"])
+def test_dreambooth_lora_with_class_images_drawn_by_the_family_pipeline(arch, tiny_model, images, tmp_path):
+    folder = tiny_model(arch)
+    cfg = fast_config(folder, images, tmp_path / "run", method="dreambooth_lora", prior_preservation=True,
+                      class_prompt="a photo of a dog", num_class_images=2, train_batch_size=2)
+    assert train(cfg, progress=False) == "completed"
+    assert (tmp_path / "run" / "output" / "pytorch_lora_weights.safetensors").is_file()
+
+
+def test_a_full_fine_tune_of_a_transformer_saves_a_pipeline_that_loads(tiny_model, images, tmp_path):
+    folder = tiny_model("sd3")
+    cfg = fast_config(folder, images, tmp_path / "run", method="full_finetune", learning_rate=1e-3,
+                      max_train_steps=2)
+    assert train(cfg, progress=False) == "completed"
+    pipe = load_trained_pipeline(tmp_path / "run")
+    assert type(pipe).__name__ == "StableDiffusion3Pipeline"
+    assert np.abs(_draw(pipe) - _draw(load_pipeline(folder))).mean() > 1e-4
+
+
+@pytest.mark.parametrize("arch, overrides, message", [
+    ("flux", {"method": "textual_inversion", "instance_prompt": "a photo of <sks>", "initializer_token": "dog"},
+     "method 'textual_inversion' is not trained on Flux.1"),
+    ("sd3", {"conv_lora": True}, "SD 3.5 has none to adapt"),
+    ("flux", {"resolution": 72}, "needs a multiple of 16"),
+])
+def test_what_a_family_cannot_do_is_refused_in_one_line(arch, overrides, message, tiny_model, images, tmp_path):
+    cfg = fast_config(tiny_model(arch), images, tmp_path / "run", **overrides)
+    with pytest.raises(ConfigError, match=message) as caught:
+        train(cfg, progress=False)
+    assert "\n" not in str(caught.value)
+
+
+def test_min_snr_is_said_to_be_ignored_on_a_flow_model(tiny_model, images, tmp_path):
+    cfg = fast_config(tiny_model("flux"), images, tmp_path / "run", snr_gamma=5.0, max_train_steps=1)
+    assert train(cfg, progress=False) == "completed"
+    warnings = [e for e in read_events(cfg.output_dir) if e["kind"] == "status" and e["phase"] == "config_warning"]
+    assert warnings and "snr_gamma=5.0 is ignored" in warnings[0]["message"]
+
+
+def test_the_family_field_is_checked_and_a_pipeline_no_family_claims_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="family='hidream'"):
+        TrainConfig(family="hidream")
+    folder = tmp_path / "qwen"
+    folder.mkdir()
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "QwenImagePipeline",
+                                                         "transformer": ["diffusers", "QwenImageTransformer2DModel"]}))
+    with pytest.raises(ModelError, match="is a QwenImagePipeline; this trainer trains SD 1.x / 2.x, SDXL, SD 3.5, Flux.1"):
+        detect_family(folder)

@@ -1,0 +1,259 @@
+"""The interface every model family implements, its registry, and what a loaded model is.
+
+A family is how one kind of pipeline trains: which parts it loads, how a prompt becomes the
+denoiser's conditioning, how a clean latent becomes the noisy input and the target, how the
+denoiser is called, which of its layers an adapter targets, and which pipeline samples it.
+The training loop (trainer.loop) calls these hooks and never branches on the family's name, as
+it never branches on the method's. One file per kind of denoiser beside this one: unet.py
+(SD 1.x/2.x, SDXL: noise or v prediction on a DDPM schedule) and flow.py (SD 3.5, Flux.1:
+rectified flow on a transformer). Importing `trainer.families` registers them all.
+
+The family of a folder is read from its own files (model_index.json's pipeline class), never
+from its name. Heavy imports stay inside functions so importing this module is cheap.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ..vocabulary import FAMILY_NAMES, METHOD_NAMES
+
+FAMILIES: dict[str, "Family"] = {}
+PICKLE_ENV = "FTA_ALLOW_PICKLE"   # "1": also load .bin / .ckpt weights (pickle can run code)
+_LIBRARIES = ("diffusers", "transformers")   # the only libraries a model_index.json may name
+
+
+class ModelError(ValueError):
+    """The base model cannot be found or is not a pipeline of a family this trainer trains."""
+
+
+def weights_kw() -> dict[str, Any]:
+    """Model weights load from .safetensors only, unless the user opts in to pickle files."""
+    return {} if os.environ.get(PICKLE_ENV, "").strip() in ("1", "true", "yes") else {"use_safetensors": True}
+
+
+def register_family(cls):
+    """Class decorator: add one instance of a Family subclass to FAMILIES under its `name`."""
+    if cls.name in FAMILIES:
+        raise KeyError(f"family {cls.name!r} registered twice")
+    FAMILIES[cls.name] = cls()
+    return cls
+
+
+class Noised(NamedTuple):
+    """One step's training input: the noisy latents, the timesteps the denoiser is told, and
+    what it should predict."""
+    inputs: Any
+    timesteps: Any
+    target: Any
+
+
+@dataclass
+class Components:
+    """The parts of one pipeline that training touches.
+
+    `denoiser` is the UNet or the transformer (`family.denoiser` is its folder name);
+    `text_encoders`/`tokenizers` are in the pipeline's order (text_encoder, text_encoder_2, ...).
+    `noise_scheduler` is the training schedule (DDPM, or the flow-matching schedule as loaded);
+    `inference_scheduler` is the folder's own scheduler class (samples, class images).
+    """
+    family: "Family"
+    source: Path
+    denoiser: Any
+    vae: Any
+    text_encoders: list[Any]
+    tokenizers: list[Any]
+    noise_scheduler: Any
+    inference_scheduler: Any
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def clip_encoders(self) -> list[Any]:
+        """The CLIP text encoders (the leading ones): what LoRA's text-encoder option and
+        textual inversion train; T5 and other large encoders stay frozen."""
+        return self.text_encoders[:self.family.clip_encoders]
+
+    def modules(self) -> dict[str, Any]:
+        """Name -> torch module, names as in the pipeline folder."""
+        named = {self.family.denoiser: self.denoiser, "vae": self.vae}
+        for i, te in enumerate(self.text_encoders):
+            named["text_encoder" if i == 0 else f"text_encoder_{i + 1}"] = te
+        return named
+
+
+def text_encoder_names(count: int) -> list[str]:
+    return ["text_encoder" if i == 0 else f"text_encoder_{i + 1}" for i in range(count)]
+
+
+def tokenizer_names(count: int) -> list[str]:
+    return ["tokenizer" if i == 0 else f"tokenizer_{i + 1}" for i in range(count)]
+
+
+def read_model_index(folder: Path) -> dict[str, Any]:
+    try:
+        index = json.loads((folder / "model_index.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ModelError(f"base model '{folder}': unreadable model_index.json ({e})") from None
+    if not isinstance(index, dict):
+        raise ModelError(f"base model '{folder}': model_index.json is not a JSON object")
+    return index
+
+
+def trained_families_text() -> str:
+    return ", ".join(f.label for f in FAMILIES.values())
+
+
+def detect_family(folder: Path) -> "Family":
+    """The family of a diffusers folder, from its model_index.json; ModelError naming the
+    pipeline and what is trained here when no family claims it."""
+    index = read_model_index(folder)
+    for family in FAMILIES.values():
+        if family.matches(index):
+            return family
+    name = index.get("_class_name") or "pipeline"
+    raise ModelError(f"base model '{folder}' is a {name}; this trainer trains {trained_families_text()}")
+
+
+def family_named(name: str) -> "Family":
+    if name not in FAMILIES:
+        raise ModelError(f"model family {name!r}; pick one of {list(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def _part_class(index: dict[str, Any], name: str, folder: Path):
+    """The class model_index.json names for part `name`, from diffusers or transformers only."""
+    import importlib
+
+    entry = index.get(name)
+    if not (isinstance(entry, list) and len(entry) == 2 and entry[0] in _LIBRARIES and isinstance(entry[1], str)):
+        raise ModelError(f"base model '{folder}': model_index.json names no {_LIBRARIES} class for '{name}'")
+    cls = getattr(importlib.import_module(entry[0]), entry[1], None)
+    if cls is None or not hasattr(cls, "from_pretrained"):
+        raise ModelError(f"base model '{folder}': {entry[0]} has no class {entry[1]!r} (for '{name}')")
+    return cls
+
+
+class Family:
+    """Base class of the model families; subclasses set the facts and implement the hooks."""
+
+    name = ""                      # TrainConfig.family, trainer.vocabulary.FAMILY_NAMES
+    label = ""                     # in messages: "SD 1.x / 2.x"
+    pipeline_class = ""            # the diffusers pipeline that samples it
+    denoiser = "unet"              # the denoiser's folder (and keyword) in the pipeline
+    text_encoder_count = 1         # text encoders the pipeline has
+    clip_encoders = 1              # of them, the leading CLIP ones (LoRA's text option, textual inversion)
+    lora_targets: tuple[str, ...] = ()       # the denoiser's layers LoRA adapts (peft target_modules)
+    conv_targets: tuple[str, ...] = ()       # conv_lora's extra layers (UNet ResNet convolutions)
+    methods: tuple[str, ...] = METHOD_NAMES  # the methods this trainer runs on the family
+    vae_fp32_under_fp16 = False    # keep the VAE in fp32 when frozen weights are fp16 (it overflows)
+    lora_keys_to_diffusers = True  # LoRA file: diffusers' key names (UNet) or PEFT's as they are (transformers)
+    pipeline_extras: dict[str, Any] = {}     # constructor arguments besides the parts (safety checker off)
+
+    # --- what a folder is ------------------------------------------------------------------------
+    def matches(self, index: dict[str, Any]) -> bool:
+        """Whether a model_index.json describes this family's pipeline."""
+        return index.get("_class_name") == self.pipeline_class
+
+    def check(self, config) -> None:
+        """ConfigError when `config` asks for something this family cannot do (before any weight loads)."""
+        from ..config import ConfigError
+
+        if config.method not in self.methods:
+            raise ConfigError(f"method {config.method!r} is not trained on {self.label} here; "
+                              f"pick one of {list(self.methods)}")
+        if config.conv_lora and not self.conv_targets:
+            raise ConfigError(f"conv_lora=True adapts a UNet's convolutions; {self.label} has none to adapt")
+
+    def warnings(self, config) -> list[str]:
+        """Settings this family ignores, said once in the run's events."""
+        return []
+
+    # --- loading -----------------------------------------------------------------------------------
+    def load(self, folder: Path) -> Components:
+        """Every part training needs from a local diffusers folder (fp32 as saved; the loop casts
+        frozen parts), each with the class the folder's model_index.json names."""
+        import diffusers
+
+        index = read_model_index(folder)
+        kw = {"local_files_only": True}
+        wkw = {**kw, **weights_kw()}
+        missing = [n for n in (self.denoiser, "vae", "scheduler", *text_encoder_names(self.text_encoder_count),
+                               *tokenizer_names(self.text_encoder_count)) if n not in index]
+        if missing:
+            raise ModelError(f"base model '{folder}' is a {self.label} pipeline without {missing}")
+
+        def part(name: str, weights: bool = True):
+            return _part_class(index, name, folder).from_pretrained(folder, subfolder=name, **(wkw if weights else kw))
+
+        denoiser, vae = part(self.denoiser), part("vae")
+        text_encoders = [part(n) for n in text_encoder_names(self.text_encoder_count)]
+        tokenizers = [part(n, weights=False) for n in tokenizer_names(self.text_encoder_count)]
+        sched_cls = getattr(diffusers, json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+                            .get("_class_name", ""), None)
+        inference_scheduler = (sched_cls or self.default_scheduler()).from_pretrained(folder, subfolder="scheduler", **kw)
+        noise_scheduler = self.training_scheduler().from_pretrained(folder, subfolder="scheduler", **kw)
+        for module in [denoiser, vae, *text_encoders]:
+            module.requires_grad_(False)
+        return Components(family=self, source=folder, denoiser=denoiser, vae=vae, text_encoders=text_encoders,
+                          tokenizers=tokenizers, noise_scheduler=noise_scheduler,
+                          inference_scheduler=inference_scheduler)
+
+    def training_scheduler(self):
+        """The scheduler class training draws timesteps and noise levels from."""
+        raise NotImplementedError
+
+    def default_scheduler(self):
+        """The sampling scheduler when the folder names an unknown one."""
+        return self.training_scheduler()
+
+    # --- one training step -------------------------------------------------------------------------
+    def encode_prompts(self, c: Components, prompts: list[str], text_encoders: list[Any] | None = None):
+        """(prompt_embeds, pooled or None) as the family's pipeline builds them; `text_encoders`
+        overrides `c.text_encoders` (accelerate-wrapped when they train)."""
+        raise NotImplementedError
+
+    def noised(self, c: Components, latents, noise, generator) -> Noised:
+        """The noisy input, its timesteps and the target, drawing from `generator` only."""
+        raise NotImplementedError
+
+    def predict(self, c: Components, denoiser, noised: Noised, embeds, pooled, pixel_size: tuple[int, int]):
+        """The denoiser's prediction, shaped like `noised.target`."""
+        raise NotImplementedError
+
+    def loss_weights(self, c: Components, timesteps, snr_gamma: float):
+        """Per-sample min-SNR weights, or None where the family has no such weighting."""
+        return None
+
+    # --- sampling, saving ----------------------------------------------------------------------------
+    def pipeline(self, c: Components):
+        """An inference pipeline sharing the (possibly training) modules of `c`; nothing is copied."""
+        import diffusers
+
+        parts = {**c.modules(), "scheduler": c.inference_scheduler, **self.pipeline_extras}
+        parts.update(zip(tokenizer_names(self.text_encoder_count), c.tokenizers))
+        pipe = getattr(diffusers, self.pipeline_class)(**parts)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def load_pipeline(self, folder: Path, dtype_kw: dict[str, Any]):
+        """The family's pipeline from a diffusers folder (safetensors only unless opted in)."""
+        import diffusers
+
+        pipe = getattr(diffusers, self.pipeline_class).from_pretrained(
+            folder, local_files_only=True, **self.pipeline_extras, **dtype_kw, **weights_kw())
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def kohya_version(self, c: Components) -> str | None:
+        """kohya's ss_base_model_version, or None where we write no kohya-format LoRA copy."""
+        return None
+
+
+def check_registry() -> None:
+    """The vocabulary's family names (the config's choices) and the registered families agree."""
+    if set(FAMILIES) != set(FAMILY_NAMES):
+        raise ImportError(f"trainer.families registers {sorted(FAMILIES)} but trainer.vocabulary lists "
+                          f"{sorted(FAMILY_NAMES)}")

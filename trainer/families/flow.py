@@ -1,0 +1,143 @@
+"""The rectified-flow transformer families: Stable Diffusion 3.5 ("sd3") and Flux.1 ("flux").
+
+Training follows diffusers' `examples/dreambooth/train_dreambooth_lora_sd3.py` and
+`train_dreambooth_lora_flux.py`: a noise level sigma is drawn per image (SD3: logit-normal,
+mean 0, std 1; Flux: uniform, each script's default `weighting_scheme`), looked up in the
+model's own flow-matching schedule (so SD3's shift applies), the input is
+(1 - sigma) * latent + sigma * noise and the target the velocity noise - latent. Latents are the
+VAE's, shifted and scaled (`shift_factor`, `scaling_factor`). Flux packs 2x2 latent patches into
+tokens, takes the timestep divided by 1000, positions as image / text ids, and (Flux.1 dev, a
+guidance-distilled model) a guidance value, 3.5 in diffusers' script.
+
+The prompt goes through the CLIP encoders and T5 with the token counts the pipelines sample
+with (`max_sequence_length`: SD3 256, Flux 512), so training and samples see the same
+conditioning. T5 never trains here (LoRA's text-encoder option adapts the CLIP encoders, as in
+diffusers' scripts); textual inversion is not offered: these models read a prompt mostly
+through T5, which a CLIP token cannot reach.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Components, Family, Noised, register_family
+from .unet import tokenize
+
+FLUX_TRAIN_GUIDANCE = 3.5   # train_dreambooth_lora_flux.py --guidance_scale default (Flux.1 dev)
+
+
+class FlowFamily(Family):
+    denoiser = "transformer"
+    methods = ("lora", "dreambooth_lora", "dreambooth", "full_finetune")
+    lora_keys_to_diffusers = False   # diffusers' flow scripts save PEFT's key names as they are
+    timestep_sampling = "none"       # compute_density_for_timestep_sampling's weighting_scheme
+    t5_tokens = 256                  # the pipeline's max_sequence_length default
+    resolution_multiple = 16         # 8x VAE, then 2x2 patches
+
+    def check(self, config) -> None:
+        from ..config import ConfigError
+
+        super().check(config)
+        if config.resolution % self.resolution_multiple:
+            raise ConfigError(f"resolution={config.resolution}; {self.label} needs a multiple of "
+                              f"{self.resolution_multiple} (8x VAE, 2x2 patches)")
+
+    def warnings(self, config) -> list[str]:
+        if config.snr_gamma is not None:
+            return [f"snr_gamma={config.snr_gamma} is ignored: min-SNR weights are for noise-prediction "
+                    f"models; {self.label} trains on rectified flow"]
+        return []
+
+    def training_scheduler(self):
+        from diffusers import FlowMatchEulerDiscreteScheduler
+
+        return FlowMatchEulerDiscreteScheduler
+
+    def noised(self, c: Components, latents, noise, generator) -> Noised:
+        from diffusers.training_utils import compute_density_for_timestep_sampling
+
+        sched = c.noise_scheduler
+        n = sched.config.num_train_timesteps
+        u = compute_density_for_timestep_sampling(self.timestep_sampling, latents.shape[0], logit_mean=0.0,
+                                                  logit_std=1.0, generator=generator)
+        index = (u * n).long().clamp(0, n - 1)
+        timesteps = sched.timesteps[index].to(latents.device)
+        sigmas = sched.sigmas[index].to(latents.device, latents.dtype).view(-1, 1, 1, 1)
+        return Noised((1 - sigmas) * latents + sigmas * noise, timesteps, noise - latents)
+
+    def t5_embeds(self, tokenizer, encoder, prompts: list[str], device):
+        ids = tokenizer(prompts, padding="max_length", max_length=self.t5_tokens, truncation=True,
+                        return_tensors="pt").input_ids
+        return encoder(ids.to(device))[0]
+
+
+@register_family
+class StableDiffusion3(FlowFamily):
+    name = "sd3"
+    label = "SD 3.5"
+    pipeline_class = "StableDiffusion3Pipeline"
+    text_encoder_count = 3   # CLIP-L, CLIP-G, T5-XXL
+    clip_encoders = 2
+    timestep_sampling = "logit_normal"
+    # train_dreambooth_lora_sd3.py's default targets: the joint attention's projections
+    lora_targets = ("attn.add_k_proj", "attn.add_q_proj", "attn.add_v_proj", "attn.to_add_out",
+                    "attn.to_k", "attn.to_out.0", "attn.to_q", "attn.to_v")
+
+    def encode_prompts(self, c: Components, prompts: list[str], text_encoders: list[Any] | None = None):
+        """As StableDiffusion3Pipeline.encode_prompt: both CLIPs' penultimate states side by side,
+        zero-padded to T5's width, followed by T5's states; pooled = both CLIP projections."""
+        import torch
+        import torch.nn.functional as F
+
+        encoders = text_encoders or c.text_encoders
+        device = c.denoiser.device
+        hidden, pooled = [], []
+        for tokenizer, encoder in zip(c.tokenizers[:2], encoders[:2]):
+            out = encoder(tokenize(tokenizer, prompts).to(device), output_hidden_states=True)
+            pooled.append(out[0])
+            hidden.append(out.hidden_states[-2])
+        clip = torch.cat(hidden, dim=-1)
+        t5 = self.t5_embeds(c.tokenizers[2], encoders[2], prompts, device)
+        clip = F.pad(clip, (0, t5.shape[-1] - clip.shape[-1]))
+        return torch.cat([clip, t5.to(clip.dtype)], dim=-2), torch.cat(pooled, dim=-1)
+
+    def predict(self, c: Components, denoiser, noised: Noised, embeds, pooled, pixel_size):
+        return denoiser(hidden_states=noised.inputs, timestep=noised.timesteps, encoder_hidden_states=embeds,
+                        pooled_projections=pooled, return_dict=False)[0]
+
+
+@register_family
+class Flux(FlowFamily):
+    name = "flux"
+    label = "Flux.1"
+    pipeline_class = "FluxPipeline"
+    text_encoder_count = 2   # CLIP-L (pooled only), T5-XXL
+    clip_encoders = 1
+    t5_tokens = 512
+    # train_dreambooth_lora_flux.py's default targets: attention and feed-forward of the double
+    # blocks (the single blocks' to_q/k/v match too)
+    lora_targets = ("attn.to_k", "attn.to_q", "attn.to_v", "attn.to_out.0", "attn.add_k_proj", "attn.add_q_proj",
+                    "attn.add_v_proj", "attn.to_add_out", "ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj",
+                    "ff_context.net.2")
+
+    def encode_prompts(self, c: Components, prompts: list[str], text_encoders: list[Any] | None = None):
+        """As FluxPipeline.encode_prompt: T5's states; pooled = CLIP's pooled output."""
+        encoders = text_encoders or c.text_encoders
+        device = c.denoiser.device
+        pooled = encoders[0](tokenize(c.tokenizers[0], prompts).to(device), output_hidden_states=False).pooler_output
+        return self.t5_embeds(c.tokenizers[1], encoders[1], prompts, device), pooled
+
+    def predict(self, c: Components, denoiser, noised: Noised, embeds, pooled, pixel_size):
+        import torch
+        from diffusers import FluxPipeline
+
+        x = noised.inputs
+        b, ch, h, w = x.shape
+        vae_scale = 2 ** (len(c.vae.config.block_out_channels) - 1)
+        guidance = (torch.full((b,), FLUX_TRAIN_GUIDANCE, device=x.device)
+                    if c.denoiser.config.guidance_embeds else None)
+        out = denoiser(hidden_states=FluxPipeline._pack_latents(x, b, ch, h, w), timestep=noised.timesteps / 1000,
+                       guidance=guidance, pooled_projections=pooled, encoder_hidden_states=embeds,
+                       txt_ids=torch.zeros(embeds.shape[1], 3, device=x.device, dtype=x.dtype),
+                       img_ids=FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, x.device, x.dtype),
+                       return_dict=False)[0]
+        return FluxPipeline._unpack_latents(out, h * vae_scale, w * vae_scale, vae_scale)
