@@ -3,6 +3,7 @@
     python benchmarks/train_throughput.py                      # CPU: the tiny model, every method
     python benchmarks/train_throughput.py --reference PATH/train_dreambooth_lora.py
     python benchmarks/train_throughput.py --steps 20 --methods lora,dreambooth
+    python benchmarks/train_throughput.py --families-only     # every model family's tiny model, LoRA
 
 Every scenario runs `trainer.loop` (the real loop, outputs and checkpoints skipped) in its own
 subprocess, so each peak-memory figure is that scenario's alone. Steps per second are measured
@@ -10,6 +11,10 @@ from the `step` events after `--warmup` steps.
 
 - CPU: the built-in tiny model at 64 px, batch 1, every method. Peak memory is the process's
   peak resident set (imports included).
+- Families (CPU): LoRA on every model family's tiny model (trainer.families; "tiny", "tiny-sdxl",
+  "tiny-sd3", "tiny-flux") at 64 px: ms per step and peak memory, beside the advisor's estimate
+  table row for that family's real model (LoRA at its native resolution, mixed precision,
+  gradient checkpointing), or "no row yet" where the advisor has none.
 - `--reference`: diffusers' `examples/dreambooth/train_dreambooth_lora.py`, run on the same
   model folder and images with the same settings, timed per optimizer step by wrapping its tqdm
   bar; printed beside our dreambooth_lora with the ratio (target: >= 1.25x).
@@ -21,6 +26,7 @@ from the `step` events after `--warmup` steps.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -91,6 +97,39 @@ def cpu_scenarios(methods: list[str]) -> list[Scenario]:
     if "dreambooth_lora" in methods:
         rows.append(Scenario("tiny", "dreambooth_lora", 64, options={"cache_latents": True}))
     return rows
+
+
+# model family -> the built-in tiny model of that family, and the advisor's base model for it (None: no row yet)
+FAMILY_MODELS = {"sd": ("tiny", "sd15"), "sdxl": ("tiny-sdxl", "sdxl"), "sd3": ("tiny-sd3", None),
+                 "flux": ("tiny-flux", None)}
+
+
+def family_scenarios() -> list[Scenario]:
+    return [Scenario(tiny, "lora", 64) for tiny, _ in FAMILY_MODELS.values()]
+
+
+def estimate_row(base_model: str | None) -> str:
+    """The advisor's estimate for a LoRA on the family's real model: what a plan would print."""
+    if base_model is None:
+        return "no row yet"
+    from advisor.recommendation.costs import estimate
+    from trainer.vocabulary import BASE_MODELS
+
+    hp = {"resolution": BASE_MODELS[base_model].resolution, "mixed_precision": "fp16",
+          "gradient_checkpointing": True, "max_train_steps": 1000}
+    e = estimate("lora", base_model, hp, n_images=10)
+    return f"{base_model} at {hp['resolution']} px: {e.vram_gb:.1f} GB, {e.minutes:.0f} min / 1000 steps on a {e.gpu}"
+
+
+def print_family_table(rows: list[dict]) -> None:
+    print("| family | tiny model | ms/step | steps per CPU-s | peak memory | advisor's estimate for the real model |")
+    print("|---|---|---|---|---|---|")
+    for (family, (tiny, base)), row in zip(FAMILY_MODELS.items(), rows):
+        if "error" in row:
+            result = f"failed: {row['error']} | | "
+        else:
+            result = f"{1000 / row['steps_per_s']:.0f} | {_cpu_rate(row)} | {row['peak_gb']:.2f} {row['memory_kind']}"
+        print(f"| {family} | {tiny} | {result} | {estimate_row(base)} |")
 
 
 def cuda_scenarios(methods: list[str]) -> list[Scenario]:
@@ -430,6 +469,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per scenario")
     parser.add_argument("--work-dir", type=Path, default=None, help="where models, images and runs go (default: temp)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per scenario; the fastest is reported")
+    parser.add_argument("--families-only", action="store_true",
+                        help="only the per-family table (LoRA on each family's tiny model)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads per run (OMP_NUM_THREADS); default: torch's own choice")
     args = parser.parse_args(argv)
@@ -444,14 +485,20 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from trainer.tiny import ensure_tiny_model
+    from trainer.tiny import resolve_tiny
 
     with tempfile.TemporaryDirectory(prefix="train-throughput-") as tmp:
         work = args.work_dir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         print(f"# Training throughput ({time.strftime('%Y-%m-%d')}, torch {torch.__version__}, "
               f"{platform.machine()} x{os.cpu_count()} CPUs, CUDA: {torch.cuda.is_available()})\n")
-        models = {"tiny": ensure_tiny_model(work / "models")}
+        with contextlib.redirect_stdout(sys.stderr):   # building prints progress lines; the tables go to stdout
+            models = {tiny: resolve_tiny(tiny, work / "models") for tiny, _ in FAMILY_MODELS.values()}
+        print("Every model family (trainer.families), LoRA on its tiny model, 64 px, batch 1:\n")
+        print_family_table(run_scenarios(family_scenarios(), models, work, args))
+        if args.families_only:
+            return
+        print()
         cpu_rows = run_scenarios(cpu_scenarios(methods), models, work, args)
         print("Tiny model (trainer.tiny), 64 px, every method:\n")
         print_table(cpu_rows)
