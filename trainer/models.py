@@ -1,7 +1,8 @@
 """Loading a base model into its parts, with diffusers' and transformers' own classes.
 
 A base model is a built-in tiny model ("tiny", "tiny-sdxl", "tiny-sd3", "tiny-flux"), the
-pretrained shapes demo model ("shapes-demo"), a local diffusers folder, or a hub id (resolved
+pretrained shapes demo model ("shapes-demo"), a local diffusers folder, a single-file
+`.safetensors` checkpoint (trainer.single_file: read once into a diffusers folder), or a hub id (resolved
 through the local cache; downloaded only when the hub is online). What a folder holds and how
 it trains is its family's business (trainer.families), read from its model_index.json. Heavy
 imports stay inside functions so importing this module is cheap.
@@ -34,14 +35,18 @@ def resolve_base_model(base_model: str, cache_root: str | Path | None = None) ->
     if tiny is not None:
         return tiny
     path = Path(base_model).expanduser()
+    if path.is_file():
+        from .single_file import single_file_folder
+
+        return single_file_folder(path, cache_root, offline=hub_offline())
     if path.is_dir():
         if not (path / "model_index.json").is_file():
             raise ModelError(f"base_model '{base_model}' is a folder without model_index.json; "
                              "give a diffusers pipeline folder")
         return path
     if not _HUB_ID.match(base_model):
-        raise ModelError(f"base_model '{base_model}' is neither a local diffusers folder, "
-                         "a hub id like 'org/name', nor 'tiny'")
+        raise ModelError(f"base_model '{base_model}' is neither a local diffusers folder, a .safetensors "
+                         "checkpoint file, a hub id like 'org/name', nor 'tiny'")
     from diffusers import DiffusionPipeline
 
     try:

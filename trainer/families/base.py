@@ -123,7 +123,7 @@ def family_named(name: str) -> "Family":
     return FAMILIES[name]
 
 
-def _part_class(index: dict[str, Any], name: str, folder: Path):
+def part_class(index: dict[str, Any], name: str, folder: Path):
     """The class model_index.json names for part `name`, from diffusers or transformers only."""
     import importlib
 
@@ -186,7 +186,7 @@ class Family:
             raise ModelError(f"base model '{folder}' is a {self.label} pipeline without {missing}")
 
         def part(name: str, weights: bool = True):
-            return _part_class(index, name, folder).from_pretrained(folder, subfolder=name, **(wkw if weights else kw))
+            return part_class(index, name, folder).from_pretrained(folder, subfolder=name, **(wkw if weights else kw))
 
         denoiser, vae = part(self.denoiser), part("vae")
         text_encoders = [part(n) for n in text_encoder_names(self.text_encoder_count)]
