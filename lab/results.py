@@ -184,9 +184,10 @@ def scores_chart_frame(result: dict[str, Any] | None):
 
 # --- downloads -------------------------------------------------------------------------------------------
 def downloads(run_dir: str | Path) -> list[str]:
-    """The files to offer: the output .safetensors (diffusers and kohya LoRA, embeddings), or a zip of
-    the diffusers pipeline folder (DreamBooth, full fine-tune; made on first call, remade when the
-    outputs change), and config.json (the exact recipe). [] before the run has outputs."""
+    """The files to offer: the output .safetensors (diffusers and kohya LoRA, embeddings, the single-file
+    checkpoint of a DreamBooth / full fine-tune), a zip of the diffusers pipeline folder (DreamBooth,
+    full fine-tune; made on first call, remade when the outputs change), and config.json (the exact
+    recipe). [] before the run has outputs."""
     run_dir = Path(run_dir)
     files = folder_downloads(run_dir / "output", run_dir / "downloads" / f"{run_dir.name}-diffusers.zip", run_dir.name)
     if files and (run_dir / "config.json").is_file():
@@ -214,7 +215,9 @@ def inside(run_dir: Path, rel: Any) -> bool:
 
 
 def _zip_folder(folder: Path, target: Path, arc_root: str) -> Path:
-    members = sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+    """The diffusers folder zipped; a single-file checkpoint beside it (top level) is its own download."""
+    members = sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()
+                     and not (p.parent == folder and p.suffix == ".safetensors"))
     newest = max((p.stat().st_mtime for p in members), default=0.0)
     if target.is_file() and target.stat().st_mtime >= newest:
         return target

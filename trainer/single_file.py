@@ -271,10 +271,11 @@ def _plans(family: str, parts: dict[str, tuple[list[str], dict[str, Any]]]) -> d
 
 
 # --- writing: a diffusers folder as one file ------------------------------------------------------
-def write_single_file(folder: str | Path, path: str | Path, *, v_prediction: bool = False,
-                      zero_terminal_snr: bool = False) -> Path:
-    """An SD 1.x or SDXL diffusers folder as one original-layout .safetensors file; with
-    `v_prediction` / `zero_terminal_snr` the file carries ComfyUI's `v_pred` / `ztsnr` markers."""
+def write_single_file(folder: str | Path, path: str | Path, *, v_prediction: bool | None = None,
+                      zero_terminal_snr: bool | None = None, half: bool = False) -> Path:
+    """An SD 1.x or SDXL diffusers folder as one original-layout .safetensors file (`half`: in fp16,
+    as checkpoints are shared); the file carries ComfyUI's `v_pred` / `ztsnr` markers when the
+    folder's scheduler says v-prediction / zero terminal SNR (or when asked)."""
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -303,6 +304,13 @@ def write_single_file(folder: str | Path, path: str | Path, *, v_prediction: boo
                 state[original] = (value.T if how == "T" else value.reshape(*value.shape, 1, 1) if how == "conv"
                                    else value).contiguous()
     state.update({k: torch.cat([parts[i] for i in range(3)]) for k, parts in fused.items()})
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    sched = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+    if v_prediction is None:
+        v_prediction = sched.get("prediction_type") == "v_prediction"
+    if zero_terminal_snr is None:
+        zero_terminal_snr = bool(sched.get("rescale_betas_zero_snr"))
     if v_prediction:
         state[V_PRED_KEY] = torch.tensor([])
         if zero_terminal_snr:

@@ -135,3 +135,22 @@ def test_the_family_field_is_checked_and_a_pipeline_no_family_claims_is_named(tm
                                                          "transformer": ["diffusers", "QwenImageTransformer2DModel"]}))
     with pytest.raises(ModelError, match="is a QwenImagePipeline; this trainer trains SD 1.x / 2.x, SDXL, SD 3.5, Flux.1"):
         detect_family(folder)
+
+
+@pytest.mark.parametrize("arch", ["sd3", "flux"])
+def test_a_flow_lora_is_in_the_key_format_comfyui_reads_for_the_family(arch, tiny_model, images, tmp_path):
+    """ComfyUI (comfy/lora.py, model_lora_keys_unet) maps 'transformer.<diffusers module>' LoRA keys
+    for SD3 and Flux ("regular diffusers sd3 lora format"), with lora_A / lora_B weights: every key
+    of our file names a linear layer of the family's transformer that way."""
+    from safetensors.torch import load_file
+
+    folder = tiny_model(arch)
+    cfg = fast_config(folder, images, tmp_path / "run", max_train_steps=1)
+    train(cfg, progress=False)
+    keys = load_file(str(tmp_path / "run" / "output" / "pytorch_lora_weights.safetensors")).keys()
+    linear = {name for name, m in load_components(folder).denoiser.named_modules() if type(m).__name__ == "Linear"}
+    assert keys
+    for key in keys:
+        prefix, _, rest = key.partition(".")
+        module, _, weight = rest.rpartition(".lora_")
+        assert prefix == "transformer" and weight in ("A.weight", "B.weight") and module in linear, key

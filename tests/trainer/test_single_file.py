@@ -115,3 +115,28 @@ def test_a_file_of_another_layout_offline_says_what_it_needs(tiny_model, tmp_pat
     with pytest.raises(ModelError, match="needs SDXL 1.0's config files .* hub is offline") as caught:
         resolve_base_model(str(tmp_path / "other.safetensors"))
     assert "\n" not in str(caught.value)
+
+
+def test_a_full_fine_tune_is_also_one_file_that_reads_back_as_the_trained_model(tiny_model, images, tmp_path):
+    from safetensors.torch import load_file
+
+    from lab.results import downloads
+
+    cfg = fast_config(tiny_model("sdxl"), images, tmp_path / "myrun", method="full_finetune", learning_rate=1e-3,
+                      max_train_steps=2)
+    assert train(cfg, progress=False) == "completed"
+    single = tmp_path / "myrun" / "output" / "myrun.safetensors"
+    assert checkpoint_info(single).family == "sdxl"
+    assert all(v.dtype.is_floating_point is False or str(v.dtype) == "torch.float16"
+               for v in load_file(str(single)).values())                       # shared in fp16
+    folder = resolve_base_model(str(single))
+    trained = load_file(str(tmp_path / "myrun" / "output" / "unet" / "diffusion_pytorch_model.safetensors"))
+    read = load_file(str(folder / "unet" / "diffusion_pytorch_model.safetensors"))
+    assert trained.keys() == read.keys()
+    assert all(np.allclose(trained[k].float().numpy(), read[k].float().numpy(), atol=2e-3) for k in trained)
+    offered = downloads(tmp_path / "myrun")
+    assert str(single) in offered
+    import zipfile
+
+    with zipfile.ZipFile(next(p for p in offered if p.endswith(".zip"))) as zf:
+        assert not any(n.endswith("myrun.safetensors") for n in zf.namelist())   # not twice

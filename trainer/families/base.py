@@ -150,6 +150,7 @@ class Family:
     methods: tuple[str, ...] = METHOD_NAMES  # the methods this trainer runs on the family
     vae_fp32_under_fp16 = False    # keep the VAE in fp32 when frozen weights are fp16 (it overflows)
     lora_keys_to_diffusers = True  # LoRA file: diffusers' key names (UNet) or PEFT's as they are (transformers)
+    single_file = False            # a full fine-tune is also written as one original-layout file (trainer.single_file)
     pipeline_extras: dict[str, Any] = {}     # constructor arguments besides the parts (safety checker off)
 
     # --- what a folder is ------------------------------------------------------------------------

@@ -25,6 +25,7 @@ class UNetFamily(Family):
     # (kohya's LoCon, ai-toolkit's "conv" rank)
     lora_targets = ("to_k", "to_q", "to_v", "to_out.0")
     conv_targets = ("conv1", "conv2")
+    single_file = True   # AUTOMATIC1111, Forge and ComfyUI load SD / SDXL checkpoints as one file
 
     def training_scheduler(self):
         from diffusers import DDPMScheduler

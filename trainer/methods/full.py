@@ -1,7 +1,9 @@
-"""Full fine-tune: every weight of the denoiser (UNet or transformer) trains (optionally the text encoder), usually on a
-captioned folder; an EMA copy of the denoiser is optional and, when on, is what gets saved.
+"""Full fine-tune: every weight of the denoiser (UNet or transformer) trains (optionally the CLIP
+text encoders), usually on a captioned folder; an EMA copy of the denoiser is optional and, when
+on, is what gets saved.
 
-The output is a complete diffusers pipeline folder.
+The output is a complete diffusers pipeline folder and, for SD / SDXL, the same model as one
+fp16 `<run>.safetensors` file in the original layout (what AUTOMATIC1111, Forge and ComfyUI load).
 """
 from __future__ import annotations
 
@@ -68,7 +70,13 @@ class FullFineTune(Method):
             modules = components.modules()
             trained.update({k: modules[k] for k in text_encoder_names(components.family.clip_encoders)})
         with self.inference_weights(components):
-            return save_pipeline(components, out_dir, trained)
+            paths = save_pipeline(components, out_dir, trained)
+        if components.family.single_file:   # the file AUTOMATIC1111 / Forge / ComfyUI load, in fp16
+            from ..single_file import write_single_file
+
+            paths.append(write_single_file(out_dir, out_dir / f"{info.get('output_name', 'model')}.safetensors",
+                                           half=True))
+        return paths
 
     @classmethod
     def load_for_inference(cls, pipe, out_dir: Path, config):
