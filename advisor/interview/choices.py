@@ -133,19 +133,26 @@ def read_base(s: Scan, ex: Extraction, expecting: str | None) -> None:
                  "close to it on an open model.")
     for m in s.take(_UNSUPPORTED_BASE):
         family = family_named(said_text(m))
+        if family is not None and family.trained_as:
+            _say(ex, f"'{said_text(m)}' isn't planned here yet: the trainer trains {family.title} (LoRA, DreamBooth-LoRA, "
+                     f"full fine-tune) from its hub id ({family.hub_id}) or a diffusers folder, but the advisor has no "
+                     f"memory and time model for it yet, so the plan is for SDXL (set base_model to "
+                     f"{family.hub_id} to train {family.title} instead). {family.sentence()} This trainer does not "
+                     "quantize the base model yet, so the unquantized figure is the one that applies here.")
+            continue
         published = (f" {family.sentence()} The nearest this trainer has is SDXL (say 'use SDXL')."
                      if family else " kohya sd-scripts, ai-toolkit, SimpleTuner and diffusers' examples/dreambooth "
                                     "scripts train the newer families.")
         _say(ex, f"'{said_text(m)}' isn't trained here yet: the trainer covers SD 1.5, SD 2.1 and SDXL (and the "
-                 f"community checkpoints built on them), so the plan is for one of those.{published}")
+                 f"community checkpoints built on them), SD 3.5 and Flux.1; the plans here are for the first three."
+                 f"{published}")
     for base, name, rx, extra in _COMMUNITY:
         for m in s.take(rx):
             short = BASE_MODELS[base].short
             s.add("base_model", m.start(), base)
-            _say(ex, f"{name} is built on {short}, so the plan is for {short} and carries over to it. The trainer "
-                     f"loads hub ids and diffusers folders; {name} ships as one .safetensors file, which it does "
-                     f"not read yet: train on {BASE_MODELS[base].hub_id} or convert the file to a diffusers folder "
-                     f"first.{extra}")
+            _say(ex, f"{name} is built on {short}, so the plan is for {short} and carries over to it. {name} ships "
+                     f"as one .safetensors file: give its path as base_model and the trainer reads it (the family, and "
+                     f"v-prediction where the file says so, come from the file itself).{extra}")
     rules = _BASE_RX + (_BARE_VERSION_RX if expecting in (None, "base_model") else [])
     for value, rx in rules:
         for m in s.take(rx):

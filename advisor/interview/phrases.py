@@ -294,9 +294,10 @@ BASE_MODEL_PATTERNS: list[tuple[str, str]] = [
 ]
 # A bare "1.5" / "2.1" names a version only when no number is expected ("1.5" hours...).
 BARE_VERSIONS = [("sd21", r"(?<![\w.])2\.[01](?![\w.]|\d)"), ("sd15", r"(?<![\w.])1\.5(?![\w.]|\d)")]
-# Model families the trainer does not train yet (shared/research/models-2026.md lists who does).
-UNSUPPORTED_BASE = (r"\b(?:sd\s*3(?:\.5)?|stable diffusion 3(?:\.5)?|flux(?:\.?[12])?(?:[\s.-]*(?:dev|schnell|kontext|"
-                    r"klein|pro))?|qwen[\s-]?image|z[\s-]?image|chroma|hidream|lumina\s*2?|sana|kolors|pixart|"
+# Model families the advisor does not plan for (shared/research/models-2026.md lists who trains them;
+# advisor/knowledge/families.py says which of them the trainer trains already).
+UNSUPPORTED_BASE = (r"\b(?:sd\s*3(?:\.5)?|stable diffusion 3(?:\.5)?|flux(?:[\s.-]*[12](?![\d.]))?(?:[\s.-]*(?:dev|schnell|"
+                    r"kontext|klein|pro))?|qwen[\s-]?image|z[\s-]?image|chroma|hidream|lumina\s*2?|sana|kolors|pixart|"
                     r"hunyuan[\s-]?dit|auraflow|kandinsky|sd\s*cascade|stable cascade)\b")
 # Image services whose weights are not published: nobody can fine-tune them.
 CLOSED_SERVICES = (r"\b(?:midjourney|dall-?e(?:\s*[23])?|google\s+imagen(?:\s*[234])?|imagen\s*[234]|adobe\s+firefly|"
@@ -308,8 +309,8 @@ COMMUNITY_CHECKPOINTS: list[tuple[str, str, str, str]] = [
                                r"\b(?:for|on|with|using|based on)\s+pony\b", ""),
     ("sdxl", "Illustrious", r"\billustrious(?:[\s-]?xl)?\b", ""),
     ("sdxl", "NoobAI", r"\bnoob\s*ai(?:[\s-]?xl)?\b",
-     " NoobAI's v-prediction release needs v-prediction training, which the trainer does not do yet; its "
-     "epsilon release trains like SDXL."),
+     " NoobAI's v-prediction release trains with v-prediction and zero terminal SNR, which the trainer reads "
+     "from the file when it carries the v_pred / ztsnr keys ComfyUI reads; its epsilon release trains like SDXL."),
     ("sdxl", "Juggernaut XL", r"\bjuggernaut(?:[\s-]?xl)?\b", ""),
     ("sdxl", "Animagine XL", r"\banimagine(?:[\s-]?xl)?\b", ""),
     ("sdxl", "RealVisXL", r"\brealvis[\s-]?xl\b", ""),

@@ -1,7 +1,8 @@
-"""The base-model families people fine-tune in 2026 that this trainer does not train yet: what is
-published about training each one (shared/research/models-2026.md, figures as published, none
-measured here), so the chat can answer "a flux lora on my 4090" with the facts and the nearest
-plan it can train, instead of only "not here".
+"""The newer base-model families people fine-tune in 2026, which the advisor does not plan for yet:
+what is published about training each one (shared/research/models-2026.md, figures as published,
+none measured here), so the chat can answer "a flux lora on my 4090" with the facts and the
+nearest plan it can make, instead of only "not here". Two of them (Flux.1, SD 3.5) the trainer
+trains already (`trained_as`: trainer.families), from their hub id or a diffusers folder.
 
 Each row: the names people write (a regex), the diffusers training script, the lowest published
 memory for a LoRA and how it was reached, with its source, and the licence where its publisher
@@ -23,6 +24,8 @@ class Family:
     source: str
     trainers: str               # trainers that train it (models-2026.md's trainer table and sources)
     licence: str = ""           # as published; "" when the sources name none
+    trained_as: str = ""        # the trainer's family (trainer.vocabulary.FAMILY_NAMES) when it trains it
+    hub_id: str = ""            # the published diffusers weights, for base_model
 
     def matches(self, text: str) -> bool:
         return re.search(self.names, text) is not None
@@ -45,11 +48,12 @@ FAMILIES: tuple[Family, ...] = (
     Family("flux1", "Flux.1 dev", r"\bflux(?:[\s.-]*1)?(?:[\s.-]*(?:dev|schnell|kontext))?\b", "train_dreambooth_lora_flux.py",
            "about 9 GB peak as an NF4 QLoRA on a 4090 (700 steps in about 41 min), 26 GB as a plain bf16 LoRA",
            "Hugging Face blog 'flux-qlora'", "kohya sd-scripts, ai-toolkit, SimpleTuner and fluxgym",
-           "Flux.1 dev's forbids commercial use (schnell is Apache 2.0)"),
+           "Flux.1 dev's forbids commercial use (schnell is Apache 2.0)", trained_as="flux",
+           hub_id="black-forest-labs/FLUX.1-dev"),
     Family("sd3", "Stable Diffusion 3.5", r"\bsd\s*3(?:\.5)?\b|\bstable diffusion 3(?:\.5)?\b", "train_dreambooth_lora_sd3.py",
            "under 16 GB with an 8-bit T5 and precomputed text embeddings; about 13.9 GB at int2",
            "diffusers research_projects/sd3_lora_colab; SimpleTuner SD3 quickstart",
-           "kohya sd-scripts and SimpleTuner"),
+           "kohya sd-scripts and SimpleTuner", trained_as="sd3", hub_id="stabilityai/stable-diffusion-3.5-large"),
     Family("qwen-image", "Qwen-Image", r"\bqwen[\s-]?image\b", "train_dreambooth_lora_qwen_image.py",
            "24 GB at the limit (3-bit base with an accuracy-recovery adapter); musubi-tuner 42 GB, 30 GB in fp8, "
            "24 GB with 16 blocks swapped", "ai-toolkit; musubi-tuner docs/qwen_image.md", "ai-toolkit and musubi-tuner"),

@@ -28,12 +28,24 @@ def test_every_family_has_a_published_figure_a_source_and_trainers():
         assert f.script == "" or (f.script.startswith("train_dreambooth_lora_") and f.script.endswith(".py"))
 
 
-def test_the_chat_names_flux_with_its_published_memory_licence_and_the_nearest_plan_here():
+def test_the_chat_names_flux_with_its_published_memory_licence_and_how_to_train_it_here():
     said = " ".join(extract("a flux lora of myself on my 4090, 20 selfies").problems)
-    assert "isn't trained here yet" in said and "9 GB" in said and "QLoRA" in said
-    assert "forbids commercial use" in said and "use SDXL" in said
+    assert "isn't planned here yet" in said and "isn't trained here yet" not in said
+    assert "9 GB" in said and "QLoRA" in said and "26 GB" in said and "does not quantize" in said
+    assert "forbids commercial use" in said and "black-forest-labs/FLUX.1-dev" in said and "plan is for SDXL" in said
     other = " ".join(extract("can i train sd3.5 on 12gb").problems)
     assert "Stable Diffusion 3.5" in other and "16 GB" in other and "model card" in other
+    assert "stabilityai/stable-diffusion-3.5-large" in other
+    klein = " ".join(extract("a flux 2 klein lora").problems)
+    assert "isn't trained here yet" in klein and "use SDXL" in klein
+
+
+def test_the_families_the_trainer_trains_are_trainer_families():
+    from trainer.vocabulary import FAMILY_NAMES
+
+    trained = [f for f in FAMILIES if f.trained_as]
+    assert {f.trained_as for f in trained} == {"flux", "sd3"} and {f.trained_as for f in trained} <= set(FAMILY_NAMES)
+    assert all("/" in f.hub_id for f in trained)
 
 
 @pytest.mark.parametrize("words, name", [("midjourney style lora, 40 images", "midjourney"),
