@@ -19,7 +19,8 @@ from typing import Any, get_type_hints
 
 from . import safe_json
 from .checkpoint_scores import SCORE_CHECKPOINTS
-from .vocabulary import ALL_WEIGHT_METHODS, CLASS_IMAGE_METHODS, FAMILY_NAMES, METHOD_FACTS, METHOD_NAMES
+from .vocabulary import (ADAPTER_KINDS, ALL_WEIGHT_METHODS, CLASS_IMAGE_METHODS, FAMILY_NAMES, METHOD_FACTS,
+                         METHOD_NAMES)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -71,6 +72,7 @@ class TrainConfig:
     lora_alpha: float | None = None       # LoRA alpha; None = rank (diffusers convention)
     conv_lora: bool = False               # LoRA on the UNet's ResNet convolutions too (kohya's LoCon,
                                           # ai-toolkit's conv rank): room to draw a new shape
+    adapter: str = "lora"                 # the adapter kind (ADAPTER_KINDS): lora, dora, loha, lokr
     train_text_encoder: bool = False      # also train the text encoder
     prior_preservation: bool = False      # DreamBooth prior-preservation loss
     class_data_dir: str = ""              # class images; generated here when too few
@@ -100,6 +102,7 @@ class TrainConfig:
         _check_types(self)
         _check_choice("method", self.method, METHOD_NAMES)
         _check_choice("family", self.family, ("auto", *FAMILY_NAMES))
+        _check_choice("adapter", self.adapter, ADAPTER_KINDS)
         _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         _check_choice("lr_scheduler", self.lr_scheduler, LR_SCHEDULERS)
         _check_choice("crop", self.crop, CROP_MODES)
@@ -148,6 +151,9 @@ class TrainConfig:
         if self.conv_lora and not METHOD_FACTS[self.method].adapter:
             adapters = [m for m in METHOD_NAMES if METHOD_FACTS[m].adapter]
             raise ConfigError(f"conv_lora=True applies to {' and '.join(adapters)}, not {self.method!r}")
+        if self.adapter != "lora" and not METHOD_FACTS[self.method].adapter:
+            adapters = [m for m in METHOD_NAMES if METHOD_FACTS[m].adapter]
+            raise ConfigError(f"adapter={self.adapter!r} applies to {' and '.join(adapters)}, not {self.method!r}")
         if self.use_ema and self.method not in ALL_WEIGHT_METHODS:
             raise ConfigError(f"use_ema=True applies to {' and '.join(ALL_WEIGHT_METHODS)}, not {self.method!r}")
         if self.use_8bit_adam and self.use_adafactor:

@@ -17,17 +17,20 @@ from pathlib import Path
 from typing import Any
 
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
+LYCORIS_WEIGHTS = "lycoris_weights.safetensors"
 TI_WEIGHTS = "learned_embeds.safetensors"
 
 
 def _peft_state(module) -> dict[str, Any]:
-    """The LoRA weights of `module` under PEFT's saved names (`…q_proj.lora_A.weight`).
+    """The adapter weights of `module` under PEFT's saved names (`…q_proj.lora_A.weight`, DoRA's
+    `…lora_magnitude_vector`, LoHa's `…hada_w1_a`, LoKr's `…lokr_w1`): every tensor of the
+    adapter named "default", without that name.
 
-    Read from the parameters, as get_peft_model_state_dict does for LoRA, because the text
-    encoders get their adapters from peft's inject_adapter_in_model, without a peft_config.
+    Read from the parameters, as get_peft_model_state_dict does, because the text encoders get
+    their adapters from peft's inject_adapter_in_model, without a peft_config.
     """
-    return {k.replace(".default.", "."): v.detach().contiguous()
-            for k, v in module.state_dict().items() if ".lora_A." in k or ".lora_B." in k}
+    return {k.replace(".default", ""): v.detach().contiguous()
+            for k, v in module.state_dict().items() if ".default." in k or k.endswith(".default")}
 
 
 def _text_encoder_state(te) -> dict[str, Any]:
@@ -81,11 +84,66 @@ def save_lora(c, out_dir: Path, *, alpha: float, text_encoder_config=None, info:
     return [out_dir / LORA_WEIGHTS, kohya_path]
 
 
+def save_lycoris(c, out_dir: Path, *, text_encoder_config=None) -> list[Path]:
+    """LoHa / LoKr: the adapters' PEFT weights, prefixed by module ("unet.", "text_encoder."), with
+    each module's peft config in the file's metadata; `load_lycoris` puts them back."""
+    from safetensors.torch import save_file
+
+    from .families.base import text_encoder_names
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parts = {c.family.denoiser: (c.denoiser, c.denoiser.peft_config["default"])}
+    if text_encoder_config is not None:
+        parts.update({n: (te, text_encoder_config) for n, te in zip(text_encoder_names(c.family.clip_encoders),
+                                                                   c.clip_encoders)})
+    state, configs = {}, {}
+    for name, (module, config) in parts.items():
+        state.update({f"{name}.{k}": v for k, v in _peft_state(module).items()})
+        configs[name] = {"peft_type": str(config.peft_type.value), **_plain(config.to_dict())}
+    path = out_dir / LYCORIS_WEIGHTS
+    save_file(state, str(path), metadata={"adapter_configs": json.dumps(configs, sort_keys=True)})
+    return [path]
+
+
+def _plain(config: dict[str, Any]) -> dict[str, Any]:
+    """A peft config dict as JSON (sets as sorted lists; peft_type and task metadata left out)."""
+    out = {}
+    for k, v in config.items():
+        if k in ("peft_type", "task_type", "auto_mapping", "base_model_name_or_path", "revision", "peft_version"):
+            continue
+        out[k] = sorted(v) if isinstance(v, (set, frozenset)) else v
+    return out
+
+
+def load_lycoris(pipe, out_dir: Path):
+    """Put `save_lycoris`'s adapters into a pipeline of the base model (each module as trained)."""
+    import peft
+    from peft import inject_adapter_in_model, set_peft_model_state_dict
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(out_dir) / LYCORIS_WEIGHTS
+    with safe_open(str(path), framework="pt") as f:
+        configs = json.loads((f.metadata() or {})["adapter_configs"])
+    state = load_file(str(path))
+    kinds = {"LOHA": peft.LoHaConfig, "LOKR": peft.LoKrConfig}
+    for name, values in configs.items():
+        values = dict(values)
+        config = kinds[values.pop("peft_type")](**values)
+        module = getattr(pipe, name)
+        inject_adapter_in_model(config, module)
+        prefix = f"{name}."
+        set_peft_model_state_dict(module, {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+    return pipe
+
+
 def to_kohya_state_dict(peft_state: dict[str, Any], *, arch: str, alpha: float) -> dict[str, Any]:
     """PEFT keys (`unet.…lora_A.weight`) -> kohya keys (`lora_unet_…lora_down.weight` + `.alpha`).
 
     diffusers names SD 1.x/2.x's single text encoder `lora_te1_`; kohya and A1111 call it
-    `lora_te_` there (SDXL keeps te1/te2). `alpha` is ours, not diffusers' default of rank.
+    `lora_te_` there (SDXL keeps te1/te2). `alpha` is ours, not diffusers' default of rank. DoRA's
+    magnitude (PEFT `lora_magnitude_vector`, one value per output feature) is kohya's and ComfyUI's
+    `dora_scale`, shaped (out, 1).
     """
     import torch
     from diffusers.utils.state_dict_utils import convert_state_dict_to_kohya
@@ -97,6 +155,9 @@ def to_kohya_state_dict(peft_state: dict[str, Any], *, arch: str, alpha: float) 
             key = "lora_te_" + key[len("lora_te1_"):]
         if key.endswith(".alpha"):
             value = torch.tensor(float(alpha))
+        if key.endswith(".lora_magnitude_vector.weight"):
+            key = key[:-len(".lora_magnitude_vector.weight")] + ".dora_scale"
+            value = value.reshape(-1, 1) if value.ndim == 1 else value
         out[key] = value.contiguous()
     return out
 

@@ -55,6 +55,11 @@ CLASS_IMAGE_METHODS = tuple(m for m in METHOD_NAMES if METHOD_FACTS[m].uses_clas
 ALL_WEIGHT_METHODS = tuple(m for m in METHOD_NAMES if METHOD_FACTS[m].trains_all_weights)
 
 
+# The adapter kinds LoRA and DreamBooth-LoRA can train (peft, `TrainConfig.adapter`): plain LoRA;
+# DoRA (LoRA with the weight's magnitude learned apart, Liu et al. 2024, arXiv 2402.09353); LoHa and
+# LoKr (LyCORIS: Hadamard and Kronecker products of low-rank factors, arXiv 2309.14859).
+ADAPTER_KINDS = ("lora", "dora", "loha", "lokr")
+
 # The model families the trainer trains (trainer.families, one module per kind of denoiser),
 # recognised from a model's own files: SD 1.x/2.x and SDXL (UNet; noise or v prediction read
 # from the scheduler), SD 3.5 and Flux.1 (rectified-flow transformers). A config names one or "auto".

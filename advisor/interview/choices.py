@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from trainer.vocabulary import BASE_MODELS, FACTORS
+from trainer.vocabulary import ADAPTER_KINDS, BASE_MODELS, FACTORS
 
 from . import phrases as P
 from ..knowledge.families import family_named
@@ -122,11 +122,17 @@ def read_base(s: Scan, ex: Extraction, expecting: str | None) -> None:
                  "HunyuanVideo, LTX) is out of its reach; musubi-tuner, diffusion-pipe and ai-toolkit train those. "
                  "The plan here is for still images.")
     for m in s.take(_ADAPTER_VARIANTS):
-        name = _VARIANT_TITLES[m.group("name")]
-        _say(ex, f"{name} is a LyCORIS adapter this trainer does not train yet, so the plan picks among the methods "
-                 f"it has; a plain LoRA is the LyCORIS guidelines' first choice anyway (then LoKr with a low factor "
-                 f"if it underfits, LoHa if it overfits). kohya sd-scripts (with the lycoris package), OneTrainer "
-                 f"and SimpleTuner train {name}.")
+        key = m.group("name")
+        name = _VARIANT_TITLES[key]
+        if key in ADAPTER_KINDS:
+            _say(ex, f"The trainer trains {name} (set \"adapter\": \"{key}\" in the settings), but the advisor does not "
+                     f"set it from the chat yet, so the plan keeps a plain LoRA, the LyCORIS guidelines' first choice "
+                     f"(then LoKr with a low factor if it underfits, LoHa if it overfits).")
+            continue
+        _say(ex, f"{name} is an adapter this trainer does not train yet (it trains LoRA, LoCon, DoRA, LoHa and LoKr), "
+                 f"so the plan picks among the methods it has; a plain LoRA is the LyCORIS guidelines' first choice "
+                 f"anyway (then LoKr with a low factor if it underfits, LoHa if it overfits). kohya sd-scripts (with "
+                 f"the lycoris package), OneTrainer and SimpleTuner train {name}.")
     for m in s.take(_CLOSED_SERVICES):
         _say(ex, f"'{said_text(m)}' is a closed service: its weights are not published, so no trainer can fine-tune "
                  "it. A LoRA trained here on images in the look you want (a style LoRA) is the usual way to get "

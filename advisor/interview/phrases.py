@@ -364,8 +364,8 @@ SETTING_PHRASES: list[tuple[str, str]] = [
                    r"|\b(?P<v3>\d{3,4})\s*(?:px|pixels)\b|\b(?P<v4>\d{3,4})\s*(?:x|\*)\s*\d{3,4}\b"),
 ]
 
-# Adapter variants the trainer does not train yet (knowledge/lycoris-variants.md): named back,
-# with what the plan does instead. LoCon it trains (conv_lora, SWITCH_PHRASES).
+# Adapter variants (knowledge/lycoris-variants.md): named back, with what the plan does instead.
+# DoRA, LoHa and LoKr the trainer trains (TrainConfig.adapter), LoCon too (conv_lora, SWITCH_PHRASES).
 ADAPTER_VARIANTS = (r"\b(?P<name>lokr|loha|lycoris|dora|ia3|\(ia\)3|oft|boft|glora)s?\b")
 
 # The user will rent a card and asks which (no card of their own to fit the plan to).

@@ -25,10 +25,17 @@ class LoRA(Method):
         return self.config.lora_alpha if self.config.lora_alpha is not None else self.config.rank
 
     def _lora_config(self, targets: list[str]):
-        from peft import LoraConfig
+        """The peft config of `config.adapter`: LoRA (DoRA with use_dora) starts from B = 0, LoHa and
+        LoKr from their zero factor (peft's init_weights), so every kind starts at the base model."""
+        import peft
 
-        return LoraConfig(r=self.config.rank, lora_alpha=self.alpha, init_lora_weights="gaussian",
-                          target_modules=targets)
+        cfg = self.config
+        if cfg.adapter == "loha":
+            return peft.LoHaConfig(r=cfg.rank, alpha=self.alpha, target_modules=targets)
+        if cfg.adapter == "lokr":
+            return peft.LoKrConfig(r=cfg.rank, alpha=self.alpha, target_modules=targets)
+        return peft.LoraConfig(r=cfg.rank, lora_alpha=self.alpha, init_lora_weights="gaussian", target_modules=targets,
+                               use_dora=cfg.adapter == "dora")
 
     def setup(self, components) -> list[dict[str, Any]]:
         cfg = self.config
@@ -52,14 +59,18 @@ class LoRA(Method):
         return groups
 
     def save(self, components, out_dir: Path, info: dict[str, Any]) -> list[Path]:
-        from ..export import save_lora
+        from ..export import save_lora, save_lycoris
 
         te_config = self._lora_config(TEXT_ENCODER_TARGETS) if self.config.train_text_encoder else None
+        if self.config.adapter in ("loha", "lokr"):   # diffusers' LoRA loader reads LoRA and DoRA only
+            return save_lycoris(components, out_dir, text_encoder_config=te_config)
         return save_lora(components, out_dir, alpha=self.alpha, text_encoder_config=te_config, info=info)
 
     @classmethod
     def load_for_inference(cls, pipe, out_dir: Path, config):
-        from ..export import LORA_WEIGHTS
+        from ..export import LORA_WEIGHTS, load_lycoris
 
+        if config.adapter in ("loha", "lokr"):
+            return load_lycoris(pipe, out_dir)
         pipe.load_lora_weights(str(out_dir), weight_name=LORA_WEIGHTS)
         return pipe
