@@ -86,6 +86,8 @@ class TrainConfig:
     mixed_precision: str = "no"           # "no" (fp32, safe default), "fp16", "bf16"
     gradient_checkpointing: bool = False  # trade ~20% speed for activation memory
     cache_latents: bool = False           # encode images once (VAE frozen)
+    cache_text_encoder_outputs: bool = False  # encode every training prompt once, then hold the text
+                                          # encoders on the CPU (T5 and CLIP off the GPU while steps run)
     # --- monitoring ----------------------------------------------------------------
     validation_prompts: list[str] = field(default_factory=list)  # sampled every validation_steps
     validation_steps: int = 100           # 0 = only at the end
@@ -158,6 +160,9 @@ class TrainConfig:
             raise ConfigError(f"use_ema=True applies to {' and '.join(ALL_WEIGHT_METHODS)}, not {self.method!r}")
         if self.use_8bit_adam and self.use_adafactor:
             raise ConfigError("use_8bit_adam=True and use_adafactor=True conflict: pick one optimizer")
+        if self.cache_text_encoder_outputs and (self.train_text_encoder or METHOD_FACTS[self.method].family == "embedding"):
+            raise ConfigError(f"cache_text_encoder_outputs=True needs frozen text encoders; "
+                              f"{'train_text_encoder=True' if self.train_text_encoder else self.method} trains them")
         if self.cache_latents and self.random_flip:
             raise ConfigError("cache_latents=True and random_flip=True conflict: cached latents cannot be flipped")
         if self.score_checkpoints != "off" and self.checkpoints_total_limit:

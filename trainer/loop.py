@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from .batches import MicroBatchPlan, load_training_data
 from .config import TrainConfig
 from .events import emit, error_line
-from .memory import is_out_of_memory, out_of_memory_message, vram_fields
+from .memory import is_out_of_memory, out_of_memory_message, savings_on, vram_fields
 from .checkpoints import (CheckpointParts, check_run_folder, load_checkpoint, resume_path, save_checkpoint,
                           trained_parameters)
 from .prompt_embeddings import PromptEmbeddings
@@ -207,7 +207,33 @@ class TrainingRun:
             return None
         self.status("loading_model", f"loading {cfg.base_model} ({family.label})", family=family.name)
         components = load_components(base_folder, cfg.family)
-        return self._prepare(method, dataset, class_images, components)
+        setup = self._prepare(method, dataset, class_images, components)
+        self._cache_text_outputs(setup)
+        savings = savings_on(cfg)
+        self.status("memory", "memory savings on: " + (", ".join(savings) or "none"), savings=savings)
+        return setup
+
+    def _cache_text_outputs(self, s: RunSetup) -> None:
+        """cache_text_encoder_outputs: every prompt a step can ask for, encoded now; then the text
+        encoders wait on the CPU (samples and scores bring them back for a moment)."""
+        import torch
+
+        cfg = self.config
+        if not cfg.cache_text_encoder_outputs:
+            return
+        prompts = sorted(set(s.dataset.prompts) | ({cfg.class_prompt} if s.class_images else set()))
+        with torch.no_grad():
+            s.text(prompts)
+        encoders = s.components.text_encoders
+        size_mb = sum(p.numel() * p.element_size() for te in encoders for p in te.parameters()) / 2**20
+        for te in encoders:
+            te.to("cpu")
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        s.text.sealed = True
+        size = f"{size_mb / 1024:.1f} GB" if size_mb >= 1024 else f"{size_mb:.1f} MB"
+        self.status("text_cache", f"text-encoder outputs cached for {len(prompts)} prompt(s); the text encoders "
+                    f"({size}) wait on the CPU", prompts=len(prompts), text_encoders_mb=round(size_mb, 3))
 
     def _prepare(self, method: Method, dataset: ImageDataset, class_images: list[Any],
                  components: Components) -> RunSetup:

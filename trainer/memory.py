@@ -56,6 +56,8 @@ def memory_savings(config) -> list[str]:
         (not config.use_8bit_adam and (config.method in ("dreambooth", "full_finetune") or config.train_text_encoder),
          "use_8bit_adam=true (needs bitsandbytes)"),
         (not config.cache_latents, "cache_latents=true"),
+        (not config.cache_text_encoder_outputs and not config.train_text_encoder
+         and config.method != "textual_inversion", "cache_text_encoder_outputs=true"),
         (config.train_text_encoder, "train_text_encoder=false"),
         (config.train_batch_size > 1, f"train_batch_size=1 with gradient_accumulation_steps="
                                       f"{config.train_batch_size * config.gradient_accumulation_steps}"),
@@ -127,3 +129,12 @@ def host_memory_problem(folder, what: str) -> str | None:
         return None
     return (f"{what} on the CPU needs about {needed:.0f} GB of memory for this model (fp32) and {free:.0f} GB "
             "are free; run it on a CUDA GPU, or free memory first")
+
+
+def savings_on(config) -> list[str]:
+    """The memory savings a run has on, in words, for its events (what the guides call them)."""
+    named = [("gradient_checkpointing", "gradient checkpointing"), ("cache_latents", "cached latents"),
+             ("cache_text_encoder_outputs", "cached text-encoder outputs"), ("use_8bit_adam", "8-bit Adam"),
+             ("use_adafactor", "Adafactor")]
+    savings = [f"{config.mixed_precision} frozen weights"] if config.mixed_precision != "no" else []
+    return savings + [words for field, words in named if getattr(config, field)]

@@ -14,20 +14,22 @@ class PromptEmbeddings:
         self.components, self.method, self.wrapped = components, method, wrapped
         self.frozen = not method.trains_text_encoder()
         self.cache: dict[str, tuple[Any, Any]] = {}
+        self.sealed = False   # cache_text_encoder_outputs: every prompt is cached, the encoders are away
 
     def __call__(self, prompts: list[str]):
         import torch
 
         c = self.components
-        encode_prompts = c.family.encode_prompts
         prompts = [self.method.training_prompt(p) for p in prompts]
         if not self.frozen:
             names = [n for n in c.modules() if n.startswith("text_encoder")]
-            return encode_prompts(c, prompts, [self.wrapped.get(n, c.modules()[n]) for n in names])
+            return c.family.encode_prompts(c, prompts, [self.wrapped.get(n, c.modules()[n]) for n in names])
         missing = [p for p in dict.fromkeys(prompts) if p not in self.cache]
+        if missing and self.sealed:
+            raise RuntimeError(f"prompt {missing[0]!r} was not cached before the text encoders left the device")
         if missing:
             with torch.no_grad():
-                embeds, pooled = encode_prompts(c, missing)
+                embeds, pooled = c.family.encode_prompts(c, missing)
             for j, p in enumerate(missing):
                 self.cache[p] = (embeds[j], None if pooled is None else pooled[j])
         embeds = torch.stack([self.cache[p][0] for p in prompts])

@@ -17,18 +17,25 @@ from typing import Any, Iterable, Iterator
 def inference_pipeline(components, method, autocast, trained: Iterable[str]) -> Iterator[Any]:
     """A pipeline over `components` (nothing copied) with the method's inference weights, every
     module in eval mode and `autocast` (a context manager) on; the `trained` modules go back to
-    train mode on the way out."""
+    train mode on the way out. Text encoders waiting on the CPU (cache_text_encoder_outputs) come
+    to the denoiser's device for the drawing and go back after."""
     import torch
 
     trained = set(trained)
     for module in components.modules().values():
         module.eval()
+    device = components.denoiser.device
+    away = [te for te in components.text_encoders if te.device != device]   # cache_text_encoder_outputs
     try:
+        for te in away:
+            te.to(device)
         with torch.no_grad(), method.inference_weights(components), autocast:
             from .models import make_pipeline
 
             yield make_pipeline(components)
     finally:
+        for te in away:
+            te.to("cpu")
         for name, module in components.modules().items():
             module.train(name in trained)
 

@@ -186,8 +186,8 @@ class Estimate:
 
 
 # Keys the estimator also understands that TrainConfig does not have: they describe published
-# setups (kohya's Adafactor and text-encoder caching) so the calibration can be checked.
-_EXTRA = {"optimizer": None, "cache_text_encoder_outputs": False}
+# setups (kohya's Adafactor) so the calibration can be checked.
+_EXTRA = {"optimizer": None}
 
 
 def _resolve(method: str, base_model: str, hp: dict, n_images: int = 1) -> dict:

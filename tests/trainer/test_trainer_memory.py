@@ -147,6 +147,8 @@ def test_memory_savings_leave_out_what_is_already_on():
     assert "resolution=768" in plain
     tight = TrainConfig(**base, method="dreambooth", mixed_precision="fp16", gradient_checkpointing=True,
                         use_8bit_adam=True, cache_latents=True, resolution=512)
+    assert memory_savings(tight) == ["cache_text_encoder_outputs=true"]     # T5 / CLIP off the GPU
+    tight = tight.with_overrides(["cache_text_encoder_outputs=True"])
     assert memory_savings(tight) == ["a GPU with more memory (every memory saving is already on)"]
     assert "while loading or preparing" in out_of_memory_message(tight, 0, None)
 
