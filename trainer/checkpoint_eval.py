@@ -131,7 +131,8 @@ class CheckpointModel:
         self.config = config
         self.device = device
         self.dtype = inference_dtype(device, config.mixed_precision)
-        self.components = c = load_components(resolve_base_model(config.base_model), config.family)
+        self.components = c = load_components(resolve_base_model(config.base_model), config.family,
+                                                  config.quantize_base)
         self.method = get_method(config)
         _, self.trained = set_up_method(self.method, c, device, self.dtype)
         self.parts = CheckpointParts(lambda: trained_parameters(c.modules(), self.trained), None,

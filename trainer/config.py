@@ -20,7 +20,7 @@ from typing import Any, get_type_hints
 from . import safe_json
 from .checkpoint_scores import SCORE_CHECKPOINTS
 from .vocabulary import (ADAPTER_KINDS, ALL_WEIGHT_METHODS, CLASS_IMAGE_METHODS, FAMILY_NAMES, METHOD_FACTS,
-                         METHOD_NAMES)
+                         METHOD_NAMES, QUANTIZE_BASE)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -86,6 +86,7 @@ class TrainConfig:
     mixed_precision: str = "no"           # "no" (fp32, safe default), "fp16", "bf16"
     gradient_checkpointing: bool = False  # trade ~20% speed for activation memory
     cache_latents: bool = False           # encode images once (VAE frozen)
+    quantize_base: str = "no"             # the frozen denoiser's weights: "no", "int8" (torchao), "nf4" (CUDA)
     cache_text_encoder_outputs: bool = False  # encode every training prompt once, then hold the text
                                           # encoders on the CPU (T5 and CLIP off the GPU while steps run)
     # --- monitoring ----------------------------------------------------------------
@@ -105,6 +106,7 @@ class TrainConfig:
         _check_choice("method", self.method, METHOD_NAMES)
         _check_choice("family", self.family, ("auto", *FAMILY_NAMES))
         _check_choice("adapter", self.adapter, ADAPTER_KINDS)
+        _check_choice("quantize_base", self.quantize_base, QUANTIZE_BASE)
         _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         _check_choice("lr_scheduler", self.lr_scheduler, LR_SCHEDULERS)
         _check_choice("crop", self.crop, CROP_MODES)
@@ -156,6 +158,10 @@ class TrainConfig:
         if self.adapter != "lora" and not METHOD_FACTS[self.method].adapter:
             adapters = [m for m in METHOD_NAMES if METHOD_FACTS[m].adapter]
             raise ConfigError(f"adapter={self.adapter!r} applies to {' and '.join(adapters)}, not {self.method!r}")
+        if self.quantize_base != "no" and not METHOD_FACTS[self.method].adapter:
+            adapters = [m for m in METHOD_NAMES if METHOD_FACTS[m].adapter]
+            raise ConfigError(f"quantize_base={self.quantize_base!r} applies to {' and '.join(adapters)} (the frozen "
+                              f"weights are quantized); {self.method} trains them")
         if self.use_ema and self.method not in ALL_WEIGHT_METHODS:
             raise ConfigError(f"use_ema=True applies to {' and '.join(ALL_WEIGHT_METHODS)}, not {self.method!r}")
         if self.use_8bit_adam and self.use_adafactor:

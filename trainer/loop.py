@@ -35,7 +35,7 @@ from .checkpoints import (CheckpointParts, check_run_folder, load_checkpoint, re
                           trained_parameters)
 from .prompt_embeddings import PromptEmbeddings
 from .signals import StopRequest
-from .training_utils import (check_8bit_adam_available, make_accelerator, make_lr_scheduler,
+from .training_utils import (check_8bit_adam_available, check_quantization_available, make_accelerator, make_lr_scheduler,
                              make_optimizer, min_snr_weights, seed_everything, step_generator, vae_latents,
                              weight_dtype)
 
@@ -183,6 +183,7 @@ class TrainingRun:
         seed_everything(cfg.seed + acc.process_index)
         if cfg.use_8bit_adam:
             check_8bit_adam_available()
+        check_quantization_available(cfg.quantize_base)
         method = get_method(cfg)
         dataset = load_training_data(
             cfg.data_dir, method=method, method_name=cfg.method, resolution=cfg.resolution, crop=cfg.crop,
@@ -206,7 +207,7 @@ class TrainingRun:
         if self.stop.requested:
             return None
         self.status("loading_model", f"loading {cfg.base_model} ({family.label})", family=family.name)
-        components = load_components(base_folder, cfg.family)
+        components = load_components(base_folder, cfg.family, cfg.quantize_base)
         setup = self._prepare(method, dataset, class_images, components)
         self._cache_text_outputs(setup)
         savings = savings_on(cfg)

@@ -137,4 +137,5 @@ def savings_on(config) -> list[str]:
              ("cache_text_encoder_outputs", "cached text-encoder outputs"), ("use_8bit_adam", "8-bit Adam"),
              ("use_adafactor", "Adafactor")]
     savings = [f"{config.mixed_precision} frozen weights"] if config.mixed_precision != "no" else []
-    return savings + [words for field, words in named if getattr(config, field)]
+    quantized = {"int8": ["int8 base weights (torchao)"], "nf4": ["NF4 base weights (bitsandbytes)"]}
+    return savings + quantized.get(config.quantize_base, []) + [words for field, words in named if getattr(config, field)]

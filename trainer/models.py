@@ -57,15 +57,16 @@ def resolve_base_model(base_model: str, cache_root: str | Path | None = None) ->
         raise ModelError(f"base model '{base_model}' could not be downloaded: {str(e).splitlines()[0]}") from None
 
 
-def load_components(folder: Path, family: str = "auto"):
+def load_components(folder: Path, family: str = "auto", quantize: str = "no"):
     """Every part training needs, loaded by the folder's family (trainer.families): the one its
-    model_index.json names; `family` other than "auto" must agree with it."""
+    model_index.json names; `family` other than "auto" must agree with it. `quantize`: the
+    denoiser's frozen weights (trainer.vocabulary.QUANTIZE_BASE)."""
     from .families.base import detect_family
 
     found = detect_family(folder)
     if family not in ("auto", found.name):
         raise ModelError(f"base model '{folder}' is a {found.label} pipeline ({found.name}), not family={family!r}")
-    return found.load(folder)
+    return found.load(folder, quantize)
 
 
 def make_pipeline(c: Components):

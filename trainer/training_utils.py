@@ -132,14 +132,19 @@ def weight_dtype(mixed_precision: str):
 def cast_weights(modules: dict[str, Any], device, dtype, fp32_modules: Iterable[str] = ()) -> None:
     """Move every module to `device`: frozen weights to `dtype`, trained ones (requires_grad) to
     fp32, like diffusers' `cast_training_params`. Modules named in `fp32_modules` are held in fp32
-    whole (SDXL's VAE under fp16), whatever dtype their weights were saved in."""
+    whole (SDXL's VAE under fp16), whatever dtype their weights were saved in. Quantized weights
+    (quantize_base) keep their format."""
     import torch
 
     for name, module in modules.items():
         module.to(device)
         frozen_dtype = torch.float32 if name in fp32_modules else dtype
         for p in module.parameters():
-            p.data = p.data.to(frozen_dtype if not p.requires_grad else torch.float32)
+            if p.requires_grad:
+                p.data = p.data.to(torch.float32)
+            elif type(p.data) is torch.Tensor and p.data.is_floating_point():
+                p.data = p.data.to(frozen_dtype)
+            # else a quantized weight (quantize_base: torchao's Int8Tensor, bitsandbytes' packed NF4) stays as it is
 
 
 def make_accelerator(mixed_precision: str, gradient_accumulation_steps: int):
@@ -157,6 +162,24 @@ def make_accelerator(mixed_precision: str, gradient_accumulation_steps: int):
         # (tests, the benchmark) must drop the last run's (the process group is kept)
         AcceleratorState._reset_state()
     return Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=gradient_accumulation_steps)
+
+
+def check_quantization_available(kind: str) -> None:
+    """quantize_base: int8 needs torchao; NF4 needs bitsandbytes on CUDA. Said before any model loads."""
+    import torch
+
+    if kind == "nf4":
+        if not torch.cuda.is_available():
+            raise ConfigError("quantize_base='nf4' needs a CUDA GPU (bitsandbytes); use 'int8' (torchao) on the CPU")
+        try:
+            importlib.import_module("bitsandbytes")
+        except ImportError:
+            raise ConfigError("quantize_base='nf4' needs bitsandbytes: pip install bitsandbytes") from None
+    if kind == "int8":
+        try:
+            importlib.import_module("torchao")
+        except ImportError:
+            raise ConfigError("quantize_base='int8' needs torchao: pip install torchao") from None
 
 
 def check_8bit_adam_available() -> None:

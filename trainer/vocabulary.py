@@ -60,6 +60,11 @@ ALL_WEIGHT_METHODS = tuple(m for m in METHOD_NAMES if METHOD_FACTS[m].trains_all
 # LoKr (LyCORIS: Hadamard and Kronecker products of low-rank factors, arXiv 2309.14859).
 ADAPTER_KINDS = ("lora", "dora", "loha", "lokr")
 
+# How the frozen base weights of an adapter run can be quantized (`TrainConfig.quantize_base`):
+# not; int8 weight-only (torchao, CPU or GPU); NF4 (bitsandbytes, CUDA: the QLoRA recipe of
+# Dettmers et al. 2023, arXiv 2305.14314, and of the Hugging Face Flux QLoRA post).
+QUANTIZE_BASE = ("no", "int8", "nf4")
+
 # The model families the trainer trains (trainer.families, one module per kind of denoiser),
 # recognised from a model's own files: SD 1.x/2.x and SDXL (UNet; noise or v prediction read
 # from the scheduler), SD 3.5 and Flux.1 (rectified-flow transformers). A config names one or "auto".

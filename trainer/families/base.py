@@ -136,6 +136,25 @@ def part_class(index: dict[str, Any], name: str, folder: Path):
     return cls
 
 
+def _quantized_part(index: dict[str, Any], name: str, folder: Path, quantize: str, wkw: dict[str, Any]):
+    """The denoiser with its linear layers quantized on load, through diffusers' own quantizers:
+    int8 weight-only by torchao (runs on the CPU too), NF4 by bitsandbytes (CUDA) with bf16
+    compute, as the Flux QLoRA post loads it. The other layers stay in fp32 (the loop casts them)."""
+    import torch
+
+    if quantize == "int8":
+        from diffusers import TorchAoConfig
+        from torchao.quantization import Int8WeightOnlyConfig
+
+        config = TorchAoConfig(Int8WeightOnlyConfig())
+    else:
+        from diffusers import BitsAndBytesConfig
+
+        config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
+    return part_class(index, name, folder).from_pretrained(folder, subfolder=name, quantization_config=config,
+                                                           torch_dtype=torch.float32, **wkw)
+
+
 class Family:
     """Base class of the model families; subclasses set the facts and implement the hooks."""
 
@@ -173,9 +192,10 @@ class Family:
         return []
 
     # --- loading -----------------------------------------------------------------------------------
-    def load(self, folder: Path) -> Components:
+    def load(self, folder: Path, quantize: str = "no") -> Components:
         """Every part training needs from a local diffusers folder (fp32 as saved; the loop casts
-        frozen parts), each with the class the folder's model_index.json names."""
+        frozen parts), each with the class the folder's model_index.json names; the denoiser's
+        linear layers quantized as `quantize` says (trainer.vocabulary.QUANTIZE_BASE)."""
         import diffusers
 
         index = read_model_index(folder)
@@ -189,7 +209,8 @@ class Family:
         def part(name: str, weights: bool = True):
             return part_class(index, name, folder).from_pretrained(folder, subfolder=name, **(wkw if weights else kw))
 
-        denoiser, vae = part(self.denoiser), part("vae")
+        denoiser = part(self.denoiser) if quantize == "no" else _quantized_part(index, self.denoiser, folder, quantize, wkw)
+        vae = part("vae")
         text_encoders = [part(n) for n in text_encoder_names(self.text_encoder_count)]
         tokenizers = [part(n, weights=False) for n in tokenizer_names(self.text_encoder_count)]
         sched_cls = getattr(diffusers, json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
