@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from trainer.vocabulary import BASE_MODELS, FACTORS, METHOD_NAMES
+from trainer.vocabulary import ALL_WEIGHT_METHODS, BASE_MODELS, FACTORS, METHOD_NAMES
 
 SUBJECT_TYPES = ("person", "animal", "object", "style", "concept", "general")
 
@@ -29,6 +29,25 @@ DEFAULTS: dict[str, Any] = {
     "n_runs": 3,
     "base_model": "sd15",
 }
+# The base model when none is named depends on the card (`default_value`): from this much memory
+# on, SDXL. diffusers' README_sdxl trains an SDXL LoRA in under 16 GB (gradient checkpointing,
+# 8-bit Adam) and kohya_ss puts the floor at 12 GB (shared/research/models-2026.md); at 16 GB and
+# more it fits with room, and SDXL is the base 2026's subject and style LoRAs (and the community
+# checkpoints: Pony, Illustrious, NoobAI) are trained on. Below, SD 1.5: it fits and steps are
+# about five times faster (advisor.recommendation.costs, the T4 figures). A method that trains every
+# weight, asked for by name, moves the line up: an SDXL full fine-tune is about 24.5 GB here and
+# kohya documents 24 GB, so SDXL only from 32 GB.
+SDXL_FROM_GB = 16.0
+SDXL_ALL_WEIGHTS_FROM_GB = 32.0
+
+
+def default_value(slot: str, data: dict[str, Any]) -> Any:
+    """The default of `slot` for a profile whose other values are `data` (filled in DEFAULTS order)."""
+    if slot == "base_model":
+        vram = data.get("vram_gb")
+        line = SDXL_ALL_WEIGHTS_FROM_GB if data.get("preferred_method") in ALL_WEIGHT_METHODS else SDXL_FROM_GB
+        return "sdxl" if vram is not None and vram >= line else DEFAULTS["base_model"]
+    return DEFAULTS[slot]
 
 # Plausible bounds; values outside are rejected with a message (not clamped).
 BOUNDS: dict[str, tuple[float, float]] = {
@@ -125,13 +144,14 @@ class Profile:
         """Slots still unknown (None), in interview order."""
         return [name for name in DEFAULTS if getattr(self, name) is None]
 
-    def with_defaults(self) -> tuple["Profile", list[str]]:
-        """A copy with every unknown slot filled by its default, and the names filled."""
+    def with_defaults(self, **fixed: Any) -> tuple["Profile", list[str]]:
+        """A copy with every unknown slot filled by its default (or by `fixed`'s value for it), and
+        the names filled."""
         data = self.to_dict()
         assumed = []
-        for name, value in DEFAULTS.items():
+        for name in DEFAULTS:
             if data[name] is None:
-                data[name] = value
+                data[name] = fixed[name] if name in fixed else default_value(name, data)
                 assumed.append(name)
         return Profile.from_dict(data), assumed
 

@@ -31,7 +31,7 @@ from .extract import extract
 from .scan import Extraction
 from trainer.vocabulary import BASE_MODELS, FACTORS, METHOD_FACTS
 
-from ..profile import DEFAULTS, SETTING_LABELS, Profile, ProfileError, setting_value
+from ..profile import DEFAULTS, SETTING_LABELS, Profile, ProfileError, default_value, setting_value
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ QUESTIONS: dict[str, Question] = {q.slot: q for q in [
     Question("base_model", "Which base model family?",
              (("SD 1.5", "SD 1.5 (fastest, most add-ons)"), ("SD 2.1", "SD 2.1 (768 px)"),
               ("SDXL", "SDXL (best quality, needs more memory)")),
-             "say 'use SDXL'"),
+             "say 'use SD 1.5' or 'use SDXL'"),
     Question("n_runs", "How many training runs are you willing to try?",
              (("1 run", "One shot"), ("3 runs", "3 runs"), ("5 runs", "5 runs"), ("10 runs", "10 or more")),
              "say 'I can try 5 times'"),
@@ -337,7 +337,7 @@ def _apply_skip(state: InterviewState, ex: Extraction, pending: str | None,
 def _assume(state: InterviewState, slot: str, lead: str) -> str:
     data = state.profile.to_dict()
     if slot in DEFAULTS and data[slot] is None:
-        data[slot] = DEFAULTS[slot]
+        data[slot] = default_value(slot, data)
         state.profile = Profile.from_dict(data)
     state.sources[slot] = "assumed"
     return f"{lead} {LABELS[slot]}: {_describe(slot, data)} ({QUESTIONS[slot].hint} to change it)."

@@ -123,7 +123,30 @@ def recommend(profile: Profile, *, rules=DEFAULT_RULES, learner=None) -> Recomme
         raise ValueError(f"learner must have adjust(), adapt() or memory(); {type(learner).__name__} has none")
     if profile.rent_gpu and profile.vram_gb is None:
         return _to_rent(profile, rules, learner)
-    return _recommend(profile, rules, learner)[0]
+    rec, best = _recommend(profile, rules, learner)
+    if profile.base_model is None and rec.base_model == "sdxl":
+        # SDXL is the default on a big card only where its plan is the rules' best, fits, and keeps
+        # its recipe's steps; otherwise SD 1.5, and the card says why
+        cut = _compromise(rec)
+        if not (best and rec.estimates.fits and not cut):
+            why = (f"it would need {cut}" if cut and rec.estimates.fits
+                   else rec.estimates.fits_reason.rstrip(".") if not rec.estimates.fits
+                   else f"its best plan ({method_title(rec.method)}) does not fit")
+            rec = _recommend(profile, rules, learner, base_default="sd15", base_why=why)[0]
+    return rec
+
+
+def _compromise(rec: Recommendation) -> str:
+    """What fitting took from the plan's recipe beyond memory savings (fewer steps for the time, a
+    lower rank for the size, no class images), in a few words; "" when nothing."""
+    for change in rec.estimates.savings:
+        if "watch for underfitting" in change:
+            return "fewer steps than its recipe to fit your time"
+        if change.startswith("LoRA rank") and "instead of" in change:
+            return "a lower LoRA rank than its recipe to fit your size cap"
+        if change.startswith("Prior preservation off"):
+            return "to train without prior preservation to fit"
+    return ""
 
 
 def _to_rent(profile: Profile, rules, learner) -> Recommendation:
@@ -146,11 +169,13 @@ def _to_rent(profile: Profile, rules, learner) -> Recommendation:
     return rec
 
 
-def _recommend(profile: Profile, rules, learner) -> tuple[Recommendation, bool]:
+def _recommend(profile: Profile, rules, learner, base_default: str | None = None,
+               base_why: str = "") -> tuple[Recommendation, bool]:
     """The recommendation, and whether it is the rules' best plan (or the one asked for) rather
-    than a lesser one that fits where the best does not."""
-    filled, assumed = profile.with_defaults()
-    gpu, vram, assumptions = _hardware(profile, filled, assumed)
+    than a lesser one that fits where the best does not. `base_default`: the base model to assume
+    when none is named, instead of the card's default (`base_why` says why, on the card)."""
+    filled, assumed = profile.with_defaults(**({"base_model": base_default} if base_default else {}))
+    gpu, vram, assumptions = _hardware(profile, filled, assumed, base_why)
     memory = learner.memory() if hasattr(learner, "memory") else None
     if memory is not None:  # the user's runs needed more memory than estimated: fit with that
         gpu = replace(gpu, memory_factor=memory.factor)
@@ -237,7 +262,7 @@ def _learned(learned, memory) -> dict[str, Any] | None:
     return out or None
 
 
-def _hardware(profile: Profile, filled: Profile, assumed: list[str]):
+def _hardware(profile: Profile, filled: Profile, assumed: list[str], base_why: str = ""):
     """(speed-table GPU, usable GB, assumptions including the filled slots). The GPU is the timed
     card the estimates use, carrying the mixed precision of the user's own card when it is named
     (a GTX 1660 is timed as a T4 but must not train in fp16)."""
@@ -258,11 +283,26 @@ def _hardware(profile: Profile, filled: Profile, assumed: list[str]):
                                      f"{vram:g} GB or more; name your GPU for a sharper estimate."})
         if named is not None and named.gpu.gb is not None:  # a CUDA card without a speed figure
             gpu = replace(gpu, precision=card_of(named.gpu).precision)
+    if "base_model" in assumed:
+        out = [a if a["slot"] != "base_model" else {**a, "how_to_change": _base_note(filled, base_why)} for a in out]
     if profile.time_budget_min is None:
         out.append({"slot": "time_budget_min", "value": None,
                     "how_to_change": "No time limit given, so none shortens the plan; tell the advisor how many GPU "
                                      "minutes one run may take."})
     return gpu, vram, out
+
+
+def _base_note(p: Profile, why_not_sdxl: str = "") -> str:
+    """Why this base model when none was named (advisor.profile.default_value, or SD 1.5 where the
+    SDXL plan falls short: `why_not_sdxl`), and how to change it."""
+    if why_not_sdxl:
+        return f"SD 1.5: on SDXL {why_not_sdxl}; say 'use SDXL' to see that plan anyway."
+    if p.base_model == "sdxl":
+        return (f"SDXL, because your card has {p.vram_gb:g} GB (16 or more): an SDXL plan fits with room, and most "
+                "2026 subject and style LoRAs (and Pony, Illustrious, NoobAI) are SDXL; say 'use SD 1.5' for steps "
+                "about five times faster.")
+    return ("SD 1.5, the default under 16 GB: it needs the least memory and trains fastest; say 'use SDXL' for its "
+            "better quality at 1024 px.")
 
 
 def _precision_note(p: Profile, gpu) -> str:

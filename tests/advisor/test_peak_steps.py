@@ -22,7 +22,8 @@ from trainer.checkpoint_scores import KEPT_FILE, KeptCheckpoint, write_kept
 
 # A dog on a 24 GB card: the rules give DreamBooth-LoRA at the diffusers recipe, 500 steps of
 # one image each, so 50 passes over the 10 images.
-DOG = Profile(subject_type="animal", class_noun="dog", n_images=10, vram_gb=24, time_budget_min=240)
+DOG = Profile(subject_type="animal", class_noun="dog", n_images=10, vram_gb=24, time_budget_min=240,
+              base_model="sd15")   # the logged runs are SD 1.5 runs
 RULES_STEPS = 500
 
 

@@ -25,7 +25,7 @@ REACH = {  # one profile per method that should land on it
     "dreambooth_lora": Profile(subject_type="person", class_noun="woman", n_images=8, base_model="sdxl",
                                vram_gb=24, time_budget_min=240, gpu_name="A10G"),
     "dreambooth": Profile(subject_type="animal", class_noun="dog", n_images=5, accuracy=5, preservation=3,
-                          vram_gb=24, time_budget_min=120),
+                          vram_gb=24, time_budget_min=120, base_model="sd15"),   # SDXL's full UNet does not fit 24 GB
     "full_finetune": Profile(subject_type="general", n_images=5000, captions=True, preservation=1, vram_gb=80,
                              time_budget_min=600, gpu_name="A100 80GB"),
 }
