@@ -35,8 +35,8 @@ from .checkpoints import (CheckpointParts, check_run_folder, load_checkpoint, re
                           trained_parameters)
 from .prompt_embeddings import PromptEmbeddings
 from .signals import StopRequest
-from .training_utils import (check_8bit_adam_available, check_quantization_available, make_accelerator, make_lr_scheduler,
-                             make_optimizer, min_snr_weights, seed_everything, step_generator, vae_latents,
+from .training_utils import (check_8bit_adam_available, check_quantization_available, make_accelerator,
+                             make_lr_scheduler, make_optimizer, seed_everything, step_generator, vae_latents,
                              weight_dtype)
 
 if TYPE_CHECKING:
