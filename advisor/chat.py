@@ -81,6 +81,9 @@ def _with_recommendation(session: ChatSession, reply: Reply) -> ChatSession:
     first_time = session.recommendation is None
     changed = not first_time and rec.method != session.recommendation.method
     session.recommendation, session.recommended_for = rec, profile
+    base_note = _assumed_base_kept(session.interview, rec)
+    if base_note:
+        reply.text += "\n\n" + base_note
     reply.text += "\n\n" + summary_line(rec, updated=not first_time, changed=changed)
     if note:
         reply.problems.append(note)
@@ -88,6 +91,19 @@ def _with_recommendation(session: ChatSession, reply: Reply) -> ChatSession:
     if session.interview.transcript and session.interview.transcript[-1]["role"] == "assistant":
         session.interview.transcript[-1]["content"] = reply.text
     return session
+
+
+def _assumed_base_kept(state: InterviewState, rec: Recommendation) -> str:
+    """An assumed base model the recommendation did not keep (the card's default is SDXL on a big
+    card, SD 1.5 where the SDXL plan falls short): the interview's profile follows the card, and
+    the chat says why in one line. "" when nothing changed."""
+    if state.sources.get("base_model") != "assumed" or state.profile.base_model == rec.base_model:
+        return ""
+    data = state.profile.to_dict()
+    was, data["base_model"] = data["base_model"], rec.base_model
+    state.profile = Profile.from_dict(data)
+    why = next((a["how_to_change"] for a in rec.assumptions if a.get("slot") == "base_model"), "")
+    return f"Base model: {base_title(rec.base_model)} rather than {base_title(was)}. {why}".rstrip()
 
 
 def _recommend_with_log(profile: Profile) -> tuple[Recommendation, str | None]:

@@ -93,3 +93,15 @@ def test_answer_from_knowledge_tf_idf(monkeypatch):
     assert cites and cites[0]["card"] == "prior-preservation"
     assert "TF-IDF" in text  # the fallback is said, not hidden
     monkeypatch.setattr(chat, "_retriever", None)
+
+
+def test_an_assumed_base_the_card_does_not_keep_is_said_in_the_chat():
+    """On a 24 GB card SDXL is assumed, but under a 10 MB cap its LoRA would drop to rank 1: the
+    card falls back to SD 1.5, and the chat says so instead of leaving 'base model: SDXL' standing."""
+    session, replies = talk("lora of my shoes, 40 photos, 4090, the file must stay under 10 MB", "you decide")
+    rec = session.recommendation
+    said = " ".join(r.text for r in replies)
+    assert rec.base_model == "sd15" and session.interview.profile.base_model == "sd15"
+    assert "Base model: Stable Diffusion 1.5 rather than SDXL 1.0" in said and "lower LoRA rank" in said
+    session, replies = talk("lora of my cat, 20 photos, 4090", "you decide")
+    assert session.recommendation.base_model == "sdxl" and "rather than" not in replies[-1].text
