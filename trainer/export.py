@@ -84,9 +84,11 @@ def save_lora(c, out_dir: Path, *, alpha: float, text_encoder_config=None, info:
     return [out_dir / LORA_WEIGHTS, kohya_path]
 
 
-def save_lycoris(c, out_dir: Path, *, text_encoder_config=None) -> list[Path]:
+def save_lycoris(c, out_dir: Path, *, text_encoder_config=None, alpha: float, rank: int,
+                 info: dict[str, Any]) -> list[Path]:
     """LoHa / LoKr: the adapters' PEFT weights, prefixed by module ("unet.", "text_encoder."), with
-    each module's peft config in the file's metadata; `load_lycoris` puts them back."""
+    each module's peft config in the file's metadata (`load_lycoris` puts them back); for the UNet
+    families also a kohya / LyCORIS copy (`<name>_kohya.safetensors`) as ComfyUI and A1111 read it."""
     from safetensors.torch import save_file
 
     from .families.base import text_encoder_names
@@ -102,7 +104,44 @@ def save_lycoris(c, out_dir: Path, *, text_encoder_config=None) -> list[Path]:
         configs[name] = {"peft_type": str(config.peft_type.value), **_plain(config.to_dict())}
     path = out_dir / LYCORIS_WEIGHTS
     save_file(state, str(path), metadata={"adapter_configs": json.dumps(configs, sort_keys=True)})
-    return [path]
+    if c.family.kohya_version(c) is None:
+        return [path]
+    kohya_path = out_dir / f"{info.get('output_name', 'lycoris')}_kohya.safetensors"
+    peft_states = {name: _peft_state(module) for name, (module, _) in parts.items()}
+    algo = "loha" if "LOHA" in str(c.denoiser.peft_config["default"].peft_type) else "lokr"
+    meta = kohya_metadata({**info, "lora_alpha": alpha})
+    meta.update(ss_network_module="lycoris.kohya", ss_network_args=json.dumps({"algo": algo}))
+    save_file(to_lycoris_kohya(peft_states, arch=c.family.name, alpha=alpha, rank=rank), str(kohya_path),
+              metadata=meta)
+    return [path, kohya_path]
+
+
+def to_lycoris_kohya(states: dict[str, dict[str, Any]], *, arch: str, alpha: float, rank: int) -> dict[str, Any]:
+    """{part: PEFT LoHa / LoKr state} -> LyCORIS's kohya keys (`lora_unet_<module>.hada_w1_a`, ...,
+    `.alpha`), module names as kohya_state_dict names them for LoRA. Readers (ComfyUI's
+    weight_adapter, LyCORIS) scale by alpha / rank where a factor is split in two, as peft does; a
+    LoKr module whose factors are both whole gets no such scale there, so peft's alpha / rank is
+    folded into its w1 instead."""
+    import torch
+
+    te = {"text_encoder": "lora_te1_" if arch == "sdxl" else "lora_te_", "text_encoder_2": "lora_te2_"}
+    out: dict[str, Any] = {}
+    for part, state in states.items():
+        modules: dict[str, dict[str, Any]] = {}
+        for key, value in state.items():
+            module, _, tensor = key.rpartition(".")
+            modules.setdefault(module, {})[tensor] = value
+        for module, tensors in modules.items():
+            if part in te:
+                name = te[part] + (module if module.startswith("text_model.") else f"text_model.{module}").replace(".", "_")
+            else:
+                name = "lora_unet_" + module.replace(".", "_")
+            if any(t in tensors for t in ("hada_w1_b", "lokr_w1_b", "lokr_w2_b")):
+                out[f"{name}.alpha"] = torch.tensor(float(alpha))
+            elif "lokr_w1" in tensors:
+                tensors = {**tensors, "lokr_w1": tensors["lokr_w1"] * (alpha / rank)}
+            out.update({f"{name}.{t}": v.contiguous() for t, v in tensors.items()})
+    return out
 
 
 def _plain(config: dict[str, Any]) -> dict[str, Any]:

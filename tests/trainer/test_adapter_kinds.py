@@ -95,3 +95,55 @@ def test_an_adapter_kind_needs_an_adapter_method():
         fast_config("m", "d", "o", method="full_finetune", adapter="loha")
     with pytest.raises(ConfigError, match="adapter='ia3'; pick one of"):
         fast_config("m", "d", "o", adapter="ia3")
+
+
+@pytest.mark.parametrize("adapter", ["loha", "lokr"])
+def test_lycoris_kohya_copy_rebuilds_the_trained_weights_as_comfyui_applies_them(adapter, tiny_sd15, images, tmp_path):
+    """The kohya copy of a LoHa / LoKr run, read as ComfyUI's weight adapters read it (LoHa:
+    (w1a @ w1b) * (w2a @ w2b) * alpha / rank; LoKr: kron(w1, w2) with each split factor multiplied
+    out, times alpha / rank where a factor is split, else 1), gives the weights peft merges."""
+    import torch
+    from peft.tuners.tuners_utils import BaseTunerLayer
+    from safetensors.torch import load_file
+
+    from trainer.export import load_lycoris
+
+    cfg = fast_config(tiny_sd15, images, tmp_path / "myrun", adapter=adapter, learning_rate=1e-2, rank=4,
+                      lora_alpha=2.0, train_text_encoder=True)
+    train(cfg, progress=False)
+    out = tmp_path / "myrun" / "output"
+    kohya = load_file(str(out / "myrun_kohya.safetensors"))
+    def kohya_name(prefix: str, module: str) -> str:
+        if prefix == "lora_te_" and not module.startswith("text_model."):
+            module = f"text_model.{module}"   # transformers 5 flattened CLIPTextModel; kohya names keep the level
+        return prefix + module.replace(".", "_")
+
+    pipe = load_pipeline(tiny_sd15)
+    models = (("lora_unet_", pipe.unet), ("lora_te_", pipe.text_encoder))
+    base = {kohya_name(prefix, name): module.weight.detach().clone()
+            for prefix, model in models for name, module in model.named_modules() if hasattr(module, "weight")
+            and isinstance(module.weight, torch.Tensor)}
+    load_lycoris(pipe, out)
+    merged = {}
+    for prefix, model in models:
+        for name, module in model.named_modules():
+            if isinstance(module, BaseTunerLayer):
+                module.merge()
+                merged[kohya_name(prefix, name)] = module.get_base_layer().weight.detach()
+    names = {k.rsplit(".", 1)[0] for k in kohya}
+    assert any(n.startswith("lora_te_text_model_encoder_layers_") for n in names) and names == set(merged)
+    checked = 0
+    for name in names:
+        t = {k.rsplit(".", 1)[1]: v for k, v in kohya.items() if k.rsplit(".", 1)[0] == name}
+        if adapter == "loha":
+            scale = float(t["alpha"]) / t["hada_w1_b"].shape[0]
+            delta = (t["hada_w1_a"] @ t["hada_w1_b"]) * (t["hada_w2_a"] @ t["hada_w2_b"]) * scale
+        else:
+            w1 = t["lokr_w1"] if "lokr_w1" in t else t["lokr_w1_a"] @ t["lokr_w1_b"]
+            w2 = t["lokr_w2"] if "lokr_w2" in t else t["lokr_w2_a"] @ t["lokr_w2_b"]
+            dim = t["lokr_w2_b"].shape[0] if "lokr_w2_b" in t else t["lokr_w1_b"].shape[0] if "lokr_w1_b" in t else None
+            scale = float(t["alpha"]) / dim if "alpha" in t and dim else 1.0
+            delta = torch.kron(w1, w2) * scale
+        assert torch.allclose(base[name] + delta.reshape(base[name].shape), merged[name], atol=1e-5), name
+        checked += 1
+    assert checked == len(names) >= 8

@@ -63,7 +63,8 @@ class LoRA(Method):
 
         te_config = self._lora_config(TEXT_ENCODER_TARGETS) if self.config.train_text_encoder else None
         if self.config.adapter in ("loha", "lokr"):   # diffusers' LoRA loader reads LoRA and DoRA only
-            return save_lycoris(components, out_dir, text_encoder_config=te_config)
+            return save_lycoris(components, out_dir, text_encoder_config=te_config, alpha=self.alpha,
+                                rank=self.config.rank, info=info)
         return save_lora(components, out_dir, alpha=self.alpha, text_encoder_config=te_config, info=info)
 
     @classmethod
