@@ -154,3 +154,13 @@ def test_a_flow_lora_is_in_the_key_format_comfyui_reads_for_the_family(arch, tin
         prefix, _, rest = key.partition(".")
         module, _, weight = rest.rpartition(".lora_")
         assert prefix == "transformer" and weight in ("A.weight", "B.weight") and module in linear, key
+
+
+@pytest.mark.parametrize("arch, adapted", [("sd3", ["text_encoder", "text_encoder_2"]), ("flux", ["text_encoder"])])
+def test_the_clip_encoders_train_with_the_lora_and_t5_stays_frozen(arch, adapted, tiny_model, images, tmp_path):
+    cfg = fast_config(tiny_model(arch), images, tmp_path / "run", train_text_encoder=True, text_encoder_lr=1e-2)
+    assert train(cfg, progress=False) == "completed"
+    pipe = load_trained_pipeline(tmp_path / "run")
+    with_lora = [n for n in ("text_encoder", "text_encoder_2", "text_encoder_3")
+                 if getattr(pipe, n, None) is not None and any("lora" in k for k, _ in getattr(pipe, n).named_parameters())]
+    assert with_lora == adapted
