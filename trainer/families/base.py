@@ -117,12 +117,6 @@ def detect_family(folder: Path) -> "Family":
     raise ModelError(f"base model '{folder}' is a {name}; this trainer trains {trained_families_text()}")
 
 
-def family_named(name: str) -> "Family":
-    if name not in FAMILIES:
-        raise ModelError(f"model family {name!r}; pick one of {list(FAMILIES)}")
-    return FAMILIES[name]
-
-
 def part_class(index: dict[str, Any], name: str, folder: Path):
     """The class model_index.json names for part `name`, from diffusers or transformers only."""
     import importlib
