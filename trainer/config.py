@@ -19,8 +19,8 @@ from typing import Any, get_type_hints
 
 from . import safe_json
 from .checkpoint_scores import SCORE_CHECKPOINTS
-from .vocabulary import (ADAPTER_KINDS, ALL_WEIGHT_METHODS, CLASS_IMAGE_METHODS, FAMILY_NAMES, METHOD_FACTS,
-                         METHOD_NAMES, QUANTIZE_BASE)
+from .vocabulary import (ADAPTER_KINDS, ADAPTERS, ALL_WEIGHT_METHODS, CLASS_IMAGE_METHODS, FAMILY_NAMES,
+                         METHOD_FACTS, METHOD_NAMES, QUANTIZE_BASE)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -153,14 +153,11 @@ class TrainConfig:
             raise ConfigError(f"train_text_encoder=True does not apply to {self.method} "
                               "(only the new embedding trains)")
         if self.conv_lora and not METHOD_FACTS[self.method].adapter:
-            adapters = [m for m in METHOD_NAMES if METHOD_FACTS[m].adapter]
-            raise ConfigError(f"conv_lora=True applies to {' and '.join(adapters)}, not {self.method!r}")
+            raise ConfigError(f"conv_lora=True applies to {' and '.join(ADAPTERS)}, not {self.method!r}")
         if self.adapter != "lora" and not METHOD_FACTS[self.method].adapter:
-            adapters = [m for m in METHOD_NAMES if METHOD_FACTS[m].adapter]
-            raise ConfigError(f"adapter={self.adapter!r} applies to {' and '.join(adapters)}, not {self.method!r}")
+            raise ConfigError(f"adapter={self.adapter!r} applies to {' and '.join(ADAPTERS)}, not {self.method!r}")
         if self.quantize_base != "no" and not METHOD_FACTS[self.method].adapter:
-            adapters = [m for m in METHOD_NAMES if METHOD_FACTS[m].adapter]
-            raise ConfigError(f"quantize_base={self.quantize_base!r} applies to {' and '.join(adapters)} (the frozen "
+            raise ConfigError(f"quantize_base={self.quantize_base!r} applies to {' and '.join(ADAPTERS)} (the frozen "
                               f"weights are quantized); {self.method} trains them")
         if self.use_ema and self.method not in ALL_WEIGHT_METHODS:
             raise ConfigError(f"use_ema=True applies to {' and '.join(ALL_WEIGHT_METHODS)}, not {self.method!r}")

@@ -98,16 +98,15 @@ def save_lycoris(c, out_dir: Path, *, text_encoder_config=None, alpha: float, ra
     if text_encoder_config is not None:
         parts.update({n: (te, text_encoder_config) for n, te in zip(text_encoder_names(c.family.clip_encoders),
                                                                    c.clip_encoders)})
-    state, configs = {}, {}
-    for name, (module, config) in parts.items():
-        state.update({f"{name}.{k}": v for k, v in _peft_state(module).items()})
-        configs[name] = {"peft_type": str(config.peft_type.value), **_plain(config.to_dict())}
+    peft_states = {name: _peft_state(module) for name, (module, _) in parts.items()}
+    state = {f"{name}.{k}": v for name, part in peft_states.items() for k, v in part.items()}
+    configs = {name: {"peft_type": str(config.peft_type.value), **_plain(config.to_dict())}
+               for name, (_, config) in parts.items()}
     path = out_dir / LYCORIS_WEIGHTS
     save_file(state, str(path), metadata={"adapter_configs": json.dumps(configs, sort_keys=True)})
     if c.family.kohya_version(c) is None:
         return [path]
     kohya_path = out_dir / f"{info.get('output_name', 'lycoris')}_kohya.safetensors"
-    peft_states = {name: _peft_state(module) for name, (module, _) in parts.items()}
     algo = "loha" if "LOHA" in str(c.denoiser.peft_config["default"].peft_type) else "lokr"
     meta = kohya_metadata({**info, "lora_alpha": alpha})
     meta.update(ss_network_module="lycoris.kohya", ss_network_args=json.dumps({"algo": algo}))

@@ -28,15 +28,17 @@ def _optimizer_state(checkpoint):
     return load_tree(checkpoint, "training_state")["optimizer"]
 
 
-def test_resume_continues_exactly_where_the_checkpoint_left_off(tiny_sd15, images, tmp_path):
+@pytest.mark.parametrize("arch", ["sd15", "sdxl", "sd3", "flux"])   # every model family
+def test_resume_continues_exactly_where_the_checkpoint_left_off(arch, tiny_model, images, tmp_path):
     import torch
     from safetensors.torch import load_file
 
-    straight = fast_config(tiny_sd15, images, tmp_path / "straight", max_train_steps=4, checkpointing_steps=2,
+    folder = tiny_model(arch)
+    straight = fast_config(folder, images, tmp_path / "straight", max_train_steps=4, checkpointing_steps=2,
                            learning_rate=1e-3)
     train(straight, progress=False)
 
-    first = fast_config(tiny_sd15, images, tmp_path / "resumed", max_train_steps=2, checkpointing_steps=2,
+    first = fast_config(folder, images, tmp_path / "resumed", max_train_steps=2, checkpointing_steps=2,
                         learning_rate=1e-3)
     train(first, progress=False)
     assert [s for s, _ in checkpoint_dirs(tmp_path / "resumed" / "checkpoints")] == [2]

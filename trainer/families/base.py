@@ -79,8 +79,7 @@ class Components:
     def modules(self) -> dict[str, Any]:
         """Name -> torch module, names as in the pipeline folder."""
         named = {self.family.denoiser: self.denoiser, "vae": self.vae}
-        for i, te in enumerate(self.text_encoders):
-            named["text_encoder" if i == 0 else f"text_encoder_{i + 1}"] = te
+        named.update(zip(text_encoder_names(len(self.text_encoders)), self.text_encoders))
         return named
 
 
