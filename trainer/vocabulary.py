@@ -69,6 +69,13 @@ QUANTIZE_BASE = ("no", "int8", "nf4")
 # recognised from a model's own files: SD 1.x/2.x and SDXL (UNet; noise or v prediction read
 # from the scheduler), SD 3.5 and Flux.1 (rectified-flow transformers). A config names one or "auto".
 FAMILY_NAMES = ("sd", "sdxl", "sd3", "flux")
+# The methods the trainer runs on each family: textual inversion only where the trainer adds a
+# token to a CLIP encoder the denoiser reads directly (the UNet families).
+FAMILY_METHODS: dict[str, tuple[str, ...]] = {
+    "sd": METHOD_NAMES, "sdxl": METHOD_NAMES,
+    "sd3": tuple(m for m in METHOD_NAMES if m != "textual_inversion"),
+    "flux": tuple(m for m in METHOD_NAMES if m != "textual_inversion"),
+}
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,7 @@ class BaseModel:
     hub_id: str       # where the published weights live
     resolution: int   # the side length it was trained at (methods §13)
     hub_aliases: tuple[str, ...] = ()  # other hub ids of the same model (older copies, sibling releases)
+    licence: str = ""  # what its publisher's licence allows, where it restricts use ("" = permissive or see card)
 
 
 BASE_MODELS: dict[str, BaseModel] = {b.key: b for b in (
@@ -88,6 +96,10 @@ BASE_MODELS: dict[str, BaseModel] = {b.key: b for b in (
     BaseModel("sd21", "Stable Diffusion 2.1", "SD 2.1", "sd", "stabilityai/stable-diffusion-2-1", 768,
               hub_aliases=("stabilityai/stable-diffusion-2-1-base", "stabilityai/stable-diffusion-2")),
     BaseModel("sdxl", "SDXL 1.0", "SDXL", "sdxl", "stabilityai/stable-diffusion-xl-base-1.0", 1024),
+    # Guidance-distilled 12 B rectified-flow transformer; gated on the hub (accept its licence first).
+    BaseModel("flux1dev", "FLUX.1 [dev]", "Flux.1 dev", "flux", "black-forest-labs/FLUX.1-dev", 1024,
+              licence="the FLUX.1 [dev] Non-Commercial License: the weights, and LoRAs trained on them, are for "
+                      "non-commercial use; read it before any commercial use"),
 )}
 
 

@@ -40,6 +40,9 @@ _CLOSED_SERVICES = re.compile(P.CLOSED_SERVICES)
 _COMMUNITY = [(base, name, re.compile(rx), extra) for base, name, rx, extra in P.COMMUNITY_CHECKPOINTS]
 _VIDEO = re.compile(P.VIDEO)
 _ADAPTER_VARIANTS = re.compile(P.ADAPTER_VARIANTS)
+_FLUX_VARIANTS = {"schnell": "schnell is step-distilled and trains poorly without a de-distillation adapter",
+                  "kontext": "Kontext is an image-editing model, trained on image pairs, which this trainer does not make",
+                  "pro": "Flux.1 pro's weights are not published, so no trainer can fine-tune it"}
 _VARIANT_TITLES = {"lokr": "LoKr", "loha": "LoHa", "lycoris": "LyCORIS", "dora": "DoRA",
                    "ia3": "IA3", "(ia)3": "IA3", "oft": "OFT", "boft": "BOFT", "glora": "GLoRA"}
 
@@ -138,19 +141,26 @@ def read_base(s: Scan, ex: Extraction, expecting: str | None) -> None:
                  "it. A LoRA trained here on images in the look you want (a style LoRA) is the usual way to get "
                  "close to it on an open model.")
     for m in s.take(_UNSUPPORTED_BASE):
-        family = family_named(said_text(m))
+        said = said_text(m)
+        family = family_named(said)
+        if family is not None and family.base_model:   # a family the advisor plans (Flux.1 dev)
+            s.add("base_model", m.start(), family.base_model)
+            variant = re.search(r"schnell|kontext|pro\b", said.lower())
+            if variant:
+                _say(ex, f"'{said}': the plan is for {BASE_MODELS[family.base_model].title}, the Flux.1 model LoRAs are "
+                         f"trained on ({_FLUX_VARIANTS[variant.group()]}).")
+            continue
         if family is not None and family.trained_as:
-            _say(ex, f"'{said_text(m)}' isn't planned here yet: the trainer trains {family.title} (LoRA, DreamBooth-LoRA, "
+            _say(ex, f"'{said}' isn't planned here yet: the trainer trains {family.title} (LoRA, DreamBooth-LoRA, "
                      f"full fine-tune) from its hub id ({family.hub_id}) or a diffusers folder, but the advisor has no "
-                     f"memory and time model for it yet, so the plan is for SDXL (set base_model to "
-                     f"{family.hub_id} to train {family.title} instead). {family.sentence()} This trainer does not "
-                     "quantize the base model yet, so the unquantized figure is the one that applies here.")
+                     f"memory and time figures for it yet, so the plan is for SDXL (set base_model to "
+                     f"{family.hub_id} to train {family.title} instead). {family.sentence()}")
             continue
         published = (f" {family.sentence()} The nearest this trainer has is SDXL (say 'use SDXL')."
                      if family else " kohya sd-scripts, ai-toolkit, SimpleTuner and diffusers' examples/dreambooth "
                                     "scripts train the newer families.")
         _say(ex, f"'{said_text(m)}' isn't trained here yet: the trainer covers SD 1.5, SD 2.1 and SDXL (and the "
-                 f"community checkpoints built on them), SD 3.5 and Flux.1; the plans here are for the first three."
+                 f"community checkpoints built on them), SD 3.5 and Flux.1; the plans here are for all but SD 3.5."
                  f"{published}")
     for base, name, rx, extra in _COMMUNITY:
         for m in s.take(rx):

@@ -1,8 +1,9 @@
-"""The newer base-model families people fine-tune in 2026, which the advisor does not plan for yet:
-what is published about training each one (shared/research/models-2026.md, figures as published,
-none measured here), so the chat can answer "a flux lora on my 4090" with the facts and the
-nearest plan it can make, instead of only "not here". Two of them (Flux.1, SD 3.5) the trainer
-trains already (`trained_as`: trainer.families), from their hub id or a diffusers folder.
+"""The newer base-model families people fine-tune in 2026: what is published about training each
+one (shared/research/models-2026.md, figures as published, none measured here), so the chat can
+answer "a qwen-image lora on my 4090" with the facts and the nearest plan it can make, instead of
+only "not here". Two of them (Flux.1, SD 3.5) the trainer trains already (`trained_as`:
+trainer.families), from their hub id or a diffusers folder; the advisor plans Flux.1 dev
+(`base_model`, a row of trainer.vocabulary.BASE_MODELS).
 
 Each row: the names people write (a regex), the diffusers training script, the lowest published
 memory for a LoRA and how it was reached, with its source, and the licence where its publisher
@@ -26,6 +27,7 @@ class Family:
     licence: str = ""           # as published; "" when the sources name none
     trained_as: str = ""        # the trainer's family (trainer.vocabulary.FAMILY_NAMES) when it trains it
     hub_id: str = ""            # the published diffusers weights, for base_model
+    base_model: str = ""        # the trainer.vocabulary.BASE_MODELS key the advisor plans it as ("" = not planned)
 
     def matches(self, text: str) -> bool:
         return re.search(self.names, text) is not None
@@ -49,7 +51,7 @@ FAMILIES: tuple[Family, ...] = (
            "about 9 GB peak as an NF4 QLoRA on a 4090 (700 steps in about 41 min), 26 GB as a plain bf16 LoRA",
            "Hugging Face blog 'flux-qlora'", "kohya sd-scripts, ai-toolkit, SimpleTuner and fluxgym",
            "Flux.1 dev's forbids commercial use (schnell is Apache 2.0)", trained_as="flux",
-           hub_id="black-forest-labs/FLUX.1-dev"),
+           hub_id="black-forest-labs/FLUX.1-dev", base_model="flux1dev"),
     Family("sd3", "Stable Diffusion 3.5", r"\bsd\s*3(?:\.5)?\b|\bstable diffusion 3(?:\.5)?\b", "train_dreambooth_lora_sd3.py",
            "under 16 GB with an 8-bit T5 and precomputed text embeddings; about 13.9 GB at int2",
            "diffusers research_projects/sd3_lora_colab; SimpleTuner SD3 quickstart",

@@ -29,15 +29,22 @@ from ..gpus import find_gpu as find_stored_gpu
 @dataclass(frozen=True)
 class Arch:
     """What the estimator needs to know about a base model."""
-    unet_b: float                      # UNet parameters, billions
+    denoiser_b: float                  # UNet / transformer parameters, billions
     text_b: float                      # text encoder(s) parameters, billions
     vae_b: float                       # VAE parameters, billions
-    token_dims: tuple[int, ...]        # token-embedding width per text encoder (TI)
+    token_dims: tuple[int, ...]        # token-embedding width per CLIP text encoder (TI)
     cross_dim: int                     # cross-attention context width (LoRA to_k / to_v inputs)
     attn_blocks: dict[int, int]        # transformer blocks per channel width (LoRA size)
-    te_layers: tuple[tuple[int, int], ...]  # (layers, width) per text encoder (text-encoder LoRA)
+    te_layers: tuple[tuple[int, int], ...]  # (layers, width) per CLIP text encoder (text-encoder LoRA)
     conv_per_rank: int                 # LoRA parameters per rank on the ResNets' conv1/conv2 (LoCon)
     compute: float                     # training compute per pixel relative to SD1.5
+    linear_share: float                # of the denoiser's parameters, those in linear layers (what quantizes)
+    denoiser: str = "UNet"             # what the breakdown calls it
+    lora_per_rank: int = 0             # a transformer's LoRA parameters per rank, counted; 0: the UNet formula
+    activation_scale: float = 1.0      # activations per image relative to SD1.4's at the same pixel count
+    sampling_passes: int = 2           # denoiser calls per sampling step: 2 with classifier-free guidance
+    forward_s: float = 0.0             # T4 seconds of one denoiser call on a 512 px image; 0: FORWARD_S x compute
+    quantized_recipes: bool = False    # published LoRA recipes quantize its frozen base (fit_memory may too)
 
 
 # Architecture constants are the public model configs (not in the research notes). Check:
@@ -46,14 +53,17 @@ class Arch:
 # conv_per_rank: sum of (in x 3 x 3 + out) over the ResNets' conv1 and conv2 (44 in SD1.x/2.x, 34
 # in SDXL), counted on diffusers' UNet2DConditionModel built from each public config (derived; the
 # same count gives the attention figure lora_params uses, 199,296 per rank for SD1.5).
+# linear_share: the parameters in nn.Linear layers (the ones int8 / NF4 quantize), counted the
+# same way (tests/advisor/test_arch_counts.py rebuilds every model on the meta device).
 ARCH: dict[str, Arch] = {
-    "sd15": Arch(0.860, 0.123, 0.084, (768,), 768, {320: 5, 640: 5, 1280: 6}, ((12, 768),), 489_600, 1.0),
+    "sd15": Arch(0.860, 0.123, 0.084, (768,), 768, {320: 5, 640: 5, 1280: 6}, ((12, 768),), 489_600, 1.0, 0.314),
     # SD2.1: same UNet layout, OpenCLIP-H text encoder (23 layers used), 768 px (costs §2.2).
-    "sd21": Arch(0.865, 0.340, 0.084, (1024,), 1024, {320: 5, 640: 5, 1280: 6}, ((23, 1024),), 489_600, 1.0),
+    "sd21": Arch(0.865, 0.340, 0.084, (1024,), 1024, {320: 5, 640: 5, 1280: 6}, ((23, 1024),), 489_600, 1.0, 0.348),
     # SDXL: 2.6 B UNet with 70 transformer blocks at 640/1280 channels, two text encoders.
     # compute 1.3 is assumed: 3x the parameters, but most sit at low resolution; no published
     # SDXL it/s exists (costs §4).
-    "sdxl": Arch(2.567, 0.817, 0.084, (768, 1280), 2048, {640: 10, 1280: 60}, ((12, 768), (32, 1280)), 327_040, 1.3),
+    "sdxl": Arch(2.567, 0.817, 0.084, (768, 1280), 2048, {640: 10, 1280: 60}, ((12, 768), (32, 1280)), 327_040, 1.3,
+                 0.870),
 }
 CLIP_VOCAB = 49_408  # CLIP tokenizer size: TI optimises the whole embedding table (trainer/methods)
 
@@ -130,6 +140,41 @@ SPEEDS: dict[str, tuple[float, str, tuple[float, ...]]] = {
     "H200": (2 * _A100, "assumed: as the H100 (the same Hopper compute, more and faster memory); no published "
              "training speed", ()),
 }
+
+
+# --- quantized frozen weights (TrainConfig.quantize_base), bytes per linear-layer weight ------------
+# NF4: 4 bits plus one fp32 absmax per 64-weight block (bitsandbytes' defaults as diffusers'
+# BitsAndBytesConfig sets them, no double quantization); int8: torchao's weight-only int8, one byte
+# plus one scale per output channel (negligible) (derived from the formats).
+QUANT_BYTES = {"int8": 1.0, "nf4": 0.5 + 4 / 64}
+
+# --- Flux.1 dev: a 12 B transformer, calibrated on the Hugging Face "flux-qlora" blog -------------
+# (huggingface/blog flux-qlora.md; models-2026.md). Its setup: RTX 4090, LoRA rank 4 on attention
+# to_q/k/v/out (4,669,440 parameters), bf16, gradient checkpointing, 8-bit AdamW, batch 1 x 4,
+# 512 x 768 px, latents cached and text embeddings precomputed (no VAE or text encoder on the GPU).
+# Published: about 26 GB with the base in bf16, about 9 GB in NF4; 700 steps in about 41 min (NF4).
+FLUX_BLOG_LORA = 4_669_440
+FLUX_BLOG_PIXELS = 512 * 768 / 512 ** 2   # the blog's images, in 512 px squares
+_FLUX_B = 11.901  # transformer parameters, counted on the public config (the blog prints 11.906 B with its LoRA)
+# One 512 px image's activations with checkpointing: what the bf16 row leaves after the frozen
+# weights, the LoRA (fp32 weight, gradient, 8-bit Adam state, accumulation buffer) and the overhead
+# (derived); reproduces the NF4 row at 8.9 GB.
+_FLUX_ACT_GB = (26 - _FLUX_B * 2 - FLUX_BLOG_LORA / 1e9 * (4 + 4 + 2 + ACCUM_BYTES) - OVERHEAD_GB) / FLUX_BLOG_PIXELS
+# Compute per pixel against SD1.5: the blog's micro-step (41 min / 700 steps / 4) on the 4090,
+# brought to a T4 with the table's 4090 factor (derived). NF4's dequantization is inside it, so a
+# bf16 run is estimated no faster (no bf16 time is published for the setup). The blog's "about 4
+# hours" on a T4 is 0.7x this model's figure: the 4090 factor (from the LyCORIS study) is high for Flux.
+_FLUX_COMPUTE = ((41 * 60 / 700 / 4) * SPEEDS["RTX 4090"][0]
+                 / (_t4_step_s(C1_LIGHT_S, 1) * FLUX_BLOG_PIXELS * CKPT_SLOWDOWN))
+# Text encoders: CLIP-L 0.123 B and T5-XXL's encoder 4.894 B; VAE 0.084 B (16 latent channels).
+# LoRA: trainer.families.flow.Flux's targets, 2,801,664 parameters per rank (counted). Sampling:
+# guidance-distilled, one transformer call per step; a call is taken as half the blog's LoRA
+# micro-step without checkpointing (forward + input gradients; assumed), since SD's FORWARD_S
+# leaves out the fixed part that the Flux figure holds.
+ARCH["flux1dev"] = Arch(_FLUX_B, 0.123 + 4.894, 0.084, (768,), 4096, {}, ((12, 768),), 0, _FLUX_COMPUTE, 0.9997,
+                        denoiser="transformer", lora_per_rank=2_801_664,
+                        activation_scale=_FLUX_ACT_GB / ACT_CKPT_GB, sampling_passes=1, quantized_recipes=True,
+                        forward_s=_t4_step_s(C1_LIGHT_S, 1) * _FLUX_COMPUTE / 2)
 
 
 def _label(name: str, gb: float, sizes: tuple[float, ...]) -> str:
@@ -216,12 +261,13 @@ def _resolve(method: str, base_model: str, hp: dict, n_images: int = 1) -> dict:
 
 
 def lora_params(base_model: str, rank: int, text_encoder: bool = False, conv: bool = False) -> int:
-    """Parameters of a LoRA on to_q/to_k/to_v/to_out.0 (and the text encoders' q/k/v/out; and
-    with `conv`, LoCon, the ResNets' convolutions at the same rank)."""
+    """Parameters of a LoRA on the family's targets (UNet: to_q/to_k/to_v/to_out.0; transformer:
+    trainer.families' list, counted), and the CLIP text encoders' q/k/v/out; with `conv`, LoCon,
+    the ResNets' convolutions at the same rank."""
     a = ARCH[base_model]
     # Per transformer block of width C: self-attention q,k,v,out are C->C (4 x 2C); cross-attention
     # q and out are C->C (2 x 2C), k and v map the text context to C (2 x (context + C)).
-    per_rank = sum(n * (14 * c + 2 * a.cross_dim) for c, n in a.attn_blocks.items())
+    per_rank = a.lora_per_rank or sum(n * (14 * c + 2 * a.cross_dim) for c, n in a.attn_blocks.items())
     if text_encoder:
         per_rank += sum(layers * 4 * 2 * width for layers, width in a.te_layers)
     if conv:
@@ -233,10 +279,10 @@ def _parts_on_gpu(method: str, base_model: str, h: dict) -> tuple[float, dict[st
     """(trained parameters, frozen parameters by component), in billions."""
     a = ARCH[base_model]
     text_cached = h["cache_text_encoder_outputs"] and not h["train_text_encoder"] and method != "textual_inversion"
-    frozen = {"UNet": a.unet_b, "text encoder": 0.0 if text_cached else a.text_b,
+    frozen = {a.denoiser: a.denoiser_b, "text encoder": 0.0 if text_cached else a.text_b,
               "VAE": 0.0 if h["cache_latents"] else a.vae_b}
     if method in ALL_WEIGHT_METHODS:
-        trained = frozen.pop("UNet")
+        trained = frozen.pop(a.denoiser)
         if h["train_text_encoder"]:
             trained += a.text_b
             frozen.pop("text encoder")
@@ -260,18 +306,24 @@ def memory_gb(method: str, base_model: str, hp: dict) -> tuple[float, list[str]]
     # The T4 table shows fp16 barely changes memory with checkpointing on (10.08 vs 9.92 GB), so
     # precision scales only the frozen weights here; trained weights stay fp32 (master copies).
     wbytes = 4 if h["mixed_precision"] == "no" else 2
+    a = ARCH[base_model]
     trained, frozen = _parts_on_gpu(method, base_model, h)
     frozen_gb = sum(frozen.values()) * wbytes
+    quantized = h["quantize_base"] != "no" and a.denoiser in frozen
+    if quantized:  # the linear layers' weights at the quantized size, the rest (norms, convolutions) as before
+        frozen_gb -= frozen[a.denoiser] * a.linear_share * (wbytes - QUANT_BYTES[h["quantize_base"]])
     opt = h["optimizer"]
     train_gb = trained * (4 + 4 + OPTIMIZER_BYTES[opt])
     extra_gb = trained * ((EMA_BYTES if h["use_ema"] else 0)
                           + (ACCUM_BYTES if h["gradient_accumulation_steps"] > 1 else 0))
     images = images_per_step(method, h)
-    act_gb = (ACT_CKPT_GB if h["gradient_checkpointing"] else ACT_NOCKPT_GB) * (h["resolution"] / 512) ** 2 * images
+    act_gb = ((ACT_CKPT_GB if h["gradient_checkpointing"] else ACT_NOCKPT_GB) * a.activation_scale
+              * (h["resolution"] / 512) ** 2 * images)
     total = frozen_gb + train_gb + extra_gb + act_gb + OVERHEAD_GB
     on_gpu = ", ".join(k for k, v in frozen.items() if v > 0) or "nothing"
+    in_quant = f", the {a.denoiser}'s linear layers in {h['quantize_base']}" if quantized else ""
     parts = [
-        f"Frozen weights ({on_gpu}) at {wbytes} bytes each: {frozen_gb:.2f} GB.",
+        f"Frozen weights ({on_gpu}) at {wbytes} bytes each{in_quant}: {frozen_gb:.2f} GB.",
         f"Trained weights ({trained * 1e3:.1f} M parameters) with fp32 gradients and {opt} state: {train_gb:.2f} GB.",
         f"Activations for {images} image(s) of {h['resolution']} px"
         f"{' with gradient checkpointing' if h['gradient_checkpointing'] else ''}: {act_gb:.2f} GB.",
@@ -297,7 +349,7 @@ def seconds_per_step(method: str, base_model: str, hp: dict, gpu: TimedGpu | Non
 
 def _sampling_s(base_model: str, h: dict, images: int, steps: int, gpu: TimedGpu) -> float:
     a = ARCH[base_model]
-    per = FORWARD_S * 2 * a.compute * (h["resolution"] / 512) ** 2  # x2: classifier-free guidance
+    per = (a.forward_s or FORWARD_S * a.compute) * a.sampling_passes * (h["resolution"] / 512) ** 2
     per *= FP32_SLOWDOWN if h["mixed_precision"] == "no" else 1.0
     return images * steps * per / gpu.speed
 
@@ -315,7 +367,7 @@ def output_mb(method: str, base_model: str, hp: dict) -> tuple[float, str]:
         n = h["num_vectors"] * sum(a.token_dims)
         return n * 4 / 1e6, f"Textual inversion: {h['num_vectors']} vector(s) of {sum(a.token_dims)} numbers x 4 bytes."
     # A whole diffusers folder, fp32 as stored on the hub: SD1.5 gives 4.27 GB (costs §5).
-    total = a.unet_b + a.text_b + a.vae_b
+    total = a.denoiser_b + a.text_b + a.vae_b
     return total * 4e3, f"Full diffusers pipeline folder: {total:.2f} B parameters x 4 bytes (fp32)."
 
 
@@ -352,7 +404,8 @@ def estimate(method: str, base_model: str, hp: dict, n_images: int, *, gpu: Time
 
 # --- fitting a configuration to a card ------------------------------------------------------------
 MARGIN = 1.10  # aim 10% under the card: the model is calibrated to about 10%
-RES_FLOOR = {"sd15": 512, "sd21": 512, "sdxl": 768}  # below this the base degrades (assumed)
+# Below this the base degrades (assumed); Flux's is the published LoRA default (README_flux, flux-qlora).
+RES_FLOOR = {"sd15": 512, "sd21": 512, "sdxl": 768, "flux1dev": 512}
 
 
 def memory_problem(estimated_gb: float, card_gb: float) -> str | None:
@@ -370,9 +423,11 @@ def _fits(method, base_model, h, vram_gb, factor: float = 1.0) -> bool:
     return memory_gb(method, base_model, h)[0] * factor * MARGIN <= vram_gb
 
 
-def _memory_steps(base_model: str, gpu: TimedGpu | None):
+def _memory_steps(method: str, base_model: str, gpu: TimedGpu | None):
     """The savings in order of their cost to quality and speed: (name, change, sentence)."""
     half = (gpu or T4).precision  # "no": 16-bit breaks on this card (GTX 16xx)
+    a = ARCH[base_model]
+    quantizable = method in ADAPTERS and a.quantized_recipes
     vae_note = ""
     if base_model == "sdxl" and half == "fp16":
         vae_note = " (the diffusers SDXL recipe pairs fp16 with the fp16-fix VAE)"
@@ -386,10 +441,23 @@ def _memory_steps(base_model: str, gpu: TimedGpu | None):
          "(T4 table: 1.14 -> 0.93 it/s)"),
         ("cache_latents", lambda h: not h["cache_latents"] and not h["random_flip"] and {"cache_latents": True},
          "Latent caching encodes each image once (the VAE is frozen), so the VAE leaves the GPU"),
+        ("cache_text_encoder_outputs",
+         lambda h: not h["cache_text_encoder_outputs"] and not h["train_text_encoder"] and method != "textual_inversion"
+         and {"cache_text_encoder_outputs": True},
+         f"Text-encoder outputs cached: every training prompt is encoded once and the text encoders "
+         f"({a.text_b:.1f} B parameters) wait on the CPU (kohya's low-memory SDXL recipe; the flux-qlora blog "
+         "precomputes Flux's T5 and CLIP outputs the same way)"),
         ("use_8bit_adam", lambda h: not h["use_8bit_adam"] and h["optimizer"] == "adamw"
          and {"use_8bit_adam": True, "optimizer": "adamw8bit"},
          "8-bit AdamW stores optimizer state in 8 bits (T4 table: 15.79 -> 9.92 GB, no speed cost); "
          "it needs a CUDA GPU and bitsandbytes (pip install '.[gpu]')"),
+        ("quantize_base", lambda h: quantizable and h["quantize_base"] == "no" and {"quantize_base": "int8"},
+         f"The frozen {a.denoiser}'s weights in int8 (torchao, weight-only): one byte per weight instead of two, the "
+         "LoRA trains on top in full precision (SimpleTuner's Flux LoRA: about 30 GB unquantised, 18 GB in int8)"),
+        ("quantize_base", lambda h: quantizable and h["quantize_base"] == "int8" and {"quantize_base": "nf4"},
+         f"The frozen {a.denoiser}'s weights in NF4, 4 bits (QLoRA, Dettmers et al. 2023; the flux-qlora blog trains "
+         "a Flux LoRA in about 9 GB this way, 26 GB with the base in bf16); it needs a CUDA GPU and bitsandbytes "
+         "(pip install '.[gpu]')"),
         ("use_adafactor", lambda h: not h["use_adafactor"] and h["optimizer"] in ("adamw", "adamw8bit")
          and {"use_adafactor": True, "use_8bit_adam": False, "optimizer": "adafactor"},
          "Adafactor instead of AdamW keeps almost no optimizer state (factored second moments, no momentum): "
@@ -434,7 +502,7 @@ def fit_memory(method: str, base_model: str, hp: dict, vram_gb: float, *,
         raise ValueError(f"vram_gb={vram_gb!r}; must be a positive number")
     applied: list[str] = []
     factor = gpu.memory_factor if gpu is not None else 1.0
-    for name, change, sentence in _memory_steps(base_model, gpu):
+    for name, change, sentence in _memory_steps(method, base_model, gpu):
         if name in keep:
             continue
         while not _fits(method, base_model, h, vram_gb, factor):

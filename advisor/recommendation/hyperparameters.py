@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trainer.config import DEFAULTS as TRAIN_DEFAULTS
-from trainer.vocabulary import ADAPTERS, BASE_MODELS, CLASS_IMAGE_METHODS, METHOD_FACTS
+from trainer.vocabulary import ADAPTERS, BASE_MODELS, CLASS_IMAGE_METHODS, FAMILY_METHODS, METHOD_FACTS
 
 from ..profile import SETTING_LABELS, SWITCH_SETTINGS, Profile, setting_value
 
@@ -40,9 +40,16 @@ RECIPES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
                                                           "rank": 4}),
     # diffusers SDXL DreamBooth-LoRA: 1e-4 constant, 500 steps, batch 1 x 4 at 1024 px.
     ("dreambooth_lora", "sdxl"): ("sdxl-specifics", {"gradient_accumulation_steps": 4}),
+    # Flux.1 dev DreamBooth-LoRA: diffusers README_flux trains 500 steps at batch 1 x 4, 512 px; with
+    # AdamW (not Prodigy, which this trainer lacks) the flux-qlora blog's 1e-4 constant, rank 4.
+    ("dreambooth_lora", "flux1dev"): ("base-flux1-dev", {"gradient_accumulation_steps": 4, "resolution": 512,
+                                                         "lr_scheduler": "constant"}),
     # diffusers captioned LoRA: 1e-4 cosine, batch 1 x 4, rank 4.
     ("lora", "*"): ("method-lora", {"learning_rate": 1e-4, "train_batch_size": 1, "gradient_accumulation_steps": 4,
                                     "lr_scheduler": "cosine", "rank": 4}),
+    # Flux.1 dev captioned LoRA: the flux-qlora blog's style run, 1e-4 constant, batch 1 x 4, rank 4,
+    # 512 px wide (512 x 768).
+    ("lora", "flux1dev"): ("base-flux1-dev", {"resolution": 512, "lr_scheduler": "constant"}),
     # diffusers textual inversion: 5e-4, 3,000 steps, batch 1 x 4.
     ("textual_inversion", "*"): ("method-textual-inversion", {"learning_rate": 5e-4, "max_train_steps": 3000,
                                                               "train_batch_size": 1, "gradient_accumulation_steps": 4}),
@@ -55,6 +62,29 @@ RECIPES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     # diffusers SDXL text-to-image: 1e-6 constant, 10,000 steps, batch 1 x 4, no EMA.
     ("full_finetune", "sdxl"): ("sdxl-specifics", {"learning_rate": 1e-6, "max_train_steps": 10000, "use_ema": False}),
 }
+# The knowledge card of each base model with one (its recipes, memory, licence).
+BASE_CARDS = {"sd21": "sd21-specifics", "sdxl": "sdxl-specifics", "flux1dev": "base-flux1-dev"}
+
+# Methods the advisor does not plan on a base model although the trainer runs them: no published
+# recipe or cost figure for them is in the knowledge base. Each with the reason the card gives.
+UNPLANNED: dict[str, dict[str, str]] = {
+    "flux1dev": {
+        "full_finetune": "a full fine-tune of Flux.1 dev needs about 120 GB (flux-qlora blog) and has no published "
+                         "recipe in the knowledge base",
+        "dreambooth": "DreamBooth of every Flux.1 dev weight needs about 120 GB (flux-qlora blog) and has no "
+                      "published recipe in the knowledge base",
+    },
+}
+
+
+def unplanned(method: str, base_model: str) -> str | None:
+    """Why the advisor makes no plan for `method` on `base_model`, or None when it does."""
+    base = BASE_MODELS[base_model]
+    if method not in FAMILY_METHODS[base.family]:
+        return f"{METHOD_FACTS[method].title} is not trained on {base.short} here (it trains on the UNet models only)"
+    return UNPLANNED.get(base_model, {}).get(method)
+
+
 # Everything the recipes do not set starts at TrainConfig's default, the safe portable path
 # (the style guide's "simple over easy"), with the card that explains the knob; no class
 # images are made until prior preservation asks for them.
@@ -168,12 +198,15 @@ def starting_hyperparameters(method: str, profile: Profile,
         raise ValueError("starting_hyperparameters needs a filled profile (use profile.with_defaults())")
     values = dict(BASELINE)
     sources = dict(BASELINE_CARDS)
+    values["resolution"], sources["resolution"] = BASE_MODELS[profile.base_model].resolution, "dataset-preparation"
     for key in ("*", profile.base_model, profile.subject_type):
         card, row = RECIPES.get((method, key), ("", {}))
         values.update(row)
         sources.update(dict.fromkeys(row, card))
-    values["resolution"], sources["resolution"] = BASE_MODELS[profile.base_model].resolution, "dataset-preparation"
     notes: list[tuple[str, str]] = []
+    base = BASE_MODELS[profile.base_model]
+    if base.licence:
+        notes.append((f"Licence: {base.title} comes under {base.licence}.", BASE_CARDS[base.key]))
     _apply_advice(method, profile, values, sources, advice or {})
     if method == "dreambooth" and values["prior_preservation"] and profile.subject_type != "person":
         values["max_train_steps"] = 800  # diffusers: 800 steps with prior preservation

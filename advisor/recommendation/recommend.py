@@ -22,7 +22,7 @@ from ..gpus import find_gpu as find_stored_gpu
 from ..knowledge.cards import get_card
 from ..profile import Profile
 from . import costs
-from .hyperparameters import BASELINE, class_noun, starting_hyperparameters
+from .hyperparameters import BASELINE, class_noun, starting_hyperparameters, unplanned
 from .render import method_title
 from .rules import (ADJUSTMENTS, DATASET_KINDS, DEFAULT_RULES, ONE_SUBJECT, OPS, PREFERENCE_BONUS, STANDING, Rule,
                     advice, image_counts, match, score)
@@ -36,7 +36,7 @@ LABELS = {"subject_type": "what you are training (person, animal, object, style,
           "flexibility": "how far from the training photos it must go (1-5)",
           "preservation": "how much of the base model must stay intact (1-5)", "vram_gb": "your GPU memory in GB",
           "time_budget_min": "how many GPU minutes one run may take", "n_runs": "how many runs you will try",
-          "base_model": "the base model (sd15, sd21 or sdxl)"}
+          "base_model": f"the base model ({', '.join(BASE_MODELS)})"}
 
 
 @dataclass
@@ -180,7 +180,10 @@ def _recommend(profile: Profile, rules, learner, base_default: str | None = None
     if memory is not None:  # the user's runs needed more memory than estimated: fit with that
         gpu = replace(gpu, memory_factor=memory.factor)
     matched = match(rules, filled)
-    candidates = [Candidate(m, s, [r for r in matched if r.scores.get(m)]) for m, s in score(matched)]
+    # methods the advisor has no recipe or cost figures for on this base (Flux.1 dev's full fine-tune)
+    unplannable = {m: why for m, _ in score(matched) if (why := unplanned(m, filled.base_model))}
+    candidates = [Candidate(m, s, [r for r in matched if r.scores.get(m)]) for m, s in score(matched)
+                  if m not in unplannable]
     if hasattr(learner, "adjust"):
         candidates = _relearn(learner, filled, candidates)
     hp_advice = {k: (v, r.source) for k, (v, r) in advice(matched).items()}
@@ -196,7 +199,8 @@ def _recommend(profile: Profile, rules, learner, base_default: str | None = None
     if learned is not None:  # the log's plan stands in for the rules' plan of its method
         plans = [learned.plan if p is learned.replaces else p for p in plans]
         chosen = learned.plan
-    alternatives = _alternatives(chosen, plans, matched, filled.preferred_method)
+    alternatives = _alternatives(chosen, plans, matched, filled.preferred_method) + [
+        {"method": m, "why_not": f"{why[0].upper()}{why[1:]}."} for m, why in unplannable.items()]
     if learned is not None:
         alternatives = [{**a, "why_not": learned.why_not.get(a["method"], a["why_not"])} for a in alternatives]
     refused = next((a for a in alternatives if a["method"] == filled.preferred_method), None)

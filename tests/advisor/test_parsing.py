@@ -247,7 +247,7 @@ def test_apple_and_cpu_are_not_cuda_and_say_so():
 
 
 def test_unsupported_base_model_is_a_problem():
-    ex = extract("I want to use Flux")
+    ex = extract("I want to use SD 3.5")
     assert "base_model" not in ex.slots and "the plan is for SDXL" in ex.problems[0]
     ex = extract("I want to use HiDream")
     assert "base_model" not in ex.slots and "SD 1.5, SD 2.1 and SDXL" in ex.problems[0]
@@ -462,8 +462,7 @@ def test_a_pony_as_a_subject_is_not_a_checkpoint():
     assert "base_model" not in ex.slots and not any("Pony Diffusion" in p for p in ex.problems)
 
 
-@pytest.mark.parametrize("text, said", [("a flux lora of myself", "isn't planned here yet"),
-                                        ("sd 3.5 large please", "isn't planned here yet"),
+@pytest.mark.parametrize("text, said", [("sd 3.5 large please", "isn't planned here yet"),
                                         ("qwen-image lora", "isn't trained here yet"),
                                         ("z-image turbo lora", "isn't trained here yet"),
                                         ("flux.2 klein lora", "isn't trained here yet")])
@@ -534,7 +533,6 @@ def test_facts_inside_a_question_are_stored_and_options_are_not():
     assert ex.is_question
     assert (ex.slots["n_images"], ex.slots["vram_gb"], ex.slots["subject_type"]) == (15, 24.0, "animal")
     assert "base_model" not in ex.slots and "preferred_method" not in ex.slots
-    assert any("isn't planned here yet" in p for p in ex.problems)   # Flux is named, even in a question
     ex = extract("is 15 pics enough??")
     assert ex.slots == {"n_images": 15}
     assert "settings" not in extract("is rank 32 too high for 20 pics?").slots
@@ -589,3 +587,19 @@ def test_a_usable_subset_is_the_image_count():
 def test_the_subjects_counted_are_kept():
     assert extract("me and my 2 brothers, ~15 pics of each").slots["n_subjects"] == 3
     assert "n_subjects" not in extract("15 pics of my dog").slots
+
+
+@pytest.mark.parametrize("text", ["a flux lora of myself", "flux dev lora of my dog", "use Flux.1 dev",
+                                  "FLUX.1-dev please", "I want to use Flux"])
+def test_flux_is_planned_as_flux1_dev(text):
+    ex = extract(text)
+    assert ex.slots["base_model"] == "flux1dev" and not ex.problems
+
+
+@pytest.mark.parametrize("text, said", [("flux schnell lora", "step-distilled"),
+                                        ("a flux kontext lora", "image-editing"),
+                                        ("flux pro lora of my cat", "not published")])
+def test_other_flux1_models_are_planned_as_dev_with_the_reason(text, said):
+    ex = extract(text)
+    assert ex.slots["base_model"] == "flux1dev"
+    assert len(ex.problems) == 1 and said in ex.problems[0] and "FLUX.1 [dev]" in ex.problems[0]

@@ -425,3 +425,37 @@ def test_several_subjects_get_one_token_each_and_counts_per_subject():
     one = recommend(Profile(subject_type="object", class_noun="character", n_images=60, vram_gb=24.0,
                             base_model="sdxl"))
     assert "its own token" not in " ".join(one.dataset_advice)
+
+
+def _flux(**extra):
+    return Profile.from_dict({"subject_type": "person", "n_images": 20, "base_model": "flux1dev",
+                              "gpu_name": "RTX 4090", "vram_gb": 24, **extra})
+
+
+def test_flux_on_a_4090_is_an_adapter_on_an_8_bit_base_with_its_licence_and_card():
+    rec = recommend(_flux())
+    hp = rec.hyperparameters
+    assert rec.method in ("lora", "dreambooth_lora") and rec.estimates.fits
+    assert hp["quantize_base"] == "int8" and hp["cache_text_encoder_outputs"] and hp["resolution"] == 512
+    assert hp["learning_rate"] == 1e-4 and hp["lr_scheduler"] == "constant"
+    assert rec.train_config.base_model == "black-forest-labs/FLUX.1-dev" and rec.train_config.quantize_base == "int8"
+    assert any("Non-Commercial" in r for r in rec.reasons)
+    assert "base-flux1-dev" in [c["card"] for c in rec.citations]
+
+
+def test_flux_never_plans_what_it_has_no_recipe_for_and_says_why():
+    rec = recommend(_flux(preferred_method="dreambooth"))
+    assert rec.method in ("lora", "dreambooth_lora")
+    why = {a["method"]: a["why_not"] for a in rec.alternatives}
+    assert "120 GB" in why["dreambooth"] and "120 GB" in why["full_finetune"]
+    assert "not trained on Flux.1 dev" in why["textual_inversion"]
+    assert rec.reasons[0].startswith("You asked for DreamBooth") and "120 GB" in rec.reasons[0]
+    ti = recommend(_flux(preferred_method="textual_inversion", preservation=5))
+    assert ti.method != "textual_inversion"
+
+
+def test_flux_on_12_gb_is_a_qlora_and_on_8_gb_does_not_fit():
+    rec = recommend(_flux(gpu_name="RTX 3060", vram_gb=12))
+    assert rec.estimates.fits and rec.hyperparameters["quantize_base"] == "nf4"
+    small = recommend(_flux(gpu_name=None, vram_gb=8))
+    assert not small.estimates.fits and "needs about" in small.estimates.fits_reason

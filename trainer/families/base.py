@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..vocabulary import FAMILY_NAMES, METHOD_NAMES
+from ..vocabulary import FAMILY_METHODS, FAMILY_NAMES
 
 FAMILIES: dict[str, "Family"] = {}
 PICKLE_ENV = "FTA_ALLOW_PICKLE"   # "1": also load .bin / .ckpt weights (pickle can run code)
@@ -159,11 +159,15 @@ class Family:
     clip_encoders = 1              # of them, the leading CLIP ones (LoRA's text option, textual inversion)
     lora_targets: tuple[str, ...] = ()       # the denoiser's layers LoRA adapts (peft target_modules)
     conv_targets: tuple[str, ...] = ()       # conv_lora's extra layers (UNet ResNet convolutions)
-    methods: tuple[str, ...] = METHOD_NAMES  # the methods this trainer runs on the family
     vae_fp32_under_fp16 = False    # keep the VAE in fp32 when frozen weights are fp16 (it overflows)
     lora_keys_to_diffusers = True  # LoRA file: diffusers' key names (UNet) or PEFT's as they are (transformers)
     single_file = False            # a full fine-tune is also written as one original-layout file (trainer.single_file)
     pipeline_extras: dict[str, Any] = {}     # constructor arguments besides the parts (safety checker off)
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The methods this trainer runs on the family (trainer.vocabulary.FAMILY_METHODS)."""
+        return FAMILY_METHODS[self.name]
 
     # --- what a folder is ------------------------------------------------------------------------
     def matches(self, index: dict[str, Any]) -> bool:

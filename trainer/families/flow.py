@@ -27,7 +27,6 @@ FLUX_TRAIN_GUIDANCE = 3.5   # train_dreambooth_lora_flux.py --guidance_scale def
 
 class FlowFamily(Family):
     denoiser = "transformer"
-    methods = ("lora", "dreambooth_lora", "dreambooth", "full_finetune")
     lora_keys_to_diffusers = False   # diffusers' flow scripts save PEFT's key names as they are
     timestep_sampling = "none"       # compute_density_for_timestep_sampling's weighting_scheme
     t5_tokens = 256                  # the pipeline's max_sequence_length default
