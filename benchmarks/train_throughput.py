@@ -101,7 +101,7 @@ def cpu_scenarios(methods: list[str]) -> list[Scenario]:
 
 # model family -> the built-in tiny model of that family, and the advisor's base model for it (None: no row yet)
 FAMILY_MODELS = {"sd": ("tiny", "sd15"), "sdxl": ("tiny-sdxl", "sdxl"), "sd3": ("tiny-sd3", None),
-                 "flux": ("tiny-flux", None)}
+                 "flux": ("tiny-flux", "flux1dev")}
 
 
 def family_scenarios() -> list[Scenario]:
@@ -109,16 +109,21 @@ def family_scenarios() -> list[Scenario]:
 
 
 def estimate_row(base_model: str | None) -> str:
-    """The advisor's estimate for a LoRA on the family's real model: what a plan would print."""
+    """The advisor's estimate for a LoRA on the family's real model at its native size on a 24 GB
+    RTX 4090, after the memory savings the advisor would apply there: what a plan would print."""
     if base_model is None:
         return "no row yet"
-    from advisor.recommendation.costs import estimate
+    from advisor.recommendation.costs import TIMED, estimate, fit_memory
     from trainer.vocabulary import BASE_MODELS
 
-    hp = {"resolution": BASE_MODELS[base_model].resolution, "mixed_precision": "fp16",
-          "gradient_checkpointing": True, "max_train_steps": 1000}
-    e = estimate("lora", base_model, hp, n_images=10)
-    return f"{base_model} at {hp['resolution']} px: {e.vram_gb:.1f} GB, {e.minutes:.0f} min / 1000 steps on a {e.gpu}"
+    gpu = TIMED["RTX 4090"]
+    hp = {"resolution": BASE_MODELS[base_model].resolution, "max_train_steps": 1000, "mixed_precision": gpu.precision}
+    hp, _ = fit_memory("lora", base_model, hp, gpu.vram_gb, gpu=gpu)
+    e = estimate("lora", base_model, hp, n_images=10, gpu=gpu)
+    saved = [k for k in ("gradient_checkpointing", "cache_text_encoder_outputs") if hp.get(k)]
+    saved += [f"{hp['quantize_base']} base"] if hp.get("quantize_base", "no") != "no" else []
+    return (f"{BASE_MODELS[base_model].short} at {hp['resolution']} px, {hp['mixed_precision']}"
+            f"{''.join(', ' + s for s in saved)}: {e.vram_gb:.1f} GB, {e.minutes:.0f} min / 1000 steps on a {e.gpu}")
 
 
 def print_family_table(rows: list[dict]) -> None:

@@ -11,8 +11,8 @@ REQUESTS = [
     # (file, message, what the chat and card must say)
     ("request-1-settings", "lora rank 64, alpha 32, lr 1e-4, 2000 steps. my car, 40 pics, 4090",
      ["You set rank 64", "You set steps 2000", "LoRA"]),
-    ("request-2-flux-question", "flux dev or sdxl? which is better for my dog lora, 4090, 15 pics",
-     ["isn't planned here yet", "images: 15", "RTX 4090"]),
+    ("request-2-flux", "a flux lora of myself on my 4090, 20 selfies",
+     ["FLUX.1 [dev]", "int8", "Non-Commercial License", "RTX 4090"]),
     ("request-3-rent", "I want a full fine-tune of SDXL on 3000 captioned fashion photos, which gpu should i rent "
                        "for it?", ["You'll rent a card", "Full fine-tune", "bucket"]),
 ]
