@@ -100,6 +100,10 @@ BASE_MODELS: dict[str, BaseModel] = {b.key: b for b in (
     BaseModel("flux1dev", "FLUX.1 [dev]", "Flux.1 dev", "flux", "black-forest-labs/FLUX.1-dev", 1024,
               licence="the FLUX.1 [dev] Non-Commercial License: the weights, and LoRAs trained on them, are for "
                       "non-commercial use; read it before any commercial use"),
+    # 8.1 B MMDiT (rectified flow) with CLIP-L, CLIP-G and T5-XXL; gated on the hub.
+    BaseModel("sd35large", "Stable Diffusion 3.5 Large", "SD 3.5 Large", "sd3", "stabilityai/stable-diffusion-3.5-large",
+              1024, licence="the Stability AI Community License: free for research, non-commercial use and "
+                            "organisations under US$1M annual revenue; larger ones need Stability's enterprise licence"),
 )}
 
 

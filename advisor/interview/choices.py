@@ -40,9 +40,18 @@ _CLOSED_SERVICES = re.compile(P.CLOSED_SERVICES)
 _COMMUNITY = [(base, name, re.compile(rx), extra) for base, name, rx, extra in P.COMMUNITY_CHECKPOINTS]
 _VIDEO = re.compile(P.VIDEO)
 _ADAPTER_VARIANTS = re.compile(P.ADAPTER_VARIANTS)
-_FLUX_VARIANTS = {"schnell": "schnell is step-distilled and trains poorly without a de-distillation adapter",
-                  "kontext": "Kontext is an image-editing model, trained on image pairs, which this trainer does not make",
-                  "pro": "Flux.1 pro's weights are not published, so no trainer can fine-tune it"}
+# Other models of a planned family, said with its name: (regex over the words from the name on,
+# why the plan is for the family's base model instead, by the variant's name).
+_VARIANTS = {
+    "flux1": (re.compile(r".*?\b(?P<name>schnell|kontext|pro)\b"), {
+        "schnell": "schnell is step-distilled and trains poorly without a de-distillation adapter",
+        "kontext": "Kontext is an image-editing model, trained on image pairs, which this trainer does not make",
+        "pro": "Flux.1 pro's weights are not published, so no trainer can fine-tune it"}),
+    "sd3": (re.compile(r".*?\b(?P<name>medium|turbo)\b"), {
+        "medium": "the advisor has no cost figures for the 2.5 B Medium yet; the trainer trains it from its hub id "
+                  "(stabilityai/stable-diffusion-3.5-medium) or a diffusers folder",
+        "turbo": "Large Turbo is step-distilled; LoRAs are trained on Large"}),
+}
 _VARIANT_TITLES = {"lokr": "LoKr", "loha": "LoHa", "lycoris": "LyCORIS", "dora": "DoRA",
                    "ia3": "IA3", "(ia)3": "IA3", "oft": "OFT", "boft": "BOFT", "glora": "GLoRA"}
 
@@ -143,12 +152,13 @@ def read_base(s: Scan, ex: Extraction, expecting: str | None) -> None:
     for m in s.take(_UNSUPPORTED_BASE):
         said = said_text(m)
         family = family_named(said)
-        if family is not None and family.base_model:   # a family the advisor plans (Flux.1 dev)
+        if family is not None and family.base_model:   # a family the advisor plans (Flux.1 dev, SD 3.5 Large)
             s.add("base_model", m.start(), family.base_model)
-            variant = re.search(r"schnell|kontext|pro\b", said.lower())
+            rx, why = _VARIANTS.get(family.key, (None, {}))
+            variant = rx.match(s.original[m.start():m.end() + 12].lower()) if rx else None
             if variant:
-                _say(ex, f"'{said}': the plan is for {BASE_MODELS[family.base_model].title}, the Flux.1 model LoRAs are "
-                         f"trained on ({_FLUX_VARIANTS[variant.group()]}).")
+                _say(ex, f"'{variant.group().strip()}': the plan is for {BASE_MODELS[family.base_model].title} "
+                         f"({why[variant.group('name')]}).")
             continue
         if family is not None and family.trained_as:
             _say(ex, f"'{said}' isn't planned here yet: the trainer trains {family.title} (LoRA, DreamBooth-LoRA, "
@@ -160,7 +170,7 @@ def read_base(s: Scan, ex: Extraction, expecting: str | None) -> None:
                      if family else " kohya sd-scripts, ai-toolkit, SimpleTuner and diffusers' examples/dreambooth "
                                     "scripts train the newer families.")
         _say(ex, f"'{said_text(m)}' isn't trained here yet: the trainer covers SD 1.5, SD 2.1 and SDXL (and the "
-                 f"community checkpoints built on them), SD 3.5 and Flux.1; the plans here are for all but SD 3.5."
+                 f"community checkpoints built on them), SD 3.5 Large and Flux.1 dev, and plans for all of them."
                  f"{published}")
     for base, name, rx, extra in _COMMUNITY:
         for m in s.take(rx):

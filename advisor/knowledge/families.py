@@ -55,7 +55,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("sd3", "Stable Diffusion 3.5", r"\bsd\s*3(?:\.5)?\b|\bstable diffusion 3(?:\.5)?\b", "train_dreambooth_lora_sd3.py",
            "under 16 GB with an 8-bit T5 and precomputed text embeddings; about 13.9 GB at int2",
            "diffusers research_projects/sd3_lora_colab; SimpleTuner SD3 quickstart",
-           "kohya sd-scripts and SimpleTuner", trained_as="sd3", hub_id="stabilityai/stable-diffusion-3.5-large"),
+           "kohya sd-scripts and SimpleTuner", trained_as="sd3", hub_id="stabilityai/stable-diffusion-3.5-large",
+           base_model="sd35large"),
     Family("qwen-image", "Qwen-Image", r"\bqwen[\s-]?image\b", "train_dreambooth_lora_qwen_image.py",
            "24 GB at the limit (3-bit base with an accuracy-recovery adapter); musubi-tuner 42 GB, 30 GB in fp8, "
            "24 GB with 16 blocks swapped", "ai-toolkit; musubi-tuner docs/qwen_image.md", "ai-toolkit and musubi-tuner"),

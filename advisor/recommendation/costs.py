@@ -176,6 +176,22 @@ ARCH["flux1dev"] = Arch(_FLUX_B, 0.123 + 4.894, 0.084, (768,), 4096, {}, ((12, 7
                         activation_scale=_FLUX_ACT_GB / ACT_CKPT_GB, sampling_passes=1, quantized_recipes=True,
                         forward_s=_t4_step_s(C1_LIGHT_S, 1) * _FLUX_COMPUTE / 2)
 
+# --- SD 3.5 Large: an 8.1 B MMDiT with no published memory or speed measurement -----------------
+# (SimpleTuner's SD3 quickstart gives only setups: NF4 at 512 px on a 10-12 GB card, "int2 ...
+# about 13.9 GB"), so its two figures are scaled from Flux (assumed): activations by the width x
+# depth of the blocks the image tokens pass (38 joint blocks of 2,432 against Flux's 19 + 38 of
+# 3,072; both see 1,024 image tokens at 512 px), compute by the transformer's parameters.
+# Text encoders: CLIP-L 0.124 B, CLIP-G 0.695 B, T5-XXL's encoder 4.894 B; VAE as Flux's. LoRA:
+# trainer.families.flow.StableDiffusion3's targets, 1,473,792 parameters per rank (counted).
+# Sampling: classifier-free guidance, two calls per step.
+_SD35L_B = 8.057
+_SD35L_ACT_GB = _FLUX_ACT_GB * (38 * 2432) / ((19 + 38) * 3072)
+_SD35L_COMPUTE = _FLUX_COMPUTE * _SD35L_B / _FLUX_B
+ARCH["sd35large"] = Arch(_SD35L_B, 0.124 + 0.695 + 4.894, 0.084, (768, 1280), 4096, {}, ((12, 768), (32, 1280)), 0,
+                         _SD35L_COMPUTE, 0.9996, denoiser="transformer", lora_per_rank=1_473_792,
+                         activation_scale=_SD35L_ACT_GB / ACT_CKPT_GB, quantized_recipes=True,
+                         forward_s=_t4_step_s(C1_LIGHT_S, 1) * _SD35L_COMPUTE / 2)
+
 
 def _label(name: str, gb: float, sizes: tuple[float, ...]) -> str:
     """The name an estimate shows: the row's name, with the size when several sizes are timed."""
@@ -404,8 +420,9 @@ def estimate(method: str, base_model: str, hp: dict, n_images: int, *, gpu: Time
 
 # --- fitting a configuration to a card ------------------------------------------------------------
 MARGIN = 1.10  # aim 10% under the card: the model is calibrated to about 10%
-# Below this the base degrades (assumed); Flux's is the published LoRA default (README_flux, flux-qlora).
-RES_FLOOR = {"sd15": 512, "sd21": 512, "sdxl": 768, "flux1dev": 512}
+# Below this the base degrades (assumed); Flux's is the published LoRA default (README_flux, flux-qlora),
+# SD 3.5's SimpleTuner's lowest-memory setting.
+RES_FLOOR = {"sd15": 512, "sd21": 512, "sdxl": 768, "flux1dev": 512, "sd35large": 512}
 
 
 def memory_problem(estimated_gb: float, card_gb: float) -> str | None:

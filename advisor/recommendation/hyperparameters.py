@@ -44,12 +44,19 @@ RECIPES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     # AdamW (not Prodigy, which this trainer lacks) the flux-qlora blog's 1e-4 constant, rank 4.
     ("dreambooth_lora", "flux1dev"): ("base-flux1-dev", {"gradient_accumulation_steps": 4, "resolution": 512,
                                                          "lr_scheduler": "constant"}),
+    # SD 3.5 Large: diffusers README_sd3's DreamBooth-LoRA (500 steps, batch 1 x 4, constant) at
+    # SimpleTuner's "stable configuration" learning rate for 3.5 Large, 1e-4 (README_sd3's 4e-4 is
+    # for the 2 B Medium; SimpleTuner: "4e-5 could explode" for full training).
+    ("dreambooth_lora", "sd35large"): ("base-sd35-large", {"gradient_accumulation_steps": 4,
+                                                           "lr_scheduler": "constant"}),
     # diffusers captioned LoRA: 1e-4 cosine, batch 1 x 4, rank 4.
     ("lora", "*"): ("method-lora", {"learning_rate": 1e-4, "train_batch_size": 1, "gradient_accumulation_steps": 4,
                                     "lr_scheduler": "cosine", "rank": 4}),
     # Flux.1 dev captioned LoRA: the flux-qlora blog's style run, 1e-4 constant, batch 1 x 4, rank 4,
     # 512 px wide (512 x 768).
     ("lora", "flux1dev"): ("base-flux1-dev", {"resolution": 512, "lr_scheduler": "constant"}),
+    # SD 3.5 Large captioned LoRA: SimpleTuner's stable configuration, 1e-4, constant.
+    ("lora", "sd35large"): ("base-sd35-large", {"lr_scheduler": "constant"}),
     # diffusers textual inversion: 5e-4, 3,000 steps, batch 1 x 4.
     ("textual_inversion", "*"): ("method-textual-inversion", {"learning_rate": 5e-4, "max_train_steps": 3000,
                                                               "train_batch_size": 1, "gradient_accumulation_steps": 4}),
@@ -63,7 +70,8 @@ RECIPES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("full_finetune", "sdxl"): ("sdxl-specifics", {"learning_rate": 1e-6, "max_train_steps": 10000, "use_ema": False}),
 }
 # The knowledge card of each base model with one (its recipes, memory, licence).
-BASE_CARDS = {"sd21": "sd21-specifics", "sdxl": "sdxl-specifics", "flux1dev": "base-flux1-dev"}
+BASE_CARDS = {"sd21": "sd21-specifics", "sdxl": "sdxl-specifics", "flux1dev": "base-flux1-dev",
+              "sd35large": "base-sd35-large"}
 
 # Methods the advisor does not plan on a base model although the trainer runs them: no published
 # recipe or cost figure for them is in the knowledge base. Each with the reason the card gives.
@@ -73,6 +81,12 @@ UNPLANNED: dict[str, dict[str, str]] = {
                          "recipe in the knowledge base",
         "dreambooth": "DreamBooth of every Flux.1 dev weight needs about 120 GB (flux-qlora blog) and has no "
                       "published recipe in the knowledge base",
+    },
+    "sd35large": {
+        "full_finetune": "a full fine-tune of SD 3.5 Large has no published recipe or memory figure in the knowledge "
+                         "base (SimpleTuner warns its training is unstable)",
+        "dreambooth": "DreamBooth of every SD 3.5 Large weight has no published recipe or memory figure in the "
+                      "knowledge base (SimpleTuner warns its training is unstable)",
     },
 }
 

@@ -82,3 +82,26 @@ def test_flux_counts_and_the_blogs_lora():
                             layers_per_block=2, use_quant_conv=False, use_post_quant_conv=False)
     assert (_count(t5) + _count(clip)) / 1e9 == pytest.approx(arch.text_b, abs=0.001)
     assert _count(vae) / 1e9 == pytest.approx(arch.vae_b, abs=0.001)
+
+
+def test_sd35_large_counts():
+    from diffusers import SD3Transformer2DModel
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    from trainer.families.flow import StableDiffusion3
+
+    arch = costs.ARCH["sd35large"]
+    with accelerate.init_empty_weights():  # stabilityai/stable-diffusion-3.5-large transformer/config.json
+        mmdit = SD3Transformer2DModel(sample_size=128, patch_size=2, in_channels=16, num_layers=38, attention_head_dim=64,
+                                      num_attention_heads=38, joint_attention_dim=4096, caption_projection_dim=2432,
+                                      pooled_projection_dim=2048, out_channels=16, pos_embed_max_size=192,
+                                      qk_norm="rms_norm")
+        clip_l = CLIPTextModelWithProjection(CLIPTextConfig(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                                                            num_attention_heads=12, projection_dim=768))
+        clip_g = CLIPTextModelWithProjection(CLIPTextConfig(hidden_size=1280, intermediate_size=5120,
+                                                            num_hidden_layers=32, num_attention_heads=20,
+                                                            projection_dim=1280))
+    assert _count(mmdit) / 1e9 == pytest.approx(arch.denoiser_b, abs=0.001)
+    assert _linear_share(mmdit) == pytest.approx(arch.linear_share, abs=0.0001)
+    assert _lora_per_rank(mmdit, StableDiffusion3.lora_targets) == arch.lora_per_rank
+    assert (_count(clip_l) + _count(clip_g)) / 1e9 + 4.894 == pytest.approx(arch.text_b, abs=0.002)

@@ -317,3 +317,13 @@ def test_quantizing_shrinks_only_the_linear_layers_and_only_flux_is_quantized_to
         int8 = gb("lora", base, mixed_precision="fp16", quantize_base="int8")
         assert within(plain - int8, costs.ARCH[base].denoiser_b * share * 1.0, 0.01)
 
+
+
+def test_sd35_large_fits_simpletuners_lowest_memory_setup_and_not_a_bf16_base_on_16_gb():
+    # SimpleTuner SD3 quickstart: NF4 base, 512 px, batch 1, text embeddings cached, on a 10 or 12 GB card
+    low = gb("lora", "sd35large", mixed_precision="bf16", gradient_checkpointing=True, cache_latents=True,
+             cache_text_encoder_outputs=True, quantize_base="nf4", resolution=512, rank=1)
+    assert low * costs.MARGIN <= 10
+    # its transformer alone is 16 GB in bf16
+    assert gb("lora", "sd35large", mixed_precision="bf16", gradient_checkpointing=True, cache_latents=True,
+              cache_text_encoder_outputs=True, resolution=512) > 16

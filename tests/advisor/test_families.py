@@ -28,22 +28,21 @@ def test_every_family_has_a_published_figure_a_source_and_trainers():
         assert f.script == "" or (f.script.startswith("train_dreambooth_lora_") and f.script.endswith(".py"))
 
 
-def test_the_chat_plans_flux_and_names_the_families_it_does_not_plan():
+def test_the_chat_plans_flux_and_sd35_and_names_the_families_it_does_not_plan():
     flux = extract("a flux lora of myself on my 4090, 20 selfies")
     assert flux.slots["base_model"] == "flux1dev" and not flux.problems
-    other = " ".join(extract("can i train sd3.5 on 12gb").problems)
-    assert "isn't planned here yet" in other and "plan is for SDXL" in other
-    assert "Stable Diffusion 3.5" in other and "16 GB" in other and "model card" in other
-    assert "stabilityai/stable-diffusion-3.5-large" in other
+    sd35 = extract("sd3.5 lora of my dog, 12gb")
+    assert sd35.slots["base_model"] == "sd35large" and not sd35.problems
     klein = " ".join(extract("a flux 2 klein lora").problems)
     assert "isn't trained here yet" in klein and "use SDXL" in klein
+    assert "Flux.2 klein" in klein and "SimpleTuner" in klein
 
 
 def test_every_planned_family_is_a_base_model_of_its_trainer_family():
     from trainer.vocabulary import BASE_MODELS
 
     planned = [f for f in FAMILIES if f.base_model]
-    assert [f.key for f in planned] == ["flux1"]
+    assert [f.key for f in planned] == ["flux1", "sd3"]
     assert all(BASE_MODELS[f.base_model].family == f.trained_as and BASE_MODELS[f.base_model].hub_id == f.hub_id
                for f in planned)
 

@@ -247,8 +247,8 @@ def test_apple_and_cpu_are_not_cuda_and_say_so():
 
 
 def test_unsupported_base_model_is_a_problem():
-    ex = extract("I want to use SD 3.5")
-    assert "base_model" not in ex.slots and "the plan is for SDXL" in ex.problems[0]
+    ex = extract("I want to use Chroma")
+    assert "base_model" not in ex.slots and "SD 1.5, SD 2.1 and SDXL" in ex.problems[0]
     ex = extract("I want to use HiDream")
     assert "base_model" not in ex.slots and "SD 1.5, SD 2.1 and SDXL" in ex.problems[0]
 
@@ -462,8 +462,7 @@ def test_a_pony_as_a_subject_is_not_a_checkpoint():
     assert "base_model" not in ex.slots and not any("Pony Diffusion" in p for p in ex.problems)
 
 
-@pytest.mark.parametrize("text, said", [("sd 3.5 large please", "isn't planned here yet"),
-                                        ("qwen-image lora", "isn't trained here yet"),
+@pytest.mark.parametrize("text, said", [("qwen-image lora", "isn't trained here yet"),
                                         ("z-image turbo lora", "isn't trained here yet"),
                                         ("flux.2 klein lora", "isn't trained here yet")])
 def test_families_the_advisor_does_not_plan_are_named_not_swapped(text, said):
@@ -596,10 +595,20 @@ def test_flux_is_planned_as_flux1_dev(text):
     assert ex.slots["base_model"] == "flux1dev" and not ex.problems
 
 
-@pytest.mark.parametrize("text, said", [("flux schnell lora", "step-distilled"),
-                                        ("a flux kontext lora", "image-editing"),
-                                        ("flux pro lora of my cat", "not published")])
-def test_other_flux1_models_are_planned_as_dev_with_the_reason(text, said):
+@pytest.mark.parametrize("text, base, said", [("flux schnell lora", "flux1dev", "step-distilled"),
+                                              ("a flux kontext lora", "flux1dev", "image-editing"),
+                                              ("flux pro lora of my cat", "flux1dev", "not published"),
+                                              ("sd3.5 medium lora of my cat", "sd35large", "2.5 B Medium"),
+                                              ("stable diffusion 3.5 turbo lora", "sd35large", "step-distilled")])
+def test_sibling_models_of_a_planned_family_are_planned_as_its_base_with_the_reason(text, base, said):
+    from trainer.vocabulary import BASE_MODELS
+
     ex = extract(text)
-    assert ex.slots["base_model"] == "flux1dev"
-    assert len(ex.problems) == 1 and said in ex.problems[0] and "FLUX.1 [dev]" in ex.problems[0]
+    assert ex.slots["base_model"] == base
+    assert len(ex.problems) == 1 and said in ex.problems[0] and BASE_MODELS[base].title in ex.problems[0]
+
+
+@pytest.mark.parametrize("text", ["sd 3.5 large please", "SD3.5 lora of my dog", "stable diffusion 3.5 large"])
+def test_sd35_is_planned_as_large(text):
+    ex = extract(text)
+    assert ex.slots["base_model"] == "sd35large" and not ex.problems

@@ -459,3 +459,14 @@ def test_flux_on_12_gb_is_a_qlora_and_on_8_gb_does_not_fit():
     assert rec.estimates.fits and rec.hyperparameters["quantize_base"] == "nf4"
     small = recommend(_flux(gpu_name=None, vram_gb=8))
     assert not small.estimates.fits and "needs about" in small.estimates.fits_reason
+
+
+def test_sd35_large_is_planned_with_its_licence_and_stable_learning_rate():
+    rec = recommend(Profile.from_dict({"subject_type": "object", "n_images": 15, "base_model": "sd35large",
+                                       "gpu_name": "RTX 3060", "vram_gb": 12}))
+    hp = rec.hyperparameters
+    assert rec.method in ("lora", "dreambooth_lora") and rec.estimates.fits and hp["quantize_base"] == "nf4"
+    assert hp["learning_rate"] == 1e-4 and rec.train_config.base_model == "stabilityai/stable-diffusion-3.5-large"
+    assert any("Community License" in r for r in rec.reasons)
+    assert "base-sd35-large" in [c["card"] for c in rec.citations]
+    assert "unstable" in {a["method"]: a["why_not"] for a in rec.alternatives}["full_finetune"]

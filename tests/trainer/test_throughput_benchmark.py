@@ -19,5 +19,5 @@ def test_the_benchmark_prints_a_row_per_family(tmp_path):
     for family in FAMILY_NAMES:
         cells = [c.strip() for c in rows[family].split("|")[1:-1]]
         assert float(cells[2]) > 0 and "GiB" in cells[4], rows[family]   # ms/step, peak memory
-    assert "SDXL at 1024 px" in rows["sdxl"] and "no row yet" in rows["sd3"]
+    assert "SDXL at 1024 px" in rows["sdxl"] and "SD 3.5 Large at 1024 px" in rows["sd3"]
     assert "Flux.1 dev at 1024 px" in rows["flux"] and "int8 base" in rows["flux"] and "RTX 4090" in rows["flux"]
