@@ -110,7 +110,7 @@ def _generate(config: TrainConfig, run_dir: Path, todo_base, todo_tuned, steps: 
         pipe.set_progress_bar_config(disable=True)
         with torch.no_grad():
             for prompt, seed, path in todo:
-                image = pipe(prompt, num_inference_steps=steps, height=config.resolution, width=config.resolution,
+                image = pipe(prompt=prompt, num_inference_steps=steps, height=config.resolution, width=config.resolution,
                              generator=torch.Generator("cpu").manual_seed(seed)).images[0]
                 tmp = path.with_suffix(".tmp.png")
                 image.save(tmp)

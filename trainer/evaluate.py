@@ -74,7 +74,7 @@ def generate(pipe, prompts: Sequence[str], seeds: Sequence[int], steps: int, *,
     for i in range(0, len(pairs), batch_size):
         chunk = pairs[i:i + batch_size]
         with torch.no_grad():
-            out = pipe([p for p, _ in chunk], num_inference_steps=steps, height=resolution, width=resolution,
+            out = pipe(prompt=[p for p, _ in chunk], num_inference_steps=steps, height=resolution, width=resolution,
                        generator=[torch.Generator("cpu").manual_seed(s) for _, s in chunk])
         flat.extend(out.images)
     n = len(seeds)

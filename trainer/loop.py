@@ -284,7 +284,8 @@ class TrainingRun:
     def _latents(self, images: list[tuple[Any, Any]], generator):
         """VAE latents of (key, load_pixels) pairs, through this run's cache (see vae_latents)."""
         s = self.setup
-        return vae_latents(s.components.vae, images, generator, s.vae_cache, self.config.cache_latents)
+        c = s.components
+        return c.family.model_latents(c, vae_latents(c.vae, images, generator, s.vae_cache, self.config.cache_latents))
 
     # --- one step ------------------------------------------------------------------------------
     def _loss(self, batch: dict[str, Any], micro: int):

@@ -68,7 +68,7 @@ def generate_class_images(folder: Path, *, base_folder: Path, class_prompt: str,
                 break
             chunk = todo[start:start + GEN_BATCH]
             generators = [torch.Generator(device="cpu").manual_seed(seed + i) for i in chunk]
-            images = pipe([class_prompt] * len(chunk), num_inference_steps=inference_steps,
+            images = pipe(prompt=[class_prompt] * len(chunk), num_inference_steps=inference_steps,
                           height=resolution, width=resolution, generator=generators).images
             for i, image in zip(chunk, images):
                 tmp = folder / f".class-{i:05d}.png.tmp"

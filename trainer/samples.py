@@ -50,7 +50,7 @@ def write_samples(folder: Path, components, method, accelerator, *, prompts: Ite
     with inference_pipeline(components, method, accelerator.autocast(), trained) as pipe:
         for prompt in prompts:
             for k in range(num_images):
-                image = pipe(prompt, num_inference_steps=inference_steps, height=resolution, width=resolution,
+                image = pipe(prompt=prompt, num_inference_steps=inference_steps, height=resolution, width=resolution,
                              generator=torch.Generator("cpu").manual_seed(seed + k)).images[0]
                 path = folder / f"{len(made)}.png"
                 image.save(path)

@@ -12,9 +12,10 @@ corpus, so every prompt tokenizes (no `<unk>`) and different prompts give differ
 
 Everything is seeded and built inside `torch.random.fork_rng`, so the same arch gives
 byte-identical weight files and the caller's RNG state is untouched. Archs: "sd15", "sdxl",
-"sd3" (SD 3.5's layout: two CLIPs, T5, a joint transformer) and "flux" (Flux.1's: CLIP, T5, a
-double/single-stream transformer), built in as base models "tiny", "tiny-sdxl", "tiny-sd3" and
-"tiny-flux".
+"sd3" (SD 3.5's layout: two CLIPs, T5, a joint transformer), "flux" (Flux.1's: CLIP, T5, a
+double/single-stream transformer) and "flux2" (Flux.2 klein's: a Qwen3 text encoder with a chat
+template, a 2x2-patchified batch-normalised VAE), built in as base models "tiny", "tiny-sdxl",
+"tiny-sd3", "tiny-flux" and "tiny-flux2".
 """
 from __future__ import annotations
 
@@ -28,10 +29,10 @@ from pathlib import Path
 
 TINY_RESOLUTION = 64          # pixel side the tiny model generates and trains at
 TINY_SEED = 0                 # seed of every component's random init
-TINY_VERSION = "1"            # bump when the recipe changes, so cached copies are rebuilt
-ARCHS = ("sd15", "sdxl", "sd3", "flux")
+TINY_VERSION = "2"            # bump when the recipe changes, so cached copies are rebuilt
+ARCHS = ("sd15", "sdxl", "sd3", "flux", "flux2")
 # base_model names that mean "the built-in tiny model" -> its arch
-TINY_MODELS = {"tiny": "sd15", "tiny-sdxl": "sdxl", "tiny-sd3": "sd3", "tiny-flux": "flux"}
+TINY_MODELS = {"tiny": "sd15", "tiny-sdxl": "sdxl", "tiny-sd3": "sd3", "tiny-flux": "flux", "tiny-flux2": "flux2"}
 # the pretrained shapes demo model (trainer.shapes.demo_model): small like these, but it draws
 DEMO_MODEL = "shapes-demo"
 BUILTIN_MODELS = (*TINY_MODELS, DEMO_MODEL)   # every base model that is built here and runs on a CPU
@@ -250,6 +251,65 @@ def _flow_vae(latent_channels: int):
                          use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.0609, scaling_factor=1.5035)
 
 
+_QWEN_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+# Qwen's chat template, as far as the Flux.2 klein pipeline uses it (one user turn, then the
+# assistant's turn opened)
+_QWEN_CHAT_TEMPLATE = ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}"
+                       "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def make_tiny_qwen_tokenizer(corpus: str = PROMPT_CORPUS):
+    """A byte-level BPE Qwen2 tokenizer learned here, with Qwen's special tokens and chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import Qwen2TokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator([line for line in corpus.splitlines() if line.strip()],
+                            trainers.BpeTrainer(vocab_size=_VOCAB_SIZE, special_tokens=list(_QWEN_SPECIALS),
+                                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                                show_progress=False))
+    qwen = Qwen2TokenizerFast(tokenizer_object=tok, unk_token=None, bos_token=None, eos_token="<|im_end|>",
+                              pad_token="<|endoftext|>", model_max_length=512)
+    qwen.chat_template = _QWEN_CHAT_TEMPLATE
+    return qwen
+
+
+def _klein_pipeline():
+    """The tiny Flux.2 klein pipeline (call inside fork_rng): 28 Qwen3 layers so the pipeline's
+    default hidden-state layers (9, 18, 27) exist, each 16 wide (48 = 3 x 16 joint width)."""
+    import torch
+    from diffusers import AutoencoderKLFlux2, FlowMatchEulerDiscreteScheduler, Flux2KleinPipeline, Flux2Transformer2DModel
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    tokenizer = make_tiny_qwen_tokenizer()
+    torch.manual_seed(TINY_SEED)
+    text_encoder = Qwen3ForCausalLM(Qwen3Config(
+        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=16, num_hidden_layers=28, num_attention_heads=2,
+        num_key_value_heads=2, head_dim=8, max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id))
+    torch.manual_seed(TINY_SEED)
+    # 4 latent channels patchified 2x2 -> 16 transformer inputs (Flux.2's VAE: 32 -> 128)
+    transformer = Flux2Transformer2DModel(patch_size=1, in_channels=16, num_layers=1, num_single_layers=1,
+                                          attention_head_dim=16, num_attention_heads=2, joint_attention_dim=48,
+                                          timestep_guidance_channels=256, axes_dims_rope=[4, 4, 4, 4],
+                                          guidance_embeds=False)
+    # Its AdaLN modulation at diffusers' random init gives gates near zero, so neither the prompt nor a
+    # LoRA reaches the image; 10x opens them as training opens a real model's (the prompt then moves
+    # the tiny image as much as the other families' prompts move theirs).
+    with torch.no_grad():
+        for name, module in transformer.named_modules():
+            if name.endswith("modulation") or "modulation." in name:
+                for p in module.parameters():
+                    p.mul_(10.0)
+    torch.manual_seed(TINY_SEED)
+    vae = AutoencoderKLFlux2(sample_size=TINY_RESOLUTION, down_block_types=("DownEncoderBlock2D",) * 2,
+                             up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16), layers_per_block=1,
+                             latent_channels=4, norm_num_groups=8, use_quant_conv=False, use_post_quant_conv=False)
+    return Flux2KleinPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
+                              tokenizer=tokenizer, transformer=transformer)
+
+
 def _flow_pipeline(arch: str):
     """The tiny SD 3.5 or Flux.1 pipeline (call inside fork_rng)."""
     import torch
@@ -301,6 +361,8 @@ def build_tiny_pipeline(arch: str = "sd15"):
     with torch.random.fork_rng(devices=[]):
         if arch in ("sd3", "flux"):
             return _flow_pipeline(arch)
+        if arch == "flux2":
+            return _klein_pipeline()
         torch.manual_seed(TINY_SEED)
         unet = _unet(arch)
         torch.manual_seed(TINY_SEED)

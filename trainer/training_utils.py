@@ -117,8 +117,7 @@ def vae_latents(vae, images: list[tuple[Any, Any]], generator, cache: dict[Any, 
     stacked = torch.stack([fresh[j] if j in fresh else cache[key].to(vae.device)
                            for j, (key, _) in enumerate(images)])
     latents = stacked if fixed else DiagonalGaussianDistribution(stacked).sample(generator=generator)
-    shift = getattr(vae.config, "shift_factor", None) or 0.0   # SD3's and Flux's VAEs are shifted too
-    return ((latents - shift) * vae.config.scaling_factor).float()
+    return latents.float()   # as the VAE gives them: the family scales them (Family.model_latents)
 
 
 # --- setup ----------------------------------------------------------------------------------

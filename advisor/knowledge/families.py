@@ -43,7 +43,8 @@ class Family:
 FAMILIES: tuple[Family, ...] = (
     Family("flux2-klein", "Flux.2 klein", r"\bflux[\s.-]*2[\s.-]*klein|\bklein\b", "train_dreambooth_lora_flux2_klein.py",
            "4B about 12 GB in bf16 and 8 GB with an int8 base, 9B about 22 GB and 14 GB", "SimpleTuner FLUX2 quickstart", "SimpleTuner and musubi-tuner",
-           "4B Apache 2.0; 9B the FLUX non-commercial licence"),
+           "4B Apache 2.0; 9B the FLUX non-commercial licence", trained_as="flux2",
+           hub_id="black-forest-labs/FLUX.2-klein-base-4B"),
     Family("flux2", "Flux.2 dev", r"\bflux[\s.-]*2\b", "train_dreambooth_lora_flux2.py",
            "about 22 GB with an int4 text encoder and an int8 transformer; SimpleTuner calls several GPUs "
            "essentially required", "SimpleTuner FLUX2 quickstart", "SimpleTuner and musubi-tuner"),

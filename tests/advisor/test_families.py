@@ -34,8 +34,10 @@ def test_the_chat_plans_flux_and_sd35_and_names_the_families_it_does_not_plan():
     sd35 = extract("sd3.5 lora of my dog, 12gb")
     assert sd35.slots["base_model"] == "sd35large" and not sd35.problems
     klein = " ".join(extract("a flux 2 klein lora").problems)
-    assert "isn't trained here yet" in klein and "use SDXL" in klein
-    assert "Flux.2 klein" in klein and "SimpleTuner" in klein
+    assert "isn't planned here yet" in klein and "the plan is for SDXL" in klein
+    assert "black-forest-labs/FLUX.2-klein-base-4B" in klein and "SimpleTuner" in klein
+    qwen = " ".join(extract("a qwen-image lora").problems)
+    assert "isn't trained here yet" in qwen and "use SDXL" in qwen
 
 
 def test_every_planned_family_is_a_base_model_of_its_trainer_family():
@@ -51,7 +53,7 @@ def test_the_families_the_trainer_trains_are_trainer_families():
     from trainer.vocabulary import FAMILY_NAMES
 
     trained = [f for f in FAMILIES if f.trained_as]
-    assert {f.trained_as for f in trained} == {"flux", "sd3"} and {f.trained_as for f in trained} <= set(FAMILY_NAMES)
+    assert {f.trained_as for f in trained} == {"flux", "sd3", "flux2"} and {f.trained_as for f in trained} <= set(FAMILY_NAMES)
     assert all("/" in f.hub_id for f in trained)
 
 

@@ -17,7 +17,7 @@ PROMPT = "a photo of sks dog"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", ["sd3", "flux"])
+@pytest.mark.parametrize("arch", ["sd3", "flux", "flux2"])
 def test_a_flow_family_trains_and_shows_in_the_lab(arch, tiny_model, tmp_path):
     from advisor.runlog.store import RunLog
     from trainer.config import TrainConfig
@@ -26,7 +26,8 @@ def test_a_flow_family_trains_and_shows_in_the_lab(arch, tiny_model, tmp_path):
     make_images(tmp_path / "data", 4)
     run = tmp_path / "run"
     cfg = TrainConfig(base_model=str(tiny_model(arch)), data_dir=str(tmp_path / "data"), output_dir=str(run),
-                      resolution=64, max_train_steps=4, learning_rate=1e-2, checkpointing_steps=0, validation_steps=2,
+                      resolution=64, max_train_steps=4, learning_rate=1e-2, checkpointing_steps=0,
+                      validation_steps=2,
                       validation_prompts=[PROMPT], validation_inference_steps=2)
     assert launch(cfg, gpus=0).wait(timeout=400) == 0, (run / "train.log").read_text()[-3000:]
 

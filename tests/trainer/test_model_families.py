@@ -21,14 +21,15 @@ from trainer.vocabulary import FAMILY_NAMES
 
 # tiny arch -> (family, pipeline class)
 ARCH_FAMILY = {"sd15": ("sd", "StableDiffusionPipeline"), "sdxl": ("sdxl", "StableDiffusionXLPipeline"),
-               "sd3": ("sd3", "StableDiffusion3Pipeline"), "flux": ("flux", "FluxPipeline")}
+               "sd3": ("sd3", "StableDiffusion3Pipeline"), "flux": ("flux", "FluxPipeline"),
+               "flux2": ("flux2", "Flux2KleinPipeline")}
 PROMPT = "a photo of sks dog"
 
 
 def _draw(pipe, prompt=PROMPT, seed=0):
     import torch
 
-    return pipe(prompt, num_inference_steps=2, height=64, width=64, output_type="np",
+    return pipe(prompt=prompt, num_inference_steps=2, height=64, width=64, output_type="np",
                 generator=torch.Generator().manual_seed(seed)).images
 
 
@@ -68,7 +69,7 @@ def test_lora_trains_every_family_and_the_output_loads_back_and_changes_the_imag
     assert np.abs(tuned - base).mean() > 1e-3
 
 
-@pytest.mark.parametrize("arch", ["sd3", "flux"])
+@pytest.mark.parametrize("arch", ["sd3", "flux", "flux2"])
 def test_dreambooth_lora_with_class_images_drawn_by_the_family_pipeline(arch, tiny_model, images, tmp_path):
     folder = tiny_model(arch)
     cfg = fast_config(folder, images, tmp_path / "run", method="dreambooth_lora", prior_preservation=True,
@@ -92,6 +93,7 @@ def test_a_full_fine_tune_of_a_transformer_saves_a_pipeline_that_loads(tiny_mode
      "method 'textual_inversion' is not trained on Flux.1"),
     ("sd3", {"conv_lora": True}, "SD 3.5 has none to adapt"),
     ("flux", {"resolution": 72}, "needs a multiple of 16"),
+    ("flux2", {"train_text_encoder": True}, "Flux.2 klein's text encoder is a Qwen3 language model"),
 ])
 def test_what_a_family_cannot_do_is_refused_in_one_line(arch, overrides, message, tiny_model, images, tmp_path):
     cfg = fast_config(tiny_model(arch), images, tmp_path / "run", **overrides)
@@ -118,7 +120,7 @@ def test_the_family_field_is_checked_and_a_pipeline_no_family_claims_is_named(tm
         detect_family(folder)
 
 
-@pytest.mark.parametrize("arch", ["sd3", "flux"])
+@pytest.mark.parametrize("arch", ["sd3", "flux", "flux2"])
 def test_a_flow_lora_is_in_the_key_format_comfyui_reads_for_the_family(arch, tiny_model, images, tmp_path):
     """ComfyUI (comfy/lora.py, model_lora_keys_unet) maps 'transformer.<diffusers module>' LoRA keys
     for SD3 and Flux ("regular diffusers sd3 lora format"), with lora_A / lora_B weights: every key

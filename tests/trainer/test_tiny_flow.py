@@ -11,7 +11,7 @@ from trainer.tiny import make_tiny_model, make_tiny_t5_tokenizer
 def _draw(pipe, prompt, **kw):
     import torch
 
-    image = pipe(prompt, num_inference_steps=2, height=64, width=64, max_sequence_length=32,
+    image = pipe(prompt=prompt, num_inference_steps=2, height=64, width=64, max_sequence_length=32,
                  generator=torch.Generator().manual_seed(0), **kw).images[0]
     return np.asarray(image, dtype=np.float32)
 
@@ -24,7 +24,8 @@ def test_the_t5_tokenizer_is_learned_here_and_ends_every_prompt_with_eos():
     assert len(tok("word " * 100, truncation=True).input_ids) == 32
 
 
-@pytest.mark.parametrize("arch, pipeline", [("sd3", "StableDiffusion3Pipeline"), ("flux", "FluxPipeline")])
+@pytest.mark.parametrize("arch, pipeline", [("sd3", "StableDiffusion3Pipeline"), ("flux", "FluxPipeline"),
+                                            ("flux2", "Flux2KleinPipeline")])
 def test_cli_writes_a_pipeline_that_loads_back_and_follows_the_prompt(arch, pipeline, tmp_path, capsys):
     from diffusers import DiffusionPipeline
 
@@ -43,3 +44,15 @@ def test_an_unknown_arch_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match="pick one of"):
         make_tiny_model(tmp_path / "x", "hidream")
     assert not (tmp_path / "x").exists()
+
+
+def test_the_tiny_qwen_tokenizer_has_the_chat_template_klein_encodes_through():
+    from trainer.tiny import make_tiny_qwen_tokenizer
+
+    tok = make_tiny_qwen_tokenizer()
+    text = tok.apply_chat_template([{"role": "user", "content": "a photo of a dog"}], tokenize=False,
+                                   add_generation_prompt=True)
+    assert text == "<|im_start|>user\na photo of a dog<|im_end|>\n<|im_start|>assistant\n"
+    ids = tok(text).input_ids
+    assert ids[0] == tok.convert_tokens_to_ids("<|im_start|>") and tok.decode(ids) == text
+    assert tok("a photo of a dog").input_ids != tok("a watercolor painting of a zebra").input_ids

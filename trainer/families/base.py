@@ -229,6 +229,16 @@ class Family:
         return self.training_scheduler()
 
     # --- one training step -------------------------------------------------------------------------
+    def model_latents(self, c: Components, latents):
+        """The VAE's latents as the denoiser takes them: shifted and scaled by the VAE's config (SD3's
+        and Flux's VAEs are shifted too)."""
+        config = c.vae.config
+        return (latents - (config.get("shift_factor") or 0.0)) * config.get("scaling_factor", 1.0)
+
+    def lora_modules(self, denoiser) -> list[str]:
+        """peft target_modules for a LoRA on `denoiser` (the family's `lora_targets`)."""
+        return list(self.lora_targets)
+
     def encode_prompts(self, c: Components, prompts: list[str], text_encoders: list[Any] | None = None):
         """(prompt_embeds, pooled or None) as the family's pipeline builds them; `text_encoders`
         overrides `c.text_encoders` (accelerate-wrapped when they train)."""

@@ -140,3 +140,65 @@ class Flux(FlowFamily):
                        img_ids=FluxPipeline._prepare_latent_image_ids(b, h // 2, w // 2, x.device, x.dtype),
                        return_dict=False)[0]
         return FluxPipeline._unpack_latents(out, h * vae_scale, w * vae_scale, vae_scale)
+
+
+@register_family
+class Flux2Klein(FlowFamily):
+    """Flux.2 klein (4 B / 9 B): one Qwen3 text encoder, a 32-channel VAE whose latents are 2x2
+    patchified and normalised by its batch-norm statistics, 4-D position ids. As diffusers'
+    `train_dreambooth_lora_flux2_klein.py`: uniform sigmas, velocity target, the prompt as the
+    pipeline encodes it (chat template; hidden states of layers 9, 18 and 27 side by side, 512
+    tokens), no guidance input (klein samples with true classifier-free guidance)."""
+
+    name = "flux2"
+    label = "Flux.2 klein"
+    pipeline_class = "Flux2KleinPipeline"
+    text_encoder_count = 1   # Qwen3
+    clip_encoders = 0
+    t5_tokens = 512          # the pipeline's max_sequence_length
+    text_layers = (9, 18, 27)
+    resolution_multiple = 16
+    # the script's default: attention of every block, the single blocks' fused projection and output
+    lora_targets = ("to_k", "to_q", "to_v", "to_out.0", "to_qkv_mlp_proj")
+
+    def check(self, config) -> None:
+        from ..config import ConfigError
+
+        super().check(config)
+        if config.train_text_encoder:
+            raise ConfigError(f"train_text_encoder=True: {self.label}'s text encoder is a Qwen3 language model, "
+                              "which diffusers' script keeps frozen (and so does this trainer)")
+
+    def lora_modules(self, denoiser) -> list[str]:
+        # the single blocks' attn.to_out is a Linear there but a ModuleList in the double blocks: named one by one
+        return [*self.lora_targets, *(f"single_transformer_blocks.{i}.attn.to_out"
+                                      for i in range(denoiser.config.num_single_layers))]
+
+    def model_latents(self, c: Components, latents):
+        import torch
+        from diffusers import Flux2KleinPipeline
+
+        bn = c.vae.bn
+        mean = bn.running_mean.view(1, -1, 1, 1).to(latents.device, latents.dtype)
+        std = torch.sqrt(bn.running_var.view(1, -1, 1, 1) + c.vae.config.batch_norm_eps).to(latents.device,
+                                                                                          latents.dtype)
+        return (Flux2KleinPipeline._patchify_latents(latents) - mean) / std
+
+    def encode_prompts(self, c: Components, prompts: list[str], text_encoders: list[Any] | None = None):
+        """As Flux2KleinPipeline.encode_prompt (its own function); no pooled embedding."""
+        from diffusers import Flux2KleinPipeline
+
+        return Flux2KleinPipeline._get_qwen3_prompt_embeds(
+            text_encoder=(text_encoders or c.text_encoders)[0], tokenizer=c.tokenizers[0], prompt=list(prompts),
+            device=c.denoiser.device, max_sequence_length=self.t5_tokens, hidden_states_layers=self.text_layers), None
+
+    def predict(self, c: Components, denoiser, noised: Noised, embeds, pooled, pixel_size):
+        from diffusers import Flux2KleinPipeline
+
+        x = noised.inputs
+        img_ids = Flux2KleinPipeline._prepare_latent_ids(x).to(x.device)
+        out = denoiser(hidden_states=Flux2KleinPipeline._pack_latents(x), timestep=noised.timesteps / 1000,
+                       guidance=None, encoder_hidden_states=embeds,
+                       txt_ids=Flux2KleinPipeline._prepare_text_ids(embeds).to(x.device), img_ids=img_ids,
+                       return_dict=False)[0]
+        return Flux2KleinPipeline._unpack_latents_with_ids(out[:, :x.shape[2] * x.shape[3]], img_ids)

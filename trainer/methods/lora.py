@@ -44,7 +44,7 @@ class LoRA(Method):
         # where, the convolutions how an outline is drawn
         family = components.family
         components.denoiser.add_adapter(self._lora_config(
-            list(family.lora_targets) + (list(family.conv_targets) if cfg.conv_lora else [])))
+            family.lora_modules(components.denoiser) + (list(family.conv_targets) if cfg.conv_lora else [])))
         groups = [{"params": trainable_parameters(components.denoiser), "lr": cfg.learning_rate}]
         if cfg.train_text_encoder:
             params = []
