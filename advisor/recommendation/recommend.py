@@ -22,7 +22,7 @@ from ..gpus import find_gpu as find_stored_gpu
 from ..knowledge.cards import get_card
 from ..profile import Profile
 from . import costs
-from .hyperparameters import BASELINE, class_noun, starting_hyperparameters, unplanned
+from .hyperparameters import BASE_CARDS, BASELINE, class_noun, starting_hyperparameters, unplanned
 from .render import method_title
 from .rules import (ADJUSTMENTS, DATASET_KINDS, DEFAULT_RULES, ONE_SUBJECT, OPS, PREFERENCE_BONUS, STANDING, Rule,
                     advice, image_counts, match, score)
@@ -133,7 +133,34 @@ def recommend(profile: Profile, *, rules=DEFAULT_RULES, learner=None) -> Recomme
                    else rec.estimates.fits_reason.rstrip(".") if not rec.estimates.fits
                    else f"its best plan ({method_title(rec.method)}) does not fit")
             rec = _recommend(profile, rules, learner, base_default="sd15", base_why=why)[0]
+    if profile.base_model is None and (profile.accuracy or 0) >= LIKENESS_WISH:
+        _offer_flux(rec, profile, rules, learner)
     return rec
+
+
+LIKENESS_WISH = 4   # a stated accuracy from which the card names Flux.1 dev when it fits and was not asked for
+FLUX_BASE = "flux1dev"
+
+
+def _offer_flux(rec: Recommendation, profile: Profile, rules, learner) -> None:
+    """Where the user wants likeness and named no base: when a Flux.1 dev plan fits their card too, one
+    reason says so, with its cost and the licence that keeps it from being the default."""
+    flux, _ = _recommend(profile, rules, learner, base_default=FLUX_BASE)
+    if not flux.estimates.fits:
+        return
+    hp = flux.hyperparameters
+    how = [f"the transformer in {hp['quantize_base'].replace('nf4', 'NF4')}" if hp.get("quantize_base", "no") != "no" else "",
+           "the text encoders' outputs cached" if hp.get("cache_text_encoder_outputs") else ""]
+    how = [h for h in how if h]
+    e = flux.estimates
+    base = BASE_MODELS[FLUX_BASE]
+    rec.reasons.append(
+        f"{base.short} (12 B parameters against SDXL's 2.6 B) also fits your card: {method_title(flux.method)}{' with ' + ' and '.join(how) if how else ''}, "
+        f"about {e.vram_gb:.1f} GB and {e.minutes:.0f} min (timed for {e.timed_for}). It is not the default because "
+        f"of its licence, {base.licence}; say 'use Flux' to plan it. [{BASE_CARDS[FLUX_BASE]}]")
+    card = get_card(BASE_CARDS[FLUX_BASE]).citation()
+    if card not in rec.citations:
+        rec.citations.append(card)
 
 
 def _compromise(rec: Recommendation) -> str:

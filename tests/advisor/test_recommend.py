@@ -470,3 +470,17 @@ def test_sd35_large_is_planned_with_its_licence_and_stable_learning_rate():
     assert any("Community License" in r for r in rec.reasons)
     assert "base-sd35-large" in [c["card"] for c in rec.citations]
     assert "unstable" in {a["method"]: a["why_not"] for a in rec.alternatives}["full_finetune"]
+
+
+def test_a_likeness_wish_with_no_base_named_hears_that_flux_fits_and_why_it_is_not_the_default():
+    rec = recommend(Profile.from_dict({"subject_type": "person", "n_images": 20, "accuracy": 5, "vram_gb": 24,
+                                       "gpu_name": "RTX 4090"}))
+    assert rec.base_model == "sdxl"
+    offer = [r for r in rec.reasons if r.startswith("Flux.1 dev")]
+    assert len(offer) == 1 and "int8" in offer[0] and "Non-Commercial" in offer[0] and "say 'use Flux'" in offer[0]
+    assert "base-flux1-dev" in [c["card"] for c in rec.citations]
+    # not where it does not fit (8 GB), nor when the user named a base or did not ask for likeness
+    for extra in ({"vram_gb": 8, "gpu_name": None}, {"base_model": "sdxl"}, {"accuracy": 3}):
+        other = recommend(Profile.from_dict({"subject_type": "person", "n_images": 20, "accuracy": 5, "vram_gb": 24,
+                                             "gpu_name": "RTX 4090", **extra}))
+        assert not any(r.startswith("Flux.1 dev") for r in other.reasons), extra
