@@ -149,15 +149,16 @@ def _offer_flux(rec: Recommendation, profile: Profile, rules, learner) -> None:
     if not flux.estimates.fits:
         return
     hp = flux.hyperparameters
-    how = [f"the transformer in {hp['quantize_base'].replace('nf4', 'NF4')}" if hp.get("quantize_base", "no") != "no" else "",
-           "the text encoders' outputs cached" if hp.get("cache_text_encoder_outputs") else ""]
-    how = [h for h in how if h]
+    quantized = {"int8": "int8", "nf4": "NF4"}.get(hp.get("quantize_base", "no"))
+    how = ([f"the transformer in {quantized}"] if quantized else []) + (
+        ["the text encoders' outputs cached"] if hp.get("cache_text_encoder_outputs") else [])
     e = flux.estimates
     base = BASE_MODELS[FLUX_BASE]
     rec.reasons.append(
-        f"{base.short} (12 B parameters against SDXL's 2.6 B) also fits your card: {method_title(flux.method)}{' with ' + ' and '.join(how) if how else ''}, "
-        f"about {e.vram_gb:.1f} GB and {e.minutes:.0f} min (timed for {e.timed_for}). It is not the default because "
-        f"of its licence, {base.licence}; say 'use Flux' to plan it. [{BASE_CARDS[FLUX_BASE]}]")
+        f"{base.short} (a 12 B transformer) also fits your card: {method_title(flux.method)}"
+        f"{' with ' + ' and '.join(how) if how else ''}, about {e.vram_gb:.1f} GB and {e.minutes:.0f} min (timed for "
+        f"{e.timed_for}). It is not the default because of its licence, {base.licence}; say 'use Flux' to plan it. "
+        f"[{BASE_CARDS[FLUX_BASE]}]")
     card = get_card(BASE_CARDS[FLUX_BASE]).citation()
     if card not in rec.citations:
         rec.citations.append(card)
