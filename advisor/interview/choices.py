@@ -169,7 +169,7 @@ def read_base(s: Scan, ex: Extraction, expecting: str | None) -> None:
         published = (f" {family.sentence()} The nearest this trainer has is SDXL (say 'use SDXL')."
                      if family else " kohya sd-scripts, ai-toolkit, SimpleTuner and diffusers' examples/dreambooth "
                                     "scripts train the newer families.")
-        _say(ex, f"'{said_text(m)}' isn't trained here yet: the trainer covers SD 1.5, SD 2.1 and SDXL (and the "
+        _say(ex, f"'{said}' isn't trained here yet: the trainer covers SD 1.5, SD 2.1 and SDXL (and the "
                  f"community checkpoints built on them), SD 3.5 Large and Flux.1 dev, and plans for all of them (and "
                  f"trains Flux.2 klein, not planned yet)."
                  f"{published}")

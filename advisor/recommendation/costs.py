@@ -160,6 +160,13 @@ _FLUX_B = 11.901  # transformer parameters, counted on the public config (the bl
 # weights, the LoRA (fp32 weight, gradient, 8-bit Adam state, accumulation buffer) and the overhead
 # (derived); reproduces the NF4 row at 8.9 GB.
 _FLUX_ACT_GB = (26 - _FLUX_B * 2 - FLUX_BLOG_LORA / 1e9 * (4 + 4 + 2 + ACCUM_BYTES) - OVERHEAD_GB) / FLUX_BLOG_PIXELS
+def _transformer_forward_s(compute: float) -> float:
+    """T4 seconds of one transformer call on a 512 px image: half a LoRA micro-step without
+    checkpointing (forward + input gradients; assumed). SD's FORWARD_S leaves out the fixed part of a
+    step, which the Flux figure the transformers' compute comes from holds."""
+    return _t4_step_s(C1_LIGHT_S, 1) * compute / 2
+
+
 # Compute per pixel against SD1.5: the blog's micro-step (41 min / 700 steps / 4) on the 4090,
 # brought to a T4 with the table's 4090 factor (derived). NF4's dequantization is inside it, so a
 # bf16 run is estimated no faster (no bf16 time is published for the setup). The blog's "about 4
@@ -168,13 +175,11 @@ _FLUX_COMPUTE = ((41 * 60 / 700 / 4) * SPEEDS["RTX 4090"][0]
                  / (_t4_step_s(C1_LIGHT_S, 1) * FLUX_BLOG_PIXELS * CKPT_SLOWDOWN))
 # Text encoders: CLIP-L 0.123 B and T5-XXL's encoder 4.894 B; VAE 0.084 B (16 latent channels).
 # LoRA: trainer.families.flow.Flux's targets, 2,801,664 parameters per rank (counted). Sampling:
-# guidance-distilled, one transformer call per step; a call is taken as half the blog's LoRA
-# micro-step without checkpointing (forward + input gradients; assumed), since SD's FORWARD_S
-# leaves out the fixed part that the Flux figure holds.
+# guidance-distilled, one transformer call per step.
 ARCH["flux1dev"] = Arch(_FLUX_B, 0.123 + 4.894, 0.084, (768,), 4096, {}, ((12, 768),), 0, _FLUX_COMPUTE, 0.9997,
                         denoiser="transformer", lora_per_rank=2_801_664,
                         activation_scale=_FLUX_ACT_GB / ACT_CKPT_GB, sampling_passes=1, quantized_recipes=True,
-                        forward_s=_t4_step_s(C1_LIGHT_S, 1) * _FLUX_COMPUTE / 2)
+                        forward_s=_transformer_forward_s(_FLUX_COMPUTE))
 
 # --- SD 3.5 Large: an 8.1 B MMDiT with no published memory or speed measurement -----------------
 # (SimpleTuner's SD3 quickstart gives only setups: NF4 at 512 px on a 10-12 GB card, "int2 ...
@@ -190,7 +195,7 @@ _SD35L_COMPUTE = _FLUX_COMPUTE * _SD35L_B / _FLUX_B
 ARCH["sd35large"] = Arch(_SD35L_B, 0.124 + 0.695 + 4.894, 0.084, (768, 1280), 4096, {}, ((12, 768), (32, 1280)), 0,
                          _SD35L_COMPUTE, 0.9996, denoiser="transformer", lora_per_rank=1_473_792,
                          activation_scale=_SD35L_ACT_GB / ACT_CKPT_GB, quantized_recipes=True,
-                         forward_s=_t4_step_s(C1_LIGHT_S, 1) * _SD35L_COMPUTE / 2)
+                         forward_s=_transformer_forward_s(_SD35L_COMPUTE))
 
 
 def _label(name: str, gb: float, sizes: tuple[float, ...]) -> str:
@@ -291,10 +296,15 @@ def lora_params(base_model: str, rank: int, text_encoder: bool = False, conv: bo
     return rank * per_rank
 
 
+def _text_cacheable(method: str, h: dict) -> bool:
+    """Whether the text encoders stay frozen, so their outputs can be cached (TrainConfig's rule)."""
+    return not h["train_text_encoder"] and method != "textual_inversion"
+
+
 def _parts_on_gpu(method: str, base_model: str, h: dict) -> tuple[float, dict[str, float]]:
     """(trained parameters, frozen parameters by component), in billions."""
     a = ARCH[base_model]
-    text_cached = h["cache_text_encoder_outputs"] and not h["train_text_encoder"] and method != "textual_inversion"
+    text_cached = h["cache_text_encoder_outputs"] and _text_cacheable(method, h)
     frozen = {a.denoiser: a.denoiser_b, "text encoder": 0.0 if text_cached else a.text_b,
               "VAE": 0.0 if h["cache_latents"] else a.vae_b}
     if method in ALL_WEIGHT_METHODS:
@@ -459,7 +469,7 @@ def _memory_steps(method: str, base_model: str, gpu: TimedGpu | None):
         ("cache_latents", lambda h: not h["cache_latents"] and not h["random_flip"] and {"cache_latents": True},
          "Latent caching encodes each image once (the VAE is frozen), so the VAE leaves the GPU"),
         ("cache_text_encoder_outputs",
-         lambda h: not h["cache_text_encoder_outputs"] and not h["train_text_encoder"] and method != "textual_inversion"
+         lambda h: not h["cache_text_encoder_outputs"] and _text_cacheable(method, h)
          and {"cache_text_encoder_outputs": True},
          f"Text-encoder outputs cached: every training prompt is encoded once and the text encoders "
          f"({a.text_b:.1f} B parameters) wait on the CPU (kohya's low-memory SDXL recipe; the flux-qlora blog "

@@ -212,13 +212,13 @@ def starting_hyperparameters(method: str, profile: Profile,
         raise ValueError("starting_hyperparameters needs a filled profile (use profile.with_defaults())")
     values = dict(BASELINE)
     sources = dict(BASELINE_CARDS)
-    values["resolution"], sources["resolution"] = BASE_MODELS[profile.base_model].resolution, "dataset-preparation"
+    base = BASE_MODELS[profile.base_model]
+    values["resolution"], sources["resolution"] = base.resolution, "dataset-preparation"   # a recipe may lower it
     for key in ("*", profile.base_model, profile.subject_type):
         card, row = RECIPES.get((method, key), ("", {}))
         values.update(row)
         sources.update(dict.fromkeys(row, card))
     notes: list[tuple[str, str]] = []
-    base = BASE_MODELS[profile.base_model]
     if base.licence:
         notes.append((f"Licence: {base.title} comes under {base.licence}.", BASE_CARDS[base.key]))
     _apply_advice(method, profile, values, sources, advice or {})

@@ -29,7 +29,7 @@ class FlowFamily(Family):
     denoiser = "transformer"
     lora_keys_to_diffusers = False   # diffusers' flow scripts save PEFT's key names as they are
     timestep_sampling = "none"       # compute_density_for_timestep_sampling's weighting_scheme
-    t5_tokens = 256                  # the pipeline's max_sequence_length default
+    prompt_tokens = 256              # the pipeline's max_sequence_length default (T5's, klein's Qwen3's)
     resolution_multiple = 16         # 8x VAE, then 2x2 patches
 
     def check(self, config) -> None:
@@ -64,7 +64,7 @@ class FlowFamily(Family):
         return Noised((1 - sigmas) * latents + sigmas * noise, timesteps, noise - latents)
 
     def t5_embeds(self, tokenizer, encoder, prompts: list[str], device):
-        ids = tokenizer(prompts, padding="max_length", max_length=self.t5_tokens, truncation=True,
+        ids = tokenizer(prompts, padding="max_length", max_length=self.prompt_tokens, truncation=True,
                         return_tensors="pt").input_ids
         return encoder(ids.to(device))[0]
 
@@ -111,7 +111,7 @@ class Flux(FlowFamily):
     pipeline_class = "FluxPipeline"
     text_encoder_count = 2   # CLIP-L (pooled only), T5-XXL
     clip_encoders = 1
-    t5_tokens = 512
+    prompt_tokens = 512
     # train_dreambooth_lora_flux.py's default targets: attention and feed-forward of the double
     # blocks (the single blocks' to_q/k/v match too)
     lora_targets = ("attn.to_k", "attn.to_q", "attn.to_v", "attn.to_out.0", "attn.add_k_proj", "attn.add_q_proj",
@@ -155,9 +155,8 @@ class Flux2Klein(FlowFamily):
     pipeline_class = "Flux2KleinPipeline"
     text_encoder_count = 1   # Qwen3
     clip_encoders = 0
-    t5_tokens = 512          # the pipeline's max_sequence_length
+    prompt_tokens = 512
     text_layers = (9, 18, 27)
-    resolution_multiple = 16
     # the script's default: attention of every block, the single blocks' fused projection and output
     lora_targets = ("to_k", "to_q", "to_v", "to_out.0", "to_qkv_mlp_proj")
 
@@ -190,7 +189,7 @@ class Flux2Klein(FlowFamily):
 
         return Flux2KleinPipeline._get_qwen3_prompt_embeds(
             text_encoder=(text_encoders or c.text_encoders)[0], tokenizer=c.tokenizers[0], prompt=list(prompts),
-            device=c.denoiser.device, max_sequence_length=self.t5_tokens, hidden_states_layers=self.text_layers), None
+            device=c.denoiser.device, max_sequence_length=self.prompt_tokens, hidden_states_layers=self.text_layers), None
 
     def predict(self, c: Components, denoiser, noised: Noised, embeds, pooled, pixel_size):
         from diffusers import Flux2KleinPipeline
