@@ -32,6 +32,6 @@ class PromptEmbeddings:
                 embeds, pooled = c.family.encode_prompts(c, missing)
             for j, p in enumerate(missing):
                 self.cache[p] = (embeds[j], None if pooled is None else pooled[j])
-        embeds = torch.stack([self.cache[p][0] for p in prompts])
+        embeds = c.family.batch_embeds([self.cache[p][0] for p in prompts])
         pooled = None if self.cache[prompts[0]][1] is None else torch.stack([self.cache[p][1] for p in prompts])
         return embeds, pooled

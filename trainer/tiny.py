@@ -13,9 +13,10 @@ corpus, so every prompt tokenizes (no `<unk>`) and different prompts give differ
 Everything is seeded and built inside `torch.random.fork_rng`, so the same arch gives
 byte-identical weight files and the caller's RNG state is untouched. Archs: "sd15", "sdxl",
 "sd3" (SD 3.5's layout: two CLIPs, T5, a joint transformer), "flux" (Flux.1's: CLIP, T5, a
-double/single-stream transformer) and "flux2" (Flux.2 klein's: a Qwen3 text encoder with a chat
-template, a 2x2-patchified batch-normalised VAE), built in as base models "tiny", "tiny-sdxl",
-"tiny-sd3", "tiny-flux" and "tiny-flux2".
+double/single-stream transformer), "flux2" (Flux.2 klein's: a Qwen3 text encoder with a chat
+template, a 2x2-patchified batch-normalised VAE) and "zimage" (Z-Image's: a Qwen3 text encoder, a
+single-stream transformer over lists of latents and prompt states), built in as base models "tiny",
+"tiny-sdxl", "tiny-sd3", "tiny-flux", "tiny-flux2" and "tiny-zimage".
 """
 from __future__ import annotations
 
@@ -30,9 +31,10 @@ from pathlib import Path
 TINY_RESOLUTION = 64          # pixel side the tiny model generates and trains at
 TINY_SEED = 0                 # seed of every component's random init
 TINY_VERSION = "2"            # bump when the recipe changes, so cached copies are rebuilt
-ARCHS = ("sd15", "sdxl", "sd3", "flux", "flux2")
+ARCHS = ("sd15", "sdxl", "sd3", "flux", "flux2", "zimage")
 # base_model names that mean "the built-in tiny model" -> its arch
-TINY_MODELS = {"tiny": "sd15", "tiny-sdxl": "sdxl", "tiny-sd3": "sd3", "tiny-flux": "flux", "tiny-flux2": "flux2"}
+TINY_MODELS = {"tiny": "sd15", "tiny-sdxl": "sdxl", "tiny-sd3": "sd3", "tiny-flux": "flux", "tiny-flux2": "flux2",
+               "tiny-zimage": "zimage"}
 # the pretrained shapes demo model (trainer.shapes.demo_model): small like these, but it draws
 DEMO_MODEL = "shapes-demo"
 BUILTIN_MODELS = (*TINY_MODELS, DEMO_MODEL)   # every base model that is built here and runs on a CPU
@@ -310,6 +312,31 @@ def _klein_pipeline():
                               tokenizer=tokenizer, transformer=transformer)
 
 
+def _zimage_pipeline():
+    """The tiny Z-Image pipeline (call inside fork_rng), sized as diffusers' own Z-Image pipeline
+    test: a 2-layer Qwen3 whose second-to-last hidden states (16 wide) are the prompt features, a
+    32-wide transformer (2 main layers, 1 noise and 1 context refiner), Flux.1's 16-channel VAE layout."""
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel
+    from transformers import Qwen3Config, Qwen3Model
+
+    tokenizer = make_tiny_qwen_tokenizer()
+    torch.manual_seed(TINY_SEED)
+    text_encoder = Qwen3Model(Qwen3Config(
+        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=16, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=2, head_dim=8, max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id))
+    torch.manual_seed(TINY_SEED)
+    transformer = ZImageTransformer2DModel(all_patch_size=(2,), all_f_patch_size=(1,), in_channels=16, dim=32,
+                                           n_layers=2, n_refiner_layers=1, n_heads=2, n_kv_heads=2, qk_norm=True,
+                                           cap_feat_dim=16, axes_dims=[8, 4, 4], axes_lens=[1024, 32, 32])
+    with torch.no_grad():   # the pad tokens are made with torch.empty: fixed, so the files are reproducible
+        transformer.x_pad_token.fill_(1.0)
+        transformer.cap_pad_token.fill_(1.0)
+    torch.manual_seed(TINY_SEED)
+    return ZImagePipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=_flow_vae(16), text_encoder=text_encoder,
+                          tokenizer=tokenizer, transformer=transformer)
+
+
 def _flow_pipeline(arch: str):
     """The tiny SD 3.5 or Flux.1 pipeline (call inside fork_rng)."""
     import torch
@@ -363,6 +390,8 @@ def build_tiny_pipeline(arch: str = "sd15"):
             return _flow_pipeline(arch)
         if arch == "flux2":
             return _klein_pipeline()
+        if arch == "zimage":
+            return _zimage_pipeline()
         torch.manual_seed(TINY_SEED)
         unet = _unet(arch)
         torch.manual_seed(TINY_SEED)

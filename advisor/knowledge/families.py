@@ -1,9 +1,9 @@
 """The newer base-model families people fine-tune in 2026: what is published about training each
 one (shared/research/models-2026.md, figures as published, none measured here), so the chat can
 answer "a qwen-image lora on my 4090" with the facts and the nearest plan it can make, instead of
-only "not here". Two of them (Flux.1, SD 3.5) the trainer trains already (`trained_as`:
-trainer.families), from their hub id or a diffusers folder; the advisor plans Flux.1 dev
-(`base_model`, a row of trainer.vocabulary.BASE_MODELS).
+only "not here". Four of them (Flux.1, SD 3.5, Flux.2 klein, Z-Image) the trainer trains already
+(`trained_as`: trainer.families), from their hub id or a diffusers folder; the advisor plans Flux.1
+dev and SD 3.5 Large (`base_model`, a row of trainer.vocabulary.BASE_MODELS).
 
 Each row: the names people write (a regex), the diffusers training script, the lowest published
 memory for a LoRA and how it was reached, with its source, and the licence where its publisher
@@ -64,7 +64,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("z-image", "Z-Image", r"\bz[\s-]?image\b", "train_dreambooth_lora_z_image.py",
            "10-12 GB with an NF4 base; Turbo needs a de-distill adapter", "SimpleTuner ZIMAGE quickstart; "
            "ostris/ai-toolkit#550; tdrussell/diffusion-pipe#462",
-           "SimpleTuner, ai-toolkit and musubi-tuner"),
+           "SimpleTuner, ai-toolkit and musubi-tuner", "Apache 2.0 (Tongyi-MAI's model cards)", trained_as="zimage",
+           hub_id="Tongyi-MAI/Z-Image"),
     Family("hidream", "HiDream I1", r"\bhidream\b", "train_dreambooth_lora_hidream.py",
            "about 37 GB with NF4 against 60 GB without; 20-22 GB in SimpleTuner", "diffusers README_hidream", "SimpleTuner"),
     Family("chroma", "Chroma", r"\bchroma\b", "", "about 8 GB with NF4, 16 GB in int8", "SimpleTuner CHROMA quickstart", "SimpleTuner"),

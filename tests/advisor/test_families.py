@@ -53,7 +53,7 @@ def test_the_families_the_trainer_trains_are_trainer_families():
     from trainer.vocabulary import FAMILY_NAMES
 
     trained = [f for f in FAMILIES if f.trained_as]
-    assert {f.trained_as for f in trained} == {"flux", "sd3", "flux2"} and {f.trained_as for f in trained} <= set(FAMILY_NAMES)
+    assert {f.trained_as for f in trained} == {"flux", "sd3", "flux2", "zimage"} and {f.trained_as for f in trained} <= set(FAMILY_NAMES)
     assert all("/" in f.hub_id for f in trained)
 
 

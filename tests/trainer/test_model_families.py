@@ -22,7 +22,7 @@ from trainer.vocabulary import FAMILY_NAMES
 # tiny arch -> (family, pipeline class)
 ARCH_FAMILY = {"sd15": ("sd", "StableDiffusionPipeline"), "sdxl": ("sdxl", "StableDiffusionXLPipeline"),
                "sd3": ("sd3", "StableDiffusion3Pipeline"), "flux": ("flux", "FluxPipeline"),
-               "flux2": ("flux2", "Flux2KleinPipeline")}
+               "flux2": ("flux2", "Flux2KleinPipeline"), "zimage": ("zimage", "ZImagePipeline")}
 PROMPT = "a photo of sks dog"
 
 
@@ -69,7 +69,7 @@ def test_lora_trains_every_family_and_the_output_loads_back_and_changes_the_imag
     assert np.abs(tuned - base).mean() > 1e-3
 
 
-@pytest.mark.parametrize("arch", ["sd3", "flux", "flux2"])
+@pytest.mark.parametrize("arch", ["sd3", "flux", "flux2", "zimage"])
 def test_dreambooth_lora_with_class_images_drawn_by_the_family_pipeline(arch, tiny_model, images, tmp_path):
     folder = tiny_model(arch)
     cfg = fast_config(folder, images, tmp_path / "run", method="dreambooth_lora", prior_preservation=True,
@@ -78,13 +78,14 @@ def test_dreambooth_lora_with_class_images_drawn_by_the_family_pipeline(arch, ti
     assert (tmp_path / "run" / "output" / "pytorch_lora_weights.safetensors").is_file()
 
 
-def test_a_full_fine_tune_of_a_transformer_saves_a_pipeline_that_loads(tiny_model, images, tmp_path):
-    folder = tiny_model("sd3")
+@pytest.mark.parametrize("arch", ["sd3", "zimage"])
+def test_a_full_fine_tune_of_a_transformer_saves_a_pipeline_that_loads(arch, tiny_model, images, tmp_path):
+    folder = tiny_model(arch)
     cfg = fast_config(folder, images, tmp_path / "run", method="full_finetune", learning_rate=1e-3,
                       max_train_steps=2)
     assert train(cfg, progress=False) == "completed"
     pipe = load_trained_pipeline(tmp_path / "run")
-    assert type(pipe).__name__ == "StableDiffusion3Pipeline"
+    assert type(pipe).__name__ == ARCH_FAMILY[arch][1]
     assert np.abs(_draw(pipe) - _draw(load_pipeline(folder))).mean() > 1e-4
 
 
@@ -94,6 +95,9 @@ def test_a_full_fine_tune_of_a_transformer_saves_a_pipeline_that_loads(tiny_mode
     ("sd3", {"conv_lora": True}, "SD 3.5 has none to adapt"),
     ("flux", {"resolution": 72}, "needs a multiple of 16"),
     ("flux2", {"train_text_encoder": True}, "Flux.2 klein's text encoder is a Qwen3 language model"),
+    ("zimage", {"train_text_encoder": True}, "Z-Image's text encoder is a Qwen3 language model"),
+    ("zimage", {"method": "textual_inversion", "instance_prompt": "a photo of <sks>", "initializer_token": "dog"},
+     "method 'textual_inversion' is not trained on Z-Image"),
 ])
 def test_what_a_family_cannot_do_is_refused_in_one_line(arch, overrides, message, tiny_model, images, tmp_path):
     cfg = fast_config(tiny_model(arch), images, tmp_path / "run", **overrides)
@@ -120,11 +124,12 @@ def test_the_family_field_is_checked_and_a_pipeline_no_family_claims_is_named(tm
         detect_family(folder)
 
 
-@pytest.mark.parametrize("arch", ["sd3", "flux", "flux2"])
+@pytest.mark.parametrize("arch", ["sd3", "flux", "flux2", "zimage"])
 def test_a_flow_lora_is_in_the_key_format_comfyui_reads_for_the_family(arch, tiny_model, images, tmp_path):
     """ComfyUI (comfy/lora.py, model_lora_keys_unet) maps 'transformer.<diffusers module>' LoRA keys
-    for SD3 and Flux ("regular diffusers sd3 lora format"), with lora_A / lora_B weights: every key
-    of our file names a linear layer of the family's transformer that way."""
+    for SD3 and Flux ("regular diffusers sd3 lora format") and, through comfy.utils.z_image_to_diffusers
+    in its Lumina2 branch, for Z-Image, with lora_A / lora_B weights: every key of our file names a
+    linear layer of the family's transformer that way."""
     from safetensors.torch import load_file
 
     folder = tiny_model(arch)

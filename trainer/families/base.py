@@ -5,8 +5,8 @@ denoiser's conditioning, how a clean latent becomes the noisy input and the targ
 denoiser is called, which of its layers an adapter targets, and which pipeline samples it.
 The training loop (trainer.loop) calls these hooks and never branches on the family's name, as
 it never branches on the method's. One file per kind of denoiser beside this one: unet.py
-(SD 1.x/2.x, SDXL: noise or v prediction on a DDPM schedule) and flow.py (SD 3.5, Flux.1:
-rectified flow on a transformer). Importing `trainer.families` registers them all.
+(SD 1.x/2.x, SDXL: noise or v prediction on a DDPM schedule) and flow.py (SD 3.5, Flux.1,
+Flux.2 klein, Z-Image: rectified flow on a transformer). Importing `trainer.families` registers them all.
 
 The family of a folder is read from its own files (model_index.json's pipeline class), never
 from its name. Heavy imports stay inside functions so importing this module is cheap.
@@ -243,6 +243,13 @@ class Family:
         """(prompt_embeds, pooled or None) as the family's pipeline builds them; `text_encoders`
         overrides `c.text_encoders` (accelerate-wrapped when they train)."""
         raise NotImplementedError
+
+    def batch_embeds(self, per_prompt: list[Any]):
+        """One step's prompt embeddings from one per prompt (as `encode_prompts` gives them, one by
+        one): stacked into a batch; Z-Image keeps a list (its prompts differ in length)."""
+        import torch
+
+        return torch.stack(per_prompt)
 
     def noised(self, c: Components, latents, noise, generator) -> Noised:
         """The noisy input, its timesteps and the target, drawing from `generator` only."""

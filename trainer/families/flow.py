@@ -1,4 +1,5 @@
-"""The rectified-flow transformer families: Stable Diffusion 3.5 ("sd3") and Flux.1 ("flux").
+"""The rectified-flow transformer families: Stable Diffusion 3.5 ("sd3"), Flux.1 ("flux"),
+Flux.2 klein ("flux2") and Z-Image ("zimage").
 
 Training follows diffusers' `examples/dreambooth/train_dreambooth_lora_sd3.py` and
 `train_dreambooth_lora_flux.py`: a noise level sigma is drawn per image (SD3: logit-normal,
@@ -31,11 +32,15 @@ class FlowFamily(Family):
     timestep_sampling = "none"       # compute_density_for_timestep_sampling's weighting_scheme
     prompt_tokens = 256              # the pipeline's max_sequence_length default (T5's, klein's Qwen3's)
     resolution_multiple = 16         # 8x VAE, then 2x2 patches
+    language_model = ""              # where the only text encoder is a language model (no CLIP): which
 
     def check(self, config) -> None:
         from ..config import ConfigError
 
         super().check(config)
+        if config.train_text_encoder and not self.clip_encoders:
+            raise ConfigError(f"train_text_encoder=True: {self.label}'s text encoder is a {self.language_model} "
+                              "language model, which diffusers' script keeps frozen (and so does this trainer)")
         if config.resolution % self.resolution_multiple:
             raise ConfigError(f"resolution={config.resolution}; {self.label} needs a multiple of "
                               f"{self.resolution_multiple} (8x VAE, 2x2 patches)")
@@ -155,18 +160,11 @@ class Flux2Klein(FlowFamily):
     pipeline_class = "Flux2KleinPipeline"
     text_encoder_count = 1   # Qwen3
     clip_encoders = 0
+    language_model = "Qwen3"
     prompt_tokens = 512
     text_layers = (9, 18, 27)
     # the script's default: attention of every block, the single blocks' fused projection and output
     lora_targets = ("to_k", "to_q", "to_v", "to_out.0", "to_qkv_mlp_proj")
-
-    def check(self, config) -> None:
-        from ..config import ConfigError
-
-        super().check(config)
-        if config.train_text_encoder:
-            raise ConfigError(f"train_text_encoder=True: {self.label}'s text encoder is a Qwen3 language model, "
-                              "which diffusers' script keeps frozen (and so does this trainer)")
 
     def lora_modules(self, denoiser) -> list[str]:
         # the single blocks' attn.to_out is a Linear there but a ModuleList in the double blocks: named one by one
@@ -201,3 +199,43 @@ class Flux2Klein(FlowFamily):
                        txt_ids=Flux2KleinPipeline._prepare_text_ids(embeds).to(x.device), img_ids=img_ids,
                        return_dict=False)[0]
         return Flux2KleinPipeline._unpack_latents_with_ids(out[:, :x.shape[2] * x.shape[3]], img_ids)
+
+
+@register_family
+class ZImage(FlowFamily):
+    """Z-Image (6 B, Tongyi-MAI): one Qwen3 text encoder, Flux.1's 16-channel VAE (shifted and
+    scaled), a single-stream transformer that takes *lists*: one latent per image and one prompt
+    state per prompt, each as long as its prompt (the padding masked off), so prompts of different
+    lengths batch without padding. As diffusers' `train_dreambooth_lora_z_image.py`: uniform sigmas,
+    the input (1 - sigma) * latent + sigma * noise, the model told 1 - sigma (times 1000 / 1000),
+    its output negated, the target the velocity noise - latent; LoRA on the attention projections."""
+
+    name = "zimage"
+    label = "Z-Image"
+    pipeline_class = "ZImagePipeline"
+    text_encoder_count = 1   # Qwen3
+    clip_encoders = 0
+    language_model = "Qwen3"
+    prompt_tokens = 512
+    lora_targets = ("to_k", "to_q", "to_v", "to_out.0")   # the script's default target_modules
+
+    def encode_prompts(self, c: Components, prompts: list[str], text_encoders: list[Any] | None = None):
+        """As ZImagePipeline's own prompt encoding (chat template, second-to-last hidden states, the
+        padding dropped): a list with one (tokens, width) tensor per prompt; no pooled embedding."""
+        from diffusers import ZImagePipeline
+
+        encoder = (text_encoders or c.text_encoders)[0]
+        text_pipe = ZImagePipeline(scheduler=None, vae=None, text_encoder=encoder, tokenizer=c.tokenizers[0],
+                                   transformer=None)
+        return text_pipe._encode_prompt(list(prompts), device=c.denoiser.device,
+                                        max_sequence_length=self.prompt_tokens), None
+
+    def batch_embeds(self, per_prompt: list[Any]):
+        return list(per_prompt)   # the transformer takes the list as it is (no padding to one length)
+
+    def predict(self, c: Components, denoiser, noised: Noised, embeds, pooled, pixel_size):
+        import torch
+
+        frames = list(noised.inputs.unsqueeze(2).unbind(0))   # (C, 1, H, W) per image: one frame
+        out = denoiser(frames, (1000 - noised.timesteps) / 1000, list(embeds), return_dict=False)[0]
+        return -torch.stack(out).squeeze(2)
