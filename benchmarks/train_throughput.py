@@ -12,7 +12,7 @@ from the `step` events after `--warmup` steps.
 - CPU: the built-in tiny model at 64 px, batch 1, every method. Peak memory is the process's
   peak resident set (imports included).
 - Families (CPU): LoRA on every model family's tiny model (trainer.families; "tiny", "tiny-sdxl",
-  "tiny-sd3", "tiny-flux", "tiny-flux2", "tiny-zimage") at 64 px: ms per step and peak memory, beside the advisor's estimate
+  "tiny-sd3", "tiny-flux", "tiny-flux2", "tiny-zimage", "tiny-qwenimage") at 64 px: ms per step and peak memory, beside the advisor's estimate
   table row for that family's real model (LoRA at its native resolution, mixed precision,
   gradient checkpointing), or "no row yet" where the advisor has none.
 - `--reference`: diffusers' `examples/dreambooth/train_dreambooth_lora.py`, run on the same
@@ -102,7 +102,7 @@ def cpu_scenarios(methods: list[str]) -> list[Scenario]:
 # model family -> the built-in tiny model of that family, and the advisor's base model for it (None: no row yet)
 FAMILY_MODELS = {"sd": ("tiny", "sd15"), "sdxl": ("tiny-sdxl", "sdxl"), "sd3": ("tiny-sd3", "sd35large"),
                  "flux": ("tiny-flux", "flux1dev"), "flux2": ("tiny-flux2", None),
-                 "zimage": ("tiny-zimage", None)}
+                 "zimage": ("tiny-zimage", None), "qwenimage": ("tiny-qwenimage", None)}
 
 
 def family_scenarios() -> list[Scenario]:

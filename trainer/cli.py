@@ -1,6 +1,6 @@
 """`python -m trainer ...`: make the tiny model, or train one run from a config file.
 
-    python -m trainer make-tiny-model OUT_DIR [--arch sd15|sdxl|sd3|flux|flux2|zimage]
+    python -m trainer make-tiny-model OUT_DIR [--arch sd15|sdxl|sd3|flux|flux2|zimage|qwenimage]
     python -m trainer make-demo-model OUT_DIR
     python -m trainer train --config CONFIG.json|.toml [--resume latest|CHECKPOINT] [key=value ...]
     python -m trainer evaluate RUN_DIR [--encoders clip=PATH_OR_NAME,dino=PATH_OR_NAME] [--num-images N] [--steps N]

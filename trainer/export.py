@@ -3,9 +3,9 @@
 - LoRA: diffusers/PEFT format (`pytorch_lora_weights.safetensors`, `pipe.load_lora_weights`)
   plus, for the UNet families, a kohya-format copy (`<name>_kohya.safetensors`) for AUTOMATIC1111
   and ComfyUI, carrying kohya's `ss_*` training metadata so a run log can import it like any kohya
-  LoRA. The flow families' LoRAs (SD3, Flux, Z-Image) are written in diffusers' format only, as
-  diffusers' scripts write them: ComfyUI reads that format for them ('transformer.<module>' keys;
-  comfy/lora.py, whose Lumina2 branch maps Z-Image's to_q / to_k / to_v into its fused qkv).
+  LoRA. The flow families' LoRAs (SD3, Flux, Z-Image, Qwen-Image) are written in diffusers' format
+  only, as diffusers' scripts write them: ComfyUI reads that format for them ('transformer.<module>'
+  keys; comfy/lora.py, whose Lumina2 branch maps Z-Image's to_q / to_k / to_v into its fused qkv).
 - Textual inversion: `learned_embeds.safetensors`, `{token: (num_vectors, dim)}` as
   `pipe.load_textual_inversion(path, token=...)` reads it; SDXL: `{"clip_l", "clip_g"}`.
 - DreamBooth / full fine-tune: a complete diffusers pipeline folder.

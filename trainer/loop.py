@@ -275,17 +275,16 @@ class TrainingRun:
         acc = self.accelerator
         batch = self.setup.plan.take(micro)
         latents = self._latents(batch.pop("images"), step_generator(self.config.seed + 1, micro, acc.process_index))
-        f = self._vae_factor()
+        c = self.setup.components
+        f = c.family.vae_scale_factor(c.vae)
         return {**batch, "latents": latents, "pixel_size": (latents.shape[-2] * f, latents.shape[-1] * f)}
-
-    def _vae_factor(self) -> int:
-        return 2 ** (len(self.setup.components.vae.config.block_out_channels) - 1)
 
     def _latents(self, images: list[tuple[Any, Any]], generator):
         """VAE latents of (key, load_pixels) pairs, through this run's cache (see vae_latents)."""
         s = self.setup
         c = s.components
-        return c.family.model_latents(c, vae_latents(c.vae, images, generator, s.vae_cache, self.config.cache_latents))
+        return c.family.model_latents(c, vae_latents(c.vae, images, generator, s.vae_cache, self.config.cache_latents,
+                                                     frames=c.family.vae_frames))
 
     # --- one step ------------------------------------------------------------------------------
     def _loss(self, batch: dict[str, Any], micro: int):

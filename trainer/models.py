@@ -1,6 +1,6 @@
 """Loading a base model into its parts, with diffusers' and transformers' own classes.
 
-A base model is a built-in tiny model ("tiny", "tiny-sdxl", "tiny-sd3", "tiny-flux", "tiny-flux2", "tiny-zimage"), the
+A base model is a built-in tiny model (trainer.tiny.TINY_MODELS: "tiny", "tiny-sdxl", "tiny-flux", ...), the
 pretrained shapes demo model ("shapes-demo"), a local diffusers folder, a single-file
 `.safetensors` checkpoint (trainer.single_file: read once into a diffusers folder), or a hub id (resolved
 through the local cache; downloaded only when the hub is online). What a folder holds and how

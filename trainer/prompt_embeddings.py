@@ -23,7 +23,8 @@ class PromptEmbeddings:
         prompts = [self.method.training_prompt(p) for p in prompts]
         if not self.frozen:
             names = [n for n in c.modules() if n.startswith("text_encoder")]
-            return c.family.encode_prompts(c, prompts, [self.wrapped.get(n, c.modules()[n]) for n in names])
+            embeds, pooled = c.family.encode_prompts(c, prompts, [self.wrapped.get(n, c.modules()[n]) for n in names])
+            return c.family.batch_embeds(list(embeds)), pooled
         missing = [p for p in dict.fromkeys(prompts) if p not in self.cache]
         if missing and self.sealed:
             raise RuntimeError(f"prompt {missing[0]!r} was not cached before the text encoders left the device")

@@ -14,9 +14,10 @@ Everything is seeded and built inside `torch.random.fork_rng`, so the same arch 
 byte-identical weight files and the caller's RNG state is untouched. Archs: "sd15", "sdxl",
 "sd3" (SD 3.5's layout: two CLIPs, T5, a joint transformer), "flux" (Flux.1's: CLIP, T5, a
 double/single-stream transformer), "flux2" (Flux.2 klein's: a Qwen3 text encoder with a chat
-template, a 2x2-patchified batch-normalised VAE) and "zimage" (Z-Image's: a Qwen3 text encoder, a
-single-stream transformer over lists of latents and prompt states), built in as base models "tiny",
-"tiny-sdxl", "tiny-sd3", "tiny-flux", "tiny-flux2" and "tiny-zimage".
+template, a 2x2-patchified batch-normalised VAE), "zimage" (Z-Image's: a Qwen3 text encoder, a
+single-stream transformer over lists of latents and prompt states) and "qwenimage" (Qwen-Image's: a
+Qwen2.5-VL text encoder, a causal 3-D video VAE, a double-stream transformer), built in as base
+models "tiny", "tiny-sdxl", "tiny-sd3", "tiny-flux", "tiny-flux2", "tiny-zimage" and "tiny-qwenimage".
 """
 from __future__ import annotations
 
@@ -31,10 +32,10 @@ from pathlib import Path
 TINY_RESOLUTION = 64          # pixel side the tiny model generates and trains at
 TINY_SEED = 0                 # seed of every component's random init
 TINY_VERSION = "2"            # bump when the recipe changes, so cached copies are rebuilt
-ARCHS = ("sd15", "sdxl", "sd3", "flux", "flux2", "zimage")
+ARCHS = ("sd15", "sdxl", "sd3", "flux", "flux2", "zimage", "qwenimage")
 # base_model names that mean "the built-in tiny model" -> its arch
 TINY_MODELS = {"tiny": "sd15", "tiny-sdxl": "sdxl", "tiny-sd3": "sd3", "tiny-flux": "flux", "tiny-flux2": "flux2",
-               "tiny-zimage": "zimage"}
+               "tiny-zimage": "zimage", "tiny-qwenimage": "qwenimage"}
 # the pretrained shapes demo model (trainer.shapes.demo_model): small like these, but it draws
 DEMO_MODEL = "shapes-demo"
 BUILTIN_MODELS = (*TINY_MODELS, DEMO_MODEL)   # every base model that is built here and runs on a CPU
@@ -337,6 +338,58 @@ def _zimage_pipeline():
                           tokenizer=tokenizer, transformer=transformer)
 
 
+# QwenImagePipeline's system prompt (its prompt_template_encode), which the pipeline drops from the
+# prompt states by position: its first 34 tokens, the template's length in Qwen's own tokenizer. The
+# tiny tokenizer learns these words whole, so here too the 34 tokens dropped are the template's.
+QWEN_IMAGE_SYSTEM_PROMPT = ("Describe the image by detailing the color, shape, size, texture, quantity, text, spatial "
+                            "relationships of the objects and background:")
+
+
+def _qwenimage_pipeline():
+    """The tiny Qwen-Image pipeline (call inside fork_rng), sized as diffusers' own Qwen-Image
+    pipeline test: a 2-layer Qwen2.5-VL (its vision tower 2 blocks), a causal 3-D VAE with one 2x
+    downsample and 16 latent channels (identity latent statistics), a 2-layer transformer, and
+    Qwen-Image's own dynamic-shift schedule."""
+    import torch
+    from diffusers import (AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImagePipeline,
+                           QwenImageTransformer2DModel)
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    tokenizer = make_tiny_qwen_tokenizer(PROMPT_CORPUS + ("\nsystem\nuser\nassistant\n" + QWEN_IMAGE_SYSTEM_PROMPT) * 3)
+    vocab = len(tokenizer)
+    torch.manual_seed(TINY_SEED)
+    text_encoder = Qwen2_5_VLForConditionalGeneration(Qwen2_5_VLConfig(
+        text_config={"hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+                     "num_key_value_heads": 2, "vocab_size": vocab, "rope_theta": 1000000.0,
+                     "rope_scaling": {"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"},
+                     "bos_token_id": None, "eos_token_id": tokenizer.eos_token_id},
+        vision_config={"depth": 2, "hidden_size": 16, "intermediate_size": 16, "num_heads": 2, "out_hidden_size": 16},
+        hidden_size=16, vocab_size=vocab, vision_start_token_id=vocab - 3, vision_end_token_id=vocab - 2,
+        vision_token_id=vocab - 1)).eval()
+    torch.manual_seed(TINY_SEED)
+    transformer = QwenImageTransformer2DModel(patch_size=2, in_channels=64, out_channels=16, num_layers=2,
+                                              attention_head_dim=16, num_attention_heads=2, joint_attention_dim=16,
+                                              guidance_embeds=False, axes_dims_rope=(8, 4, 4))
+    # At diffusers' random init the image tokens take almost nothing from the prompt's (measured: the
+    # transformer's output moved 0.1 % between two prompts, the image 0.02 of 255): each block's
+    # modulation (its gates) and the prompt stream's value projection opened 10x, the prompt moves
+    # the tiny image about as much as the other families' prompts move theirs (1.3 of 255).
+    with torch.no_grad():
+        for name, module in transformer.named_modules():
+            if name.endswith(("img_mod", "txt_mod", "attn.add_v_proj")):
+                for p in module.parameters():
+                    p.mul_(10.0)
+    torch.manual_seed(TINY_SEED)
+    vae = AutoencoderKLQwenImage(base_dim=16, z_dim=16, dim_mult=[1, 2], num_res_blocks=1, temperal_downsample=[False],
+                                 latents_mean=[0.0] * 16, latents_std=[1.0] * 16)
+    # Qwen-Image's scheduler_config.json: the shift depends on the image's size (dynamic shifting)
+    scheduler = FlowMatchEulerDiscreteScheduler(base_image_seq_len=256, base_shift=0.5, max_image_seq_len=8192,
+                                                max_shift=0.9, shift_terminal=0.02, time_shift_type="exponential",
+                                                use_dynamic_shifting=True)
+    return QwenImagePipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
+                             transformer=transformer)
+
+
 def _flow_pipeline(arch: str):
     """The tiny SD 3.5 or Flux.1 pipeline (call inside fork_rng)."""
     import torch
@@ -392,6 +445,8 @@ def build_tiny_pipeline(arch: str = "sd15"):
             return _klein_pipeline()
         if arch == "zimage":
             return _zimage_pipeline()
+        if arch == "qwenimage":
+            return _qwenimage_pipeline()
         torch.manual_seed(TINY_SEED)
         unet = _unet(arch)
         torch.manual_seed(TINY_SEED)

@@ -89,7 +89,8 @@ def min_snr_weights(noise_scheduler, timesteps, gamma: float, prediction_type: s
 
 
 # --- latents ---------------------------------------------------------------------------------
-def vae_latents(vae, images: list[tuple[Any, Any]], generator, cache: dict[Any, Any] | None, cache_latents: bool):
+def vae_latents(vae, images: list[tuple[Any, Any]], generator, cache: dict[Any, Any] | None, cache_latents: bool,
+                frames: bool = False):
     """VAE latents (shifted and scaled as the VAE's config says, fp32) of (key, load_pixels) pairs.
 
     When preprocessing is deterministic (no random crop, no flip) an image gives the same
@@ -97,7 +98,8 @@ def vae_latents(vae, images: list[tuple[Any, Any]], generator, cache: dict[Any, 
     and a fresh latent is drawn from them each step: what encoding again would draw (same
     diffusers sampling code, same generator; equal up to float rounding), minus the encoder's
     cost. `cache_latents` instead keeps one drawn latent per image (kohya's caching).
-    `cache` (None: no caching) lives in CPU memory and is filled in place.
+    `cache` (None: no caching) lives in CPU memory and is filled in place. `frames`: the VAE is a
+    video VAE (Qwen-Image's), which takes (batch, channels, frames, height, width): one frame each.
     """
     import torch
     from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
@@ -107,6 +109,8 @@ def vae_latents(vae, images: list[tuple[Any, Any]], generator, cache: dict[Any, 
     fresh = {}
     if todo:
         pixels = torch.stack([images[j][1]() for j in todo]).to(vae.device, vae.dtype)
+        if frames:
+            pixels = pixels.unsqueeze(2)
         with torch.no_grad():
             posterior = vae.encode(pixels).latent_dist
             values = posterior.sample(generator=generator) if fixed else posterior.parameters

@@ -67,15 +67,15 @@ QUANTIZE_BASE = ("no", "int8", "nf4")
 
 # The model families the trainer trains (trainer.families, one module per kind of denoiser),
 # recognised from a model's own files: SD 1.x/2.x and SDXL (UNet; noise or v prediction read
-# from the scheduler), SD 3.5, Flux.1, Flux.2 klein and Z-Image (rectified-flow transformers).
-# A config names one or "auto".
-FAMILY_NAMES = ("sd", "sdxl", "sd3", "flux", "flux2", "zimage")
+# from the scheduler), SD 3.5, Flux.1, Flux.2 klein, Z-Image and Qwen-Image (rectified-flow
+# transformers). A config names one or "auto".
+FAMILY_NAMES = ("sd", "sdxl", "sd3", "flux", "flux2", "zimage", "qwenimage")
 # The methods the trainer runs on each family: textual inversion only where the trainer adds a
 # token to a CLIP encoder the denoiser reads directly (the UNet families).
 FAMILY_METHODS: dict[str, tuple[str, ...]] = {
     "sd": METHOD_NAMES, "sdxl": METHOD_NAMES,
     **{name: tuple(m for m in METHOD_NAMES if m != "textual_inversion")
-       for name in ("sd3", "flux", "flux2", "zimage")},
+       for name in ("sd3", "flux", "flux2", "zimage", "qwenimage")},
 }
 
 

@@ -171,7 +171,7 @@ def read_base(s: Scan, ex: Extraction, expecting: str | None) -> None:
                                     "scripts train the newer families.")
         _say(ex, f"'{said}' isn't trained here yet: the trainer covers SD 1.5, SD 2.1 and SDXL (and the "
                  f"community checkpoints built on them), SD 3.5 Large and Flux.1 dev, and plans for all of them (and "
-                 f"trains Flux.2 klein and Z-Image, not planned yet)."
+                 f"trains Flux.2 klein, Z-Image and Qwen-Image, not planned yet)."
                  f"{published}")
     for base, name, rx, extra in _COMMUNITY:
         for m in s.take(rx):

@@ -1,7 +1,7 @@
 """The newer base-model families people fine-tune in 2026: what is published about training each
 one (shared/research/models-2026.md, figures as published, none measured here), so the chat can
 answer "a qwen-image lora on my 4090" with the facts and the nearest plan it can make, instead of
-only "not here". Four of them (Flux.1, SD 3.5, Flux.2 klein, Z-Image) the trainer trains already
+only "not here". Five of them (Flux.1, SD 3.5, Flux.2 klein, Z-Image, Qwen-Image) the trainer trains already
 (`trained_as`: trainer.families), from their hub id or a diffusers folder; the advisor plans Flux.1
 dev and SD 3.5 Large (`base_model`, a row of trainer.vocabulary.BASE_MODELS).
 
@@ -60,7 +60,8 @@ FAMILIES: tuple[Family, ...] = (
            base_model="sd35large"),
     Family("qwen-image", "Qwen-Image", r"\bqwen[\s-]?image\b", "train_dreambooth_lora_qwen_image.py",
            "24 GB at the limit (3-bit base with an accuracy-recovery adapter); musubi-tuner 42 GB, 30 GB in fp8, "
-           "24 GB with 16 blocks swapped", "ai-toolkit; musubi-tuner docs/qwen_image.md", "ai-toolkit and musubi-tuner"),
+           "24 GB with 16 blocks swapped", "ai-toolkit; musubi-tuner docs/qwen_image.md", "ai-toolkit and musubi-tuner",
+           trained_as="qwenimage", hub_id="Qwen/Qwen-Image"),
     Family("z-image", "Z-Image", r"\bz[\s-]?image\b", "train_dreambooth_lora_z_image.py",
            "10-12 GB with an NF4 base; Turbo needs a de-distill adapter", "SimpleTuner ZIMAGE quickstart; "
            "ostris/ai-toolkit#550; tdrussell/diffusion-pipe#462",

@@ -37,7 +37,9 @@ def test_the_chat_plans_flux_and_sd35_and_names_the_families_it_does_not_plan():
     assert "isn't planned here yet" in klein and "the plan is for SDXL" in klein
     assert "black-forest-labs/FLUX.2-klein-base-4B" in klein and "SimpleTuner" in klein
     qwen = " ".join(extract("a qwen-image lora").problems)
-    assert "isn't trained here yet" in qwen and "use SDXL" in qwen
+    assert "isn't planned here yet" in qwen and "Qwen/Qwen-Image" in qwen
+    hidream = " ".join(extract("a hidream lora").problems)
+    assert "isn't trained here yet" in hidream and "use SDXL" in hidream
 
 
 def test_every_planned_family_is_a_base_model_of_its_trainer_family():
@@ -53,7 +55,7 @@ def test_the_families_the_trainer_trains_are_trainer_families():
     from trainer.vocabulary import FAMILY_NAMES
 
     trained = [f for f in FAMILIES if f.trained_as]
-    assert {f.trained_as for f in trained} == {"flux", "sd3", "flux2", "zimage"} and {f.trained_as for f in trained} <= set(FAMILY_NAMES)
+    assert {f.trained_as for f in trained} == {"flux", "sd3", "flux2", "zimage", "qwenimage"} and {f.trained_as for f in trained} <= set(FAMILY_NAMES)
     assert all("/" in f.hub_id for f in trained)
 
 

@@ -17,7 +17,7 @@ PROMPT = "a photo of sks dog"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", ["sd3", "flux", "flux2", "zimage"])
+@pytest.mark.parametrize("arch", ["sd3", "flux", "flux2", "zimage", "qwenimage"])
 def test_a_flow_family_trains_and_shows_in_the_lab(arch, tiny_model, tmp_path):
     from advisor.runlog.store import RunLog
     from trainer.config import TrainConfig

@@ -31,7 +31,7 @@ def _redraw(pipe, cfg) -> np.ndarray:
     return np.asarray(image, dtype=np.float32)
 
 
-@pytest.mark.parametrize("arch", ["sd15", "flux", "zimage"])
+@pytest.mark.parametrize("arch", ["sd15", "flux", "zimage", "qwenimage"])
 @pytest.mark.parametrize("adapter", ["dora", "loha", "lokr"])
 def test_each_adapter_kind_trains_and_its_file_is_the_trained_model(adapter, arch, tiny_model, images, tmp_path):
     folder = tiny_model(arch)

@@ -15,7 +15,7 @@ def _status(run_dir, phase):
     return [e for e in read_events(run_dir) if e["kind"] == "status" and e.get("phase") == phase]
 
 
-@pytest.mark.parametrize("arch", ["sd15", "flux", "flux2", "zimage"])
+@pytest.mark.parametrize("arch", ["sd15", "flux", "flux2", "zimage", "qwenimage"])
 def test_cached_text_encoder_outputs_train_as_the_encoders_would(arch, tiny_model, images, tmp_path):
     folder = tiny_model(arch)
     plain = fast_config(folder, images, tmp_path / "plain", max_train_steps=3)

@@ -22,7 +22,8 @@ from trainer.vocabulary import FAMILY_NAMES
 # tiny arch -> (family, pipeline class)
 ARCH_FAMILY = {"sd15": ("sd", "StableDiffusionPipeline"), "sdxl": ("sdxl", "StableDiffusionXLPipeline"),
                "sd3": ("sd3", "StableDiffusion3Pipeline"), "flux": ("flux", "FluxPipeline"),
-               "flux2": ("flux2", "Flux2KleinPipeline"), "zimage": ("zimage", "ZImagePipeline")}
+               "flux2": ("flux2", "Flux2KleinPipeline"), "zimage": ("zimage", "ZImagePipeline"),
+               "qwenimage": ("qwenimage", "QwenImagePipeline")}
 PROMPT = "a photo of sks dog"
 
 
@@ -69,7 +70,7 @@ def test_lora_trains_every_family_and_the_output_loads_back_and_changes_the_imag
     assert np.abs(tuned - base).mean() > 1e-3
 
 
-@pytest.mark.parametrize("arch", ["sd3", "flux", "flux2", "zimage"])
+@pytest.mark.parametrize("arch", ["sd3", "flux", "flux2", "zimage", "qwenimage"])
 def test_dreambooth_lora_with_class_images_drawn_by_the_family_pipeline(arch, tiny_model, images, tmp_path):
     folder = tiny_model(arch)
     cfg = fast_config(folder, images, tmp_path / "run", method="dreambooth_lora", prior_preservation=True,
@@ -78,7 +79,7 @@ def test_dreambooth_lora_with_class_images_drawn_by_the_family_pipeline(arch, ti
     assert (tmp_path / "run" / "output" / "pytorch_lora_weights.safetensors").is_file()
 
 
-@pytest.mark.parametrize("arch", ["sd3", "zimage"])
+@pytest.mark.parametrize("arch", ["sd3", "zimage", "qwenimage"])
 def test_a_full_fine_tune_of_a_transformer_saves_a_pipeline_that_loads(arch, tiny_model, images, tmp_path):
     folder = tiny_model(arch)
     cfg = fast_config(folder, images, tmp_path / "run", method="full_finetune", learning_rate=1e-3,
@@ -98,6 +99,7 @@ def test_a_full_fine_tune_of_a_transformer_saves_a_pipeline_that_loads(arch, tin
     ("zimage", {"train_text_encoder": True}, "Z-Image's text encoder is a Qwen3 language model"),
     ("zimage", {"method": "textual_inversion", "instance_prompt": "a photo of <sks>", "initializer_token": "dog"},
      "method 'textual_inversion' is not trained on Z-Image"),
+    ("qwenimage", {"train_text_encoder": True}, "Qwen-Image's text encoder is a Qwen2.5-VL language model"),
 ])
 def test_what_a_family_cannot_do_is_refused_in_one_line(arch, overrides, message, tiny_model, images, tmp_path):
     cfg = fast_config(tiny_model(arch), images, tmp_path / "run", **overrides)
@@ -124,12 +126,12 @@ def test_the_family_field_is_checked_and_a_pipeline_no_family_claims_is_named(tm
         detect_family(folder)
 
 
-@pytest.mark.parametrize("arch", ["sd3", "flux", "flux2", "zimage"])
+@pytest.mark.parametrize("arch", ["sd3", "flux", "flux2", "zimage", "qwenimage"])
 def test_a_flow_lora_is_in_the_key_format_comfyui_reads_for_the_family(arch, tiny_model, images, tmp_path):
     """ComfyUI (comfy/lora.py, model_lora_keys_unet) maps 'transformer.<diffusers module>' LoRA keys
-    for SD3 and Flux ("regular diffusers sd3 lora format") and, through comfy.utils.z_image_to_diffusers
-    in its Lumina2 branch, for Z-Image, with lora_A / lora_B weights: every key of our file names a
-    linear layer of the family's transformer that way."""
+    for SD3 and Flux ("regular diffusers sd3 lora format"), Qwen-Image ("transformer prefix format") and,
+    through comfy.utils.z_image_to_diffusers in its Lumina2 branch, Z-Image, with lora_A / lora_B
+    weights: every key of our file names a linear layer of the family's transformer that way."""
     from safetensors.torch import load_file
 
     folder = tiny_model(arch)

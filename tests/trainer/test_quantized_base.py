@@ -23,7 +23,7 @@ def _draw(pipe):
                 generator=torch.Generator().manual_seed(0)).images
 
 
-@pytest.mark.parametrize("arch", ["sd15", "flux", "zimage"])
+@pytest.mark.parametrize("arch", ["sd15", "flux", "zimage", "qwenimage"])
 def test_an_int8_base_trains_a_lora_that_loads_onto_the_full_precision_base(arch, tiny_model, images, tmp_path):
     folder = tiny_model(arch)
     cfg = fast_config(folder, images, tmp_path / "run", quantize_base="int8", learning_rate=1e-2)

@@ -25,7 +25,8 @@ def test_the_t5_tokenizer_is_learned_here_and_ends_every_prompt_with_eos():
 
 
 @pytest.mark.parametrize("arch, pipeline", [("sd3", "StableDiffusion3Pipeline"), ("flux", "FluxPipeline"),
-                                            ("flux2", "Flux2KleinPipeline"), ("zimage", "ZImagePipeline")])
+                                            ("flux2", "Flux2KleinPipeline"), ("zimage", "ZImagePipeline"),
+                                            ("qwenimage", "QwenImagePipeline")])
 def test_cli_writes_a_pipeline_that_loads_back_and_follows_the_prompt(arch, pipeline, tmp_path, capsys):
     from diffusers import DiffusionPipeline
 

@@ -28,7 +28,7 @@ def _optimizer_state(checkpoint):
     return load_tree(checkpoint, "training_state")["optimizer"]
 
 
-@pytest.mark.parametrize("arch", ["sd15", "sdxl", "sd3", "flux", "flux2", "zimage"])   # every model family
+@pytest.mark.parametrize("arch", ["sd15", "sdxl", "sd3", "flux", "flux2", "zimage", "qwenimage"])   # every model family
 def test_resume_continues_exactly_where_the_checkpoint_left_off(arch, tiny_model, images, tmp_path):
     import torch
     from safetensors.torch import load_file

@@ -6,7 +6,7 @@ denoiser is called, which of its layers an adapter targets, and which pipeline s
 The training loop (trainer.loop) calls these hooks and never branches on the family's name, as
 it never branches on the method's. One file per kind of denoiser beside this one: unet.py
 (SD 1.x/2.x, SDXL: noise or v prediction on a DDPM schedule) and flow.py (SD 3.5, Flux.1,
-Flux.2 klein, Z-Image: rectified flow on a transformer). Importing `trainer.families` registers them all.
+Flux.2 klein, Z-Image, Qwen-Image: rectified flow on a transformer). Importing `trainer.families` registers them all.
 
 The family of a folder is read from its own files (model_index.json's pipeline class), never
 from its name. Heavy imports stay inside functions so importing this module is cheap.
@@ -162,6 +162,7 @@ class Family:
     vae_fp32_under_fp16 = False    # keep the VAE in fp32 when frozen weights are fp16 (it overflows)
     lora_keys_to_diffusers = True  # LoRA file: diffusers' key names (UNet) or PEFT's as they are (transformers)
     single_file = False            # a full fine-tune is also written as one original-layout file (trainer.single_file)
+    vae_frames = False             # the VAE is a video VAE: images go in as one-frame clips (Qwen-Image)
     pipeline_extras: dict[str, Any] = {}     # constructor arguments besides the parts (safety checker off)
 
     @property
@@ -235,6 +236,10 @@ class Family:
         config = c.vae.config
         return (latents - (config.get("shift_factor") or 0.0)) * config.get("scaling_factor", 1.0)
 
+    def vae_scale_factor(self, vae) -> int:
+        """How many pixels one latent spans, per side (8 for the released models)."""
+        return 2 ** (len(vae.config.block_out_channels) - 1)
+
     def lora_modules(self, denoiser) -> list[str]:
         """peft target_modules for a LoRA on `denoiser` (the family's `lora_targets`)."""
         return list(self.lora_targets)
@@ -246,7 +251,8 @@ class Family:
 
     def batch_embeds(self, per_prompt: list[Any]):
         """One step's prompt embeddings from one per prompt (as `encode_prompts` gives them, one by
-        one): stacked into a batch; Z-Image keeps a list (its prompts differ in length)."""
+        one): stacked into a batch; Z-Image keeps a list, Qwen-Image pads and masks (their prompt
+        states are as long as each prompt)."""
         import torch
 
         return torch.stack(per_prompt)

@@ -1,5 +1,5 @@
 """The rectified-flow transformer families: Stable Diffusion 3.5 ("sd3"), Flux.1 ("flux"),
-Flux.2 klein ("flux2") and Z-Image ("zimage").
+Flux.2 klein ("flux2"), Z-Image ("zimage") and Qwen-Image ("qwenimage").
 
 Training follows diffusers' `examples/dreambooth/train_dreambooth_lora_sd3.py` and
 `train_dreambooth_lora_flux.py`: a noise level sigma is drawn per image (SD3: logit-normal,
@@ -136,7 +136,7 @@ class Flux(FlowFamily):
 
         x = noised.inputs
         b, ch, h, w = x.shape
-        vae_scale = 2 ** (len(c.vae.config.block_out_channels) - 1)
+        vae_scale = self.vae_scale_factor(c.vae)
         guidance = (torch.full((b,), FLUX_TRAIN_GUIDANCE, device=x.device)
                     if c.denoiser.config.guidance_embeds else None)
         out = denoiser(hidden_states=FluxPipeline._pack_latents(x, b, ch, h, w), timestep=noised.timesteps / 1000,
@@ -239,3 +239,73 @@ class ZImage(FlowFamily):
         frames = list(noised.inputs.unsqueeze(2).unbind(0))   # (C, 1, H, W) per image: one frame
         out = denoiser(frames, (1000 - noised.timesteps) / 1000, list(embeds), return_dict=False)[0]
         return -torch.stack(out).squeeze(2)
+
+
+@register_family
+class QwenImage(FlowFamily):
+    """Qwen-Image (20 B): one Qwen2.5-VL text encoder read through the pipeline's system prompt (its
+    last hidden states, the template's tokens dropped, each prompt as long as it is: padded with
+    zeros and masked in a batch), a causal 3-D video VAE that takes an image as a one-frame clip and
+    whose latents are normalised by its per-channel statistics, 2x2 latent patches as tokens. As
+    diffusers' `train_dreambooth_lora_qwen_image.py`: uniform sigmas (the script loads the schedule
+    with shift=3.0, which Qwen-Image's dynamic-shift schedule does not apply to training sigmas), the
+    input (1 - sigma) * latent + sigma * noise, timestep / 1000, the velocity target, LoRA on the image
+    stream's attention projections."""
+
+    name = "qwenimage"
+    label = "Qwen-Image"
+    pipeline_class = "QwenImagePipeline"
+    text_encoder_count = 1   # Qwen2.5-VL
+    clip_encoders = 0
+    language_model = "Qwen2.5-VL"
+    prompt_tokens = 512      # the pipeline's max_sequence_length default
+    vae_frames = True
+    lora_targets = ("to_k", "to_q", "to_v", "to_out.0")   # the script's default target_modules
+
+    def vae_scale_factor(self, vae) -> int:
+        return 2 ** len(vae.config.temperal_downsample)   # as QwenImagePipeline computes it
+
+    def model_latents(self, c: Components, latents):
+        """(batch, z, 1 frame, h, w) from the VAE -> (batch, z, h, w), less the VAE's latent mean and
+        over its std per channel (the script's normalisation; the pipeline undoes it to decode)."""
+        import torch
+
+        config = c.vae.config
+        mean = torch.tensor(config.latents_mean).view(1, -1, 1, 1).to(latents.device, latents.dtype)
+        std = torch.tensor(config.latents_std).view(1, -1, 1, 1).to(latents.device, latents.dtype)
+        return (latents[:, :, 0] - mean) / std
+
+    def encode_prompts(self, c: Components, prompts: list[str], text_encoders: list[Any] | None = None):
+        """As QwenImagePipeline.encode_prompt (its own code), then each prompt's states without the
+        batch's padding; no pooled embedding."""
+        from diffusers import QwenImagePipeline
+
+        text_pipe = QwenImagePipeline(scheduler=None, vae=None, text_encoder=(text_encoders or c.text_encoders)[0],
+                                      tokenizer=c.tokenizers[0], transformer=None)
+        embeds, mask = text_pipe.encode_prompt(list(prompts), device=c.denoiser.device,
+                                               max_sequence_length=self.prompt_tokens)
+        lengths = [embeds.shape[1]] * len(prompts) if mask is None else mask.sum(dim=1).tolist()
+        return [e[:n] for e, n in zip(embeds, lengths)], None
+
+    def batch_embeds(self, per_prompt: list[Any]):
+        """(states, mask) as the pipeline batches prompts: zeros after each prompt's states up to the
+        longest, a mask of the real tokens; no mask when all are as long (the pipeline drops it then)."""
+        import torch
+        import torch.nn.functional as F
+
+        n = max(e.shape[0] for e in per_prompt)
+        states = torch.stack([F.pad(e, (0, 0, 0, n - e.shape[0])) for e in per_prompt])
+        mask = torch.stack([torch.arange(n, device=e.device) < e.shape[0] for e in per_prompt]).long()
+        return states, (None if bool(mask.all()) else mask)
+
+    def predict(self, c: Components, denoiser, noised: Noised, embeds, pooled, pixel_size):
+        from diffusers import QwenImagePipeline
+
+        states, mask = embeds
+        x = noised.inputs
+        b, ch, h, w = x.shape
+        f = self.vae_scale_factor(c.vae)
+        out = denoiser(hidden_states=QwenImagePipeline._pack_latents(x, b, ch, h, w), encoder_hidden_states=states,
+                       encoder_hidden_states_mask=mask, timestep=noised.timesteps / 1000,
+                       img_shapes=[[(1, h // 2, w // 2)]] * b, return_dict=False)[0]
+        return QwenImagePipeline._unpack_latents(out, h * f, w * f, f)[:, :, 0]
