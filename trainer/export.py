@@ -89,7 +89,10 @@ def save_lycoris(c, out_dir: Path, *, text_encoder_config=None, alpha: float, ra
                  info: dict[str, Any]) -> list[Path]:
     """LoHa / LoKr: the adapters' PEFT weights, prefixed by module ("unet.", "text_encoder."), with
     each module's peft config in the file's metadata (`load_lycoris` puts them back); for the UNet
-    families also a kohya / LyCORIS copy (`<name>_kohya.safetensors`) as ComfyUI and A1111 read it."""
+    families also a kohya / LyCORIS copy (`<name>_kohya.safetensors`) as ComfyUI and A1111 read it,
+    for SD3, Flux.1, Z-Image and Qwen-Image a LyCORIS copy in the names ComfyUI reads for them
+    (`<name>_comfyui.safetensors`, 'lycoris_<module>' keys; the transformer's adapter only, so not
+    written when CLIP encoders trained too)."""
     from safetensors.torch import save_file
 
     from .families.base import text_encoder_names
@@ -105,20 +108,27 @@ def save_lycoris(c, out_dir: Path, *, text_encoder_config=None, alpha: float, ra
                for name, (_, config) in parts.items()}
     path = out_dir / LYCORIS_WEIGHTS
     save_file(state, str(path), metadata={"adapter_configs": json.dumps(configs, sort_keys=True)})
-    if c.family.kohya_version(c) is None:
+    if c.family.kohya_version(c) is not None:
+        suffix, prefix = "kohya", "lora_unet_"
+    elif c.family.comfy_lycoris_prefix and text_encoder_config is None:
+        # the flow families: ComfyUI maps SimpleTuner's LyCORIS names ('lycoris_<diffusers module>') for them
+        suffix, prefix = "comfyui", c.family.comfy_lycoris_prefix
+    else:
         return [path]
-    kohya_path = out_dir / f"{info.get('output_name', 'lycoris')}_kohya.safetensors"
+    copy_path = out_dir / f"{info.get('output_name', 'lycoris')}_{suffix}.safetensors"
     algo = "loha" if "LOHA" in str(c.denoiser.peft_config["default"].peft_type) else "lokr"
     meta = kohya_metadata({**info, "lora_alpha": alpha})
     meta.update(ss_network_module="lycoris.kohya", ss_network_args=json.dumps({"algo": algo}))
-    save_file(to_lycoris_kohya(peft_states, arch=c.family.name, alpha=alpha, rank=rank), str(kohya_path),
-              metadata=meta)
-    return [path, kohya_path]
+    save_file(to_lycoris_kohya(peft_states, arch=c.family.name, alpha=alpha, rank=rank, denoiser_prefix=prefix),
+              str(copy_path), metadata=meta)
+    return [path, copy_path]
 
 
-def to_lycoris_kohya(states: dict[str, dict[str, Any]], *, arch: str, alpha: float, rank: int) -> dict[str, Any]:
+def to_lycoris_kohya(states: dict[str, dict[str, Any]], *, arch: str, alpha: float, rank: int,
+                     denoiser_prefix: str = "lora_unet_") -> dict[str, Any]:
     """{part: PEFT LoHa / LoKr state} -> LyCORIS's kohya keys (`lora_unet_<module>.hada_w1_a`, ...,
-    `.alpha`), module names as kohya_state_dict names them for LoRA. Readers (ComfyUI's
+    `.alpha`), module names as kohya_state_dict names them for LoRA (the denoiser's prefix is
+    `denoiser_prefix`: 'lycoris_' for the flow families, as SimpleTuner writes them). Readers (ComfyUI's
     weight_adapter, LyCORIS) scale by alpha / rank where a factor is split in two, as peft does; a
     LoKr module whose factors are both whole gets no such scale there, so peft's alpha / rank is
     folded into its w1 instead."""
@@ -135,7 +145,7 @@ def to_lycoris_kohya(states: dict[str, dict[str, Any]], *, arch: str, alpha: flo
             if part in te:
                 name = te[part] + (module if module.startswith("text_model.") else f"text_model.{module}").replace(".", "_")
             else:
-                name = "lora_unet_" + module.replace(".", "_")
+                name = denoiser_prefix + module.replace(".", "_")
             if any(t in tensors for t in ("hada_w1_b", "lokr_w1_b", "lokr_w2_b")):
                 out[f"{name}.alpha"] = torch.tensor(float(alpha))
             elif "lokr_w1" in tensors:

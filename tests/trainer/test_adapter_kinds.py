@@ -132,9 +132,17 @@ def test_lycoris_kohya_copy_rebuilds_the_trained_weights_as_comfyui_applies_them
                 merged[kohya_name(prefix, name)] = module.get_base_layer().weight.detach()
     names = {k.rsplit(".", 1)[0] for k in kohya}
     assert any(n.startswith("lora_te_text_model_encoder_layers_") for n in names) and names == set(merged)
-    checked = 0
+    checked = _check_as_comfyui_applies(kohya, names, adapter, base, merged)
+    assert checked == len(names) >= 8
+
+
+def _check_as_comfyui_applies(tensors, names, adapter, base, merged) -> int:
+    """Each named module's weight as ComfyUI's LoHa / LoKr weight adapter rebuilds it from the file's
+    tensors, against the weight peft merges."""
+    import torch
+
     for name in names:
-        t = {k.rsplit(".", 1)[1]: v for k, v in kohya.items() if k.rsplit(".", 1)[0] == name}
+        t = {k.rsplit(".", 1)[1]: v for k, v in tensors.items() if k.rsplit(".", 1)[0] == name}
         if adapter == "loha":
             scale = float(t["alpha"]) / t["hada_w1_b"].shape[0]
             delta = (t["hada_w1_a"] @ t["hada_w1_b"]) * (t["hada_w2_a"] @ t["hada_w2_b"]) * scale
@@ -145,5 +153,35 @@ def test_lycoris_kohya_copy_rebuilds_the_trained_weights_as_comfyui_applies_them
             scale = float(t["alpha"]) / dim if "alpha" in t and dim else 1.0
             delta = torch.kron(w1, w2) * scale
         assert torch.allclose(base[name] + delta.reshape(base[name].shape), merged[name], atol=1e-5), name
-        checked += 1
-    assert checked == len(names) >= 8
+    return len(names)
+
+
+@pytest.mark.parametrize("arch, adapter", [("sd3", "lokr"), ("flux", "loha"), ("zimage", "lokr"), ("qwenimage", "loha")])
+def test_a_flow_lycoris_has_a_copy_in_the_names_comfyui_reads_that_rebuilds_the_weights(arch, adapter, tiny_model,
+                                                                                         images, tmp_path):
+    """comfy/lora.py maps 'lycoris_<diffusers module, dots as underscores>' (SimpleTuner's LyCORIS
+    names) for SD3, Flux, Lumina2 / Z-Image and Qwen-Image: every module of the copy is a layer of
+    the family's transformer under that name, and its tensors rebuild the weights peft merges."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+    from safetensors.torch import load_file
+
+    from trainer.export import load_lycoris
+
+    folder = tiny_model(arch)
+    cfg = fast_config(folder, images, tmp_path / "myrun", adapter=adapter, learning_rate=1e-2, rank=4, lora_alpha=2.0)
+    train(cfg, progress=False)
+    out = tmp_path / "myrun" / "output"
+    comfy = load_file(str(out / "myrun_comfyui.safetensors"))
+    assert not (out / "myrun_kohya.safetensors").exists()
+    pipe = load_pipeline(folder)
+    base = {"lycoris_" + n.replace(".", "_"): m.weight.detach().clone() for n, m in pipe.transformer.named_modules()
+            if type(m).__name__ == "Linear"}
+    load_lycoris(pipe, out)
+    merged = {}
+    for name, module in pipe.transformer.named_modules():
+        if isinstance(module, BaseTunerLayer):
+            module.merge()
+            merged["lycoris_" + name.replace(".", "_")] = module.get_base_layer().weight.detach()
+    names = {k.rsplit(".", 1)[0] for k in comfy}
+    assert names == set(merged) and names <= set(base)
+    assert _check_as_comfyui_applies(comfy, names, adapter, base, merged) >= 4

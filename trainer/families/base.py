@@ -163,6 +163,7 @@ class Family:
     lora_keys_to_diffusers = True  # LoRA file: diffusers' key names (UNet) or PEFT's as they are (transformers)
     single_file = False            # a full fine-tune is also written as one original-layout file (trainer.single_file)
     vae_frames = False             # the VAE is a video VAE: images go in as one-frame clips (Qwen-Image)
+    comfy_lycoris_prefix = ""      # LoHa / LoKr copy in ComfyUI's names for the family ("" = none; kohya's: kohya_version)
     pipeline_extras: dict[str, Any] = {}     # constructor arguments besides the parts (safety checker off)
 
     @property

@@ -33,6 +33,9 @@ class FlowFamily(Family):
     prompt_tokens = 256              # the pipeline's max_sequence_length default (T5's, klein's Qwen3's)
     resolution_multiple = 16         # 8x VAE, then 2x2 patches
     language_model = ""              # where the only text encoder is a language model (no CLIP): which
+    # comfy/lora.py maps 'lycoris_<diffusers module, dots as underscores>' (SimpleTuner's LyCORIS
+    # names) for SD3, Flux, Lumina2 / Z-Image and Qwen-Image
+    comfy_lycoris_prefix = "lycoris_"
 
     def check(self, config) -> None:
         from ..config import ConfigError
@@ -161,6 +164,7 @@ class Flux2Klein(FlowFamily):
     text_encoder_count = 1   # Qwen3
     clip_encoders = 0
     language_model = "Qwen3"
+    comfy_lycoris_prefix = ""   # ComfyUI's Flux.2 key map was not checked here: the PEFT file only
     prompt_tokens = 512
     text_layers = (9, 18, 27)
     # the script's default: attention of every block, the single blocks' fused projection and output
