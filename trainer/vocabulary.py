@@ -105,6 +105,9 @@ BASE_MODELS: dict[str, BaseModel] = {b.key: b for b in (
     BaseModel("sd35large", "Stable Diffusion 3.5 Large", "SD 3.5 Large", "sd3", "stabilityai/stable-diffusion-3.5-large",
               1024, licence="the Stability AI Community License: free for research, non-commercial use and "
                             "organisations under US$1M annual revenue; larger ones need Stability's enterprise licence"),
+    # 6 B single-stream transformer (rectified flow) with a Qwen3-4B text encoder; Apache 2.0. The
+    # undistilled base LoRAs are trained on (Z-Image-Turbo is its 8-step distillation).
+    BaseModel("zimage", "Z-Image", "Z-Image", "zimage", "Tongyi-MAI/Z-Image", 1024),
 )}
 
 

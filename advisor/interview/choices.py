@@ -51,6 +51,10 @@ _VARIANTS = {
         "medium": "the advisor has no cost figures for the 2.5 B Medium yet; the trainer trains it from its hub id "
                   "(stabilityai/stable-diffusion-3.5-medium) or a diffusers folder",
         "turbo": "Large Turbo is step-distilled; LoRAs are trained on Large"}),
+    "z-image": (re.compile(r".*?\b(?P<name>turbo|edit)\b"), {
+        "turbo": "Turbo is its 8-step distillation; a LoRA trained on Turbo needs a de-distillation adapter "
+                 "(diffusion-pipe#462), so LoRAs are trained on the base Z-Image",
+        "edit": "Z-Image-Edit is an image-editing model, trained on image pairs, which this trainer does not make"}),
 }
 _VARIANT_TITLES = {"lokr": "LoKr", "loha": "LoHa", "lycoris": "LyCORIS", "dora": "DoRA",
                    "ia3": "IA3", "(ia)3": "IA3", "oft": "OFT", "boft": "BOFT", "glora": "GLoRA"}
@@ -152,7 +156,7 @@ def read_base(s: Scan, ex: Extraction, expecting: str | None) -> None:
     for m in s.take(_UNSUPPORTED_BASE):
         said = said_text(m)
         family = family_named(said)
-        if family is not None and family.base_model:   # a family the advisor plans (Flux.1 dev, SD 3.5 Large)
+        if family is not None and family.base_model:   # a family the advisor plans (Flux.1 dev, SD 3.5 Large, Z-Image)
             s.add("base_model", m.start(), family.base_model)
             rx, why = _VARIANTS.get(family.key, (None, {}))
             variant = rx.match(s.original[m.start():m.end() + 12].lower()) if rx else None
@@ -170,8 +174,8 @@ def read_base(s: Scan, ex: Extraction, expecting: str | None) -> None:
                      if family else " kohya sd-scripts, ai-toolkit, SimpleTuner and diffusers' examples/dreambooth "
                                     "scripts train the newer families.")
         _say(ex, f"'{said}' isn't trained here yet: the trainer covers SD 1.5, SD 2.1 and SDXL (and the "
-                 f"community checkpoints built on them), SD 3.5 Large and Flux.1 dev, and plans for all of them (and "
-                 f"trains Flux.2 klein, Z-Image and Qwen-Image, not planned yet)."
+                 f"community checkpoints built on them), SD 3.5 Large, Flux.1 dev and Z-Image, and plans for all of "
+                 f"them (and trains Flux.2 klein and Qwen-Image, not planned yet)."
                  f"{published}")
     for base, name, rx, extra in _COMMUNITY:
         for m in s.take(rx):

@@ -3,7 +3,7 @@ one (shared/research/models-2026.md, figures as published, none measured here), 
 answer "a qwen-image lora on my 4090" with the facts and the nearest plan it can make, instead of
 only "not here". Five of them (Flux.1, SD 3.5, Flux.2 klein, Z-Image, Qwen-Image) the trainer trains already
 (`trained_as`: trainer.families), from their hub id or a diffusers folder; the advisor plans Flux.1
-dev and SD 3.5 Large (`base_model`, a row of trainer.vocabulary.BASE_MODELS).
+dev, SD 3.5 Large and Z-Image (`base_model`, a row of trainer.vocabulary.BASE_MODELS).
 
 Each row: the names people write (a regex), the diffusers training script, the lowest published
 memory for a LoRA and how it was reached, with its source, and the licence where its publisher
@@ -66,7 +66,7 @@ FAMILIES: tuple[Family, ...] = (
            "10-12 GB with an NF4 base; Turbo needs a de-distill adapter", "SimpleTuner ZIMAGE quickstart; "
            "ostris/ai-toolkit#550; tdrussell/diffusion-pipe#462",
            "SimpleTuner, ai-toolkit and musubi-tuner", "Apache 2.0 (Tongyi-MAI's model cards)", trained_as="zimage",
-           hub_id="Tongyi-MAI/Z-Image"),
+           hub_id="Tongyi-MAI/Z-Image", base_model="zimage"),
     Family("hidream", "HiDream I1", r"\bhidream\b", "train_dreambooth_lora_hidream.py",
            "about 37 GB with NF4 against 60 GB without; 20-22 GB in SimpleTuner", "diffusers README_hidream", "SimpleTuner"),
     Family("chroma", "Chroma", r"\bchroma\b", "", "about 8 GB with NF4, 16 GB in int8", "SimpleTuner CHROMA quickstart", "SimpleTuner"),

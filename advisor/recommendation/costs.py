@@ -198,6 +198,23 @@ ARCH["sd35large"] = Arch(_SD35L_B, 0.124 + 0.695 + 4.894, 0.084, (768, 1280), 40
                          forward_s=_transformer_forward_s(_SD35L_COMPUTE))
 
 
+# --- Z-Image: a 6.2 B single-stream transformer with no published measurement of our setup ------
+# Scaled from Flux as SD 3.5 Large is (assumed): activations by the width x depth of the blocks the
+# image tokens pass (2 noise refiners and 30 main layers of 3,840 against Flux's 19 + 38 of 3,072;
+# both see 1,024 image tokens at 512 px), compute by the transformer's parameters. Checked against
+# what is published (tests/advisor/test_costs.py): its NF4 transformer file, 3.4 GB (AcademiaSD's
+# Z-Image-NF4 repo), and a 768 px LoRA on a 12 GB card (Tongyi-MAI/Z-Image#36, ai-toolkit).
+# Text encoder: Qwen3-4B, 4.022 B (counted); VAE: Flux.1's. LoRA: trainer.families.flow.ZImage's
+# targets (attention to_q/k/v/out), 1,044,480 parameters per rank (counted). Sampling: classifier-
+# free guidance (the README samples at guidance 5.0), two calls per step.
+_ZIMAGE_B = 6.155
+_ZIMAGE_ACT_GB = _FLUX_ACT_GB * (32 * 3840) / ((19 + 38) * 3072)
+_ZIMAGE_COMPUTE = _FLUX_COMPUTE * _ZIMAGE_B / _FLUX_B
+ARCH["zimage"] = Arch(_ZIMAGE_B, 4.022, 0.084, (), 2560, {}, (), 0, _ZIMAGE_COMPUTE, 0.9998, denoiser="transformer",
+                      lora_per_rank=1_044_480, activation_scale=_ZIMAGE_ACT_GB / ACT_CKPT_GB, quantized_recipes=True,
+                      forward_s=_transformer_forward_s(_ZIMAGE_COMPUTE))
+
+
 def _label(name: str, gb: float, sizes: tuple[float, ...]) -> str:
     """The name an estimate shows: the row's name, with the size when several sizes are timed."""
     return f"{name} {gb:g}GB" if len(sizes) > 1 else name
@@ -432,7 +449,7 @@ def estimate(method: str, base_model: str, hp: dict, n_images: int, *, gpu: Time
 MARGIN = 1.10  # aim 10% under the card: the model is calibrated to about 10%
 # Below this the base degrades (assumed); Flux's is the published LoRA default (README_flux, flux-qlora),
 # SD 3.5's SimpleTuner's lowest-memory setting.
-RES_FLOOR = {"sd15": 512, "sd21": 512, "sdxl": 768, "flux1dev": 512, "sd35large": 512}
+RES_FLOOR = {"sd15": 512, "sd21": 512, "sdxl": 768, "flux1dev": 512, "sd35large": 512, "zimage": 512}
 
 
 def memory_problem(estimated_gb: float, card_gb: float) -> str | None:

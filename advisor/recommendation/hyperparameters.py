@@ -49,6 +49,9 @@ RECIPES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     # for the 2 B Medium; SimpleTuner: "4e-5 could explode" for full training).
     ("dreambooth_lora", "sd35large"): ("base-sd35-large", {"gradient_accumulation_steps": 4,
                                                            "lr_scheduler": "constant"}),
+    # Z-Image: diffusers README_z_image's DreamBooth-LoRA (1024 px, batch 1 x 4, 1e-4 constant, 500
+    # steps, 8-bit AdamW, latents cached); Tongyi-MAI/Z-Image#36 reports 1e-4 to 2e-4 working.
+    ("dreambooth_lora", "zimage"): ("base-z-image", {"gradient_accumulation_steps": 4, "lr_scheduler": "constant"}),
     # diffusers captioned LoRA: 1e-4 cosine, batch 1 x 4, rank 4.
     ("lora", "*"): ("method-lora", {"learning_rate": 1e-4, "train_batch_size": 1, "gradient_accumulation_steps": 4,
                                     "lr_scheduler": "cosine", "rank": 4}),
@@ -57,6 +60,8 @@ RECIPES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("lora", "flux1dev"): ("base-flux1-dev", {"resolution": 512, "lr_scheduler": "constant"}),
     # SD 3.5 Large captioned LoRA: SimpleTuner's stable configuration, 1e-4, constant.
     ("lora", "sd35large"): ("base-sd35-large", {"lr_scheduler": "constant"}),
+    # Z-Image captioned LoRA: README_z_image's 1e-4 constant.
+    ("lora", "zimage"): ("base-z-image", {"lr_scheduler": "constant"}),
     # diffusers textual inversion: 5e-4, 3,000 steps, batch 1 x 4.
     ("textual_inversion", "*"): ("method-textual-inversion", {"learning_rate": 5e-4, "max_train_steps": 3000,
                                                               "train_batch_size": 1, "gradient_accumulation_steps": 4}),
@@ -71,7 +76,7 @@ RECIPES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
 }
 # The knowledge card of each base model with one (its recipes, memory, licence).
 BASE_CARDS = {"sd21": "sd21-specifics", "sdxl": "sdxl-specifics", "flux1dev": "base-flux1-dev",
-              "sd35large": "base-sd35-large"}
+              "sd35large": "base-sd35-large", "zimage": "base-z-image"}
 
 # Methods the advisor does not plan on a base model although the trainer runs them: no published
 # recipe or cost figure for them is in the knowledge base. Each with the reason the card gives.
@@ -87,6 +92,12 @@ UNPLANNED: dict[str, dict[str, str]] = {
                          "base (SimpleTuner warns its training is unstable)",
         "dreambooth": "DreamBooth of every SD 3.5 Large weight has no published recipe or memory figure in the "
                       "knowledge base (SimpleTuner warns its training is unstable)",
+    },
+    "zimage": {
+        "full_finetune": "a full fine-tune of Z-Image has no published recipe or memory figure in the knowledge base "
+                         "(diffusers' README calls Z-Image fine-tuning experimental)",
+        "dreambooth": "DreamBooth of every Z-Image weight has no published recipe or memory figure in the knowledge "
+                      "base (diffusers' README calls Z-Image fine-tuning experimental)",
     },
 }
 
@@ -344,7 +355,7 @@ def _apply_advice(method: str, profile: Profile, values: dict, sources: dict, ad
             return True
         return False
 
-    if method in CLASS_IMAGE_METHODS and advice.get("prior_preservation", (False,))[0] and take("prior_preservation"):
+    if method in CLASS_IMAGE_METHODS and take("prior_preservation") and values["prior_preservation"]:
         values["num_class_images"], sources["num_class_images"] = 200, "class-images"  # diffusers: 200-300
     if method != "textual_inversion" and take("train_text_encoder") and values["train_text_encoder"]:
         # The text encoder overfits first, so it gets half the UNet LR: the published pairs are

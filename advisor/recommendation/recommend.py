@@ -22,7 +22,7 @@ from ..gpus import find_gpu as find_stored_gpu
 from ..knowledge.cards import get_card
 from ..profile import Profile
 from . import costs
-from .hyperparameters import BASE_CARDS, BASELINE, class_noun, starting_hyperparameters, unplanned
+from .hyperparameters import BASE_CARDS, BASELINE, SETTING_METHODS, class_noun, starting_hyperparameters, unplanned
 from .render import method_title
 from .rules import (ADJUSTMENTS, DATASET_KINDS, DEFAULT_RULES, ONE_SUBJECT, OPS, PREFERENCE_BONUS, STANDING, Rule,
                     advice, image_counts, match, score)
@@ -455,6 +455,8 @@ def _reasons(chosen: Plan, plans: list[Plan], matched: list[Rule], asked_for: st
                   key=lambda r: -r.scores[chosen.method])
     out = [f"{r.why} [{r.id}]" for r in mine]
     for key, (value, r) in advice(matched).items():
+        if chosen.method not in SETTING_METHODS.get(key, (chosen.method,)):   # a knob this method lacks
+            continue
         if chosen.hp.get(key) == value and chosen.sources.get(key) == r.source:
             out.append(f"{r.why} [{r.id}]")
     out += [f"{sentence} [{card}]" for sentence, card in chosen.notes]

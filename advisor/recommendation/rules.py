@@ -15,7 +15,7 @@ import operator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from trainer.vocabulary import INVASIVENESS, METHOD_NAMES
+from trainer.vocabulary import BASE_MODELS, INVASIVENESS, METHOD_NAMES
 
 from ..profile import Profile
 
@@ -35,6 +35,9 @@ PROFILE_FIELDS = tuple(f.name for f in fields(Profile))
 # Hyperparameter advice a rule may give (TrainConfig names); hyperparams.py applies it where
 # the method has the knob.
 ADVICE_KEYS = ("prior_preservation", "train_text_encoder", "rank", "snr_gamma", "crop")
+# The base models the advisor plans on a UNet (DDPM) and on a rectified-flow transformer
+UNET_BASES = tuple(k for k, b in BASE_MODELS.items() if b.family in ("sd", "sdxl"))
+FLOW_BASES = tuple(k for k in BASE_MODELS if k not in UNET_BASES)
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     # --- the subject -----------------------------------------------------------------------
     R("faces-fidelity", (("subject_type", "==", "person"),),
       {"dreambooth_lora": 1.5, "dreambooth": 1, "textual_inversion": -1.5},
-      "Faces need high fidelity: DreamBooth(-LoRA) with prior preservation is the published face recipe.",
+      "Faces need high fidelity: DreamBooth(-LoRA) is the published face recipe (HF DreamBooth blog).",
       "subject-people-faces"),
     R("objects-animals", (("subject_type", "in", ("object", "animal")),), {"dreambooth_lora": 1, "dreambooth": 0.5},
       "Objects and pets are DreamBooth's home ground: 3-5 images and the correct class noun.",
@@ -205,10 +208,24 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     R("asked-full-finetune", (("preferred_method", "==", "full_finetune"),), {"full_finetune": PREFERENCE_BONUS},
       "You asked for a full fine-tune.", "choosing-a-method"),
     # --- hyperparameter advice -------------------------------------------------------------
-    R("prior-for-living", (("subject_type", "in", ("person", "animal")), ("preservation", ">=", 3)),
+    R("prior-for-living", (("subject_type", "in", ("person", "animal")), ("preservation", ">=", 3),
+                           ("base_model", "in", UNET_BASES)),
       {"hp": {"prior_preservation": True}},
       "Prior preservation keeps other people or animals from turning into your subject (PRES 0.664 -> 0.493).",
       "prior-preservation"),
+    # On the flow transformers the published DreamBooth-LoRA recipes skip it: its class images are
+    # drawn by the 6-12 B model itself (hours on one card), so it is kept for a top preservation wish.
+    R("prior-skipped-on-flow", (("subject_type", "in", ("person", "animal")), ("preservation", ">=", 3),
+                                ("preservation", "<", 5), ("base_model", "in", FLOW_BASES)),
+      {"hp": {"prior_preservation": False}},
+      "No prior preservation: the published DreamBooth-LoRA recipes for Flux.1, SD 3.5 and Z-Image (diffusers' "
+      "READMEs) train without it, as its class images would be drawn by this large model itself, hours of sampling "
+      "before training (say 'preservation 5' to add it anyway).", "prior-preservation"),
+    R("prior-kept-on-flow", (("subject_type", "in", ("person", "animal")), ("preservation", ">=", 5),
+                             ("base_model", "in", FLOW_BASES)),
+      {"hp": {"prior_preservation": True}},
+      "Preservation is your top wish, so prior preservation stays on, although on this model the published recipes "
+      "skip it: drawing its class images takes hours of sampling before training.", "prior-preservation"),
     R("faces-text-encoder", (("subject_type", "==", "person"), ("accuracy", ">=", 4),
                              ("base_model", "in", ("sd15", "sd21"))),
       {"hp": {"train_text_encoder": True}},

@@ -105,3 +105,24 @@ def test_sd35_large_counts():
     assert _linear_share(mmdit) == pytest.approx(arch.linear_share, abs=0.0001)
     assert _lora_per_rank(mmdit, StableDiffusion3.lora_targets) == arch.lora_per_rank
     assert (_count(clip_l) + _count(clip_g)) / 1e9 + 4.894 == pytest.approx(arch.text_b, abs=0.002)
+
+
+def test_z_image_counts():
+    from diffusers import ZImageTransformer2DModel
+    from transformers import Qwen3Config, Qwen3Model
+
+    from trainer.families.flow import ZImage
+
+    arch = costs.ARCH["zimage"]
+    with accelerate.init_empty_weights():  # Tongyi-MAI/Z-Image transformer/config.json, text_encoder/config.json
+        transformer = ZImageTransformer2DModel(all_patch_size=(2,), all_f_patch_size=(1,), in_channels=16, dim=3840,
+                                               n_layers=30, n_refiner_layers=2, n_heads=30, n_kv_heads=30,
+                                               qk_norm=True, cap_feat_dim=2560, axes_dims=[32, 48, 48],
+                                               axes_lens=[1536, 512, 512])
+        qwen3_4b = Qwen3Model(Qwen3Config(vocab_size=151936, hidden_size=2560, intermediate_size=9728,
+                                          num_hidden_layers=36, num_attention_heads=32, num_key_value_heads=8,
+                                          head_dim=128, tie_word_embeddings=True))
+    assert _count(transformer) / 1e9 == pytest.approx(arch.denoiser_b, abs=0.001)
+    assert _linear_share(transformer) == pytest.approx(arch.linear_share, abs=0.0001)
+    assert _lora_per_rank(transformer, ZImage.lora_targets) == arch.lora_per_rank
+    assert _count(qwen3_4b) / 1e9 == pytest.approx(arch.text_b, abs=0.001)

@@ -46,7 +46,7 @@ def test_every_planned_family_is_a_base_model_of_its_trainer_family():
     from trainer.vocabulary import BASE_MODELS
 
     planned = [f for f in FAMILIES if f.base_model]
-    assert [f.key for f in planned] == ["flux1", "sd3"]
+    assert [f.key for f in planned] == ["flux1", "sd3", "z-image"]
     assert all(BASE_MODELS[f.base_model].family == f.trained_as and BASE_MODELS[f.base_model].hub_id == f.hub_id
                for f in planned)
 

@@ -463,7 +463,6 @@ def test_a_pony_as_a_subject_is_not_a_checkpoint():
 
 
 @pytest.mark.parametrize("text, said", [("qwen-image lora", "isn't planned here yet"), ("hidream lora", "isn't trained here yet"),
-                                        ("z-image turbo lora", "isn't planned here yet"),
                                         ("flux.2 klein lora", "isn't planned here yet")])
 def test_families_the_advisor_does_not_plan_are_named_not_swapped(text, said):
     ex = extract(text)

@@ -472,6 +472,19 @@ def test_sd35_large_is_planned_with_its_licence_and_stable_learning_rate():
     assert "unstable" in {a["method"]: a["why_not"] for a in rec.alternatives}["full_finetune"]
 
 
+@pytest.mark.parametrize("gpu, gb, quantized", [("RTX 3060", 12, "int8"), ("RTX 4090", 24, "no")])
+def test_z_image_is_planned_at_its_readme_recipe_and_quantized_only_where_the_card_needs_it(gpu, gb, quantized):
+    rec = recommend(Profile.from_dict({"subject_type": "animal", "n_images": 15, "base_model": "zimage",
+                                       "gpu_name": gpu, "vram_gb": gb}))
+    hp = rec.hyperparameters
+    assert rec.method in ("lora", "dreambooth_lora") and rec.estimates.fits and rec.estimates.vram_gb * 1.1 <= gb
+    assert hp["resolution"] == 1024 and hp["learning_rate"] == 1e-4 and hp["lr_scheduler"] == "constant"
+    assert hp.get("quantize_base", "no") == quantized and hp["cache_text_encoder_outputs"] is True
+    assert rec.train_config.base_model == "Tongyi-MAI/Z-Image" and rec.train_config.family in ("zimage", "auto")
+    assert "base-z-image" in [c["card"] for c in rec.citations]
+    assert "experimental" in {a["method"]: a["why_not"] for a in rec.alternatives}["full_finetune"]
+
+
 def test_a_likeness_wish_with_no_base_named_hears_that_flux_fits_and_why_it_is_not_the_default():
     rec = recommend(Profile.from_dict({"subject_type": "person", "n_images": 20, "accuracy": 5, "vram_gb": 24,
                                        "gpu_name": "RTX 4090"}))
