@@ -108,6 +108,10 @@ BASE_MODELS: dict[str, BaseModel] = {b.key: b for b in (
     # 6 B single-stream transformer (rectified flow) with a Qwen3-4B text encoder; Apache 2.0. The
     # undistilled base LoRAs are trained on (Z-Image-Turbo is its 8-step distillation).
     BaseModel("zimage", "Z-Image", "Z-Image", "zimage", "Tongyi-MAI/Z-Image", 1024),
+    # 3.9 B double/single-stream transformer with a Qwen3-4B text encoder; Apache 2.0 (the 9 B is
+    # non-commercial). The undistilled base LoRAs are trained on (klein 4B itself samples in 4 steps).
+    BaseModel("klein4b", "FLUX.2 [klein] 4B", "Flux.2 klein 4B", "flux2", "black-forest-labs/FLUX.2-klein-base-4B",
+              1024),
 )}
 
 

@@ -55,6 +55,13 @@ _VARIANTS = {
         "turbo": "Turbo is its 8-step distillation; a LoRA trained on Turbo needs a de-distillation adapter "
                  "(diffusion-pipe#462), so LoRAs are trained on the base Z-Image",
         "edit": "Z-Image-Edit is an image-editing model, trained on image pairs, which this trainer does not make"}),
+    "flux2-klein": (re.compile(r".*?\b(?P<name>9\s?b)\b"), {
+        "9b": "the advisor's figures are for the 4B, Apache 2.0; the 9B is under the FLUX non-commercial licence, needs "
+              "about 22 GB with a bf16 base and 14 GB in int8 (SimpleTuner), and trains here from its hub id "
+              "(black-forest-labs/FLUX.2-klein-base-9B)",
+        "9 b": "the advisor's figures are for the 4B, Apache 2.0; the 9B is under the FLUX non-commercial licence, needs "
+               "about 22 GB with a bf16 base and 14 GB in int8 (SimpleTuner), and trains here from its hub id "
+               "(black-forest-labs/FLUX.2-klein-base-9B)"}),
 }
 _VARIANT_TITLES = {"lokr": "LoKr", "loha": "LoHa", "lycoris": "LyCORIS", "dora": "DoRA",
                    "ia3": "IA3", "(ia)3": "IA3", "oft": "OFT", "boft": "BOFT", "glora": "GLoRA"}
@@ -156,7 +163,7 @@ def read_base(s: Scan, ex: Extraction, expecting: str | None) -> None:
     for m in s.take(_UNSUPPORTED_BASE):
         said = said_text(m)
         family = family_named(said)
-        if family is not None and family.base_model:   # a family the advisor plans (Flux.1 dev, SD 3.5 Large, Z-Image)
+        if family is not None and family.base_model:   # a family the advisor plans (Flux.1 dev, SD 3.5 Large, ...)
             s.add("base_model", m.start(), family.base_model)
             rx, why = _VARIANTS.get(family.key, (None, {}))
             variant = rx.match(s.original[m.start():m.end() + 12].lower()) if rx else None
@@ -174,8 +181,8 @@ def read_base(s: Scan, ex: Extraction, expecting: str | None) -> None:
                      if family else " kohya sd-scripts, ai-toolkit, SimpleTuner and diffusers' examples/dreambooth "
                                     "scripts train the newer families.")
         _say(ex, f"'{said}' isn't trained here yet: the trainer covers SD 1.5, SD 2.1 and SDXL (and the "
-                 f"community checkpoints built on them), SD 3.5 Large, Flux.1 dev and Z-Image, and plans for all of "
-                 f"them (and trains Flux.2 klein and Qwen-Image, not planned yet)."
+                 f"community checkpoints built on them), SD 3.5 Large, Flux.1 dev, Z-Image and Flux.2 klein 4B, and "
+                 f"plans for all of them (and trains Qwen-Image, not planned yet)."
                  f"{published}")
     for base, name, rx, extra in _COMMUNITY:
         for m in s.take(rx):

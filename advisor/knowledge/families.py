@@ -3,7 +3,7 @@ one (shared/research/models-2026.md, figures as published, none measured here), 
 answer "a qwen-image lora on my 4090" with the facts and the nearest plan it can make, instead of
 only "not here". Five of them (Flux.1, SD 3.5, Flux.2 klein, Z-Image, Qwen-Image) the trainer trains already
 (`trained_as`: trainer.families), from their hub id or a diffusers folder; the advisor plans Flux.1
-dev, SD 3.5 Large and Z-Image (`base_model`, a row of trainer.vocabulary.BASE_MODELS).
+dev, SD 3.5 Large, Z-Image and Flux.2 klein 4B (`base_model`, a row of trainer.vocabulary.BASE_MODELS).
 
 Each row: the names people write (a regex), the diffusers training script, the lowest published
 memory for a LoRA and how it was reached, with its source, and the licence where its publisher
@@ -44,7 +44,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("flux2-klein", "Flux.2 klein", r"\bflux[\s.-]*2[\s.-]*klein|\bklein\b", "train_dreambooth_lora_flux2_klein.py",
            "4B about 12 GB in bf16 and 8 GB with an int8 base, 9B about 22 GB and 14 GB", "SimpleTuner FLUX2 quickstart", "SimpleTuner and musubi-tuner",
            "4B Apache 2.0; 9B the FLUX non-commercial licence", trained_as="flux2",
-           hub_id="black-forest-labs/FLUX.2-klein-base-4B"),
+           hub_id="black-forest-labs/FLUX.2-klein-base-4B", base_model="klein4b"),
     Family("flux2", "Flux.2 dev", r"\bflux[\s.-]*2\b", "train_dreambooth_lora_flux2.py",
            "about 22 GB with an int4 text encoder and an int8 transformer; SimpleTuner calls several GPUs "
            "essentially required", "SimpleTuner FLUX2 quickstart", "SimpleTuner and musubi-tuner"),

@@ -215,6 +215,23 @@ ARCH["zimage"] = Arch(_ZIMAGE_B, 4.022, 0.084, (), 2560, {}, (), 0, _ZIMAGE_COMP
                       forward_s=_transformer_forward_s(_ZIMAGE_COMPUTE))
 
 
+# --- Flux.2 klein 4B: 5 double and 20 single blocks 3,072 wide (3.876 B), scaled from Flux ------------
+# as Z-Image is (assumed): activations by the blocks the image tokens pass (25 of 3,072 against
+# Flux's 57; its 16x VAE and 2x2 patches give Flux's 1,024 tokens at 512 px), compute by parameters.
+# Its transformer file is 7.75 GB in bf16 (the hub's file list), 3.875 B parameters: our count. Checked
+# against SimpleTuner's FLUX2 quickstart (about 12 GB with a bf16 base, 8 GB in int8; its resolution and
+# LoRA targets unstated): the estimate runs 13-19 % under those figures.
+# Text encoder: Qwen3-4B as Z-Image's; VAE: AutoencoderKLFlux2, 0.084 B (assumed as Flux.1's). LoRA:
+# trainer.families.flow.Flux2Klein's targets, 1,044,480 parameters per rank (counted). Sampling:
+# the base model samples with classifier-free guidance, two calls per step.
+_KLEIN4B_B = 3.876
+_KLEIN4B_ACT_GB = _FLUX_ACT_GB * (25 * 3072) / ((19 + 38) * 3072)
+_KLEIN4B_COMPUTE = _FLUX_COMPUTE * _KLEIN4B_B / _FLUX_B
+ARCH["klein4b"] = Arch(_KLEIN4B_B, 4.022, 0.084, (), 7680, {}, (), 0, _KLEIN4B_COMPUTE, 1.0, denoiser="transformer",
+                       lora_per_rank=1_044_480, activation_scale=_KLEIN4B_ACT_GB / ACT_CKPT_GB, quantized_recipes=True,
+                       forward_s=_transformer_forward_s(_KLEIN4B_COMPUTE))
+
+
 def _label(name: str, gb: float, sizes: tuple[float, ...]) -> str:
     """The name an estimate shows: the row's name, with the size when several sizes are timed."""
     return f"{name} {gb:g}GB" if len(sizes) > 1 else name
@@ -449,7 +466,8 @@ def estimate(method: str, base_model: str, hp: dict, n_images: int, *, gpu: Time
 MARGIN = 1.10  # aim 10% under the card: the model is calibrated to about 10%
 # Below this the base degrades (assumed); Flux's is the published LoRA default (README_flux, flux-qlora),
 # SD 3.5's SimpleTuner's lowest-memory setting.
-RES_FLOOR = {"sd15": 512, "sd21": 512, "sdxl": 768, "flux1dev": 512, "sd35large": 512, "zimage": 512}
+RES_FLOOR = {"sd15": 512, "sd21": 512, "sdxl": 768, "flux1dev": 512, "sd35large": 512, "zimage": 512,
+             "klein4b": 512}
 
 
 def memory_problem(estimated_gb: float, card_gb: float) -> str | None:

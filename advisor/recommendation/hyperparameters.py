@@ -52,6 +52,10 @@ RECIPES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     # Z-Image: diffusers README_z_image's DreamBooth-LoRA (1024 px, batch 1 x 4, 1e-4 constant, 500
     # steps, 8-bit AdamW, latents cached); Tongyi-MAI/Z-Image#36 reports 1e-4 to 2e-4 working.
     ("dreambooth_lora", "zimage"): ("base-z-image", {"gradient_accumulation_steps": 4, "lr_scheduler": "constant"}),
+    # Flux.2 klein 4B: diffusers README_flux2's AdamW DreamBooth-LoRA (1024 px, batch 1 x 4, 1e-4
+    # constant, 500 steps, 8-bit AdamW, latents cached), which train_dreambooth_lora_flux2_klein.py shares.
+    ("dreambooth_lora", "klein4b"): ("base-flux2-klein", {"gradient_accumulation_steps": 4,
+                                                          "lr_scheduler": "constant"}),
     # diffusers captioned LoRA: 1e-4 cosine, batch 1 x 4, rank 4.
     ("lora", "*"): ("method-lora", {"learning_rate": 1e-4, "train_batch_size": 1, "gradient_accumulation_steps": 4,
                                     "lr_scheduler": "cosine", "rank": 4}),
@@ -62,6 +66,8 @@ RECIPES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("lora", "sd35large"): ("base-sd35-large", {"lr_scheduler": "constant"}),
     # Z-Image captioned LoRA: README_z_image's 1e-4 constant.
     ("lora", "zimage"): ("base-z-image", {"lr_scheduler": "constant"}),
+    # Flux.2 klein 4B captioned LoRA: README_flux2's 1e-4 constant.
+    ("lora", "klein4b"): ("base-flux2-klein", {"lr_scheduler": "constant"}),
     # diffusers textual inversion: 5e-4, 3,000 steps, batch 1 x 4.
     ("textual_inversion", "*"): ("method-textual-inversion", {"learning_rate": 5e-4, "max_train_steps": 3000,
                                                               "train_batch_size": 1, "gradient_accumulation_steps": 4}),
@@ -76,7 +82,7 @@ RECIPES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
 }
 # The knowledge card of each base model with one (its recipes, memory, licence).
 BASE_CARDS = {"sd21": "sd21-specifics", "sdxl": "sdxl-specifics", "flux1dev": "base-flux1-dev",
-              "sd35large": "base-sd35-large", "zimage": "base-z-image"}
+              "sd35large": "base-sd35-large", "zimage": "base-z-image", "klein4b": "base-flux2-klein"}
 
 # Methods the advisor does not plan on a base model although the trainer runs them: no published
 # recipe or cost figure for them is in the knowledge base. Each with the reason the card gives.
@@ -98,6 +104,12 @@ UNPLANNED: dict[str, dict[str, str]] = {
                          "(diffusers' README calls Z-Image fine-tuning experimental)",
         "dreambooth": "DreamBooth of every Z-Image weight has no published recipe or memory figure in the knowledge "
                       "base (diffusers' README calls Z-Image fine-tuning experimental)",
+    },
+    "klein4b": {
+        "full_finetune": "a full fine-tune of Flux.2 klein has no published recipe or memory figure in the knowledge "
+                         "base (diffusers' README calls Flux.2 fine-tuning experimental)",
+        "dreambooth": "DreamBooth of every Flux.2 klein weight has no published recipe or memory figure in the "
+                      "knowledge base (diffusers' README calls Flux.2 fine-tuning experimental)",
     },
 }
 

@@ -126,3 +126,19 @@ def test_z_image_counts():
     assert _linear_share(transformer) == pytest.approx(arch.linear_share, abs=0.0001)
     assert _lora_per_rank(transformer, ZImage.lora_targets) == arch.lora_per_rank
     assert _count(qwen3_4b) / 1e9 == pytest.approx(arch.text_b, abs=0.001)
+
+
+def test_flux2_klein_4b_counts():
+    from diffusers import Flux2Transformer2DModel
+
+    from trainer.families.flow import Flux2Klein
+
+    arch = costs.ARCH["klein4b"]
+    with accelerate.init_empty_weights():  # black-forest-labs/FLUX.2-klein-base-4B: 5 double, 20 single blocks, 3,072 wide
+        transformer = Flux2Transformer2DModel(num_layers=5, num_single_layers=20, attention_head_dim=128,
+                                              num_attention_heads=24, joint_attention_dim=7680, in_channels=128,
+                                              guidance_embeds=False)
+    # the hub's bf16 transformer file is 7.75 GB: 3.875 B parameters
+    assert _count(transformer) / 1e9 == pytest.approx(arch.denoiser_b, abs=0.001) == pytest.approx(7.75 / 2, abs=0.002)
+    assert _linear_share(transformer) == pytest.approx(arch.linear_share, abs=0.0001)
+    assert _lora_per_rank(transformer, Flux2Klein().lora_modules(transformer)) == arch.lora_per_rank

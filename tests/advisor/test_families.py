@@ -33,9 +33,10 @@ def test_the_chat_plans_flux_and_sd35_and_names_the_families_it_does_not_plan():
     assert flux.slots["base_model"] == "flux1dev" and not flux.problems
     sd35 = extract("sd3.5 lora of my dog, 12gb")
     assert sd35.slots["base_model"] == "sd35large" and not sd35.problems
-    klein = " ".join(extract("a flux 2 klein lora").problems)
-    assert "isn't planned here yet" in klein and "the plan is for SDXL" in klein
-    assert "black-forest-labs/FLUX.2-klein-base-4B" in klein and "SimpleTuner" in klein
+    klein = extract("a flux 2 klein lora")
+    assert klein.slots["base_model"] == "klein4b" and not klein.problems
+    nine = " ".join(extract("klein 9b lora of my face").problems)
+    assert "non-commercial" in nine and "black-forest-labs/FLUX.2-klein-base-9B" in nine
     qwen = " ".join(extract("a qwen-image lora").problems)
     assert "isn't planned here yet" in qwen and "Qwen/Qwen-Image" in qwen
     hidream = " ".join(extract("a hidream lora").problems)
@@ -46,7 +47,7 @@ def test_every_planned_family_is_a_base_model_of_its_trainer_family():
     from trainer.vocabulary import BASE_MODELS
 
     planned = [f for f in FAMILIES if f.base_model]
-    assert [f.key for f in planned] == ["flux1", "sd3", "z-image"]
+    assert [f.key for f in planned] == ["flux2-klein", "flux1", "sd3", "z-image"]
     assert all(BASE_MODELS[f.base_model].family == f.trained_as and BASE_MODELS[f.base_model].hub_id == f.hub_id
                for f in planned)
 

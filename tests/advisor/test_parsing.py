@@ -463,7 +463,7 @@ def test_a_pony_as_a_subject_is_not_a_checkpoint():
 
 
 @pytest.mark.parametrize("text, said", [("qwen-image lora", "isn't planned here yet"), ("hidream lora", "isn't trained here yet"),
-                                        ("flux.2 klein lora", "isn't planned here yet")])
+                                        ("flux.2 dev lora", "isn't trained here yet")])
 def test_families_the_advisor_does_not_plan_are_named_not_swapped(text, said):
     ex = extract(text)
     assert "base_model" not in ex.slots

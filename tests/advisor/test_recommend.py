@@ -485,6 +485,16 @@ def test_z_image_is_planned_at_its_readme_recipe_and_quantized_only_where_the_ca
     assert "experimental" in {a["method"]: a["why_not"] for a in rec.alternatives}["full_finetune"]
 
 
+def test_flux2_klein_4b_base_is_planned_at_the_flux2_readme_recipe():
+    rec = recommend(Profile.from_dict({"subject_type": "object", "n_images": 12, "base_model": "klein4b",
+                                       "gpu_name": "RTX 3060", "vram_gb": 12}))
+    hp = rec.hyperparameters
+    assert rec.method in ("lora", "dreambooth_lora") and rec.estimates.fits and rec.estimates.vram_gb * 1.1 <= 12
+    assert hp["resolution"] == 1024 and hp["learning_rate"] == 1e-4 and hp["lr_scheduler"] == "constant"
+    assert rec.train_config.base_model == "black-forest-labs/FLUX.2-klein-base-4B"
+    assert "base-flux2-klein" in [c["card"] for c in rec.citations]
+
+
 def test_a_likeness_wish_with_no_base_named_hears_that_flux_fits_and_why_it_is_not_the_default():
     rec = recommend(Profile.from_dict({"subject_type": "person", "n_images": 20, "accuracy": 5, "vram_gb": 24,
                                        "gpu_name": "RTX 4090"}))
