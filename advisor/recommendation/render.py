@@ -73,6 +73,8 @@ def profile_rows(profile: dict[str, Any], sources: dict[str, str]) -> list[list[
             shown = "; ".join(f"{SETTING_LABELS.get(k, k)} {setting_value(k, v)}" for k, v in value.items())
         elif slot == "preferred_method":
             shown = method_title(value)
+        elif slot == "base_model":
+            shown = _fmt(base_title(value))
         else:
             shown = _fmt(value)
         rows.append([label, shown, status])

@@ -207,7 +207,8 @@ def test_the_known_panel_shows_named_settings_the_method_asked_for_and_renting()
 
     rows = {label: (value, status) for label, value, status in profile_rows(
         {"settings": {"rank": 64, "learning_rate": 1e-4, "prior_preservation": False},
-         "preferred_method": "dreambooth_lora", "rent_gpu": True}, {})}
+         "preferred_method": "dreambooth_lora", "rent_gpu": True, "base_model": "zimage"}, {})}
+    assert rows["Base model"] == ("Z-Image", "stated")   # its name, not the key
     assert rows["Settings you named"] == ("rank 64; learning rate 0.0001; prior preservation off", "stated")
     assert rows["Method you asked for"] == ("DreamBooth-LoRA", "stated")
     assert rows["Renting a GPU"] == ("yes", "stated")

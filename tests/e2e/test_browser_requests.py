@@ -1,4 +1,4 @@
-"""Three requests in the words people write, played in the browser as a user would: the message,
+"""Four requests in the words people write, played in the browser as a user would: the message,
 then "just tell me"; the card must show what an expert expects. The screenshots are the README's
 (copy test-artifacts/request-*.png to docs/ when the card changes)."""
 import pytest
@@ -15,6 +15,8 @@ REQUESTS = [
      ["FLUX.1 [dev]", "int8", "Non-Commercial License", "RTX 4090"]),
     ("request-3-rent", "I want a full fine-tune of SDXL on 3000 captioned fashion photos, which gpu should i rent "
                        "for it?", ["You'll rent a card", "Full fine-tune", "bucket"]),
+    ("request-4-zimage", "z-image lora of my dog on my rtx 3060 12gb, 15 photos",
+     ["Z-Image", "int8", "RTX 3060", "1024"]),
 ]
 
 
