@@ -118,11 +118,12 @@ def test_min_snr_is_said_to_be_ignored_on_a_flow_model(tiny_model, images, tmp_p
 def test_the_family_field_is_checked_and_a_pipeline_no_family_claims_is_named(tmp_path):
     with pytest.raises(ConfigError, match="family='hidream'"):
         TrainConfig(family="hidream")
-    folder = tmp_path / "qwen"
+    folder = tmp_path / "hidream"
     folder.mkdir()
-    (folder / "model_index.json").write_text(json.dumps({"_class_name": "QwenImagePipeline",
-                                                         "transformer": ["diffusers", "QwenImageTransformer2DModel"]}))
-    with pytest.raises(ModelError, match="is a QwenImagePipeline; this trainer trains SD 1.x / 2.x, SDXL, SD 3.5, Flux.1"):
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "HiDreamImagePipeline",
+                                                         "transformer": ["diffusers", "HiDreamImageTransformer2DModel"]}))
+    with pytest.raises(ModelError, match="is a HiDreamImagePipeline; this trainer trains SD 1.x / 2.x, SDXL, SD 3.5, "
+                                         "Flux.1, Flux.2 klein, Z-Image, Qwen-Image"):
         detect_family(folder)
 
 
