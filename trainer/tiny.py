@@ -279,18 +279,26 @@ def make_tiny_qwen_tokenizer(corpus: str = PROMPT_CORPUS):
     return qwen
 
 
+def _tiny_qwen3(model_class, tokenizer, layers: int):
+    """A 16-wide Qwen3 text encoder of `layers` layers over the tiny tokenizer (seeded)."""
+    import torch
+    from transformers import Qwen3Config
+
+    torch.manual_seed(TINY_SEED)
+    return model_class(Qwen3Config(
+        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=16, num_hidden_layers=layers, num_attention_heads=2,
+        num_key_value_heads=2, head_dim=8, max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id))
+
+
 def _klein_pipeline():
     """The tiny Flux.2 klein pipeline (call inside fork_rng): 28 Qwen3 layers so the pipeline's
     default hidden-state layers (9, 18, 27) exist, each 16 wide (48 = 3 x 16 joint width)."""
     import torch
     from diffusers import AutoencoderKLFlux2, FlowMatchEulerDiscreteScheduler, Flux2KleinPipeline, Flux2Transformer2DModel
-    from transformers import Qwen3Config, Qwen3ForCausalLM
+    from transformers import Qwen3ForCausalLM
 
     tokenizer = make_tiny_qwen_tokenizer()
-    torch.manual_seed(TINY_SEED)
-    text_encoder = Qwen3ForCausalLM(Qwen3Config(
-        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=16, num_hidden_layers=28, num_attention_heads=2,
-        num_key_value_heads=2, head_dim=8, max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id))
+    text_encoder = _tiny_qwen3(Qwen3ForCausalLM, tokenizer, layers=28)
     torch.manual_seed(TINY_SEED)
     # 4 latent channels patchified 2x2 -> 16 transformer inputs (Flux.2's VAE: 32 -> 128)
     transformer = Flux2Transformer2DModel(patch_size=1, in_channels=16, num_layers=1, num_single_layers=1,
@@ -319,13 +327,10 @@ def _zimage_pipeline():
     32-wide transformer (2 main layers, 1 noise and 1 context refiner), Flux.1's 16-channel VAE layout."""
     import torch
     from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel
-    from transformers import Qwen3Config, Qwen3Model
+    from transformers import Qwen3Model
 
     tokenizer = make_tiny_qwen_tokenizer()
-    torch.manual_seed(TINY_SEED)
-    text_encoder = Qwen3Model(Qwen3Config(
-        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=16, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=2, head_dim=8, max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id))
+    text_encoder = _tiny_qwen3(Qwen3Model, tokenizer, layers=2)
     torch.manual_seed(TINY_SEED)
     transformer = ZImageTransformer2DModel(all_patch_size=(2,), all_f_patch_size=(1,), in_channels=16, dim=32,
                                            n_layers=2, n_refiner_layers=1, n_heads=2, n_kv_heads=2, qk_norm=True,

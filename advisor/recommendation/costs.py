@@ -181,55 +181,41 @@ ARCH["flux1dev"] = Arch(_FLUX_B, 0.123 + 4.894, 0.084, (768,), 4096, {}, ((12, 7
                         activation_scale=_FLUX_ACT_GB / ACT_CKPT_GB, sampling_passes=1, quantized_recipes=True,
                         forward_s=_transformer_forward_s(_FLUX_COMPUTE))
 
-# --- SD 3.5 Large: an 8.1 B MMDiT with no published memory or speed measurement -----------------
-# (SimpleTuner's SD3 quickstart gives only setups: NF4 at 512 px on a 10-12 GB card, "int2 ...
-# about 13.9 GB"), so its two figures are scaled from Flux (assumed): activations by the width x
-# depth of the blocks the image tokens pass (38 joint blocks of 2,432 against Flux's 19 + 38 of
-# 3,072; both see 1,024 image tokens at 512 px), compute by the transformer's parameters.
-# Text encoders: CLIP-L 0.124 B, CLIP-G 0.695 B, T5-XXL's encoder 4.894 B; VAE as Flux's. LoRA:
-# trainer.families.flow.StableDiffusion3's targets, 1,473,792 parameters per rank (counted).
-# Sampling: classifier-free guidance, two calls per step.
-_SD35L_B = 8.057
-_SD35L_ACT_GB = _FLUX_ACT_GB * (38 * 2432) / ((19 + 38) * 3072)
-_SD35L_COMPUTE = _FLUX_COMPUTE * _SD35L_B / _FLUX_B
-ARCH["sd35large"] = Arch(_SD35L_B, 0.124 + 0.695 + 4.894, 0.084, (768, 1280), 4096, {}, ((12, 768), (32, 1280)), 0,
-                         _SD35L_COMPUTE, 0.9996, denoiser="transformer", lora_per_rank=1_473_792,
-                         activation_scale=_SD35L_ACT_GB / ACT_CKPT_GB, quantized_recipes=True,
-                         forward_s=_transformer_forward_s(_SD35L_COMPUTE))
+def _scaled_from_flux(denoiser_b: float, image_blocks: int, width: int, text_b: float, cross_dim: int,
+                      linear_share: float, lora_per_rank: int, token_dims: tuple[int, ...] = (),
+                      te_layers: tuple[tuple[int, int], ...] = ()) -> Arch:
+    """A transformer with no published measurement of our setup, scaled from Flux.1 dev (assumed):
+    activations by the width x depth of the blocks its image tokens pass (`image_blocks` of `width`
+    against Flux's 19 + 38 of 3,072; each sees Flux's 1,024 image tokens at 512 px), compute by the
+    transformer's parameters. VAE as Flux's (0.084 B); sampling with classifier-free guidance (two
+    calls per step); published LoRA recipes quantize the base."""
+    activations_gb = _FLUX_ACT_GB * (image_blocks * width) / ((19 + 38) * 3072)
+    compute = _FLUX_COMPUTE * denoiser_b / _FLUX_B
+    return Arch(denoiser_b, text_b, 0.084, token_dims, cross_dim, {}, te_layers, 0, compute, linear_share,
+                denoiser="transformer", lora_per_rank=lora_per_rank, activation_scale=activations_gb / ACT_CKPT_GB,
+                quantized_recipes=True, forward_s=_transformer_forward_s(compute))
 
 
-# --- Z-Image: a 6.2 B single-stream transformer with no published measurement of our setup ------
-# Scaled from Flux as SD 3.5 Large is (assumed): activations by the width x depth of the blocks the
-# image tokens pass (2 noise refiners and 30 main layers of 3,840 against Flux's 19 + 38 of 3,072;
-# both see 1,024 image tokens at 512 px), compute by the transformer's parameters. Checked against
-# what is published (tests/advisor/test_costs.py): its NF4 transformer file, 3.4 GB (AcademiaSD's
-# Z-Image-NF4 repo), and a 768 px LoRA on a 12 GB card (Tongyi-MAI/Z-Image#36, ai-toolkit).
-# Text encoder: Qwen3-4B, 4.022 B (counted); VAE: Flux.1's. LoRA: trainer.families.flow.ZImage's
-# targets (attention to_q/k/v/out), 1,044,480 parameters per rank (counted). Sampling: classifier-
-# free guidance (the README samples at guidance 5.0), two calls per step.
-_ZIMAGE_B = 6.155
-_ZIMAGE_ACT_GB = _FLUX_ACT_GB * (32 * 3840) / ((19 + 38) * 3072)
-_ZIMAGE_COMPUTE = _FLUX_COMPUTE * _ZIMAGE_B / _FLUX_B
-ARCH["zimage"] = Arch(_ZIMAGE_B, 4.022, 0.084, (), 2560, {}, (), 0, _ZIMAGE_COMPUTE, 0.9998, denoiser="transformer",
-                      lora_per_rank=1_044_480, activation_scale=_ZIMAGE_ACT_GB / ACT_CKPT_GB, quantized_recipes=True,
-                      forward_s=_transformer_forward_s(_ZIMAGE_COMPUTE))
-
-
-# --- Flux.2 klein 4B: 5 double and 20 single blocks 3,072 wide (3.876 B), scaled from Flux ------------
-# as Z-Image is (assumed): activations by the blocks the image tokens pass (25 of 3,072 against
-# Flux's 57; its 16x VAE and 2x2 patches give Flux's 1,024 tokens at 512 px), compute by parameters.
-# Its transformer file is 7.75 GB in bf16 (the hub's file list), 3.875 B parameters: our count. Checked
-# against SimpleTuner's FLUX2 quickstart (about 12 GB with a bf16 base, 8 GB in int8; its resolution and
-# LoRA targets unstated): the estimate runs 13-19 % under those figures.
-# Text encoder: Qwen3-4B as Z-Image's; VAE: AutoencoderKLFlux2, 0.084 B (assumed as Flux.1's). LoRA:
-# trainer.families.flow.Flux2Klein's targets, 1,044,480 parameters per rank (counted). Sampling:
-# the base model samples with classifier-free guidance, two calls per step.
-_KLEIN4B_B = 3.876
-_KLEIN4B_ACT_GB = _FLUX_ACT_GB * (25 * 3072) / ((19 + 38) * 3072)
-_KLEIN4B_COMPUTE = _FLUX_COMPUTE * _KLEIN4B_B / _FLUX_B
-ARCH["klein4b"] = Arch(_KLEIN4B_B, 4.022, 0.084, (), 7680, {}, (), 0, _KLEIN4B_COMPUTE, 1.0, denoiser="transformer",
-                       lora_per_rank=1_044_480, activation_scale=_KLEIN4B_ACT_GB / ACT_CKPT_GB, quantized_recipes=True,
-                       forward_s=_transformer_forward_s(_KLEIN4B_COMPUTE))
+# SD 3.5 Large: an 8.1 B MMDiT, 38 joint blocks of 2,432, with no published memory or speed
+# measurement (SimpleTuner's SD3 quickstart gives only setups: NF4 at 512 px on a 10-12 GB card,
+# "int2 ... about 13.9 GB"). Text encoders: CLIP-L 0.124 B, CLIP-G 0.695 B, T5-XXL's encoder
+# 4.894 B. LoRA: trainer.families.flow.StableDiffusion3's targets, 1,473,792 parameters per rank
+# (counted).
+ARCH["sd35large"] = _scaled_from_flux(8.057, 38, 2432, 0.124 + 0.695 + 4.894, 4096, 0.9996, 1_473_792,
+                                      token_dims=(768, 1280), te_layers=((12, 768), (32, 1280)))
+# Z-Image: a 6.2 B single-stream transformer, 2 noise refiners and 30 main layers of 3,840 on the
+# image tokens. Checked against what is published (tests/advisor/test_costs.py): its NF4 transformer
+# file, 3.4 GB (AcademiaSD's Z-Image-NF4 repo), NF4 LoRAs from 8 GB, a 768 px LoRA on a 12 GB card
+# at 2-3 s per step (Tongyi-MAI/Z-Image#36, ai-toolkit). Text encoder: Qwen3-4B, 4.022 B (counted).
+# LoRA: trainer.families.flow.ZImage's targets (attention to_q/k/v/out), 1,044,480 per rank (counted).
+ARCH["zimage"] = _scaled_from_flux(6.155, 32, 3840, 4.022, 2560, 0.9998, 1_044_480)
+# Flux.2 klein 4B: 5 double and 20 single blocks of 3,072 (its 16x VAE and 2x2 patches give Flux's
+# token count), 3.876 B parameters: the hub's 7.75 GB bf16 transformer file. Checked against
+# SimpleTuner's FLUX2 quickstart (about 12 GB with a bf16 base, 8 GB in int8; its resolution and LoRA
+# targets unstated): the estimate runs 13-19 % under those figures. Text encoder: Qwen3-4B as
+# Z-Image's; VAE: AutoencoderKLFlux2 (assumed as Flux.1's). LoRA: trainer.families.flow.Flux2Klein's
+# targets, 1,044,480 parameters per rank (counted).
+ARCH["klein4b"] = _scaled_from_flux(3.876, 25, 3072, 4.022, 7680, 1.0, 1_044_480)
 
 
 def _label(name: str, gb: float, sizes: tuple[float, ...]) -> str:
