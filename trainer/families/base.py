@@ -6,7 +6,8 @@ denoiser is called, which of its layers an adapter targets, and which pipeline s
 The training loop (trainer.loop) calls these hooks and never branches on the family's name, as
 it never branches on the method's. One file per kind of denoiser beside this one: unet.py
 (SD 1.x/2.x, SDXL: noise or v prediction on a DDPM schedule) and flow.py (SD 3.5, Flux.1,
-Flux.2 klein, Z-Image, Qwen-Image: rectified flow on a transformer). Importing `trainer.families` registers them all.
+Flux.2 klein, Z-Image, Qwen-Image: rectified flow on a transformer). Importing `trainer.families`
+registers them all.
 
 The family of a folder is read from its own files (model_index.json's pipeline class), never
 from its name. Heavy imports stay inside functions so importing this module is cheap.
