@@ -134,32 +134,40 @@ def recommend(profile: Profile, *, rules=DEFAULT_RULES, learner=None) -> Recomme
                    else f"its best plan ({method_title(rec.method)}) does not fit")
             rec = _recommend(profile, rules, learner, base_default="sd15", base_why=why)[0]
     if profile.base_model is None and (profile.accuracy or 0) >= LIKENESS_WISH:
-        _offer_flux(rec, profile, rules, learner)
+        for base_key in LIKENESS_OFFERS:
+            _offer_base(rec, profile, rules, learner, base_key)
     return rec
 
 
-LIKENESS_WISH = 4   # a stated accuracy from which the card names Flux.1 dev when it fits and was not asked for
-FLUX_BASE = "flux1dev"
+LIKENESS_WISH = 4   # a stated accuracy from which the card names the newer bases that fit and were not asked for
+# The newer base models offered beside the default for a likeness wish: what they are, why they are
+# not the default, and the words that plan them.
+LIKENESS_OFFERS: dict[str, tuple[str, str, str]] = {
+    "flux1dev": ("a 12 B transformer", "because of its licence, {licence}", "use Flux"),
+    "zimage": ("a 6 B transformer, Apache 2.0", "because its fine-tuning is new (diffusers' README calls it "
+               "experimental) and the advisor's figures for it are scaled from Flux's, not measured", "use Z-Image"),
+}
 
 
-def _offer_flux(rec: Recommendation, profile: Profile, rules, learner) -> None:
-    """Where the user wants likeness and named no base: when a Flux.1 dev plan fits their card too, one
-    reason says so, with its cost and the licence that keeps it from being the default."""
-    flux, _ = _recommend(profile, rules, learner, base_default=FLUX_BASE)
-    if not flux.estimates.fits:
+def _offer_base(rec: Recommendation, profile: Profile, rules, learner, base_key: str) -> None:
+    """Where the user wants likeness and named no base: when a plan on `base_key` fits their card too,
+    one reason says so, with its cost and what keeps it from being the default."""
+    plan, _ = _recommend(profile, rules, learner, base_default=base_key)
+    if not plan.estimates.fits:
         return
-    hp = flux.hyperparameters
+    what, why_not, words = LIKENESS_OFFERS[base_key]
+    hp = plan.hyperparameters
     quantized = {"int8": "int8", "nf4": "NF4"}.get(hp.get("quantize_base", "no"))
     how = ([f"the transformer in {quantized}"] if quantized else []) + (
         ["the text encoders' outputs cached"] if hp.get("cache_text_encoder_outputs") else [])
-    e = flux.estimates
-    base = BASE_MODELS[FLUX_BASE]
+    e = plan.estimates
+    base = BASE_MODELS[base_key]
     rec.reasons.append(
-        f"{base.short} (a 12 B transformer) also fits your card: {method_title(flux.method)}"
+        f"{base.short} ({what}) also fits your card: {method_title(plan.method)}"
         f"{' with ' + ' and '.join(how) if how else ''}, about {e.vram_gb:.1f} GB and {e.minutes:.0f} min (timed for "
-        f"{e.timed_for}). It is not the default because of its licence, {base.licence}; say 'use Flux' to plan it. "
-        f"[{BASE_CARDS[FLUX_BASE]}]")
-    card = get_card(BASE_CARDS[FLUX_BASE]).citation()
+        f"{e.timed_for}). It is not the default {why_not.format(licence=base.licence)}; say '{words}' to "
+        f"plan it. [{BASE_CARDS[base_key]}]")
+    card = get_card(BASE_CARDS[base_key]).citation()
     if card not in rec.citations:
         rec.citations.append(card)
 

@@ -502,6 +502,13 @@ def test_a_likeness_wish_with_no_base_named_hears_that_flux_fits_and_why_it_is_n
     offer = [r for r in rec.reasons if r.startswith("Flux.1 dev")]
     assert len(offer) == 1 and "int8" in offer[0] and "Non-Commercial" in offer[0] and "say 'use Flux'" in offer[0]
     assert "base-flux1-dev" in [c["card"] for c in rec.citations]
+    # Z-Image too (Apache 2.0; new, its figures scaled), with the words that plan it
+    z_offer = [r for r in rec.reasons if r.startswith("Z-Image")]
+    assert len(z_offer) == 1 and "Apache 2.0" in z_offer[0] and "say 'use Z-Image'" in z_offer[0]
+    assert "base-z-image" in [c["card"] for c in rec.citations]
+    from advisor.interview.extract import extract
+
+    assert extract("use z-image").slots["base_model"] == "zimage"
     # not where it does not fit (8 GB), nor when the user named a base or did not ask for likeness
     for extra in ({"vram_gb": 8, "gpu_name": None}, {"base_model": "sdxl"}, {"accuracy": 3}):
         other = recommend(Profile.from_dict({"subject_type": "person", "n_images": 20, "accuracy": 5, "vram_gb": 24,
