@@ -102,7 +102,7 @@ def cpu_scenarios(methods: list[str]) -> list[Scenario]:
 # model family -> the built-in tiny model of that family, and the advisor's base model for it (None: no row yet)
 FAMILY_MODELS = {"sd": ("tiny", "sd15"), "sdxl": ("tiny-sdxl", "sdxl"), "sd3": ("tiny-sd3", "sd35large"),
                  "flux": ("tiny-flux", "flux1dev"), "flux2": ("tiny-flux2", "klein4b"),
-                 "zimage": ("tiny-zimage", "zimage"), "qwenimage": ("tiny-qwenimage", None)}
+                 "zimage": ("tiny-zimage", "zimage"), "qwenimage": ("tiny-qwenimage", "qwenimage")}
 
 
 def family_scenarios() -> list[Scenario]:

@@ -112,6 +112,9 @@ BASE_MODELS: dict[str, BaseModel] = {b.key: b for b in (
     # non-commercial). The undistilled base LoRAs are trained on (klein 4B itself samples in 4 steps).
     BaseModel("klein4b", "FLUX.2 [klein] 4B", "Flux.2 klein 4B", "flux2", "black-forest-labs/FLUX.2-klein-base-4B",
               1024),
+    # 20 B MMDiT with a Qwen2.5-VL-7B text encoder and a causal 3-D VAE; Apache 2.0. Generates at
+    # 1328 px; LoRAs are trained at 1024 (diffusers' README_qwen, musubi-tuner).
+    BaseModel("qwenimage", "Qwen-Image", "Qwen-Image", "qwenimage", "Qwen/Qwen-Image", 1328),
 )}
 
 

@@ -55,6 +55,11 @@ _VARIANTS = {
         "turbo": "Turbo is its 8-step distillation; a LoRA trained on Turbo needs a de-distillation adapter "
                  "(diffusion-pipe#462), so LoRAs are trained on the base Z-Image",
         "edit": "Z-Image-Edit is an image-editing model, trained on image pairs, which this trainer does not make"}),
+    "qwen-image": (re.compile(r"qwen[\s-]?image[\s-]*(?P<name>edit|layered|2\.1)(?![\w.])"), {
+        "edit": "Qwen-Image-Edit is an image-editing model, trained on image pairs, which this trainer does not make",
+        "layered": "Qwen-Image-Layered splits an image into layers, which this trainer does not train",
+        "2.1": "Qwen-Image 2.1 is another model (7 B, under the Qwen Research License) that this trainer does not "
+               "train yet; Qwen-Image is the 20 B model, Apache 2.0"}),
     "flux2-klein": (re.compile(r".*?\b(?P<name>9\s?b)\b"), {
         "9b": "the advisor's figures are for the 4B, Apache 2.0; the 9B is under the FLUX non-commercial licence, needs "
               "about 22 GB with a bf16 base and 14 GB in int8 (SimpleTuner), and trains here from its hub id "
@@ -181,8 +186,8 @@ def read_base(s: Scan, ex: Extraction, expecting: str | None) -> None:
                      if family else " kohya sd-scripts, ai-toolkit, SimpleTuner and diffusers' examples/dreambooth "
                                     "scripts train the newer families.")
         _say(ex, f"'{said}' isn't trained here yet: the trainer covers SD 1.5, SD 2.1 and SDXL (and the "
-                 f"community checkpoints built on them), SD 3.5 Large, Flux.1 dev, Z-Image and Flux.2 klein 4B, and "
-                 f"plans for all of them (and trains Qwen-Image, not planned yet)."
+                 f"community checkpoints built on them), SD 3.5 Large, Flux.1 dev, Z-Image, Flux.2 klein 4B and "
+                 f"Qwen-Image, and plans for all of them."
                  f"{published}")
     for base, name, rx, extra in _COMMUNITY:
         for m in s.take(rx):

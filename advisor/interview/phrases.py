@@ -297,7 +297,7 @@ BARE_VERSIONS = [("sd21", r"(?<![\w.])2\.[01](?![\w.]|\d)"), ("sd15", r"(?<![\w.
 # Model families the advisor does not plan for (shared/research/models-2026.md lists who trains them;
 # advisor/knowledge/families.py says which of them the trainer trains already).
 UNSUPPORTED_BASE = (r"\b(?:sd\s*3(?:\.5)?|stable diffusion 3(?:\.5)?|flux(?:[\s.-]*[12](?![\d.]))?(?:[\s.-]*(?:dev|schnell|"
-                    r"kontext|klein|pro))?|klein|qwen[\s-]?image|z[\s-]?image|chroma|hidream|lumina\s*2?|sana|kolors|pixart|"
+                    r"kontext|klein|pro))?|klein|qwen[\s-]?image(?:[\s-]*(?:2\.1|edit|layered)(?![\w.]))?|z[\s-]?image|chroma|hidream|lumina\s*2?|sana|kolors|pixart|"
                     r"hunyuan[\s-]?dit|auraflow|kandinsky|sd\s*cascade|stable cascade)\b")
 # Image services whose weights are not published: nobody can fine-tune them.
 CLOSED_SERVICES = (r"\b(?:midjourney|dall-?e(?:\s*[23])?|google\s+imagen(?:\s*[234])?|imagen\s*[234]|adobe\s+firefly|"

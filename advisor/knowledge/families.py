@@ -3,7 +3,8 @@ one (shared/research/models-2026.md, figures as published, none measured here), 
 answer "a qwen-image lora on my 4090" with the facts and the nearest plan it can make, instead of
 only "not here". Five of them (Flux.1, SD 3.5, Flux.2 klein, Z-Image, Qwen-Image) the trainer trains already
 (`trained_as`: trainer.families), from their hub id or a diffusers folder; the advisor plans Flux.1
-dev, SD 3.5 Large, Z-Image and Flux.2 klein 4B (`base_model`, a row of trainer.vocabulary.BASE_MODELS).
+dev, SD 3.5 Large, Z-Image, Flux.2 klein 4B and Qwen-Image (`base_model`, a row of
+trainer.vocabulary.BASE_MODELS).
 
 Each row: the names people write (a regex), the diffusers training script, the lowest published
 memory for a LoRA and how it was reached, with its source, and the licence where its publisher
@@ -61,7 +62,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("qwen-image", "Qwen-Image", r"\bqwen[\s-]?image\b", "train_dreambooth_lora_qwen_image.py",
            "24 GB at the limit (3-bit base with an accuracy-recovery adapter); musubi-tuner 42 GB, 30 GB in fp8, "
            "24 GB with 16 blocks swapped", "ai-toolkit; musubi-tuner docs/qwen_image.md", "ai-toolkit and musubi-tuner",
-           trained_as="qwenimage", hub_id="Qwen/Qwen-Image"),
+           "Apache 2.0", trained_as="qwenimage", hub_id="Qwen/Qwen-Image", base_model="qwenimage"),
     Family("z-image", "Z-Image", r"\bz[\s-]?image\b", "train_dreambooth_lora_z_image.py",
            "10-12 GB with an NF4 base; Turbo needs a de-distill adapter", "SimpleTuner ZIMAGE quickstart; "
            "ostris/ai-toolkit#550; tdrussell/diffusion-pipe#462",

@@ -217,6 +217,30 @@ ARCH["zimage"] = _scaled_from_flux(6.155, 32, 3840, 4.022, 2560, 0.9998, 1_044_4
 # targets, 1,044,480 parameters per rank (counted).
 ARCH["klein4b"] = _scaled_from_flux(3.876, 25, 3072, 4.022, 7680, 1.0, 1_044_480)
 
+# --- Qwen-Image: a 20.4 B MMDiT, calibrated on musubi-tuner's VRAM table ------------------------
+# (kohya-ss/musubi-tuner docs/qwen_image.md: 1024 x 1024, batch 1, bf16, gradient checkpointing,
+# latents and text-encoder outputs cached beforehand, LoRA rank 16, 8-bit AdamW). Its rows: 42 GB with
+# the base in bf16, 30 GB with an fp8 base. The two disagree with the weights' arithmetic (an 8-bit
+# base saves 20 GB of its 41, the table 12), so the activations are calibrated on the fp8 row, the
+# regime a LoRA on a 24-48 GB card runs in (derived); the bf16 row then comes out about 20 % high (on
+# the safe side). This also reproduces SimpleTuner's and ai-toolkit's "24 GB is the minimum, with
+# quantization beyond int8" (NF4 at 1024 px fits 24 GB, int8 does not; 16 GB fits nothing at 768 px
+# or more, RES_FLOOR). Compute
+# scaled from Flux by parameters (assumed; no published speed). Text encoder: Qwen2.5-VL-7B,
+# 8.292 B; VAE 0.127 B (both counted). LoRA: trainer.families.flow.QwenImage's targets, 1,474,560
+# parameters per rank (counted). Sampling: true classifier-free guidance, two calls per step.
+QWEN_MUSUBI_RANK = 16
+_QWEN_B = 20.430
+_QWEN_LINEAR = 0.9997
+_QWEN_LORA_PER_RANK = 1_474_560
+_QWEN_ACT_GB = (30 - _QWEN_B * (_QWEN_LINEAR * QUANT_BYTES["int8"] + (1 - _QWEN_LINEAR) * 2)
+                - _QWEN_LORA_PER_RANK * QWEN_MUSUBI_RANK / 1e9 * (4 + 4 + OPTIMIZER_BYTES["adamw8bit"])
+                - OVERHEAD_GB) / 4   # 1024 px = 4 images of 512 px
+_QWEN_COMPUTE = _FLUX_COMPUTE * _QWEN_B / _FLUX_B
+ARCH["qwenimage"] = Arch(_QWEN_B, 8.292, 0.127, (), 3584, {}, (), 0, _QWEN_COMPUTE, _QWEN_LINEAR, denoiser="transformer",
+                         lora_per_rank=_QWEN_LORA_PER_RANK, activation_scale=_QWEN_ACT_GB / ACT_CKPT_GB,
+                         quantized_recipes=True, forward_s=_transformer_forward_s(_QWEN_COMPUTE))
+
 
 def _label(name: str, gb: float, sizes: tuple[float, ...]) -> str:
     """The name an estimate shows: the row's name, with the size when several sizes are timed."""
@@ -451,9 +475,10 @@ def estimate(method: str, base_model: str, hp: dict, n_images: int, *, gpu: Time
 # --- fitting a configuration to a card ------------------------------------------------------------
 MARGIN = 1.10  # aim 10% under the card: the model is calibrated to about 10%
 # Below this the base degrades (assumed); Flux's is the published LoRA default (README_flux, flux-qlora),
-# SD 3.5's SimpleTuner's lowest-memory setting.
+# SD 3.5's SimpleTuner's lowest-memory setting; Qwen-Image (made at 1328 px) as SDXL's, and below it
+# the sources' 24 GB minimum would not hold.
 RES_FLOOR = {"sd15": 512, "sd21": 512, "sdxl": 768, "flux1dev": 512, "sd35large": 512, "zimage": 512,
-             "klein4b": 512}
+             "klein4b": 512, "qwenimage": 768}
 
 
 def memory_problem(estimated_gb: float, card_gb: float) -> str | None:

@@ -56,6 +56,11 @@ RECIPES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     # constant, 500 steps, 8-bit AdamW, latents cached), which train_dreambooth_lora_flux2_klein.py shares.
     ("dreambooth_lora", "klein4b"): ("base-flux2-klein", {"gradient_accumulation_steps": 4,
                                                           "lr_scheduler": "constant"}),
+    # Qwen-Image: musubi-tuner's documented LoRA (5e-5, rank 16, 8-bit AdamW, 1024 px; its VRAM table's
+    # setup) at README_qwen's batch 1 x 4, constant (README_qwen's 2e-4 is its Sana example's value).
+    ("dreambooth_lora", "qwenimage"): ("base-qwen-image", {"gradient_accumulation_steps": 4, "resolution": 1024,
+                                                           "learning_rate": 5e-5, "lr_scheduler": "constant",
+                                                           "rank": 16}),
     # diffusers captioned LoRA: 1e-4 cosine, batch 1 x 4, rank 4.
     ("lora", "*"): ("method-lora", {"learning_rate": 1e-4, "train_batch_size": 1, "gradient_accumulation_steps": 4,
                                     "lr_scheduler": "cosine", "rank": 4}),
@@ -68,6 +73,9 @@ RECIPES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("lora", "zimage"): ("base-z-image", {"lr_scheduler": "constant"}),
     # Flux.2 klein 4B captioned LoRA: README_flux2's 1e-4 constant.
     ("lora", "klein4b"): ("base-flux2-klein", {"lr_scheduler": "constant"}),
+    # Qwen-Image captioned LoRA: musubi-tuner's 5e-5, rank 16, at 1024 px, constant.
+    ("lora", "qwenimage"): ("base-qwen-image", {"resolution": 1024, "learning_rate": 5e-5, "lr_scheduler": "constant",
+                                                "rank": 16}),
     # diffusers textual inversion: 5e-4, 3,000 steps, batch 1 x 4.
     ("textual_inversion", "*"): ("method-textual-inversion", {"learning_rate": 5e-4, "max_train_steps": 3000,
                                                               "train_batch_size": 1, "gradient_accumulation_steps": 4}),
@@ -82,7 +90,8 @@ RECIPES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
 }
 # The knowledge card of each base model with one (its recipes, memory, licence).
 BASE_CARDS = {"sd21": "sd21-specifics", "sdxl": "sdxl-specifics", "flux1dev": "base-flux1-dev",
-              "sd35large": "base-sd35-large", "zimage": "base-z-image", "klein4b": "base-flux2-klein"}
+              "sd35large": "base-sd35-large", "zimage": "base-z-image", "klein4b": "base-flux2-klein",
+              "qwenimage": "base-qwen-image"}
 
 # Methods the advisor does not plan on a base model although the trainer runs them: no published
 # recipe or cost figure for them is in the knowledge base. Each with the reason the card gives.
@@ -110,6 +119,12 @@ UNPLANNED: dict[str, dict[str, str]] = {
                          "base (diffusers' README calls Flux.2 fine-tuning experimental)",
         "dreambooth": "DreamBooth of every Flux.2 klein weight has no published recipe or memory figure in the "
                       "knowledge base (diffusers' README calls Flux.2 fine-tuning experimental)",
+    },
+    "qwenimage": {
+        "full_finetune": "a full fine-tune of Qwen-Image's 20 B weights has no published memory figure in the knowledge "
+                         "base (musubi-tuner's needs bf16 weights, Adafactor and block swapping even on 48 GB)",
+        "dreambooth": "DreamBooth of every Qwen-Image weight has no published memory figure in the knowledge base "
+                      "(musubi-tuner's full fine-tune needs bf16 weights, Adafactor and block swapping even on 48 GB)",
     },
 }
 

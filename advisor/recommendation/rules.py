@@ -214,13 +214,13 @@ DEFAULT_RULES: tuple[Rule, ...] = (
       "Prior preservation keeps other people or animals from turning into your subject (PRES 0.664 -> 0.493).",
       "prior-preservation"),
     # On the flow transformers the published DreamBooth-LoRA recipes skip it: its class images are
-    # drawn by the 6-12 B model itself (hours on one card), so it is kept for a top preservation wish.
+    # drawn by the 4-20 B model itself (hours on one card), so it is kept for a top preservation wish.
     R("prior-skipped-on-flow", (("subject_type", "in", ("person", "animal")), ("preservation", ">=", 3),
                                 ("preservation", "<", 5), ("base_model", "in", FLOW_BASES)),
       {"hp": {"prior_preservation": False}},
-      "No prior preservation: the published DreamBooth-LoRA recipes for Flux.1, SD 3.5 and Z-Image (diffusers' "
-      "READMEs) train without it, as its class images would be drawn by this large model itself, hours of sampling "
-      "before training (say 'preservation 5' to add it anyway).", "prior-preservation"),
+      "No prior preservation: the published DreamBooth-LoRA recipes for Flux.1, SD 3.5, Z-Image, Flux.2 and "
+      "Qwen-Image (diffusers' READMEs) train without it, as its class images would be drawn by this large model "
+      "itself, hours of sampling before training (say 'preservation 5' to add it anyway).", "prior-preservation"),
     R("prior-kept-on-flow", (("subject_type", "in", ("person", "animal")), ("preservation", ">=", 5),
                              ("base_model", "in", FLOW_BASES)),
       {"hp": {"prior_preservation": True}},

@@ -142,3 +142,27 @@ def test_flux2_klein_4b_counts():
     assert _count(transformer) / 1e9 == pytest.approx(arch.denoiser_b, abs=0.001) == pytest.approx(7.75 / 2, abs=0.002)
     assert _linear_share(transformer) == pytest.approx(arch.linear_share, abs=0.0001)
     assert _lora_per_rank(transformer, Flux2Klein().lora_modules(transformer)) == arch.lora_per_rank
+
+
+def test_qwen_image_counts():
+    from diffusers import AutoencoderKLQwenImage, QwenImageTransformer2DModel
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    from trainer.families.flow import QwenImage
+
+    arch = costs.ARCH["qwenimage"]
+    with accelerate.init_empty_weights():  # Qwen/Qwen-Image transformer/, text_encoder/ (Qwen2.5-VL-7B), vae/ configs
+        transformer = QwenImageTransformer2DModel(patch_size=2, in_channels=64, out_channels=16, num_layers=60,
+                                                  attention_head_dim=128, num_attention_heads=24,
+                                                  joint_attention_dim=3584, axes_dims_rope=(16, 56, 56))
+        text_encoder = Qwen2_5_VLForConditionalGeneration(Qwen2_5_VLConfig(
+            text_config={"hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
+                         "num_attention_heads": 28, "num_key_value_heads": 4, "vocab_size": 152064},
+            vision_config={"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16,
+                           "out_hidden_size": 3584}, tie_word_embeddings=False))
+        vae = AutoencoderKLQwenImage()
+    assert _count(transformer) / 1e9 == pytest.approx(arch.denoiser_b, abs=0.001)
+    assert _linear_share(transformer) == pytest.approx(arch.linear_share, abs=0.0001)
+    assert _lora_per_rank(transformer, QwenImage.lora_targets) == arch.lora_per_rank
+    assert _count(text_encoder) / 1e9 == pytest.approx(arch.text_b, abs=0.001)
+    assert _count(vae) / 1e9 == pytest.approx(arch.vae_b, abs=0.001)

@@ -357,3 +357,23 @@ def test_flux2_klein_4b_runs_under_simpletuners_figures_by_less_than_a_fifth():
     for quantize, published in (("no", 12), ("int8", 8)):
         estimate = gb("lora", "klein4b", **saved, quantize_base=quantize)
         assert 0.8 * published <= estimate <= published
+
+
+# kohya-ss/musubi-tuner docs/qwen_image.md's VRAM table: 1024 px, batch 1, bf16, gradient checkpointing, latents
+# and text-encoder outputs cached, rank 16, 8-bit AdamW
+QWEN_MUSUBI = dict(mixed_precision="bf16", gradient_checkpointing=True, use_8bit_adam=True, rank=16,
+                   cache_latents=True, cache_text_encoder_outputs=True, resolution=1024)
+
+
+def test_qwen_image_is_calibrated_on_musubis_fp8_row_and_is_on_the_safe_side_of_its_bf16_row():
+    assert within(gb("lora", "qwenimage", **QWEN_MUSUBI, quantize_base="int8"), 30, 0.01)
+    assert 42 <= gb("lora", "qwenimage", **QWEN_MUSUBI) <= 42 * 1.25
+
+
+def test_qwen_image_needs_24_gb_and_a_4_bit_base_as_simpletuner_and_ai_toolkit_say():
+    start = {"resolution": 1024, "rank": 16, "gradient_accumulation_steps": 4}
+    hp24, _ = costs.fit_memory("lora", "qwenimage", start, 24, gpu=costs.TIMED["RTX 4090"])
+    assert hp24["quantize_base"] == "nf4" and hp24["resolution"] == 1024
+    assert gb("lora", "qwenimage", **hp24) * costs.MARGIN <= 24
+    hp16, _ = costs.fit_memory("lora", "qwenimage", start, 16)
+    assert gb("lora", "qwenimage", **hp16) * costs.MARGIN > 16      # nothing fits 16 GB

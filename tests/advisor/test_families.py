@@ -37,8 +37,8 @@ def test_the_chat_plans_flux_and_sd35_and_names_the_families_it_does_not_plan():
     assert klein.slots["base_model"] == "klein4b" and not klein.problems
     nine = " ".join(extract("klein 9b lora of my face").problems)
     assert "non-commercial" in nine and "black-forest-labs/FLUX.2-klein-base-9B" in nine
-    qwen = " ".join(extract("a qwen-image lora").problems)
-    assert "isn't planned here yet" in qwen and "Qwen/Qwen-Image" in qwen
+    qwen = extract("a qwen-image lora")
+    assert qwen.slots["base_model"] == "qwenimage" and not qwen.problems
     hidream = " ".join(extract("a hidream lora").problems)
     assert "isn't trained here yet" in hidream and "use SDXL" in hidream
 
@@ -47,7 +47,7 @@ def test_every_planned_family_is_a_base_model_of_its_trainer_family():
     from trainer.vocabulary import BASE_MODELS
 
     planned = [f for f in FAMILIES if f.base_model]
-    assert [f.key for f in planned] == ["flux2-klein", "flux1", "sd3", "z-image"]
+    assert [f.key for f in planned] == ["flux2-klein", "flux1", "sd3", "qwen-image", "z-image"]
     assert all(BASE_MODELS[f.base_model].family == f.trained_as and BASE_MODELS[f.base_model].hub_id == f.hub_id
                for f in planned)
 

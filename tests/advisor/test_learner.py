@@ -187,5 +187,5 @@ def test_load_runs_tolerates_missing_and_wrong_typed_values():
     assert meta.set_index("run_id").loc["d", "base_model"] == "sd15"  # an older hub id of SD 1.5
     # nothing is guessed from parts of a name: "...-xl" is not SDXL
     assert [why for _, why in meta.attrs["dropped"]] == ["method None unknown", "base model None is not sd15, "
-                                                         "sd21, sdxl, flux1dev, sd35large, zimage or klein4b", "base model 'my-sd15-merge-xl' is not "
-                                                         "sd15, sd21, sdxl, flux1dev, sd35large, zimage or klein4b"]
+                                                         "sd21, sdxl, flux1dev, sd35large, zimage, klein4b or qwenimage", "base model 'my-sd15-merge-xl' is not "
+                                                         "sd15, sd21, sdxl, flux1dev, sd35large, zimage, klein4b or qwenimage"]

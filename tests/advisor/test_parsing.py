@@ -462,7 +462,7 @@ def test_a_pony_as_a_subject_is_not_a_checkpoint():
     assert "base_model" not in ex.slots and not any("Pony Diffusion" in p for p in ex.problems)
 
 
-@pytest.mark.parametrize("text, said", [("qwen-image lora", "isn't planned here yet"), ("hidream lora", "isn't trained here yet"),
+@pytest.mark.parametrize("text, said", [("chroma lora", "isn't trained here yet"), ("hidream lora", "isn't trained here yet"),
                                         ("flux.2 dev lora", "isn't trained here yet")])
 def test_families_the_advisor_does_not_plan_are_named_not_swapped(text, said):
     ex = extract(text)

@@ -495,6 +495,19 @@ def test_flux2_klein_4b_base_is_planned_at_the_flux2_readme_recipe():
     assert "base-flux2-klein" in [c["card"] for c in rec.citations]
 
 
+def test_qwen_image_is_planned_as_a_4_bit_lora_on_24_gb_and_said_not_to_fit_16():
+    rec = recommend(Profile.from_dict({"subject_type": "object", "n_images": 20, "base_model": "qwenimage",
+                                       "gpu_name": "RTX 4090", "vram_gb": 24}))
+    hp = rec.hyperparameters
+    assert rec.method in ("lora", "dreambooth_lora") and rec.estimates.fits and hp["quantize_base"] == "nf4"
+    assert hp["resolution"] == 1024 and hp["learning_rate"] == 5e-5 and hp["rank"] == 16
+    assert rec.train_config.base_model == "Qwen/Qwen-Image"
+    assert "base-qwen-image" in [c["card"] for c in rec.citations]
+    small = recommend(Profile.from_dict({"subject_type": "object", "n_images": 20, "base_model": "qwenimage",
+                                         "vram_gb": 16}))
+    assert not small.estimates.fits and small.base_model == "qwenimage"   # named, so kept, and said not to fit
+
+
 def test_a_likeness_wish_with_no_base_named_hears_that_flux_fits_and_why_it_is_not_the_default():
     rec = recommend(Profile.from_dict({"subject_type": "person", "n_images": 20, "accuracy": 5, "vram_gb": 24,
                                        "gpu_name": "RTX 4090"}))
