@@ -70,3 +70,17 @@ def test_a_closed_service_is_named_as_one_not_as_a_model_to_train_later(words, n
 
 def test_words_that_only_look_like_a_service_are_left_alone():
     assert not any("closed service" in p for p in extract("a lora of fireflies at night, imagen de mi perro").problems)
+
+
+def test_a_family_the_trainer_trains_but_the_advisor_does_not_plan_is_named_with_its_hub_id(monkeypatch):
+    # every trained family is planned today; a newly trained one (as klein and Qwen-Image were) is named so
+    from dataclasses import replace
+
+    from advisor.interview import choices
+    from advisor.knowledge.families import family_named
+
+    trained_only = replace(family_named("qwen-image"), base_model="")
+    monkeypatch.setattr(choices, "family_named", lambda text: trained_only)
+    said = " ".join(extract("a qwen-image lora").problems)
+    assert "isn't planned here yet" in said and "Qwen/Qwen-Image" in said and "the plan is for SDXL" in said
+    assert "base_model" not in extract("a qwen-image lora").slots
