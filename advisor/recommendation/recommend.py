@@ -24,7 +24,8 @@ from ..profile import Profile
 from . import costs
 from .hyperparameters import BASE_CARDS, BASELINE, SETTING_METHODS, class_noun, starting_hyperparameters, unplanned
 from .render import method_title
-from .rules import (ADJUSTMENTS, DATASET_KINDS, DEFAULT_RULES, ONE_SUBJECT, OPS, PREFERENCE_BONUS, STANDING, Rule,
+from .rules import (ADJUSTMENTS, DATASET_KINDS, DEFAULT_RULES, FLOW_BASES, ONE_SUBJECT, OPS, PREFERENCE_BONUS, STANDING,
+                    Rule,
                     advice, image_counts, match, score)
 
 JSON_KEYS = ("method", "base_model", "hyperparameters", "estimates", "predicted", "reasons", "citations",
@@ -437,6 +438,25 @@ def _estimates(plan: Plan, p: Profile, vram: float, gpu, pace: float = 1.0) -> E
                      fits_reason=reason, savings=list(plan.changes), timed_for=e.gpu, breakdown=list(e.breakdown))
 
 
+def _smaller_flow_base(method: str, base_model: str | None, vram: float, gpu) -> str:
+    """For a flow-transformer base that does not fit: the nearest smaller flow base whose plan for the
+    same method fits the card, those whose licence restricts use last (its name, size and the words
+    that plan it); "" when none does."""
+    if base_model not in FLOW_BASES:
+        return ""
+    size = costs.ARCH[base_model].denoiser_b
+    for other in sorted(FLOW_BASES, key=lambda b: (bool(BASE_MODELS[b].licence), -costs.ARCH[b].denoiser_b)):
+        if costs.ARCH[other].denoiser_b >= size or unplanned(method, other):
+            continue
+        hp, _ = costs.fit_memory(method, other, {"resolution": BASE_MODELS[other].resolution}, vram, gpu=gpu)
+        gb = costs.memory_gb(method, other, hp)[0] * (gpu.memory_factor if gpu is not None else 1.0)
+        if costs.memory_problem(gb, vram) is None:
+            short = BASE_MODELS[other].short
+            return (f"a smaller base model: {short} ({costs.ARCH[other].denoiser_b:.1f} B) fits at about {gb:.1f} GB "
+                    f"(say 'use {short}')")
+    return ""
+
+
 def _remedies(plan: Plan, p: Profile, vram: float, gpu, pace: float = 1.0) -> str:
     """What would make the plan fit; at the user's logged pace when there is one (the estimator's
     minutes times `pace`), so the suggestions are not more optimistic than the headline."""
@@ -447,7 +467,10 @@ def _remedies(plan: Plan, p: Profile, vram: float, gpu, pace: float = 1.0) -> st
     if rented:
         card, est = rented
         out.append(f"a rented {card.name} ({card.vram_gb:g} GB), where it takes about {est.minutes * pace:.0f} min")
-    if p.base_model != "sd15":
+    smaller = _smaller_flow_base(plan.method, p.base_model, vram, gpu)
+    if smaller:
+        out.append(smaller)
+    elif p.base_model != "sd15":
         out.append("a smaller base model (SD1.5 at 512 px needs far less memory and time)")
     if p.time_budget_min is not None and plan.estimate.minutes > p.time_budget_min:
         n = costs.steps_within(plan.method, p.base_model, plan.hp, p.n_images, budget, gpu=gpu)

@@ -506,6 +506,8 @@ def test_qwen_image_is_planned_as_a_4_bit_lora_on_24_gb_and_said_not_to_fit_16()
     small = recommend(Profile.from_dict({"subject_type": "object", "n_images": 20, "base_model": "qwenimage",
                                          "vram_gb": 16}))
     assert not small.estimates.fits and small.base_model == "qwenimage"   # named, so kept, and said not to fit
+    # with the nearest smaller flow base that fits, a permissive licence first (Z-Image, not Flux.1 dev)
+    assert "a smaller base model: Z-Image" in small.estimates.fits_reason and "say 'use Z-Image'" in small.estimates.fits_reason
 
 
 def test_a_likeness_wish_with_no_base_named_hears_that_flux_fits_and_why_it_is_not_the_default():
