@@ -63,10 +63,7 @@ _VARIANTS = {
     "flux2-klein": (re.compile(r".*?\b(?P<name>9\s?b)\b"), {
         "9b": "the advisor's figures are for the 4B, Apache 2.0; the 9B is under the FLUX non-commercial licence, needs "
               "about 22 GB with a bf16 base and 14 GB in int8 (SimpleTuner), and trains here from its hub id "
-              "(black-forest-labs/FLUX.2-klein-base-9B)",
-        "9 b": "the advisor's figures are for the 4B, Apache 2.0; the 9B is under the FLUX non-commercial licence, needs "
-               "about 22 GB with a bf16 base and 14 GB in int8 (SimpleTuner), and trains here from its hub id "
-               "(black-forest-labs/FLUX.2-klein-base-9B)"}),
+              "(black-forest-labs/FLUX.2-klein-base-9B)"}),
 }
 _VARIANT_TITLES = {"lokr": "LoKr", "loha": "LoHa", "lycoris": "LyCORIS", "dora": "DoRA",
                    "ia3": "IA3", "(ia)3": "IA3", "oft": "OFT", "boft": "BOFT", "glora": "GLoRA"}
@@ -173,8 +170,9 @@ def read_base(s: Scan, ex: Extraction, expecting: str | None) -> None:
             rx, why = _VARIANTS.get(family.key, (None, {}))
             variant = rx.match(s.original[m.start():m.end() + 12].lower()) if rx else None
             if variant:
+                name = "".join(variant.group("name").split())   # "9 b" is the 9b
                 _say(ex, f"'{variant.group().strip()}': the plan is for {BASE_MODELS[family.base_model].title} "
-                         f"({why[variant.group('name')]}).")
+                         f"({why[name]}).")
             continue
         if family is not None and family.trained_as:
             _say(ex, f"'{said}' isn't planned here yet: the trainer trains {family.title} (LoRA, DreamBooth-LoRA, "

@@ -225,10 +225,10 @@ ARCH["klein4b"] = _scaled_from_flux(3.876, 25, 3072, 4.022, 7680, 1.0, 1_044_480
 # regime a LoRA on a 24-48 GB card runs in (derived); the bf16 row then comes out about 20 % high (on
 # the safe side). This also reproduces SimpleTuner's and ai-toolkit's "24 GB is the minimum, with
 # quantization beyond int8" (NF4 at 1024 px fits 24 GB, int8 does not; 16 GB fits nothing at 768 px
-# or more, RES_FLOOR). Compute
-# scaled from Flux by parameters (assumed; no published speed). Text encoder: Qwen2.5-VL-7B,
-# 8.292 B; VAE 0.127 B (both counted). LoRA: trainer.families.flow.QwenImage's targets, 1,474,560
-# parameters per rank (counted). Sampling: true classifier-free guidance, two calls per step.
+# or more, RES_FLOOR). Compute scaled from Flux by parameters (assumed; no published speed). Text
+# encoder: Qwen2.5-VL-7B, 8.292 B; VAE 0.127 B (both counted). LoRA: trainer.families.flow.QwenImage's
+# targets, 1,474,560 parameters per rank (counted). Sampling: true classifier-free guidance, two
+# calls per step.
 QWEN_MUSUBI_RANK = 16
 _QWEN_B = 20.430
 _QWEN_LINEAR = 0.9997

@@ -25,8 +25,7 @@ from . import costs
 from .hyperparameters import BASE_CARDS, BASELINE, SETTING_METHODS, class_noun, starting_hyperparameters, unplanned
 from .render import method_title
 from .rules import (ADJUSTMENTS, DATASET_KINDS, DEFAULT_RULES, FLOW_BASES, ONE_SUBJECT, OPS, PREFERENCE_BONUS, STANDING,
-                    Rule,
-                    advice, image_counts, match, score)
+                    Rule, advice, image_counts, match, score)
 
 JSON_KEYS = ("method", "base_model", "hyperparameters", "estimates", "predicted", "reasons", "citations",
              "alternatives", "dataset_advice", "iteration_plan", "assumptions", "train_config")
