@@ -97,7 +97,8 @@ def _generate(config: TrainConfig, run_dir: Path, todo_base, todo_tuned, steps: 
 
     from trainer.methods.registry import load_trained_pipeline
     from trainer.memory import host_memory_problem
-    from trainer.models import load_pipeline, place_pipeline, resolve_base_model, sampling_dtypes, with_pipeline
+    from trainer.models import (load_pipeline, place_pipeline, resolve_base_model, sampling_dtypes, sampling_kwargs,
+                                with_pipeline)
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     load_as, dtype = sampling_dtypes(device, config.mixed_precision)
@@ -110,8 +111,9 @@ def _generate(config: TrainConfig, run_dir: Path, todo_base, todo_tuned, steps: 
         pipe.set_progress_bar_config(disable=True)
         with torch.no_grad():
             for prompt, seed, path in todo:
-                image = pipe(prompt=prompt, num_inference_steps=steps, height=config.resolution, width=config.resolution,
-                             generator=torch.Generator("cpu").manual_seed(seed)).images[0]
+                image = pipe(prompt=prompt, num_inference_steps=steps, height=config.resolution,
+                             width=config.resolution, generator=torch.Generator("cpu").manual_seed(seed),
+                             **sampling_kwargs(pipe, 1)).images[0]
                 tmp = path.with_suffix(".tmp.png")
                 image.save(tmp)
                 os.replace(tmp, path)  # a half-written PNG is never taken for a cached one

@@ -95,8 +95,10 @@ def generate(pipe, prompt: str = "a photo of sks dog", seed: int = 0) -> np.ndar
     import torch
 
     pipe.set_progress_bar_config(disable=True)
+    from trainer.models import sampling_kwargs
+
     return pipe(prompt, num_inference_steps=2, generator=torch.Generator().manual_seed(seed),
-                output_type="np").images
+                output_type="np", **sampling_kwargs(pipe, 1)).images
 
 
 def steps_logged(events: list[dict]) -> list[dict]:

@@ -68,6 +68,8 @@ def generate(pipe, prompts: Sequence[str], seeds: Sequence[int], steps: int, *,
     """
     import torch
 
+    from .models import sampling_kwargs
+
     pipe.set_progress_bar_config(disable=True)
     pairs = [(p, int(s)) for p in prompts for s in seeds]
     flat: list[Any] = []
@@ -75,7 +77,8 @@ def generate(pipe, prompts: Sequence[str], seeds: Sequence[int], steps: int, *,
         chunk = pairs[i:i + batch_size]
         with torch.no_grad():
             out = pipe(prompt=[p for p, _ in chunk], num_inference_steps=steps, height=resolution, width=resolution,
-                       generator=[torch.Generator("cpu").manual_seed(s) for _, s in chunk])
+                       generator=[torch.Generator("cpu").manual_seed(s) for _, s in chunk],
+                       **sampling_kwargs(pipe, len(chunk)))
         flat.extend(out.images)
     n = len(seeds)
     return [flat[i * n:(i + 1) * n] for i in range(len(prompts))]

@@ -84,6 +84,15 @@ def load_pipeline(folder: str | Path, torch_dtype=None):
     return detect_family(folder).load_pipeline(folder, _dtype_kw(torch_dtype))
 
 
+def sampling_kwargs(pipe, n_prompts: int) -> dict[str, Any]:
+    """What a call of `pipe` passes besides `n_prompts` prompts, as its family's model card samples
+    (Family.sampling_kwargs; nothing for a pipeline of no family here)."""
+    from .families.base import family_of_pipeline
+
+    family = family_of_pipeline(pipe)
+    return {} if family is None else family.sampling_kwargs(n_prompts)
+
+
 def _dtype_kw(dtype) -> dict[str, Any]:
     """from_pretrained's dtype argument under its name in this diffusers: `dtype` where
     diffusers resolves it (newer releases deprecate `torch_dtype`), else `torch_dtype`."""

@@ -49,7 +49,7 @@ def generate_class_images(folder: Path, *, base_folder: Path, class_prompt: str,
     """
     import torch
 
-    from .models import load_pipeline, with_pipeline
+    from .models import load_pipeline, sampling_kwargs, with_pipeline
 
     folder.mkdir(parents=True, exist_ok=True)
     have = existing_class_images(folder)
@@ -69,7 +69,8 @@ def generate_class_images(folder: Path, *, base_folder: Path, class_prompt: str,
             chunk = todo[start:start + GEN_BATCH]
             generators = [torch.Generator(device="cpu").manual_seed(seed + i) for i in chunk]
             images = pipe(prompt=[class_prompt] * len(chunk), num_inference_steps=inference_steps,
-                          height=resolution, width=resolution, generator=generators).images
+                          height=resolution, width=resolution, generator=generators,
+                          **sampling_kwargs(pipe, len(chunk))).images
             for i, image in zip(chunk, images):
                 tmp = folder / f".class-{i:05d}.png.tmp"
                 image.save(tmp, format="PNG")

@@ -45,13 +45,16 @@ def write_samples(folder: Path, components, method, accelerator, *, prompts: Ite
     """Draw `num_images` images per prompt into `folder` as 0.png, 1.png, ...; return (path, prompt) pairs."""
     import torch
 
+    from .models import sampling_kwargs
+
     folder.mkdir(parents=True, exist_ok=True)
     made: list[tuple[Path, str]] = []
     with inference_pipeline(components, method, accelerator.autocast(), trained) as pipe:
         for prompt in prompts:
             for k in range(num_images):
                 image = pipe(prompt=prompt, num_inference_steps=inference_steps, height=resolution, width=resolution,
-                             generator=torch.Generator("cpu").manual_seed(seed + k)).images[0]
+                             generator=torch.Generator("cpu").manual_seed(seed + k),
+                             **sampling_kwargs(pipe, 1)).images[0]
                 path = folder / f"{len(made)}.png"
                 image.save(path)
                 made.append((path, prompt))

@@ -26,8 +26,11 @@ def _last_sample(run) -> np.ndarray:
 def _redraw(pipe, cfg) -> np.ndarray:
     import torch
 
+    from trainer.models import sampling_kwargs
+
     image = pipe(PROMPT, num_inference_steps=cfg.validation_inference_steps, height=cfg.resolution,
-                 width=cfg.resolution, generator=torch.Generator("cpu").manual_seed(cfg.seed)).images[0]
+                 width=cfg.resolution, generator=torch.Generator("cpu").manual_seed(cfg.seed),
+                 **sampling_kwargs(pipe, 1)).images[0]
     return np.asarray(image, dtype=np.float32)
 
 

@@ -30,8 +30,10 @@ PROMPT = "a photo of sks dog"
 def _draw(pipe, prompt=PROMPT, seed=0):
     import torch
 
+    from trainer.models import sampling_kwargs
+
     return pipe(prompt=prompt, num_inference_steps=2, height=64, width=64, output_type="np",
-                generator=torch.Generator().manual_seed(seed)).images
+                generator=torch.Generator().manual_seed(seed), **sampling_kwargs(pipe, 1)).images
 
 
 def test_every_family_is_registered_once_and_has_a_tiny_model():

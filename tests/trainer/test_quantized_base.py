@@ -19,8 +19,10 @@ pytest.importorskip("torchao")
 def _draw(pipe):
     import torch
 
+    from trainer.models import sampling_kwargs
+
     return pipe("a photo of sks dog", num_inference_steps=2, height=64, width=64, output_type="np",
-                generator=torch.Generator().manual_seed(0)).images
+                generator=torch.Generator().manual_seed(0), **sampling_kwargs(pipe, 1)).images
 
 
 @pytest.mark.parametrize("arch", ["sd15", "flux", "zimage", "qwenimage"])

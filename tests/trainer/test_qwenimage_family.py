@@ -44,3 +44,28 @@ def test_an_image_is_a_one_frame_clip_and_its_latents_are_normalised_per_channel
     assert raw.shape == (1, 16, 1, 32, 32)
     c.vae.register_to_config(latents_mean=[0.5] * 16, latents_std=[2.0] * 16)
     assert torch.allclose(c.family.model_latents(c, raw), (raw[:, :, 0] - 0.5) / 2.0)
+
+
+def test_samples_run_the_model_cards_true_cfg_for_every_prompt_of_a_batch(tiny_model):
+    """Qwen-Image's card samples with negative_prompt=" " (true CFG 4.0); without one the pipeline
+    samples unguided and warns at every image. Every sampling path passes it, one per prompt."""
+    from trainer.evaluate import generate
+    from trainer.models import sampling_kwargs
+
+    pipe = load_pipeline(tiny_model("qwenimage"))
+    assert sampling_kwargs(pipe, 2) == {"negative_prompt": [" ", " "]}
+    calls = []
+    hook = pipe.transformer.register_forward_hook(lambda module, args, out: calls.append(1))
+    try:
+        images = generate(pipe, [SHORT, LONG], seeds=[0], steps=2, resolution=64, batch_size=2)
+    finally:
+        hook.remove()
+    assert len(calls) == 2 * 2   # 2 steps x (the prompts + the negative prompt)
+    assert [len(row) for row in images] == [1, 1]
+
+
+def test_families_without_a_negative_prompt_get_nothing_extra(tiny_model):
+    from trainer.models import sampling_kwargs
+
+    assert sampling_kwargs(load_pipeline(tiny_model("flux")), 3) == {}
+    assert sampling_kwargs(object(), 1) == {}   # no family's pipeline (e.g. the shapes demo model's)

@@ -166,6 +166,7 @@ class Family:
     vae_frames = False             # the VAE is a video VAE: images go in as one-frame clips (Qwen-Image)
     comfy_lycoris_prefix = ""      # LoHa / LoKr copy in ComfyUI's names for the family ("" = none; kohya's: kohya_version)
     pipeline_extras: dict[str, Any] = {}     # constructor arguments besides the parts (safety checker off)
+    negative_prompt: str | None = None       # what its model card samples with besides the prompt (None: nothing)
 
     @property
     def methods(self) -> tuple[str, ...]:
@@ -291,9 +292,19 @@ class Family:
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
+    def sampling_kwargs(self, n_prompts: int) -> dict[str, Any]:
+        """What a call of the family's pipeline passes besides the prompts, for `n_prompts` of them:
+        the negative prompt its model card samples with (Qwen-Image's true CFG runs only with one)."""
+        return {} if self.negative_prompt is None else {"negative_prompt": [self.negative_prompt] * n_prompts}
+
     def kohya_version(self, c: Components) -> str | None:
         """kohya's ss_base_model_version, or None where we write no kohya-format LoRA copy."""
         return None
+
+
+def family_of_pipeline(pipe) -> "Family | None":
+    """The family whose pipeline class `pipe` is, or None (e.g. the shapes demo model's pipeline)."""
+    return next((f for f in FAMILIES.values() if type(pipe).__name__ == f.pipeline_class), None)
 
 
 def check_registry() -> None:

@@ -265,6 +265,9 @@ class QwenImage(FlowFamily):
     prompt_tokens = 512      # the pipeline's max_sequence_length default
     vae_frames = True
     lora_targets = ("to_k", "to_q", "to_v", "to_out.0")   # the script's default target_modules
+    # Qwen/Qwen-Image's model card: negative_prompt=" " ("an empty string if you do not have specific
+    # concept to remove") with the pipeline's true_cfg_scale 4.0; without one the pipeline samples unguided
+    negative_prompt = " "
 
     def vae_scale_factor(self, vae) -> int:
         return 2 ** len(vae.config.temperal_downsample)   # as QwenImagePipeline computes it
