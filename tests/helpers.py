@@ -94,9 +94,9 @@ METHOD_PROMPT = {"textual_inversion": "a photo of <sks>"}
 def generate(pipe, prompt: str = "a photo of sks dog", seed: int = 0) -> np.ndarray:
     import torch
 
-    pipe.set_progress_bar_config(disable=True)
     from trainer.models import sampling_kwargs
 
+    pipe.set_progress_bar_config(disable=True)
     return pipe(prompt, num_inference_steps=2, generator=torch.Generator().manual_seed(seed),
                 output_type="np", **sampling_kwargs(pipe, 1)).images
 

@@ -124,16 +124,21 @@ class CheckpointModel:
     """The run's base model set up as the run set it up, into which checkpoints load one by one."""
 
     def __init__(self, config, device: str):
+        import torch
+
         from .checkpoints import CheckpointParts, trained_parameters
+        from .families.base import detect_family
         from .methods.registry import get_method, set_up_method
         from .models import inference_dtype, load_components, resolve_base_model
 
         self.config = config
         self.device = device
         self.dtype = inference_dtype(device, config.mixed_precision)
-        self.components = c = load_components(resolve_base_model(config.base_model), config.family,
-                                                  config.quantize_base)
         self.method = get_method(config)
+        base = resolve_base_model(config.base_model)
+        frozen = None if self.dtype == torch.float32 else self.dtype
+        self.components = c = load_components(base, config.family, config.quantize_base, frozen_dtype=frozen,
+                                              as_saved=self.method.parts_trained_whole(detect_family(base)))
         _, self.trained = set_up_method(self.method, c, device, self.dtype)
         self.parts = CheckpointParts(lambda: trained_parameters(c.modules(), self.trained), None,
                                      self.method.checkpoint_objects())

@@ -35,9 +35,9 @@ from .checkpoints import (CheckpointParts, check_run_folder, load_checkpoint, re
                           trained_parameters)
 from .prompt_embeddings import PromptEmbeddings
 from .signals import StopRequest
-from .training_utils import (check_8bit_adam_available, check_quantization_available, make_accelerator,
-                             make_lr_scheduler, make_optimizer, seed_everything, step_generator, vae_latents,
-                             weight_dtype)
+from .training_utils import (check_8bit_adam_available, check_quantization_available, load_dtype,
+                             make_accelerator, make_lr_scheduler, make_optimizer, seed_everything, step_generator,
+                             vae_latents, weight_dtype)
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -207,7 +207,9 @@ class TrainingRun:
         if self.stop.requested:
             return None
         self.status("loading_model", f"loading {cfg.base_model} ({family.label})", family=family.name)
-        components = load_components(base_folder, cfg.family, cfg.quantize_base)
+        components = load_components(base_folder, cfg.family, cfg.quantize_base,
+                                     frozen_dtype=load_dtype(cfg.mixed_precision),
+                                     as_saved=method.parts_trained_whole(family))
         setup = self._prepare(method, dataset, class_images, components)
         self._cache_text_outputs(setup)
         savings = savings_on(cfg)

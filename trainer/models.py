@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .families.base import Components, ModelError
+from .families.base import Components, ModelError, dtype_kw
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
@@ -57,16 +57,18 @@ def resolve_base_model(base_model: str, cache_root: str | Path | None = None) ->
         raise ModelError(f"base model '{base_model}' could not be downloaded: {str(e).splitlines()[0]}") from None
 
 
-def load_components(folder: Path, family: str = "auto", quantize: str = "no"):
+def load_components(folder: Path, family: str = "auto", quantize: str = "no", frozen_dtype=None,
+                    as_saved: tuple[str, ...] = ()):
     """Every part training needs, loaded by the folder's family (trainer.families): the one its
     model_index.json names; `family` other than "auto" must agree with it. `quantize`: the
-    denoiser's frozen weights (trainer.vocabulary.QUANTIZE_BASE)."""
+    denoiser's frozen weights (trainer.vocabulary.QUANTIZE_BASE). `frozen_dtype` / `as_saved`:
+    Family.load's (the parts that stay frozen straight in the dtype training holds them in)."""
     from .families.base import detect_family
 
     found = detect_family(folder)
     if family not in ("auto", found.name):
         raise ModelError(f"base model '{folder}' is a {found.label} pipeline ({found.name}), not family={family!r}")
-    return found.load(folder, quantize)
+    return found.load(folder, quantize, frozen_dtype=frozen_dtype, as_saved=as_saved)
 
 
 def make_pipeline(c: Components):
@@ -81,7 +83,7 @@ def load_pipeline(folder: str | Path, torch_dtype=None):
     from .families.base import detect_family
 
     folder = Path(folder)
-    return detect_family(folder).load_pipeline(folder, _dtype_kw(torch_dtype))
+    return detect_family(folder).load_pipeline(folder, dtype_kw(torch_dtype))
 
 
 def sampling_kwargs(pipe, n_prompts: int) -> dict[str, Any]:
@@ -91,16 +93,6 @@ def sampling_kwargs(pipe, n_prompts: int) -> dict[str, Any]:
 
     family = family_of_pipeline(pipe)
     return {} if family is None else family.sampling_kwargs(n_prompts)
-
-
-def _dtype_kw(dtype) -> dict[str, Any]:
-    """from_pretrained's dtype argument under its name in this diffusers: `dtype` where
-    diffusers resolves it (newer releases deprecate `torch_dtype`), else `torch_dtype`."""
-    if dtype is None:
-        return {}
-    from diffusers.utils import deprecation_utils
-
-    return {"dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype": dtype}
 
 
 def inference_dtype(device: str, mixed_precision: str = "no"):

@@ -132,6 +132,12 @@ def weight_dtype(mixed_precision: str):
     return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed_precision, torch.float32)
 
 
+def load_dtype(mixed_precision: str):
+    """The dtype frozen weights load in: the one they are held in under mixed precision; None
+    without it (as the libraries load them; the loop casts to fp32)."""
+    return None if mixed_precision == "no" else weight_dtype(mixed_precision)
+
+
 def cast_weights(modules: dict[str, Any], device, dtype, fp32_modules: Iterable[str] = ()) -> None:
     """Move every module to `device`: frozen weights to `dtype`, trained ones (requires_grad) to
     fp32, like diffusers' `cast_training_params`. Modules named in `fp32_modules` are held in fp32

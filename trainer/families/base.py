@@ -36,6 +36,17 @@ def weights_kw() -> dict[str, Any]:
     return {} if os.environ.get(PICKLE_ENV, "").strip() in ("1", "true", "yes") else {"use_safetensors": True}
 
 
+def dtype_kw(dtype) -> dict[str, Any]:
+    """from_pretrained's dtype argument under its name in this diffusers: `dtype` where
+    diffusers resolves it (newer releases deprecate `torch_dtype`), else `torch_dtype`
+    (transformers 5 takes `dtype` too)."""
+    if dtype is None:
+        return {}
+    from diffusers.utils import deprecation_utils
+
+    return {"dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype": dtype}
+
+
 def register_family(cls):
     """Class decorator: add one instance of a Family subclass to FAMILIES under its `name`."""
     if cls.name in FAMILIES:
@@ -133,7 +144,8 @@ def part_class(index: dict[str, Any], name: str, folder: Path):
 def _quantized_part(index: dict[str, Any], name: str, folder: Path, quantize: str, wkw: dict[str, Any]):
     """The denoiser with its linear layers quantized on load, through diffusers' own quantizers:
     int8 weight-only by torchao (runs on the CPU too), NF4 by bitsandbytes (CUDA) with bf16
-    compute, as the Flux QLoRA post loads it. The other layers stay in fp32 (the loop casts them)."""
+    compute, as the Flux QLoRA post loads it. The other layers load in `wkw`'s dtype, fp32 when it
+    names none (the loop casts them)."""
     import torch
 
     if quantize == "int8":
@@ -145,8 +157,8 @@ def _quantized_part(index: dict[str, Any], name: str, folder: Path, quantize: st
         from diffusers import BitsAndBytesConfig
 
         config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
-    return part_class(index, name, folder).from_pretrained(folder, subfolder=name, quantization_config=config,
-                                                           torch_dtype=torch.float32, **wkw)
+    wkw = {**dtype_kw(torch.float32), **wkw}
+    return part_class(index, name, folder).from_pretrained(folder, subfolder=name, quantization_config=config, **wkw)
 
 
 class Family:
@@ -193,11 +205,17 @@ class Family:
         return []
 
     # --- loading -----------------------------------------------------------------------------------
-    def load(self, folder: Path, quantize: str = "no") -> Components:
-        """Every part training needs from a local diffusers folder (fp32 as saved; the loop casts
-        frozen parts), each with the class the folder's model_index.json names; the denoiser's
-        linear layers quantized as `quantize` says (trainer.vocabulary.QUANTIZE_BASE)."""
+    def load(self, folder: Path, quantize: str = "no", *, frozen_dtype=None, as_saved: tuple[str, ...] = ()) -> Components:
+        """Every part training needs from a local diffusers folder, each with the class the folder's
+        model_index.json names; the denoiser's linear layers quantized as `quantize` says
+        (trainer.vocabulary.QUANTIZE_BASE). Weights load as the libraries load them (fp32 for
+        diffusers' parts), except that with `frozen_dtype` every part not named in `as_saved` (those
+        whose own weights train) loads straight in it: the loop casts frozen weights to that dtype
+        anyway, and loading them in it halves the host memory a large model passes through (Flux.1's
+        transformer and T5: 67 GB in fp32, 34 GB in bf16). A VAE the family keeps in fp32 under fp16
+        stays as saved."""
         import diffusers
+        import torch
 
         index = read_model_index(folder)
         kw = {"local_files_only": True}
@@ -206,14 +224,20 @@ class Family:
                                *tokenizer_names(self.text_encoder_count)) if n not in index]
         if missing:
             raise ModelError(f"base model '{folder}' is a {self.label} pipeline without {missing}")
+        keep = set(as_saved) | ({"vae"} if self.vae_fp32_under_fp16 and frozen_dtype == torch.float16 else set())
 
-        def part(name: str, weights: bool = True):
-            return part_class(index, name, folder).from_pretrained(folder, subfolder=name, **(wkw if weights else kw))
+        def weights(name: str) -> dict[str, Any]:
+            return {**wkw, **(dtype_kw(frozen_dtype) if name not in keep else {})}
 
-        denoiser = part(self.denoiser) if quantize == "no" else _quantized_part(index, self.denoiser, folder, quantize, wkw)
+        def part(name: str, with_weights: bool = True):
+            return part_class(index, name, folder).from_pretrained(folder, subfolder=name,
+                                                                   **(weights(name) if with_weights else kw))
+
+        denoiser = (part(self.denoiser) if quantize == "no"
+                    else _quantized_part(index, self.denoiser, folder, quantize, weights(self.denoiser)))
         vae = part("vae")
         text_encoders = [part(n) for n in text_encoder_names(self.text_encoder_count)]
-        tokenizers = [part(n, weights=False) for n in tokenizer_names(self.text_encoder_count)]
+        tokenizers = [part(n, with_weights=False) for n in tokenizer_names(self.text_encoder_count)]
         sched_cls = getattr(diffusers, json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
                             .get("_class_name", ""), None)
         inference_scheduler = (sched_cls or self.default_scheduler()).from_pretrained(folder, subfolder="scheduler", **kw)

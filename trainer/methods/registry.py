@@ -55,6 +55,15 @@ class Method:
         """Whether any text-encoder weight trains (then text embeddings cannot be cached)."""
         return self.config.train_text_encoder
 
+    def parts_trained_whole(self, family) -> tuple[str, ...]:
+        """The pipeline parts whose own weights train (the denoiser of a method that trains all its
+        weights; the text encoders when they train at all): they load as saved, the frozen rest
+        straight in the training dtype (Family.load)."""
+        from ..families.base import text_encoder_names
+
+        parts = (family.denoiser,) if METHOD_FACTS[self.name].trains_all_weights else ()
+        return parts + (tuple(text_encoder_names(family.text_encoder_count)) if self.trains_text_encoder() else ())
+
     def check_prompts(self, prompts: list[str]) -> None:
         pass
 
