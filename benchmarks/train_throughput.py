@@ -22,6 +22,15 @@ from the `step` events after `--warmup` steps.
   and SDXL's exact architectures (same parameter counts, so the same memory and time as the
   real weights), batch 1, 512 / 1024 px. Peak memory is torch.cuda.max_memory_allocated (the
   targets), with max_memory_reserved beside it (what the run log records).
+- `--real` (CUDA): every planned base model's released architecture with random weights
+  (trainer.real_architectures: SD 1.5, SDXL, SD 3.5 Large, Flux.1 dev, Flux.2 klein 4B, Z-Image,
+  Qwen-Image), LoRA rank 16 at its native resolution in bf16 with gradient checkpointing and
+  cached text-encoder outputs, one at a time (built, trained, removed): peak GB and steps/s beside
+  the advisor's estimate for the same settings, as a ratio (the bar: within 15 %). `--bases`
+  picks some; `--layers 1` runs the same path on a CPU with every stack cut to one layer.
+
+    python benchmarks/train_throughput.py --real --steps 10 --warmup 3            # a GPU machine
+    python benchmarks/train_throughput.py --real --layers 1 --bases zimage --steps 1 --warmup 1
 """
 from __future__ import annotations
 
@@ -47,37 +56,17 @@ LEARNING_RATES = {"lora": 1e-4, "dreambooth_lora": 1e-4, "dreambooth": 5e-6, "fu
                   "textual_inversion": 5e-4}
 THREADS: int | None = None  # --threads, passed to every worker
 TARGETS_GB = {("sd15", "lora"): 6.0, ("sd15", "dreambooth"): 10.0, ("sdxl", "lora"): 12.0}
-
-# --- exact architectures (configs of runwayml/stable-diffusion-v1-5 and stabilityai/stable-diffusion-xl-base-1.0)
-SD15_UNET = dict(
-    sample_size=64, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280, 1280),
-    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    cross_attention_dim=768, attention_head_dim=8, norm_num_groups=32, norm_eps=1e-5, act_fn="silu",
-    flip_sin_to_cos=True, freq_shift=0, downsample_padding=1, mid_block_scale_factor=1)
-SDXL_UNET = dict(
-    sample_size=128, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280),
-    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-    transformer_layers_per_block=(1, 2, 10), attention_head_dim=(5, 10, 20), cross_attention_dim=2048,
-    use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=256,
-    projection_class_embeddings_input_dim=2816, norm_num_groups=32, norm_eps=1e-5, act_fn="silu",
-    flip_sin_to_cos=True, freq_shift=0, downsample_padding=1, mid_block_scale_factor=1)
-VAE = dict(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512),
-           down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-           layers_per_block=2, norm_num_groups=32, act_fn="silu")
-CLIP_L = dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-              max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=768, layer_norm_eps=1e-5)
-CLIP_BIGG = dict(vocab_size=49408, hidden_size=1280, intermediate_size=5120, num_hidden_layers=32,
-                 num_attention_heads=20, max_position_embeddings=77, hidden_act="gelu", projection_dim=1280,
-                 layer_norm_eps=1e-5)
-SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                 clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
+# --real: LoRA with the savings every published low-memory recipe shares, no quantization (a bare GPU
+# machine may lack bitsandbytes and torchao), rank 16, batch 1, the base's native resolution
+REAL_OPTIONS = {"mixed_precision": "bf16", "gradient_checkpointing": True, "cache_text_encoder_outputs": True,
+                "rank": 16}
+WITHIN = 0.15   # the issue's bar: measured peak and speed within 15 % of the advisor's estimate
 
 
 @dataclass
 class Scenario:
-    model: str                  # "tiny" | "sd15" | "sdxl"
+    model: str                  # a built-in tiny model ("tiny", "tiny-flux", ...) or a base model ("sd15", "flux1dev", ...)
     method: str
     resolution: int
     batch: int = 1
@@ -138,6 +127,81 @@ def print_family_table(rows: list[dict]) -> None:
         print(f"| {family} | {tiny} | {result} | {estimate_row(base)} |")
 
 
+def real_scenario(base: str, layers: int | None) -> Scenario:
+    """LoRA on `base`'s released architecture at its native resolution (64 px for a --layers copy)."""
+    from trainer.vocabulary import BASE_MODELS
+
+    return Scenario(base, "lora", BASE_MODELS[base].resolution if layers is None else 64, options=dict(REAL_OPTIONS))
+
+
+def real_estimate(s: Scenario, device: str) -> dict:
+    """The advisor's figures for the scenario's settings: peak GB, and steps/s on `device` when the
+    advisor times that card (advisor.recommendation.costs.find_gpu reads names like torch's)."""
+    from advisor.recommendation.costs import find_gpu, memory_gb, seconds_per_step
+
+    hp = {"resolution": s.resolution, **s.options}
+    gpu = find_gpu(device)
+    return {"vram_gb": memory_gb("lora", s.model, hp)[0], "gpu": gpu.name if gpu else None,
+            "steps_per_s": 1 / seconds_per_step("lora", s.model, hp, gpu=gpu) if gpu else None}
+
+
+def run_real(bases: list[str], layers: int | None, work: Path, args) -> list[dict]:
+    """Each base built (trainer.real_architectures, bf16, on the GPU when there is one), trained, measured
+    and removed before the next (Qwen-Image's folder alone is 57 GB)."""
+    import torch
+
+    from trainer.real_architectures import make_real_architecture
+
+    rows = []
+    for base in bases:
+        folder = work / "models" / f"{base}-real"
+        print(f"... building {base}{f' cut to {layers} layer(s)' if layers else ''}", file=sys.stderr, flush=True)
+        t0 = time.time()
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                make_real_architecture(folder, base, layers=layers, dtype=torch.bfloat16,
+                                       device="cuda" if torch.cuda.is_available() else "cpu")
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except Exception as e:  # one base failing to build is a row, not the end of the table
+            rows.append({"scenario": real_scenario(base, layers), "error": f"build: {type(e).__name__}: {e}"[:200]})
+            continue
+        s = real_scenario(base, layers)
+        row = {"scenario": s, "build_s": time.time() - t0}
+        row.update(run_scenarios([s], {base: folder}, work, args)[0])
+        rows.append(row)
+        shutil.rmtree(folder, ignore_errors=True)
+    return rows
+
+
+def print_real_table(rows: list[dict], layers: int | None) -> None:
+    print("| base | px | settings | peak (reserved) | estimate | measured / estimate | steps/s | "
+          "estimate (card) | measured / estimate |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        s = row["scenario"]
+        settings = f"LoRA rank {s.options['rank']}, bf16, grad-ckpt, cached text"
+        if "error" in row:
+            print(f"| {s.model} | {s.resolution} | {settings} | failed: {row['error']} | | | | | |")
+            continue
+        est = real_estimate(s, row["device"])
+        gb = 2**30 / 1e9   # GiB -> GB, the advisor's unit
+        held = f" ({row['reserved_gb'] * gb:.1f})" if row.get("reserved_gb") else ""
+        mem = row["peak_gb"] * gb
+        kind = row["memory_kind"].replace("GiB ", "")
+        speed = "no figure for this card" if est["steps_per_s"] is None else f"{est['steps_per_s']:.3f} ({est['gpu']})"
+        mem_ratio = "-" if layers else _ratio(mem / est["vram_gb"])
+        speed_ratio = "-" if layers or est["steps_per_s"] is None else _ratio(row["steps_per_s"] / est["steps_per_s"])
+        print(f"| {s.model} | {s.resolution} | {settings} | {mem:.1f} GB{held} {kind} | {est['vram_gb']:.1f} GB | "
+              f"{mem_ratio} | {row['steps_per_s']:.3f} | {speed} | {speed_ratio} |")
+    if layers:
+        print(f"\nEvery stack cut to {layers} layer(s): the path checked, not the released model's memory or time.")
+
+
+def _ratio(ratio: float) -> str:
+    return f"{ratio:.2f} " + ("ok" if abs(ratio - 1) <= WITHIN else "**off**")
+
+
 def cuda_scenarios(methods: list[str]) -> list[Scenario]:
     fp16 = {"mixed_precision": "fp16"}
     rows = [
@@ -155,41 +219,18 @@ def cuda_scenarios(methods: list[str]) -> list[Scenario]:
 
 
 # --- building the models the scenarios train ---------------------------------------------
-def build_real_architecture(arch: str, out_dir: Path) -> Path:
-    """SD 1.5 / SDXL with random weights (fp16 on disk; the loop loads and casts as for real weights)."""
+def build_real_architecture(arch: str, out_dir: Path, dtype: str = "fp16") -> Path:
+    """A planned base model's released architecture with random weights (trainer.real_architectures),
+    made on the GPU when there is one and saved in `dtype` (the loop loads and casts as for real
+    weights); an existing folder is reused."""
     import torch
-    from diffusers import (AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline,
-                           UNet2DConditionModel)
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-    from trainer.tiny import make_tiny_tokenizer
+    from trainer.real_architectures import make_real_architecture
 
     if (out_dir / "model_index.json").is_file():
         return out_dir
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    torch.manual_seed(0)
-    # The tokenizer is the tiny one (no download); it only picks ids, the 49408-row tables are real size.
-    tok = make_tiny_tokenizer()
-    with torch.device(device):
-        unet = UNet2DConditionModel(**(SD15_UNET if arch == "sd15" else SDXL_UNET))
-        vae = AutoencoderKL(**VAE, sample_size=512 if arch == "sd15" else 1024,
-                            scaling_factor=0.18215 if arch == "sd15" else 0.13025)
-        te = CLIPTextModel(CLIPTextConfig(**CLIP_L, eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id,
-                                          pad_token_id=tok.pad_token_id))
-        if arch == "sdxl":
-            tok2 = make_tiny_tokenizer(pad_token="!")
-            te2 = CLIPTextModelWithProjection(CLIPTextConfig(**CLIP_BIGG, eos_token_id=tok2.eos_token_id,
-                                                             bos_token_id=tok2.bos_token_id,
-                                                             pad_token_id=tok2.pad_token_id))
-    sched = DDIMScheduler(**SCHEDULER)
-    if arch == "sd15":
-        pipe = StableDiffusionPipeline(vae=vae, text_encoder=te, tokenizer=tok, unet=unet, scheduler=sched,
-                                       safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    else:
-        pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=te, text_encoder_2=te2, tokenizer=tok, tokenizer_2=tok2,
-                                         unet=unet, scheduler=sched)
-    pipe.to(torch.float16).save_pretrained(out_dir, safe_serialization=True)
-    return out_dir
+    return make_real_architecture(out_dir, arch, device=device, dtype=getattr(torch, DTYPES[dtype]))
 
 
 def write_images(folder: Path, n: int, size: int) -> Path:
@@ -479,6 +520,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="only the per-family table (LoRA on each family's tiny model)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads per run (OMP_NUM_THREADS); default: torch's own choice")
+    parser.add_argument("--real", action="store_true",
+                        help="only every planned base's released architecture (random weights), LoRA at its native "
+                             "resolution, against the advisor's estimate (a CUDA GPU; --layers N checks the path "
+                             "on a CPU)")
+    parser.add_argument("--bases", default=None, help="with --real: comma-separated base models (default: all)")
+    parser.add_argument("--layers", type=int, default=None,
+                        help="with --real: cut every stack of layers to N (sd35large, flux1dev, zimage, qwenimage)")
     args = parser.parse_args(argv)
     global THREADS
     THREADS = args.threads
@@ -491,13 +539,26 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
+    from trainer.real_architectures import REAL_BASES
     from trainer.tiny import resolve_tiny
+
+    bases = [b.strip() for b in (args.bases or ",".join(REAL_BASES)).split(",") if b.strip()]
+    if set(bases) - set(REAL_BASES):
+        parser.error(f"unknown base(s) {sorted(set(bases) - set(REAL_BASES))}; pick from {list(REAL_BASES)}")
+    if args.real and args.layers is None and not torch.cuda.is_available():
+        parser.error("--real needs a CUDA GPU (or --layers N, to check the path on the CPU)")
 
     with tempfile.TemporaryDirectory(prefix="train-throughput-") as tmp:
         work = args.work_dir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         print(f"# Training throughput ({time.strftime('%Y-%m-%d')}, torch {torch.__version__}, "
               f"{platform.machine()} x{os.cpu_count()} CPUs, CUDA: {torch.cuda.is_available()})\n")
+        if args.real:
+            print(f"Released architectures with random weights (trainer.real_architectures) on {device_name()}, "
+                  f"{args.warmup} + {args.steps} steps each, against the advisor's estimate for the same settings "
+                  f"(ok: within {WITHIN:.0%}):\n")
+            print_real_table(run_real(bases, args.layers, work, args), args.layers)
+            return
         with contextlib.redirect_stdout(sys.stderr):   # building prints progress lines; the tables go to stdout
             models = {tiny: resolve_tiny(tiny, work / "models") for tiny, _ in FAMILY_MODELS.values()}
         print("Every model family (trainer.families), LoRA on its tiny model, 64 px, batch 1:\n")

@@ -2,6 +2,7 @@
 
     python -m trainer make-tiny-model OUT_DIR [--arch sd15|sdxl|sd3|flux|flux2|zimage|qwenimage]
     python -m trainer make-demo-model OUT_DIR
+    python -m trainer make-real-architecture OUT_DIR --base flux1dev [--device cuda] [--dtype bf16] [--layers N]
     python -m trainer train --config CONFIG.json|.toml [--resume latest|CHECKPOINT] [key=value ...]
     python -m trainer evaluate RUN_DIR [--encoders clip=PATH_OR_NAME,dino=PATH_OR_NAME] [--num-images N] [--steps N]
     python -m trainer score-checkpoints RUN_DIR [--encoders ...] [--num-images N] [--steps N]
@@ -18,6 +19,7 @@ import argparse
 import os
 import sys
 
+from .real_architectures import REAL_BASES
 from .tiny import ARCHS as TINY_ARCHS
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -39,6 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("make-demo-model", help="write the shapes demo model: small, pretrained, it draws "
                           "'a red circle on a blue background' (no download)")
     demo.add_argument("out_dir", help="new or empty folder")
+    real = sub.add_parser("make-real-architecture", help="write a planned base model's released architecture with "
+                          "random weights (the same memory and time as the real weights; no download)")
+    real.add_argument("out_dir", help="new or empty folder")
+    real.add_argument("--base", required=True, choices=list(REAL_BASES), help="the advisor's base model")
+    real.add_argument("--device", default=None, help="where the weights are made (default: cuda when present)")
+    real.add_argument("--dtype", default="bf16", choices=("bf16", "fp16", "fp32"), help="as saved (default bf16)")
+    real.add_argument("--layers", type=int, default=None,
+                      help="cut every stack of layers to N (a CPU-sized copy; not the real memory and time)")
     train = sub.add_parser("train", help="train one run from a config file")
     train.add_argument("--config", required=True, help="TrainConfig as .json or .toml")
     train.add_argument("--resume", default=None, help="'latest' or a checkpoint folder")
@@ -74,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         return _make_tiny(args)
     if args.command == "make-demo-model":
         return _make_demo(args)
+    if args.command == "make-real-architecture":
+        return _make_real(args)
     if args.command == "evaluate":
         return _evaluate(args)
     if args.command == "score-checkpoints":
@@ -88,6 +100,21 @@ def _make_tiny(args) -> int:
 
     try:
         out = make_tiny_model(args.out_dir, arch=args.arch)
+    except (ValueError, OSError) as e:
+        return _fail(e, EXIT_BAD_INPUT)
+    print(out)
+    return EXIT_OK
+
+
+def _make_real(args) -> int:
+    import torch
+
+    from .real_architectures import make_real_architecture
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
+    try:
+        out = make_real_architecture(args.out_dir, args.base, layers=args.layers, device=device, dtype=dtype)
     except (ValueError, OSError) as e:
         return _fail(e, EXIT_BAD_INPUT)
     print(out)

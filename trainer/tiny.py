@@ -350,6 +350,16 @@ QWEN_IMAGE_SYSTEM_PROMPT = ("Describe the image by detailing the color, shape, s
                             "relationships of the objects and background:")
 
 
+# Qwen-Image's scheduler_config.json: the shift depends on the image's size (dynamic shifting)
+QWEN_IMAGE_SCHEDULER = dict(base_image_seq_len=256, base_shift=0.5, max_image_seq_len=8192, max_shift=0.9,
+                            shift_terminal=0.02, time_shift_type="exponential", use_dynamic_shifting=True)
+
+
+def make_tiny_qwen_image_tokenizer():
+    """The tiny Qwen tokenizer with QwenImagePipeline's system prompt learned whole (see above)."""
+    return make_tiny_qwen_tokenizer(PROMPT_CORPUS + ("\nsystem\nuser\nassistant\n" + QWEN_IMAGE_SYSTEM_PROMPT) * 3)
+
+
 def _qwenimage_pipeline():
     """The tiny Qwen-Image pipeline (call inside fork_rng), sized as diffusers' own Qwen-Image
     pipeline test: a 2-layer Qwen2.5-VL (its vision tower 2 blocks), a causal 3-D VAE with one 2x
@@ -360,7 +370,7 @@ def _qwenimage_pipeline():
                            QwenImageTransformer2DModel)
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-    tokenizer = make_tiny_qwen_tokenizer(PROMPT_CORPUS + ("\nsystem\nuser\nassistant\n" + QWEN_IMAGE_SYSTEM_PROMPT) * 3)
+    tokenizer = make_tiny_qwen_image_tokenizer()
     vocab = len(tokenizer)
     torch.manual_seed(TINY_SEED)
     text_encoder = Qwen2_5_VLForConditionalGeneration(Qwen2_5_VLConfig(
@@ -387,11 +397,7 @@ def _qwenimage_pipeline():
     torch.manual_seed(TINY_SEED)
     vae = AutoencoderKLQwenImage(base_dim=16, z_dim=16, dim_mult=[1, 2], num_res_blocks=1, temperal_downsample=[False],
                                  latents_mean=[0.0] * 16, latents_std=[1.0] * 16)
-    # Qwen-Image's scheduler_config.json: the shift depends on the image's size (dynamic shifting)
-    scheduler = FlowMatchEulerDiscreteScheduler(base_image_seq_len=256, base_shift=0.5, max_image_seq_len=8192,
-                                                max_shift=0.9, shift_terminal=0.02, time_shift_type="exponential",
-                                                use_dynamic_shifting=True)
-    return QwenImagePipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
+    return QwenImagePipeline(scheduler=FlowMatchEulerDiscreteScheduler(**QWEN_IMAGE_SCHEDULER), vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
                              transformer=transformer)
 
 

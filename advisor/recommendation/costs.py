@@ -171,12 +171,14 @@ def _transformer_forward_s(compute: float) -> float:
 # brought to a T4 with the table's 4090 factor (derived). NF4's dequantization is inside it, so a
 # bf16 run is estimated no faster (no bf16 time is published for the setup). The blog's "about 4
 # hours" on a T4 is 0.7x this model's figure: the 4090 factor (from the LyCORIS study) is high for Flux.
+T5_XXL_B = 4.762   # T5-XXL's encoder, SD 3.5's and Flux.1's third / second text encoder (counted)
 _FLUX_COMPUTE = ((41 * 60 / 700 / 4) * SPEEDS["RTX 4090"][0]
                  / (_t4_step_s(C1_LIGHT_S, 1) * FLUX_BLOG_PIXELS * CKPT_SLOWDOWN))
-# Text encoders: CLIP-L 0.123 B and T5-XXL's encoder 4.894 B; VAE 0.084 B (16 latent channels).
+# Text encoders: CLIP-L 0.123 B and T5-XXL's encoder 4.762 B (the hub's 9.52 GB bf16 files; the
+# embedding table once: it is shared); VAE 0.084 B (16 latent channels).
 # LoRA: trainer.families.flow.Flux's targets, 2,801,664 parameters per rank (counted). Sampling:
 # guidance-distilled, one transformer call per step.
-ARCH["flux1dev"] = Arch(_FLUX_B, 0.123 + 4.894, 0.084, (768,), 4096, {}, ((12, 768),), 0, _FLUX_COMPUTE, 0.9997,
+ARCH["flux1dev"] = Arch(_FLUX_B, 0.123 + T5_XXL_B, 0.084, (768,), 4096, {}, ((12, 768),), 0, _FLUX_COMPUTE, 0.9997,
                         denoiser="transformer", lora_per_rank=2_801_664,
                         activation_scale=_FLUX_ACT_GB / ACT_CKPT_GB, sampling_passes=1, quantized_recipes=True,
                         forward_s=_transformer_forward_s(_FLUX_COMPUTE))
@@ -199,9 +201,9 @@ def _scaled_from_flux(denoiser_b: float, image_blocks: int, width: int, text_b: 
 # SD 3.5 Large: an 8.1 B MMDiT, 38 joint blocks of 2,432, with no published memory or speed
 # measurement (SimpleTuner's SD3 quickstart gives only setups: NF4 at 512 px on a 10-12 GB card,
 # "int2 ... about 13.9 GB"). Text encoders: CLIP-L 0.124 B, CLIP-G 0.695 B, T5-XXL's encoder
-# 4.894 B. LoRA: trainer.families.flow.StableDiffusion3's targets, 1,473,792 parameters per rank
+# 4.762 B. LoRA: trainer.families.flow.StableDiffusion3's targets, 1,473,792 parameters per rank
 # (counted).
-ARCH["sd35large"] = _scaled_from_flux(8.057, 38, 2432, 0.124 + 0.695 + 4.894, 4096, 0.9996, 1_473_792,
+ARCH["sd35large"] = _scaled_from_flux(8.057, 38, 2432, 0.124 + 0.695 + T5_XXL_B, 4096, 0.9996, 1_473_792,
                                       token_dims=(768, 1280), te_layers=((12, 768), (32, 1280)))
 # Z-Image: a 6.2 B single-stream transformer, 2 noise refiners and 30 main layers of 3,840 on the
 # image tokens. Checked against what is published (tests/advisor/test_costs.py): its NF4 transformer
