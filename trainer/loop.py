@@ -30,14 +30,15 @@ from typing import TYPE_CHECKING, Any
 from .batches import MicroBatchPlan, load_training_data
 from .config import TrainConfig
 from .events import emit, error_line
-from .memory import is_out_of_memory, out_of_memory_message, savings_on, vram_fields
+from .memory import (free_vram_gb, is_out_of_memory, out_of_memory_message, savings_on, text_encoding_device,
+                     vram_fields)
 from .checkpoints import (CheckpointParts, check_run_folder, load_checkpoint, resume_path, save_checkpoint,
                           trained_parameters)
 from .prompt_embeddings import PromptEmbeddings
 from .signals import StopRequest
 from .training_utils import (check_8bit_adam_available, check_quantization_available, load_dtype,
                              make_accelerator, make_lr_scheduler, make_optimizer, seed_everything, step_generator,
-                             vae_latents, weight_dtype)
+                             to_device, vae_latents, weight_dtype)
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -92,6 +93,14 @@ class RunSetup:
     plan: MicroBatchPlan              # micro-batch number -> this process's images and prompts
     vae_cache: dict[Any, Any] | None  # per image: VAE moments or a drawn latent (None: encode every time)
     checkpoint: CheckpointParts       # what a checkpoint saves and restores (safetensors + JSON, no pickle)
+    sample_prompts: dict[str, dict[str, Any]]  # cached text: each sample prompt as its pipeline call takes it
+
+
+@dataclass
+class CachedText:
+    """cache_text_encoder_outputs: what the text encoders made before they left the device."""
+    embeddings: dict[str, tuple[Any, Any]]    # training prompt -> (embedding, pooled or None)
+    samples: dict[str, dict[str, Any]]        # sample prompt -> its pipeline call's arguments (main process)
 
 
 class TrainingRun:
@@ -210,43 +219,62 @@ class TrainingRun:
         components = load_components(base_folder, cfg.family, cfg.quantize_base,
                                      frozen_dtype=load_dtype(cfg.mixed_precision),
                                      as_saved=method.parts_trained_whole(family))
-        setup = self._prepare(method, dataset, class_images, components)
-        self._cache_text_outputs(setup)
+        cached = self._cache_text_outputs(method, dataset, class_images, components)
+        setup = self._prepare(method, dataset, class_images, components, cached)
         savings = savings_on(cfg)
         self.status("memory", "memory savings on: " + (", ".join(savings) or "none"), savings=savings)
         return setup
 
-    def _cache_text_outputs(self, s: RunSetup) -> None:
-        """cache_text_encoder_outputs: every prompt a step can ask for, encoded now; then the text
-        encoders wait on the CPU (samples and scores bring them back for a moment)."""
+    def _cache_text_outputs(self, method: Method, dataset: ImageDataset, class_images: list[Any],
+                            c: Components) -> CachedText | None:
+        """cache_text_encoder_outputs: every prompt a step can ask for, and the samples' prompts as their
+        pipeline call takes them (Family.prompt_call_kwargs), encoded before the denoiser is placed; then
+        the text encoders wait on the CPU. The device never holds them beside the denoiser: the peak the
+        advisor's estimate counts (Qwen-Image's 16.6 GB encoder beside an 11 GB NF4 transformer would
+        not fit the 24 GB its plan is for)."""
         import torch
 
-        cfg = self.config
+        from .training_utils import cast_weights
+
+        cfg, acc = self.config, self.accelerator
         if not cfg.cache_text_encoder_outputs:
-            return
-        prompts = sorted(set(s.dataset.prompts) | ({cfg.class_prompt} if s.class_images else set()))
+            return None
+        prompts = sorted({method.training_prompt(p) for p in dataset.prompts}
+                         | ({method.training_prompt(cfg.class_prompt)} if class_images else set()))
+        names = [n for n in c.modules() if n.startswith("text_encoder")]
+        dtype = weight_dtype(cfg.mixed_precision)
+        size_mb = sum(p.numel() for te in c.text_encoders for p in te.parameters()) * dtype.itemsize / 2**20
+        device = text_encoding_device(acc.device, size_mb / 1024, free_vram_gb(acc.device))
+        cast_weights({n: c.modules()[n] for n in names}, device, dtype)
         with torch.no_grad():
-            s.text(prompts)
-        encoders = s.components.text_encoders
-        size_mb = sum(p.numel() * p.element_size() for te in encoders for p in te.parameters()) / 2**20
-        for te in encoders:
+            embeds, pooled = c.family.encode_prompts(c, prompts)
+            samples = {}
+            if cfg.validation_prompts and acc.is_main_process:
+                pipe = c.family.pipeline(c)
+                samples = {p: c.family.prompt_call_kwargs(pipe, [p]) for p in dict.fromkeys(cfg.validation_prompts)}
+        for te in c.text_encoders:
             te.to("cpu")
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        s.text.sealed = True
         size = f"{size_mb / 1024:.1f} GB" if size_mb >= 1024 else f"{size_mb:.1f} MB"
-        self.status("text_cache", f"text-encoder outputs cached for {len(prompts)} prompt(s); the text encoders "
-                    f"({size}) wait on the CPU", prompts=len(prompts), text_encoders_mb=round(size_mb, 3))
+        where = ("" if device == str(acc.device)
+                 else f" (encoded on the CPU: {size} did not fit beside the free GPU memory)")
+        self.status("text_cache", f"text-encoder outputs cached for {len(prompts)} prompt(s){where}; the text "
+                    f"encoders ({size}) wait on the CPU", prompts=len(prompts), text_encoders_mb=round(size_mb, 3),
+                    device=device)
+        cache = {p: (embeds[j], None if pooled is None else pooled[j]) for j, p in enumerate(prompts)}
+        return CachedText(to_device(cache, acc.device), to_device(samples, acc.device))
 
     def _prepare(self, method: Method, dataset: ImageDataset, class_images: list[Any],
-                 components: Components) -> RunSetup:
+                 components: Components, cached: CachedText | None) -> RunSetup:
         """Make the method's weights trainable, move modules to the device (frozen weights in the
-        mixed-precision dtype, trained ones in fp32), build optimizer and schedule, and hand the
-        trained modules to accelerate."""
+        mixed-precision dtype, trained ones in fp32; text encoders whose outputs are `cached` stay on
+        the CPU), build optimizer and schedule, and hand the trained modules to accelerate."""
         from .methods.registry import set_up_method
 
         cfg, acc, c = self.config, self.accelerator, components
-        groups, trained = set_up_method(method, c, acc.device, weight_dtype(cfg.mixed_precision))
+        on_cpu = [n for n in c.modules() if n.startswith("text_encoder")] if cached else []
+        groups, trained = set_up_method(method, c, acc.device, weight_dtype(cfg.mixed_precision), on_cpu=on_cpu)
         modules = c.modules()
         if cfg.gradient_checkpointing:
             c.denoiser.enable_gradient_checkpointing()
@@ -266,7 +294,9 @@ class TrainingRun:
                               class_prompt=cfg.class_prompt, resolution=cfg.resolution, crop=cfg.crop)
         return RunSetup(method=method, dataset=dataset, class_images=class_images, components=c, trained=trained,
                         params=[p for g in groups for p in g["params"]], optimizer=prepared[-1],
-                        lr_scheduler=lr_scheduler, wrapped=wrapped, text=PromptEmbeddings(c, method, wrapped),
+                        lr_scheduler=lr_scheduler, wrapped=wrapped,
+                        text=PromptEmbeddings(c, method, wrapped, cached=cached and cached.embeddings),
+                        sample_prompts=cached.samples if cached else {},
                         plan=plan, vae_cache={} if (cfg.cache_latents or deterministic) else None,
                         checkpoint=CheckpointParts(lambda: trained_parameters(c.modules(), trained), prepared[-1],
                                                    [lr_scheduler, *method.checkpoint_objects()]))
@@ -379,7 +409,7 @@ class TrainingRun:
         made = write_samples(self.run_dir / "samples" / f"step-{self.step:06d}", s.components, s.method,
                              self.accelerator, prompts=cfg.validation_prompts, num_images=cfg.num_validation_images,
                              inference_steps=cfg.validation_inference_steps, resolution=cfg.resolution,
-                             seed=cfg.seed, trained=s.trained)
+                             seed=cfg.seed, trained=s.trained, prompt_kwargs=s.sample_prompts)
         self.log("sample", self.step, paths=[str(p.relative_to(self.run_dir)) for p, _ in made],
                  prompts=[prompt for _, prompt in made])
 

@@ -30,6 +30,29 @@ def vram_fields(device, key: str) -> dict[str, float]:
     return {} if peak is None else {key: peak}
 
 
+# What encoding prompts holds beside the encoders' weights (activations of a few prompts, allocator slack)
+TEXT_ENCODING_SLACK_GB = 1.0
+
+
+def text_encoding_device(device, encoders_gb: float, free_gb: float | None) -> str:
+    """Where cached text outputs are made: on `device` when the text encoders (`encoders_gb` of
+    weights) fit in its `free_gb` with slack, else on the CPU, slower but without running out of
+    memory (Z-Image's Qwen3-4B is 8 GB in bf16: its NF4 plans for 8 GB cards encode on the CPU).
+    `free_gb` None (off CUDA): `device` itself."""
+    if free_gb is None or encoders_gb + TEXT_ENCODING_SLACK_GB <= free_gb:
+        return str(device)
+    return "cpu"
+
+
+def free_vram_gb(device) -> float | None:
+    """GiB free on a CUDA `device` now (the driver's count: other processes included); None off CUDA."""
+    import torch
+
+    if getattr(device, "type", str(device).split(":")[0]) != "cuda" or not torch.cuda.is_available():
+        return None
+    return torch.cuda.mem_get_info(device)[0] / GIB
+
+
 def is_out_of_memory(error: BaseException) -> bool:
     """A CUDA out-of-memory error (torch.OutOfMemoryError, or an older RuntimeError saying so)."""
     import torch

@@ -10,11 +10,11 @@ from typing import Any
 class PromptEmbeddings:
     """`embeddings(prompts) -> (embeds, pooled)`; pooled is None where the family has none (SD 1.x/2.x)."""
 
-    def __init__(self, components, method, wrapped: dict[str, Any]):
+    def __init__(self, components, method, wrapped: dict[str, Any], cached: dict[str, tuple[Any, Any]] | None = None):
         self.components, self.method, self.wrapped = components, method, wrapped
         self.frozen = not method.trains_text_encoder()
-        self.cache: dict[str, tuple[Any, Any]] = {}
-        self.sealed = False   # cache_text_encoder_outputs: every prompt is cached, the encoders are away
+        self.cache: dict[str, tuple[Any, Any]] = dict(cached or {})
+        self.sealed = cached is not None   # cache_text_encoder_outputs: every prompt is cached, the encoders are away
 
     def __call__(self, prompts: list[str]):
         import torch

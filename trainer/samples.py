@@ -14,18 +14,20 @@ from typing import Any, Iterable, Iterator
 
 
 @contextlib.contextmanager
-def inference_pipeline(components, method, autocast, trained: Iterable[str]) -> Iterator[Any]:
+def inference_pipeline(components, method, autocast, trained: Iterable[str], *,
+                       text_encoders: bool = True) -> Iterator[Any]:
     """A pipeline over `components` (nothing copied) with the method's inference weights, every
     module in eval mode and `autocast` (a context manager) on; the `trained` modules go back to
     train mode on the way out. Text encoders waiting on the CPU (cache_text_encoder_outputs) come
-    to the denoiser's device for the drawing and go back after."""
+    to the denoiser's device for the drawing and go back after, unless `text_encoders` is False
+    (every prompt comes as embeddings: Family.prompt_call_kwargs)."""
     import torch
 
     trained = set(trained)
     for module in components.modules().values():
         module.eval()
     device = components.denoiser.device
-    away = [te for te in components.text_encoders if te.device != device]   # cache_text_encoder_outputs
+    away = [te for te in components.text_encoders if te.device != device] if text_encoders else []
     try:
         for te in away:
             te.to(device)
@@ -41,20 +43,27 @@ def inference_pipeline(components, method, autocast, trained: Iterable[str]) -> 
 
 
 def write_samples(folder: Path, components, method, accelerator, *, prompts: Iterable[str], num_images: int,
-                  inference_steps: int, resolution: int, seed: int, trained: Iterable[str]) -> list[tuple[Path, str]]:
-    """Draw `num_images` images per prompt into `folder` as 0.png, 1.png, ...; return (path, prompt) pairs."""
+                  inference_steps: int, resolution: int, seed: int, trained: Iterable[str],
+                  prompt_kwargs: dict[str, dict[str, Any]] | None = None) -> list[tuple[Path, str]]:
+    """Draw `num_images` images per prompt into `folder` as 0.png, 1.png, ...; return (path, prompt)
+    pairs. `prompt_kwargs`: prompts as their pipeline call takes them (cached text outputs), so the
+    text encoders stay where they wait when every prompt is there."""
     import torch
 
     from .models import sampling_kwargs
 
+    prompts = list(prompts)
+    cached = prompt_kwargs or {}
+    from_embeddings = bool(prompts) and all(p in cached for p in prompts)
     folder.mkdir(parents=True, exist_ok=True)
     made: list[tuple[Path, str]] = []
-    with inference_pipeline(components, method, accelerator.autocast(), trained) as pipe:
+    with inference_pipeline(components, method, accelerator.autocast(), trained,
+                            text_encoders=not from_embeddings) as pipe:
         for prompt in prompts:
+            call = cached[prompt] if from_embeddings else {"prompt": prompt, **sampling_kwargs(pipe, 1)}
             for k in range(num_images):
-                image = pipe(prompt=prompt, num_inference_steps=inference_steps, height=resolution, width=resolution,
-                             generator=torch.Generator("cpu").manual_seed(seed + k),
-                             **sampling_kwargs(pipe, 1)).images[0]
+                image = pipe(num_inference_steps=inference_steps, height=resolution, width=resolution,
+                             generator=torch.Generator("cpu").manual_seed(seed + k), **call).images[0]
                 path = folder / f"{len(made)}.png"
                 image.save(path)
                 made.append((path, prompt))

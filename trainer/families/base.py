@@ -88,6 +88,12 @@ class Components:
         textual inversion train; T5 and other large encoders stay frozen."""
         return self.text_encoders[:self.family.clip_encoders]
 
+    @property
+    def text_device(self):
+        """Where the text encoders are, so where prompts are tokenized: the denoiser's device, except
+        while cached text outputs are made before the denoiser is placed (trainer.loop)."""
+        return next(self.text_encoders[0].parameters()).device
+
     def modules(self) -> dict[str, Any]:
         """Name -> torch module, names as in the pipeline folder."""
         named = {self.family.denoiser: self.denoiser, "vae": self.vae}
@@ -205,7 +211,8 @@ class Family:
         return []
 
     # --- loading -----------------------------------------------------------------------------------
-    def load(self, folder: Path, quantize: str = "no", *, frozen_dtype=None, as_saved: tuple[str, ...] = ()) -> Components:
+    def load(self, folder: Path, quantize: str = "no", *, frozen_dtype=None,
+             as_saved: tuple[str, ...] = ()) -> Components:
         """Every part training needs from a local diffusers folder, each with the class the folder's
         model_index.json names; the denoiser's linear layers quantized as `quantize` says
         (trainer.vocabulary.QUANTIZE_BASE). Weights load as the libraries load them (fp32 for
@@ -274,6 +281,13 @@ class Family:
     def encode_prompts(self, c: Components, prompts: list[str], text_encoders: list[Any] | None = None):
         """(prompt_embeds, pooled or None) as the family's pipeline builds them; `text_encoders`
         overrides `c.text_encoders` (accelerate-wrapped when they train)."""
+        raise NotImplementedError
+
+    def prompt_call_kwargs(self, pipe, prompts: list[str]) -> dict[str, Any]:
+        """The arguments of a call of the family's pipeline `pipe` that stand for `prompts` and for
+        what its sampling guides against (the negative prompt, where it samples with guidance), from
+        the pipeline's own encode_prompt on its text encoders' device: samples drawn with them are the
+        samples `prompt=` draws (sampling_kwargs included), and need no text encoder on the device."""
         raise NotImplementedError
 
     def batch_embeds(self, per_prompt: list[Any]):

@@ -89,6 +89,13 @@ class StableDiffusion3(FlowFamily):
     lora_targets = ("attn.add_k_proj", "attn.add_q_proj", "attn.add_v_proj", "attn.to_add_out",
                     "attn.to_k", "attn.to_out.0", "attn.to_q", "attn.to_v")
 
+    def prompt_call_kwargs(self, pipe, prompts: list[str]) -> dict[str, Any]:
+        out = pipe.encode_prompt(prompt=list(prompts), prompt_2=None, prompt_3=None, device=pipe.text_encoder.device,
+                                 num_images_per_prompt=1, do_classifier_free_guidance=True,
+                                 max_sequence_length=self.prompt_tokens)
+        return dict(zip(("prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds",
+                         "negative_pooled_prompt_embeds"), out))
+
     def encode_prompts(self, c: Components, prompts: list[str], text_encoders: list[Any] | None = None):
         """As StableDiffusion3Pipeline.encode_prompt: both CLIPs' penultimate states side by side,
         zero-padded to T5's width, followed by T5's states; pooled = both CLIP projections."""
@@ -96,7 +103,7 @@ class StableDiffusion3(FlowFamily):
         import torch.nn.functional as F
 
         encoders = text_encoders or c.text_encoders
-        device = c.denoiser.device
+        device = c.text_device
         hidden, pooled = [], []
         for tokenizer, encoder in zip(c.tokenizers[:2], encoders[:2]):
             out = encoder(tokenize(tokenizer, prompts).to(device), output_hidden_states=True)
@@ -126,10 +133,15 @@ class Flux(FlowFamily):
                     "attn.add_v_proj", "attn.to_add_out", "ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj",
                     "ff_context.net.2")
 
+    def prompt_call_kwargs(self, pipe, prompts: list[str]) -> dict[str, Any]:
+        embeds, pooled, _ = pipe.encode_prompt(prompt=list(prompts), prompt_2=None, device=pipe.text_encoder.device,
+                                               num_images_per_prompt=1, max_sequence_length=self.prompt_tokens)
+        return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}   # guidance-distilled: no negative
+
     def encode_prompts(self, c: Components, prompts: list[str], text_encoders: list[Any] | None = None):
         """As FluxPipeline.encode_prompt: T5's states; pooled = CLIP's pooled output."""
         encoders = text_encoders or c.text_encoders
-        device = c.denoiser.device
+        device = c.text_device
         pooled = encoders[0](tokenize(c.tokenizers[0], prompts).to(device), output_hidden_states=False).pooler_output
         return self.t5_embeds(c.tokenizers[1], encoders[1], prompts, device), pooled
 
@@ -185,13 +197,21 @@ class Flux2Klein(FlowFamily):
                                                                                           latents.dtype)
         return (Flux2KleinPipeline._patchify_latents(latents) - mean) / std
 
+    def prompt_call_kwargs(self, pipe, prompts: list[str]) -> dict[str, Any]:
+        def encode(texts):
+            return pipe.encode_prompt(prompt=texts, device=pipe.text_encoder.device, max_sequence_length=self.prompt_tokens,
+                                      text_encoder_out_layers=self.text_layers)[0]
+
+        # the base model samples with guidance against "" (the pipeline's own negative)
+        return {"prompt_embeds": encode(list(prompts)), "negative_prompt_embeds": encode([""] * len(prompts))}
+
     def encode_prompts(self, c: Components, prompts: list[str], text_encoders: list[Any] | None = None):
         """As Flux2KleinPipeline.encode_prompt (its own function); no pooled embedding."""
         from diffusers import Flux2KleinPipeline
 
         return Flux2KleinPipeline._get_qwen3_prompt_embeds(
             text_encoder=(text_encoders or c.text_encoders)[0], tokenizer=c.tokenizers[0], prompt=list(prompts),
-            device=c.denoiser.device, max_sequence_length=self.prompt_tokens, hidden_states_layers=self.text_layers), None
+            device=c.text_device, max_sequence_length=self.prompt_tokens, hidden_states_layers=self.text_layers), None
 
     def predict(self, c: Components, denoiser, noised: Noised, embeds, pooled, pixel_size):
         from diffusers import Flux2KleinPipeline
@@ -223,6 +243,11 @@ class ZImage(FlowFamily):
     prompt_tokens = 512
     lora_targets = ("to_k", "to_q", "to_v", "to_out.0")   # the script's default target_modules
 
+    def prompt_call_kwargs(self, pipe, prompts: list[str]) -> dict[str, Any]:
+        embeds, negative = pipe.encode_prompt(prompt=list(prompts), device=pipe.text_encoder.device,
+                                              do_classifier_free_guidance=True, max_sequence_length=self.prompt_tokens)
+        return {"prompt_embeds": embeds, "negative_prompt_embeds": negative}
+
     def encode_prompts(self, c: Components, prompts: list[str], text_encoders: list[Any] | None = None):
         """As ZImagePipeline's own prompt encoding (chat template, second-to-last hidden states, the
         padding dropped): a list with one (tokens, width) tensor per prompt; no pooled embedding."""
@@ -231,7 +256,7 @@ class ZImage(FlowFamily):
         encoder = (text_encoders or c.text_encoders)[0]
         text_pipe = ZImagePipeline(scheduler=None, vae=None, text_encoder=encoder, tokenizer=c.tokenizers[0],
                                    transformer=None)
-        return text_pipe._encode_prompt(list(prompts), device=c.denoiser.device,
+        return text_pipe._encode_prompt(list(prompts), device=c.text_device,
                                         max_sequence_length=self.prompt_tokens), None
 
     def batch_embeds(self, per_prompt: list[Any]):
@@ -282,6 +307,15 @@ class QwenImage(FlowFamily):
         std = torch.tensor(config.latents_std).view(1, -1, 1, 1).to(latents.device, latents.dtype)
         return (latents[:, :, 0] - mean) / std
 
+    def prompt_call_kwargs(self, pipe, prompts: list[str]) -> dict[str, Any]:
+        def encode(texts):
+            return pipe.encode_prompt(texts, device=pipe.text_encoder.device, max_sequence_length=self.prompt_tokens)
+
+        embeds, mask = encode(list(prompts))
+        negative, negative_mask = encode([self.negative_prompt] * len(prompts))
+        return {"prompt_embeds": embeds, "prompt_embeds_mask": mask, "negative_prompt_embeds": negative,
+                "negative_prompt_embeds_mask": negative_mask}
+
     def encode_prompts(self, c: Components, prompts: list[str], text_encoders: list[Any] | None = None):
         """As QwenImagePipeline.encode_prompt (its own code), then each prompt's states without the
         batch's padding; no pooled embedding."""
@@ -289,7 +323,7 @@ class QwenImage(FlowFamily):
 
         text_pipe = QwenImagePipeline(scheduler=None, vae=None, text_encoder=(text_encoders or c.text_encoders)[0],
                                       tokenizer=c.tokenizers[0], transformer=None)
-        embeds, mask = text_pipe.encode_prompt(list(prompts), device=c.denoiser.device,
+        embeds, mask = text_pipe.encode_prompt(list(prompts), device=c.text_device,
                                                max_sequence_length=self.prompt_tokens)
         lengths = [embeds.shape[1]] * len(prompts) if mask is None else mask.sum(dim=1).tolist()
         return [e[:n] for e, n in zip(embeds, lengths)], None

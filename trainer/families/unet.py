@@ -67,9 +67,13 @@ class StableDiffusion(UNetFamily):
         return "unet" in index and "text_encoder" in index and "text_encoder_2" not in index and "XL" not in str(
             index.get("_class_name", ""))
 
+    def prompt_call_kwargs(self, pipe, prompts: list[str]) -> dict[str, Any]:
+        embeds, negative = pipe.encode_prompt(list(prompts), pipe.text_encoder.device, 1, True)
+        return {"prompt_embeds": embeds, "negative_prompt_embeds": negative}
+
     def encode_prompts(self, c: Components, prompts: list[str], text_encoders: list[Any] | None = None):
         encoders = text_encoders or c.text_encoders
-        ids = tokenize(c.tokenizers[0], prompts).to(c.denoiser.device)
+        ids = tokenize(c.tokenizers[0], prompts).to(c.text_device)
         return encoders[0](ids)[0], None
 
     def predict(self, c: Components, denoiser, noised: Noised, embeds, pooled, pixel_size):
@@ -92,6 +96,12 @@ class StableDiffusionXL(UNetFamily):
     def matches(self, index: dict[str, Any]) -> bool:
         return "unet" in index and ("text_encoder_2" in index or "XL" in str(index.get("_class_name", "")))
 
+    def prompt_call_kwargs(self, pipe, prompts: list[str]) -> dict[str, Any]:
+        out = pipe.encode_prompt(prompt=list(prompts), device=pipe.text_encoder.device, num_images_per_prompt=1,
+                                 do_classifier_free_guidance=True)
+        return dict(zip(("prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds",
+                         "negative_pooled_prompt_embeds"), out))
+
     def encode_prompts(self, c: Components, prompts: list[str], text_encoders: list[Any] | None = None):
         """Penultimate hidden states of both encoders side by side; pooled from the second."""
         import torch
@@ -99,7 +109,7 @@ class StableDiffusionXL(UNetFamily):
         encoders = text_encoders or c.text_encoders
         hidden, pooled = [], None
         for tokenizer, encoder in zip(c.tokenizers, encoders):
-            out = encoder(tokenize(tokenizer, prompts).to(c.denoiser.device), output_hidden_states=True)
+            out = encoder(tokenize(tokenizer, prompts).to(c.text_device), output_hidden_states=True)
             hidden.append(out.hidden_states[-2])
             pooled = out[0]
         return torch.cat(hidden, dim=-1), pooled

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from ..config import TrainConfig
 from ..vocabulary import METHOD_FACTS
@@ -117,10 +117,12 @@ def load_trained_pipeline(run_dir: str | Path, torch_dtype=None):
     return cls.load_for_inference(None, out_dir, config)
 
 
-def set_up_method(method: Method, components, device, dtype) -> tuple[list[dict[str, Any]], list[str]]:
-    """The method's weights made trainable and every module moved to `device`: frozen weights in
-    `dtype`, trained ones in fp32 (SDXL's VAE stays fp32 under fp16: it overflows, and diffusers'
-    scripts keep it in fp32 too). Returns (optimizer param groups, names of the trained modules).
+def set_up_method(method: Method, components, device, dtype, on_cpu: Iterable[str] = ()
+                  ) -> tuple[list[dict[str, Any]], list[str]]:
+    """The method's weights made trainable and every module moved to `device` (those named in
+    `on_cpu` to the CPU): frozen weights in `dtype`, trained ones in fp32 (SDXL's VAE stays fp32
+    under fp16: it overflows, and diffusers' scripts keep it in fp32 too). Returns (optimizer param
+    groups, names of the trained modules).
     Training and checkpoint scoring both set a model up this way, so a checkpoint loads into
     exactly the weights it was saved from."""
     import torch
@@ -130,7 +132,8 @@ def set_up_method(method: Method, components, device, dtype) -> tuple[list[dict[
     groups = method.setup(components)
     modules = components.modules()
     fp32 = ["vae"] if components.family.vae_fp32_under_fp16 and dtype == torch.float16 else []
-    cast_weights(modules, device, dtype, fp32_modules=fp32)
+    cast_weights({n: m for n, m in modules.items() if n not in on_cpu}, device, dtype, fp32_modules=fp32)
+    cast_weights({n: m for n, m in modules.items() if n in on_cpu}, "cpu", dtype, fp32_modules=fp32)
     trained = [n for n, m in modules.items() if any(p.requires_grad for p in m.parameters())]
     method.place(components, device)
     return groups, trained
