@@ -66,7 +66,7 @@ WITHIN = 0.15   # the issue's bar: measured peak and speed within 15 % of the ad
 
 @dataclass
 class Scenario:
-    model: str                  # a built-in tiny model ("tiny", "tiny-flux", ...) or a base model ("sd15", "flux1dev", ...)
+    model: str                  # a built-in tiny model ("tiny", "tiny-flux", ...) or a base model ("sd15", ...)
     method: str
     resolution: int
     batch: int = 1

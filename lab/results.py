@@ -98,7 +98,7 @@ def _generate(config: TrainConfig, run_dir: Path, todo_base, todo_tuned, steps: 
     from trainer.methods.registry import load_trained_pipeline
     from trainer.memory import host_memory_problem
     from trainer.models import (load_pipeline, place_pipeline, resolve_base_model, sampling_dtypes, sampling_kwargs,
-                                with_pipeline)
+                                sampling_quantize, with_pipeline)
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     load_as, dtype = sampling_dtypes(device, config.mixed_precision)
@@ -118,8 +118,9 @@ def _generate(config: TrainConfig, run_dir: Path, todo_base, todo_tuned, steps: 
                 image.save(tmp)
                 os.replace(tmp, path)  # a half-written PNG is never taken for a cached one
 
-    for todo, load in ((todo_base, lambda: load_pipeline(base_folder, load_as)),
-                       (todo_tuned, lambda: load_trained_pipeline(run_dir, load_as))):
+    quantize = sampling_quantize(config.quantize_base, device)
+    for todo, load in ((todo_base, lambda: load_pipeline(base_folder, load_as, quantize)),
+                       (todo_tuned, lambda: load_trained_pipeline(run_dir, load_as, quantize))):
         if todo:  # one pipeline in memory at a time
             with_pipeline(lambda: place_pipeline(load(), device, dtype), lambda pipe: render(pipe, todo))
 

@@ -88,11 +88,13 @@ class CheckpointScorer:
 
     def load_base(self) -> None:
         """The base images from the base model itself (a resumed run: the live model moved on)."""
-        from .models import load_pipeline, place_pipeline, resolve_base_model, sampling_dtypes, with_pipeline
+        from .models import (load_pipeline, place_pipeline, resolve_base_model, sampling_dtypes, sampling_quantize,
+                             with_pipeline)
 
         load_as, dtype = sampling_dtypes(self.device, self.config.mixed_precision)
-        with_pipeline(lambda: place_pipeline(load_pipeline(resolve_base_model(self.config.base_model), load_as),
-                                             self.device, dtype), self.set_base)
+        base = resolve_base_model(self.config.base_model)
+        quantize = sampling_quantize(self.config.quantize_base, self.device)
+        with_pipeline(lambda: place_pipeline(load_pipeline(base, load_as, quantize), self.device, dtype), self.set_base)
 
     def score(self, step: int, pipe) -> CheckpointScore:
         """Score the model `pipe` draws with as checkpoint `step`; write the file and the event."""

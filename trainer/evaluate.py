@@ -315,7 +315,8 @@ def evaluate_run(run_dir: str | Path, *, clip: str | None = None, dino: str | No
     """
     from .methods.registry import load_trained_pipeline
     from .memory import host_memory_problem
-    from .models import load_pipeline, place_pipeline, resolve_base_model, sampling_dtypes, with_pipeline
+    from .models import (load_pipeline, place_pipeline, resolve_base_model, sampling_dtypes, sampling_quantize,
+                         with_pipeline)
 
     started = time.time()
     if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1:
@@ -343,10 +344,11 @@ def evaluate_run(run_dir: str | Path, *, clip: str | None = None, dino: str | No
         return generate(pipe, prompt_list, seeds, steps, resolution=config.resolution)
 
     # One pipeline in memory at a time: fine-tuned first, then the base.
+    quantize = sampling_quantize(config.quantize_base, device)
     subject, flexibility, tuned = with_pipeline(
-        lambda: place_pipeline(load_trained_pipeline(run_dir, load_as), device, dtype),
+        lambda: place_pipeline(load_trained_pipeline(run_dir, load_as, quantize), device, dtype),
         lambda pipe: (gen(pipe, prompts.subject), gen(pipe, prompts.flexibility), gen(pipe, prompts.base_prompts)))
-    base = with_pipeline(lambda: place_pipeline(load_pipeline(base_folder, load_as), device, dtype),
+    base = with_pipeline(lambda: place_pipeline(load_pipeline(base_folder, load_as, quantize), device, dtype),
                           lambda pipe: gen(pipe, prompts.base_prompts))
     images = EvalImages(subject=subject, flexibility=flexibility, tuned=tuned, base=base)
 

@@ -44,6 +44,22 @@ def text_encoding_device(device, encoders_gb: float, free_gb: float | None) -> s
     return "cpu"
 
 
+# What drawing holds beside a pipeline's weights at the sizes people sample at (activations, the VAE
+# decode, allocator slack)
+SAMPLING_SLACK_GB = 2.0
+
+
+def pipeline_placement(parts_gb: dict[str, float], free_gb: float | None) -> str:
+    """How a sampling pipeline whose parts weigh `parts_gb` goes on a GPU with `free_gb` free:
+    "device" (all of it), "offload" (the parts take turns: each fits alone; diffusers' model CPU
+    offload, as its Flux docs run it on smaller cards) or "sequential" (layer by layer: the largest
+    part alone does not fit, e.g. Flux.1's 23.8 GB bf16 transformer on a 24 GB card). Off CUDA
+    (`free_gb` None): "device"."""
+    if free_gb is None or sum(parts_gb.values()) + SAMPLING_SLACK_GB <= free_gb:
+        return "device"
+    return "offload" if max(parts_gb.values(), default=0.0) + SAMPLING_SLACK_GB <= free_gb else "sequential"
+
+
 def free_vram_gb(device) -> float | None:
     """GiB free on a CUDA `device` now (the driver's count: other processes included); None off CUDA."""
     import torch

@@ -76,14 +76,21 @@ def make_pipeline(c: Components):
     return c.family.pipeline(c)
 
 
-def load_pipeline(folder: str | Path, torch_dtype=None):
+def load_pipeline(folder: str | Path, torch_dtype=None, quantize: str = "no"):
     """A pipeline from a diffusers folder (a base model or a DreamBooth / full output), for sampling,
-    with its family's pipeline class. The safety checker is left out: samples and class images are
-    for the person training."""
+    with its family's pipeline class; `quantize`: the denoiser's linear layers (QUANTIZE_BASE). The
+    safety checker is left out: samples and class images are for the person training."""
     from .families.base import detect_family
 
     folder = Path(folder)
-    return detect_family(folder).load_pipeline(folder, dtype_kw(torch_dtype))
+    return detect_family(folder).load_pipeline(folder, dtype_kw(torch_dtype), quantize)
+
+
+def sampling_quantize(quantize_base: str, device: str) -> str:
+    """How a run's own sampling pipelines (its comparison images, its scores) load the denoiser: as it
+    trained, the QLoRA recipe's inference and the memory the plan was made for (the LoRA file itself
+    loads on the full-precision base too); NF4 only on CUDA (bitsandbytes)."""
+    return "no" if quantize_base == "nf4" and not str(device).startswith("cuda") else quantize_base
 
 
 def sampling_kwargs(pipe, n_prompts: int) -> dict[str, Any]:
@@ -133,9 +140,33 @@ def with_pipeline(load, use):
 def place_pipeline(pipe, device: str, dtype):
     """Move `pipe` to `device` with every weight in `dtype`. Weights saved in fp16 (most
     published checkpoints) are cast up for the CPU; a pipeline already all in `dtype` only
-    moves (a no-op cast makes diffusers warn)."""
+    moves (a no-op cast makes diffusers warn); quantized weights keep their format. On CUDA, a
+    pipeline that does not fit the free memory is offloaded (trainer.memory.pipeline_placement):
+    its parts take turns on the GPU (diffusers' model CPU offload), or, when even the largest
+    part does not fit alone, go layer by layer (sequential offload: slow, but it draws)."""
     import torch
 
-    dtypes = {p.dtype for module in pipe.components.values() if isinstance(module, torch.nn.Module)
-              for p in module.parameters()}
-    return pipe.to(device) if dtypes == {dtype} else pipe.to(device, dtype)
+    from .memory import free_vram_gb, pipeline_placement
+
+    modules = {n: m for n, m in pipe.components.items() if isinstance(m, torch.nn.Module)}
+    params = [p for m in modules.values() for p in m.parameters()]
+    plain = all(type(p.data) is torch.Tensor for p in params)   # no quantized weights
+    parts_gb = {n: sum(p.numel() * (dtype.itemsize if p.is_floating_point() else p.element_size())
+                       for p in m.parameters()) / 2**30 for n, m in modules.items()}
+    placement = pipeline_placement(parts_gb, free_vram_gb(device))
+    target = device if placement == "device" else "cpu"
+    if plain and {p.dtype for p in params} == {dtype}:
+        pipe.to(target)
+    elif plain:
+        pipe.to(target, dtype)
+    else:
+        for module in modules.values():
+            module.to(target)
+            for p in module.parameters():
+                if type(p.data) is torch.Tensor and p.data.is_floating_point() and p.dtype != dtype:
+                    p.data = p.data.to(dtype)
+    if placement == "offload":
+        pipe.enable_model_cpu_offload(device=device)
+    elif placement == "sequential":
+        pipe.enable_sequential_cpu_offload(device=device)
+    return pipe

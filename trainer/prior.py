@@ -49,7 +49,7 @@ def generate_class_images(folder: Path, *, base_folder: Path, class_prompt: str,
     """
     import torch
 
-    from .models import load_pipeline, sampling_kwargs, with_pipeline
+    from .models import load_pipeline, place_pipeline, sampling_kwargs, with_pipeline
 
     folder.mkdir(parents=True, exist_ok=True)
     have = existing_class_images(folder)
@@ -80,7 +80,7 @@ def generate_class_images(folder: Path, *, base_folder: Path, class_prompt: str,
                 on_progress(len(have) + made, num_images)
         return made
 
-    return with_pipeline(lambda: load_pipeline(base_folder, torch_dtype=dtype).to(device), draw)
+    return with_pipeline(lambda: place_pipeline(load_pipeline(base_folder, torch_dtype=dtype), device, dtype), draw)
 
 
 def prepare_class_images(accelerator, *, class_data_dir: str, base_folder: Path, class_prompt: str, num_images: int,

@@ -74,17 +74,19 @@ ZIMAGE_TRANSFORMER = dict(        # Tongyi-MAI/Z-Image
 QWEN_IMAGE_TRANSFORMER = dict(    # Qwen/Qwen-Image
     patch_size=2, in_channels=64, out_channels=16, num_layers=60, attention_head_dim=128, num_attention_heads=24,
     joint_attention_dim=3584, axes_dims_rope=(16, 56, 56))
-QWEN3_4B = dict(vocab_size=151936, hidden_size=2560, intermediate_size=9728, num_hidden_layers=36,
-                num_attention_heads=32, num_key_value_heads=8, head_dim=128, tie_word_embeddings=True)  # klein's, Z-Image's
+QWEN3_4B = dict(                   # Qwen3-4B: Flux.2 klein's and Z-Image's text encoder
+    vocab_size=151936, hidden_size=2560, intermediate_size=9728, num_hidden_layers=36, num_attention_heads=32,
+    num_key_value_heads=8, head_dim=128, tie_word_embeddings=True)
 QWEN25_VL_7B = dict(              # Qwen-Image's text_encoder: Qwen2.5-VL-7B-Instruct
     text_config={"hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28, "num_attention_heads": 28,
                  "num_key_value_heads": 4, "vocab_size": 152064, "rope_theta": 1000000.0,
                  "rope_scaling": {"mrope_section": [16, 24, 24], "rope_type": "default", "type": "default"}},
     vision_config={"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16,
                    "out_hidden_size": 3584}, tie_word_embeddings=False)
-FLUX_VAE = dict(latent_channels=16, block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
-                up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, use_quant_conv=False,
-                use_post_quant_conv=False, sample_size=1024)   # Flux.1's and Z-Image's; SD 3.5's with its own shift and scale
+FLUX_VAE = dict(                   # Flux.1's and Z-Image's; SD 3.5's too, with its own shift and scale
+    latent_channels=16, block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, use_quant_conv=False, use_post_quant_conv=False,
+    sample_size=1024)
 FLOW_VAE_SHIFT_SCALE = {"sd35large": (0.0609, 1.5305), "flux1dev": (0.1159, 0.3611), "zimage": (0.1159, 0.3611)}
 FLUX_SCHEDULER = dict(base_image_seq_len=256, base_shift=0.5, max_image_seq_len=4096, max_shift=1.15, shift=3.0,
                       use_dynamic_shifting=True)
@@ -210,7 +212,8 @@ def _qwen3(model_class, layers: int | None, tokenizer):
 
 
 def _klein_pipeline(base: str, layers: int | None):
-    from diffusers import AutoencoderKLFlux2, FlowMatchEulerDiscreteScheduler, Flux2KleinPipeline, Flux2Transformer2DModel
+    from diffusers import (AutoencoderKLFlux2, FlowMatchEulerDiscreteScheduler, Flux2KleinPipeline,
+                           Flux2Transformer2DModel)
     from transformers import Qwen3ForCausalLM
 
     from .tiny import make_tiny_qwen_tokenizer

@@ -321,12 +321,17 @@ class Family:
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
-    def load_pipeline(self, folder: Path, dtype_kw: dict[str, Any]):
-        """The family's pipeline from a diffusers folder (safetensors only unless opted in)."""
+    def load_pipeline(self, folder: Path, dtype_kw: dict[str, Any], quantize: str = "no"):
+        """The family's pipeline from a diffusers folder (safetensors only unless opted in), the
+        denoiser's linear layers quantized as `quantize` says (as Family.load quantizes them)."""
         import diffusers
 
+        parts = {}
+        if quantize != "no":
+            wkw = {"local_files_only": True, **weights_kw(), **dtype_kw}
+            parts[self.denoiser] = _quantized_part(read_model_index(folder), self.denoiser, folder, quantize, wkw)
         pipe = getattr(diffusers, self.pipeline_class).from_pretrained(
-            folder, local_files_only=True, **self.pipeline_extras, **dtype_kw, **weights_kw())
+            folder, local_files_only=True, **self.pipeline_extras, **dtype_kw, **weights_kw(), **parts)
         pipe.set_progress_bar_config(disable=True)
         return pipe
 

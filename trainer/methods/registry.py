@@ -97,11 +97,13 @@ def get_method(config: TrainConfig) -> Method:
     return METHODS[config.method](config)
 
 
-def load_trained_pipeline(run_dir: str | Path, torch_dtype=None):
+def load_trained_pipeline(run_dir: str | Path, torch_dtype=None, quantize: str = "no"):
     """A pipeline with a finished run's outputs applied (from its config.json and output/).
 
-    `torch_dtype` loads the base weights in that dtype (None: as saved); place the result with
-    `trainer.models.place_pipeline`, which casts whatever the outputs brought in another dtype.
+    `torch_dtype` loads the base weights in that dtype (None: as saved), `quantize` the base's
+    denoiser (trainer.models.sampling_quantize; outputs that are whole pipelines load as saved);
+    place the result with `trainer.models.place_pipeline`, which casts whatever the outputs brought
+    in another dtype.
     """
     from ..models import load_pipeline, resolve_base_model
 
@@ -112,7 +114,7 @@ def load_trained_pipeline(run_dir: str | Path, torch_dtype=None):
     if not out_dir.is_dir():
         raise FileNotFoundError(f"run '{run_dir}' has no output/ folder (did it complete?)")
     if cls.needs_base_for_output:
-        pipe = load_pipeline(resolve_base_model(config.base_model), torch_dtype=torch_dtype)
+        pipe = load_pipeline(resolve_base_model(config.base_model), torch_dtype=torch_dtype, quantize=quantize)
         return cls.load_for_inference(pipe, out_dir, config)
     return cls.load_for_inference(None, out_dir, config)
 
