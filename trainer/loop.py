@@ -30,15 +30,14 @@ from typing import TYPE_CHECKING, Any
 from .batches import MicroBatchPlan, load_training_data
 from .config import TrainConfig
 from .events import emit, error_line
-from .memory import (free_vram_gb, is_out_of_memory, out_of_memory_message, savings_on, text_encoding_device,
-                     vram_fields)
+from .memory import is_out_of_memory, out_of_memory_message, savings_on, vram_fields
 from .checkpoints import (CheckpointParts, check_run_folder, load_checkpoint, resume_path, save_checkpoint,
                           trained_parameters)
-from .prompt_embeddings import PromptEmbeddings
+from .prompt_embeddings import CachedText, PromptEmbeddings, cache_text_outputs
 from .signals import StopRequest
 from .training_utils import (check_8bit_adam_available, check_quantization_available, load_dtype,
                              make_accelerator, make_lr_scheduler, make_optimizer, seed_everything, step_generator,
-                             to_device, vae_latents, weight_dtype)
+                             vae_latents, weight_dtype)
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -95,12 +94,6 @@ class RunSetup:
     checkpoint: CheckpointParts       # what a checkpoint saves and restores (safetensors + JSON, no pickle)
     sample_prompts: dict[str, dict[str, Any]]  # cached text: each sample prompt as its pipeline call takes it
 
-
-@dataclass
-class CachedText:
-    """cache_text_encoder_outputs: what the text encoders made before they left the device."""
-    embeddings: dict[str, tuple[Any, Any]]    # training prompt -> (embedding, pooled or None)
-    samples: dict[str, dict[str, Any]]        # sample prompt -> its pipeline call's arguments (main process)
 
 
 class TrainingRun:
@@ -219,51 +212,16 @@ class TrainingRun:
         components = load_components(base_folder, cfg.family, cfg.quantize_base,
                                      frozen_dtype=load_dtype(cfg.mixed_precision),
                                      as_saved=method.parts_trained_whole(family))
-        cached = self._cache_text_outputs(method, dataset, class_images, components)
+        cached = None
+        if cfg.cache_text_encoder_outputs:
+            cached = cache_text_outputs(components, method, acc, mixed_precision=cfg.mixed_precision,
+                                        prompts=[*dataset.prompts, *([cfg.class_prompt] if class_images else [])],
+                                        sample_prompts=cfg.validation_prompts if acc.is_main_process else [],
+                                        status=self.status)
         setup = self._prepare(method, dataset, class_images, components, cached)
         savings = savings_on(cfg)
         self.status("memory", "memory savings on: " + (", ".join(savings) or "none"), savings=savings)
         return setup
-
-    def _cache_text_outputs(self, method: Method, dataset: ImageDataset, class_images: list[Any],
-                            c: Components) -> CachedText | None:
-        """cache_text_encoder_outputs: every prompt a step can ask for, and the samples' prompts as their
-        pipeline call takes them (Family.prompt_call_kwargs), encoded before the denoiser is placed; then
-        the text encoders wait on the CPU. The device never holds them beside the denoiser: the peak the
-        advisor's estimate counts (Qwen-Image's 16.6 GB encoder beside an 11 GB NF4 transformer would
-        not fit the 24 GB its plan is for)."""
-        import torch
-
-        from .training_utils import cast_weights
-
-        cfg, acc = self.config, self.accelerator
-        if not cfg.cache_text_encoder_outputs:
-            return None
-        prompts = sorted({method.training_prompt(p) for p in dataset.prompts}
-                         | ({method.training_prompt(cfg.class_prompt)} if class_images else set()))
-        names = [n for n in c.modules() if n.startswith("text_encoder")]
-        dtype = weight_dtype(cfg.mixed_precision)
-        size_mb = sum(p.numel() for te in c.text_encoders for p in te.parameters()) * dtype.itemsize / 2**20
-        device = text_encoding_device(acc.device, size_mb / 1024, free_vram_gb(acc.device))
-        cast_weights({n: c.modules()[n] for n in names}, device, dtype)
-        with torch.no_grad():
-            embeds, pooled = c.family.encode_prompts(c, prompts)
-            samples = {}
-            if cfg.validation_prompts and acc.is_main_process:
-                pipe = c.family.pipeline(c)
-                samples = {p: c.family.prompt_call_kwargs(pipe, [p]) for p in dict.fromkeys(cfg.validation_prompts)}
-        for te in c.text_encoders:
-            te.to("cpu")
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        size = f"{size_mb / 1024:.1f} GB" if size_mb >= 1024 else f"{size_mb:.1f} MB"
-        where = ("" if device == str(acc.device)
-                 else f" (encoded on the CPU: {size} did not fit beside the free GPU memory)")
-        self.status("text_cache", f"text-encoder outputs cached for {len(prompts)} prompt(s){where}; the text "
-                    f"encoders ({size}) wait on the CPU", prompts=len(prompts), text_encoders_mb=round(size_mb, 3),
-                    device=device)
-        cache = {p: (embeds[j], None if pooled is None else pooled[j]) for j, p in enumerate(prompts)}
-        return CachedText(to_device(cache, acc.device), to_device(samples, acc.device))
 
     def _prepare(self, method: Method, dataset: ImageDataset, class_images: list[Any],
                  components: Components, cached: CachedText | None) -> RunSetup:

@@ -1,10 +1,56 @@
 """Prompt embeddings for training steps: encoded once per distinct prompt while the text
 encoders are frozen (every step of a 5-image run repeats the same few prompts), through the
-trained (accelerate-wrapped) encoders every time when they train.
+trained (accelerate-wrapped) encoders every time when they train; with cache_text_encoder_outputs,
+all of them (and the samples' prompts) before the denoiser is placed, the encoders then away.
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+@dataclass
+class CachedText:
+    """cache_text_encoder_outputs: what the text encoders made before they left the device."""
+    embeddings: dict[str, tuple[Any, Any]]    # training prompt -> (embedding, pooled or None)
+    samples: dict[str, dict[str, Any]]        # sample prompt -> its pipeline call's arguments
+
+
+def cache_text_outputs(c, method, accelerator, *, mixed_precision: str, prompts: list[str], sample_prompts: list[str],
+                       status: Callable[..., None]) -> CachedText:
+    """Every prompt a step can ask for, and the samples' prompts as their pipeline call takes them
+    (Family.prompt_call_kwargs), encoded before the denoiser is placed; then the text encoders wait
+    on the CPU. The device never holds them beside the denoiser: the peak the advisor's estimate
+    counts (Qwen-Image's 16.6 GB encoder beside an 11 GB NF4 transformer would not fit the 24 GB
+    its plan is for). They encode on the CPU when they do not fit the free GPU memory."""
+    import torch
+
+    from .memory import free_vram_gb, text_encoding_device
+    from .training_utils import cast_weights, to_device, weight_dtype
+
+    prompts = sorted({method.training_prompt(p) for p in prompts})
+    names = [n for n in c.modules() if n.startswith("text_encoder")]
+    dtype = weight_dtype(mixed_precision)
+    size_mb = sum(p.numel() for te in c.text_encoders for p in te.parameters()) * dtype.itemsize / 2**20
+    device = text_encoding_device(accelerator.device, size_mb / 1024, free_vram_gb(accelerator.device))
+    cast_weights({n: c.modules()[n] for n in names}, device, dtype)
+    with torch.no_grad():
+        embeds, pooled = c.family.encode_prompts(c, prompts)
+        samples = {}
+        if sample_prompts:
+            pipe = c.family.pipeline(c)
+            samples = {p: c.family.prompt_call_kwargs(pipe, [p]) for p in dict.fromkeys(sample_prompts)}
+    for te in c.text_encoders:
+        te.to("cpu")
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    size = f"{size_mb / 1024:.1f} GB" if size_mb >= 1024 else f"{size_mb:.1f} MB"
+    where = ("" if device == str(accelerator.device)
+             else f" (encoded on the CPU: {size} did not fit the free GPU memory)")
+    status("text_cache", f"text-encoder outputs cached for {len(prompts)} prompt(s){where}; the text encoders "
+           f"({size}) wait on the CPU", prompts=len(prompts), text_encoders_mb=round(size_mb, 3), device=device)
+    cache = {p: (embeds[j], None if pooled is None else pooled[j]) for j, p in enumerate(prompts)}
+    return CachedText(to_device(cache, accelerator.device), to_device(samples, accelerator.device))
 
 
 class PromptEmbeddings:
