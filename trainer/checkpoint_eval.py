@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 from .checkpoint_scores import (CheckpointScore, KeptCheckpoint, choose_checkpoint, normalised_weights,
                                 read_checkpoint_scores, write_checkpoint_scores, write_kept)
 from .events import emit, error_line, last_event, read_events
-from .evaluate import (EVAL_DIR, EvalError, EvalImages, compute_metrics, default_steps, generate,
+from .evaluate import (EVAL_DIR, EvalError, EvalImages, call_keys, compute_metrics, default_steps, generate,
                        load_training_images, make_grid)
 from .prompts import build_prompts
 from .vocabulary import FACTORS
@@ -45,6 +45,21 @@ def _autocast(device: str, dtype):
     return contextlib.nullcontext()
 
 
+def scoring_prompts(config):
+    """The prompt sets every checkpoint of a run is drawn with (trainer.prompts)."""
+    return build_prompts(config.instance_prompt, class_prompt=config.class_prompt,
+                         validation_prompts=config.validation_prompts, method=config.method,
+                         placeholder_token=config.placeholder_token, initializer_token=config.initializer_token,
+                         num_templates=SCORING_TEMPLATES, max_user_prompts=SCORING_USER_PROMPTS,
+                         num_unrelated=SCORING_UNRELATED)
+
+
+def scoring_call_keys(config, num_images: int | None = None) -> list[tuple[str, ...]]:
+    """The prompts of every pipeline call a CheckpointScorer makes (trainer.evaluate.call_keys)."""
+    p, seeds = scoring_prompts(config), range(num_images or SCORING_SEEDS)
+    return [key for prompts in (p.subject, p.flexibility, p.base_prompts) for key in call_keys(prompts, seeds)]
+
+
 class CheckpointScorer:
     """Scores checkpoints of one run with fixed prompts and seeds; keeps what it scored in
     `results` (step -> CheckpointScore) and in <run>/checkpoint_scores.json."""
@@ -57,12 +72,11 @@ class CheckpointScorer:
         self.config = config
         self.device = str(device)
         self.train = load_training_images(config.data_dir)
-        self.prompts = build_prompts(config.instance_prompt, class_prompt=config.class_prompt,
-                                     validation_prompts=config.validation_prompts, method=config.method,
-                                     placeholder_token=config.placeholder_token,
-                                     initializer_token=config.initializer_token, num_templates=SCORING_TEMPLATES,
-                                     max_user_prompts=SCORING_USER_PROMPTS, num_unrelated=SCORING_UNRELATED)
+        self.prompts = scoring_prompts(config)
         self.seeds = list(range(num_images or SCORING_SEEDS))
+        # cached text outputs: each drawing call's prompt embeddings (scoring_call_keys), made while the
+        # text encoders were on the device; the model's pipeline then draws without them
+        self.prompt_calls: dict[tuple, dict[str, Any]] = {}
         self.steps = steps or default_steps(config.resolution)
         self.encoders, self.notes = load_encoders(clip, dino, device=self.device)
         self.base: list[list[Any]] | None = None
@@ -76,7 +90,8 @@ class CheckpointScorer:
             self.results = {s.step: s for s in old}   # a resumed run keeps what was scored alike
 
     def _draw(self, pipe, prompts: Sequence[str]) -> list[list[Any]]:
-        return generate(pipe, prompts, self.seeds, self.steps, resolution=self.config.resolution)
+        return generate(pipe, prompts, self.seeds, self.steps, resolution=self.config.resolution,
+                        prompt_calls=self.prompt_calls)
 
     def set_base(self, pipe) -> None:
         """Draw the base model's images (preservation's reference) with `pipe`, once."""
@@ -123,15 +138,18 @@ class CheckpointScorer:
 
 # --- a checkpoint folder as a model ---------------------------------------------------------------------
 class CheckpointModel:
-    """The run's base model set up as the run set it up, into which checkpoints load one by one."""
+    """The run's base model set up as the run set it up, into which checkpoints load one by one.
+    A run that cached its text outputs is drawn as it trained: the prompts of `call_keys` encoded
+    first, then the text encoders wait on the CPU (`prompt_calls` holds the scorer's embeddings)."""
 
-    def __init__(self, config, device: str):
+    def __init__(self, config, device: str, call_keys: Sequence[tuple[str, ...]] = ()):
         import torch
 
         from .checkpoints import CheckpointParts, trained_parameters
         from .families.base import detect_family
         from .methods.registry import get_method, set_up_method
         from .models import inference_dtype, load_components, resolve_base_model
+        from .prompt_embeddings import encoders_away, encoders_to_device, prompt_calls
 
         self.config = config
         self.device = device
@@ -141,7 +159,14 @@ class CheckpointModel:
         frozen = None if self.dtype == torch.float32 else self.dtype
         self.components = c = load_components(base, config.family, config.quantize_base, frozen_dtype=frozen,
                                               as_saved=self.method.parts_trained_whole(detect_family(base)))
-        _, self.trained = set_up_method(self.method, c, device, self.dtype)
+        self.prompt_calls: dict[tuple, dict[str, Any]] = {}
+        on_cpu: list[str] = []
+        if config.cache_text_encoder_outputs and call_keys and not self.method.trains_text_encoder():
+            encoders_to_device(c, device, self.dtype)
+            self.prompt_calls = prompt_calls(c, call_keys, device)
+            encoders_away(c)
+            on_cpu = [n for n in c.modules() if n.startswith("text_encoder")]
+        _, self.trained = set_up_method(self.method, c, device, self.dtype, on_cpu=on_cpu)
         self.parts = CheckpointParts(lambda: trained_parameters(c.modules(), self.trained), None,
                                      self.method.checkpoint_objects())
         self.step: int | None = None   # the checkpoint loaded; None: the base model
@@ -156,7 +181,8 @@ class CheckpointModel:
         """A context giving a pipeline over the model as loaded now."""
         from .samples import inference_pipeline
 
-        return inference_pipeline(self.components, self.method, _autocast(self.device, self.dtype), ())
+        return inference_pipeline(self.components, self.method, _autocast(self.device, self.dtype), (),
+                                  text_encoders=not self.prompt_calls)
 
 
 def _device(device: str | None) -> str:
@@ -193,7 +219,8 @@ def score_saved_checkpoints(run_dir: str | Path, *, device: str | None = None, c
                               steps=steps)
     todo = [(s, path) for s, path in found if s not in scorer.results]
     if todo:
-        model = CheckpointModel(config, device)
+        model = CheckpointModel(config, device, scoring_call_keys(config, num_images))
+        scorer.prompt_calls = model.prompt_calls
         with model.pipeline() as pipe:   # nothing loaded yet: the base model, as the run began
             scorer.set_base(pipe)
         for i, (step, path) in enumerate(todo, 1):

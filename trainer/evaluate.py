@@ -58,27 +58,39 @@ def default_steps(resolution: int) -> int:
     return SMALL_MODEL_STEPS if resolution <= 128 else DEFAULT_STEPS
 
 
+def batches(prompts: Sequence[str], seeds: Sequence[int], batch_size: int = GEN_BATCH) -> list[list[tuple[str, int]]]:
+    """The (prompt, seed) pairs `generate` draws, in its order, `batch_size` per pipeline call."""
+    pairs = [(p, int(s)) for p in prompts for s in seeds]
+    return [pairs[i:i + batch_size] for i in range(0, len(pairs), batch_size)]
+
+
+def call_keys(prompts: Sequence[str], seeds: Sequence[int], batch_size: int = GEN_BATCH) -> list[tuple[str, ...]]:
+    """The prompts of each pipeline call `generate` makes (what cached calls are found by)."""
+    return [tuple(p for p, _ in chunk) for chunk in batches(prompts, seeds, batch_size)]
+
+
 def generate(pipe, prompts: Sequence[str], seeds: Sequence[int], steps: int, *,
-             resolution: int | None = None, batch_size: int = GEN_BATCH) -> list[list[Any]]:
+             resolution: int | None = None, batch_size: int = GEN_BATCH,
+             prompt_calls: dict[tuple, dict[str, Any]] | None = None) -> list[list[Any]]:
     """images[i][j]: prompt i at seed j.
 
     Every image has its own CPU generator, so seed j starts from the same noise for every
     prompt and every pipeline; (prompt, seed) pairs go through the pipeline `batch_size` at a
-    time, in a fixed order, so two pipelines given the same lists see the same batches.
+    time, in a fixed order, so two pipelines given the same lists see the same batches. A call
+    whose prompts are in `prompt_calls` (trainer.prompt_embeddings) passes their embeddings.
     """
     import torch
 
     from .models import sampling_kwargs
 
     pipe.set_progress_bar_config(disable=True)
-    pairs = [(p, int(s)) for p in prompts for s in seeds]
     flat: list[Any] = []
-    for i in range(0, len(pairs), batch_size):
-        chunk = pairs[i:i + batch_size]
+    for chunk in batches(prompts, seeds, batch_size):
+        key = tuple(p for p, _ in chunk)
+        call = (prompt_calls or {}).get(key) or {"prompt": list(key), **sampling_kwargs(pipe, len(chunk))}
         with torch.no_grad():
-            out = pipe(prompt=[p for p, _ in chunk], num_inference_steps=steps, height=resolution, width=resolution,
-                       generator=[torch.Generator("cpu").manual_seed(s) for _, s in chunk],
-                       **sampling_kwargs(pipe, len(chunk)))
+            out = pipe(num_inference_steps=steps, height=resolution, width=resolution,
+                       generator=[torch.Generator("cpu").manual_seed(s) for _, s in chunk], **call)
         flat.extend(out.images)
     n = len(seeds)
     return [flat[i * n:(i + 1) * n] for i in range(len(prompts))]

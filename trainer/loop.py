@@ -92,7 +92,7 @@ class RunSetup:
     plan: MicroBatchPlan              # micro-batch number -> this process's images and prompts
     vae_cache: dict[Any, Any] | None  # per image: VAE moments or a drawn latent (None: encode every time)
     checkpoint: CheckpointParts       # what a checkpoint saves and restores (safetensors + JSON, no pickle)
-    sample_prompts: dict[str, dict[str, Any]]  # cached text: each sample prompt as its pipeline call takes it
+    prompt_calls: dict[tuple, dict[str, Any]]  # cached text: the coming pipeline calls' arguments (_call_keys)
 
 
 
@@ -216,12 +216,22 @@ class TrainingRun:
         if cfg.cache_text_encoder_outputs:
             cached = cache_text_outputs(components, method, acc, mixed_precision=cfg.mixed_precision,
                                         prompts=[*dataset.prompts, *([cfg.class_prompt] if class_images else [])],
-                                        sample_prompts=cfg.validation_prompts if acc.is_main_process else [],
-                                        status=self.status)
+                                        call_keys=self._call_keys(), status=self.status)
         setup = self._prepare(method, dataset, class_images, components, cached)
         savings = savings_on(cfg)
         self.status("memory", "memory savings on: " + (", ".join(savings) or "none"), savings=savings)
         return setup
+
+    def _call_keys(self) -> list[tuple[str, ...]]:
+        """The prompts of every pipeline call the main process will make while the text encoders are
+        away: the samples', one prompt each, and checkpoint scoring's during training."""
+        from .checkpoint_eval import scoring_call_keys
+
+        cfg = self.config
+        if not self.accelerator.is_main_process:
+            return []
+        keys = [(p,) for p in cfg.validation_prompts]
+        return keys + (scoring_call_keys(cfg) if cfg.score_checkpoints == "during" else [])
 
     def _prepare(self, method: Method, dataset: ImageDataset, class_images: list[Any],
                  components: Components, cached: CachedText | None) -> RunSetup:
@@ -254,7 +264,7 @@ class TrainingRun:
                         params=[p for g in groups for p in g["params"]], optimizer=prepared[-1],
                         lr_scheduler=lr_scheduler, wrapped=wrapped,
                         text=PromptEmbeddings(c, method, wrapped, cached=cached and cached.embeddings),
-                        sample_prompts=cached.samples if cached else {},
+                        prompt_calls=cached.calls if cached else {},
                         plan=plan, vae_cache={} if (cfg.cache_latents or deterministic) else None,
                         checkpoint=CheckpointParts(lambda: trained_parameters(c.modules(), trained), prepared[-1],
                                                    [lr_scheduler, *method.checkpoint_objects()]))
@@ -367,7 +377,7 @@ class TrainingRun:
         made = write_samples(self.run_dir / "samples" / f"step-{self.step:06d}", s.components, s.method,
                              self.accelerator, prompts=cfg.validation_prompts, num_images=cfg.num_validation_images,
                              inference_steps=cfg.validation_inference_steps, resolution=cfg.resolution,
-                             seed=cfg.seed, trained=s.trained, prompt_kwargs=s.sample_prompts)
+                             seed=cfg.seed, trained=s.trained, prompt_calls=s.prompt_calls)
         self.log("sample", self.step, paths=[str(p.relative_to(self.run_dir)) for p, _ in made],
                  prompts=[prompt for _, prompt in made])
 
@@ -391,8 +401,10 @@ class TrainingRun:
             return
         self.status("scoring_setup", "preparing checkpoint scoring: drawing the base model's images")
         self.scorer = CheckpointScorer(self.run_dir, cfg, device=str(acc.device))
+        self.scorer.prompt_calls = s.prompt_calls
         if self.step == 0:
-            with inference_pipeline(s.components, s.method, acc.autocast(), s.trained) as pipe:
+            with inference_pipeline(s.components, s.method, acc.autocast(), s.trained,
+                                    text_encoders=not s.prompt_calls) as pipe:
                 self.scorer.set_base(pipe)
 
     def _score_checkpoint(self) -> None:
@@ -404,7 +416,8 @@ class TrainingRun:
             return
         self.status("scoring", f"scoring the checkpoint at step {self.step}")
         try:
-            with inference_pipeline(s.components, s.method, acc.autocast(), s.trained) as pipe:
+            with inference_pipeline(s.components, s.method, acc.autocast(), s.trained,
+                                    text_encoders=not s.prompt_calls) as pipe:
                 self.scorer.score(self.step, pipe)
         except Exception as e:
             self.log("checkpoint_eval", self.step, error=error_line(e))

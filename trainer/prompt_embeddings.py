@@ -9,48 +9,78 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 
+PromptKey = tuple  # the prompts of one pipeline call, in order (a sample: one; a scoring batch: several)
+
+
 @dataclass
 class CachedText:
     """cache_text_encoder_outputs: what the text encoders made before they left the device."""
-    embeddings: dict[str, tuple[Any, Any]]    # training prompt -> (embedding, pooled or None)
-    samples: dict[str, dict[str, Any]]        # sample prompt -> its pipeline call's arguments
+    embeddings: dict[str, tuple[Any, Any]]     # training prompt -> (embedding, pooled or None)
+    calls: dict[PromptKey, dict[str, Any]]     # a call's prompts -> its arguments (Family.prompt_call_kwargs)
 
 
-def cache_text_outputs(c, method, accelerator, *, mixed_precision: str, prompts: list[str], sample_prompts: list[str],
-                       status: Callable[..., None]) -> CachedText:
-    """Every prompt a step can ask for, and the samples' prompts as their pipeline call takes them
-    (Family.prompt_call_kwargs), encoded before the denoiser is placed; then the text encoders wait
-    on the CPU. The device never holds them beside the denoiser: the peak the advisor's estimate
-    counts (Qwen-Image's 16.6 GB encoder beside an 11 GB NF4 transformer would not fit the 24 GB
-    its plan is for). They encode on the CPU when they do not fit the free GPU memory."""
+def encoders_to_device(c, device, dtype) -> str:
+    """The text encoders cast to `dtype` and on `device`, or on the CPU when they do not fit its free
+    memory (trainer.memory.text_encoding_device); returns where they went."""
+    from .memory import free_vram_gb, text_encoding_device
+    from .training_utils import cast_weights
+
+    size_gb = sum(p.numel() for te in c.text_encoders for p in te.parameters()) * dtype.itemsize / 2**30
+    where = text_encoding_device(device, size_gb, free_vram_gb(device))
+    cast_weights({n: m for n, m in c.modules().items() if n.startswith("text_encoder")}, where, dtype)
+    return where
+
+
+def encoders_away(c) -> None:
+    """The text encoders back on the CPU, their GPU memory released."""
     import torch
 
-    from .memory import free_vram_gb, text_encoding_device
-    from .training_utils import cast_weights, to_device, weight_dtype
-
-    prompts = sorted({method.training_prompt(p) for p in prompts})
-    names = [n for n in c.modules() if n.startswith("text_encoder")]
-    dtype = weight_dtype(mixed_precision)
-    size_mb = sum(p.numel() for te in c.text_encoders for p in te.parameters()) * dtype.itemsize / 2**20
-    device = text_encoding_device(accelerator.device, size_mb / 1024, free_vram_gb(accelerator.device))
-    cast_weights({n: c.modules()[n] for n in names}, device, dtype)
-    with torch.no_grad():
-        embeds, pooled = c.family.encode_prompts(c, prompts)
-        samples = {}
-        if sample_prompts:
-            pipe = c.family.pipeline(c)
-            samples = {p: c.family.prompt_call_kwargs(pipe, [p]) for p in dict.fromkeys(sample_prompts)}
     for te in c.text_encoders:
         te.to("cpu")
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def prompt_calls(c, keys, device) -> dict[PromptKey, dict[str, Any]]:
+    """Each key's pipeline-call arguments (the text encoders where encoders_to_device put them), on
+    `device`."""
+    import torch
+
+    from .training_utils import to_device
+
+    if not keys:
+        return {}
+    pipe = c.family.pipeline(c)
+    with torch.no_grad():
+        return to_device({key: c.family.prompt_call_kwargs(pipe, list(key)) for key in dict.fromkeys(keys)}, device)
+
+
+def cache_text_outputs(c, method, accelerator, *, mixed_precision: str, prompts: list[str],
+                       call_keys: list[PromptKey], status: Callable[..., None]) -> CachedText:
+    """Every prompt a step can ask for, and the prompts of the pipeline calls to come (samples,
+    scoring during training) as those calls take them, encoded before the denoiser is placed; then
+    the text encoders wait on the CPU. The device never holds them beside the denoiser: the peak the
+    advisor's estimate counts (Qwen-Image's 16.6 GB encoder beside an 11 GB NF4 transformer would not
+    fit the 24 GB its plan is for). They encode on the CPU when they do not fit the free GPU memory."""
+    import torch
+
+    from .training_utils import to_device, weight_dtype
+
+    prompts = sorted({method.training_prompt(p) for p in prompts})
+    dtype = weight_dtype(mixed_precision)
+    size_mb = sum(p.numel() for te in c.text_encoders for p in te.parameters()) * dtype.itemsize / 2**20
+    device = encoders_to_device(c, accelerator.device, dtype)
+    with torch.no_grad():
+        embeds, pooled = c.family.encode_prompts(c, prompts)
+    calls = prompt_calls(c, call_keys, accelerator.device)
+    encoders_away(c)
     size = f"{size_mb / 1024:.1f} GB" if size_mb >= 1024 else f"{size_mb:.1f} MB"
     where = ("" if device == str(accelerator.device)
              else f" (encoded on the CPU: {size} did not fit the free GPU memory)")
     status("text_cache", f"text-encoder outputs cached for {len(prompts)} prompt(s){where}; the text encoders "
            f"({size}) wait on the CPU", prompts=len(prompts), text_encoders_mb=round(size_mb, 3), device=device)
     cache = {p: (embeds[j], None if pooled is None else pooled[j]) for j, p in enumerate(prompts)}
-    return CachedText(to_device(cache, accelerator.device), to_device(samples, accelerator.device))
+    return CachedText(to_device(cache, accelerator.device), calls)
 
 
 class PromptEmbeddings:

@@ -44,16 +44,17 @@ def inference_pipeline(components, method, autocast, trained: Iterable[str], *,
 
 def write_samples(folder: Path, components, method, accelerator, *, prompts: Iterable[str], num_images: int,
                   inference_steps: int, resolution: int, seed: int, trained: Iterable[str],
-                  prompt_kwargs: dict[str, dict[str, Any]] | None = None) -> list[tuple[Path, str]]:
+                  prompt_calls: dict[tuple, dict[str, Any]] | None = None) -> list[tuple[Path, str]]:
     """Draw `num_images` images per prompt into `folder` as 0.png, 1.png, ...; return (path, prompt)
-    pairs. `prompt_kwargs`: prompts as their pipeline call takes them (cached text outputs), so the
-    text encoders stay where they wait when every prompt is there."""
+    pairs. `prompt_calls`: each prompt's call arguments under the key `(prompt,)` (cached text
+    outputs, trainer.prompt_embeddings), so the text encoders stay where they wait when every prompt
+    is there."""
     import torch
 
     from .models import sampling_kwargs
 
     prompts = list(prompts)
-    cached = prompt_kwargs or {}
+    cached = {key[0]: call for key, call in (prompt_calls or {}).items() if len(key) == 1}
     from_embeddings = bool(prompts) and all(p in cached for p in prompts)
     folder.mkdir(parents=True, exist_ok=True)
     made: list[tuple[Path, str]] = []

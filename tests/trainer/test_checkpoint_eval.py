@@ -109,6 +109,7 @@ def test_a_scoring_failure_during_training_ends_scoring_not_training(tiny_sd15, 
 @pytest.mark.slow
 @pytest.mark.parametrize("method,overrides", [
     ("lora", {"train_text_encoder": True}),
+    ("lora", {"cache_text_encoder_outputs": True}),   # both drawn from embeddings, the text encoders away
     ("full_finetune", {"use_ema": True, "learning_rate": 1e-3}),
     ("textual_inversion", {"instance_prompt": "a photo of <sks>", "learning_rate": 1e-1, "class_prompt": ""}),
 ])
@@ -181,3 +182,25 @@ def test_cli_scores_and_exports_with_one_line_errors(tiny_sd15, tmp_path):
         bad = run_cli(*args)
         assert bad.returncode == 2 and message in bad.stderr
         assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+def test_cached_text_outputs_are_scored_without_the_text_encoders(tiny_sd15, tmp_path, cheap_scoring, monkeypatch):
+    """A run that cached its text outputs is scored as it trained: every scoring call (the base images
+    and each checkpoint, during the run and after it) draws from embeddings made before the model was
+    placed, never bringing the text encoders back beside it."""
+    import trainer.samples as samples
+
+    brought: list[bool] = []
+    original = samples.inference_pipeline
+
+    def spy(*args, text_encoders=True, **kwargs):
+        brought.append(text_encoders)
+        return original(*args, text_encoders=text_encoders, **kwargs)
+
+    monkeypatch.setattr(samples, "inference_pipeline", spy)
+    cfg = _config(tiny_sd15, tmp_path, score_checkpoints="during", cache_text_encoder_outputs=True)
+    assert train(cfg, progress=False) == "completed"
+    assert [s.step for s in read_checkpoint_scores(cfg.output_dir)[0]] == [2, 4]
+    (Path(cfg.output_dir) / CHECKPOINT_SCORES_FILE).unlink()
+    assert [s.step for s in score_saved_checkpoints(cfg.output_dir)] == [2, 4]
+    assert len(brought) >= 6 and not any(brought)   # samples, base and 2 checkpoints during; base and 2 after
