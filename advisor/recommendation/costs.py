@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 
 from trainer.config import DEFAULTS as TRAIN_DEFAULTS
 from trainer.config import MIXED_PRECISION
+from trainer.memory import text_encoding_device
 from trainer.vocabulary import ADAPTERS, ALL_WEIGHT_METHODS, CLASS_IMAGE_METHODS, METHOD_NAMES
 
 from ..gpus import GPU_BY_NAME, card_of
@@ -481,6 +482,20 @@ MARGIN = 1.10  # aim 10% under the card: the model is calibrated to about 10%
 # the sources' 24 GB minimum would not hold.
 RES_FLOOR = {"sd15": 512, "sd21": 512, "sdxl": 768, "flux1dev": 512, "sd35large": 512, "zimage": 512,
              "klein4b": 512, "qwenimage": 768}
+
+
+def text_encoding_note(method: str, base_model: str, hp: dict, card_gb: float) -> str:
+    """A sentence when a plan's frozen text encoders, cached, are larger than the card: the trainer then
+    encodes the prompts on the CPU before training (trainer.memory.text_encoding_device), a slower start
+    that the estimate leaves out; "" otherwise."""
+    h = _resolve(method, base_model, hp)
+    if not (h["cache_text_encoder_outputs"] and _text_cacheable(method, h)):
+        return ""
+    text_gb = ARCH[base_model].text_b * (4 if h["mixed_precision"] == "no" else 2)
+    if text_encoding_device("cuda", text_gb, card_gb) == "cuda":
+        return ""
+    return (f"The text-encoder weights ({text_gb:.1f} GB) do not fit the {card_gb:g} GB card, so the trainer encodes "
+            f"the prompts on the CPU once before training: a slower start (minutes), the same training.")
 
 
 def memory_problem(estimated_gb: float, card_gb: float) -> str | None:

@@ -430,6 +430,8 @@ def _estimates(plan: Plan, p: Profile, vram: float, gpu, pace: float = 1.0) -> E
                 f"about {e.minutes:.0f} minutes (no time limit given)")
         card = f"a rented {p.gpu_name}'s" if p.rent_gpu else "your"   # _to_rent's profile names the card
         reason = f"Fits: about {e.vram_gb:.1f} of {card} {vram:g} GB and {time} (timed for {e.gpu})."
+        note = costs.text_encoding_note(plan.method, p.base_model, plan.hp, vram)
+        reason += f" {note}" if note else ""
     else:
         reason = (f"Nothing fits; the closest plan {'; '.join(plan.problems)}. "
                   f"What would make it fit: {_remedies(plan, p, vram, gpu, pace)}")

@@ -377,3 +377,14 @@ def test_qwen_image_needs_24_gb_and_a_4_bit_base_as_simpletuner_and_ai_toolkit_s
     assert gb("lora", "qwenimage", **hp24) * costs.MARGIN <= 24
     hp16, _ = costs.fit_memory("lora", "qwenimage", start, 16)
     assert gb("lora", "qwenimage", **hp16) * costs.MARGIN > 16      # nothing fits 16 GB
+
+
+def test_a_text_encoder_larger_than_the_card_is_said_to_encode_on_the_cpu():
+    """Z-Image's Qwen3-4B is 8.0 GB in bf16: on an 8 GB card its NF4 plan fits, and the trainer encodes
+    the prompts on the CPU first (trainer.memory.text_encoding_device); the plan says so."""
+    hp = {"resolution": 768, "mixed_precision": "bf16", "quantize_base": "nf4", "cache_text_encoder_outputs": True}
+    note = costs.text_encoding_note("lora", "zimage", hp, 8)
+    assert "(8.0 GB)" in note and "on the CPU" in note
+    assert costs.text_encoding_note("lora", "zimage", hp, 24) == ""
+    assert costs.text_encoding_note("lora", "zimage", {**hp, "cache_text_encoder_outputs": False}, 8) == ""
+    assert costs.text_encoding_note("lora", "sd15", {"cache_text_encoder_outputs": True}, 8) == ""
