@@ -1,7 +1,7 @@
 """Family.prompt_call_kwargs: a pipeline called with the embeddings of a prompt (and of what it
-guides against) draws what it draws from the prompt (to 1e-5 of a pixel's range), so samples during training need no text
-encoder on the device once text outputs are cached (what a 24 GB plan for Qwen-Image relies on: its
-16.6 GB text encoder never returns beside the training state)."""
+guides against) draws what it draws from the prompt (to 1e-5 of a pixel's range), so samples
+during training need no text encoder on the device once text outputs are cached (what a 24 GB
+plan for Qwen-Image relies on: its 16.6 GB text encoder never returns beside the training state)."""
 from __future__ import annotations
 
 import numpy as np

@@ -199,7 +199,8 @@ class Flux2Klein(FlowFamily):
 
     def prompt_call_kwargs(self, pipe, prompts: list[str]) -> dict[str, Any]:
         def encode(texts):
-            return pipe.encode_prompt(prompt=texts, device=pipe.text_encoder.device, max_sequence_length=self.prompt_tokens,
+            return pipe.encode_prompt(prompt=texts, device=pipe.text_encoder.device,
+                                      max_sequence_length=self.prompt_tokens,
                                       text_encoder_out_layers=self.text_layers)[0]
 
         # the base model samples with guidance against "" (the pipeline's own negative)
