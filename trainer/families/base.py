@@ -219,7 +219,7 @@ class Family:
         diffusers' parts), except that with `frozen_dtype` every part not named in `as_saved` (those
         whose own weights train) loads straight in it: the loop casts frozen weights to that dtype
         anyway, and loading them in it halves the host memory a large model passes through (Flux.1's
-        transformer and T5: 67 GB in fp32, 34 GB in bf16). A VAE the family keeps in fp32 under fp16
+        transformer and T5: 67 GB in fp32, 33 GB in bf16). A VAE the family keeps in fp32 under fp16
         stays as saved."""
         import diffusers
         import torch
