@@ -146,10 +146,10 @@ class CheckpointModel:
         import torch
 
         from .checkpoints import CheckpointParts, trained_parameters
-        from .families.base import detect_family
+        from .families.base import detect_family, text_encoder_names
         from .methods.registry import get_method, set_up_method
         from .models import inference_dtype, load_components, resolve_base_model
-        from .prompt_embeddings import encoders_away, encoders_to_device, prompt_calls
+        from .prompt_embeddings import encoders_on_device, prompt_calls
 
         self.config = config
         self.device = device
@@ -162,10 +162,9 @@ class CheckpointModel:
         self.prompt_calls: dict[tuple, dict[str, Any]] = {}
         on_cpu: list[str] = []
         if config.cache_text_encoder_outputs and call_keys and not self.method.trains_text_encoder():
-            encoders_to_device(c, device, self.dtype)
-            self.prompt_calls = prompt_calls(c, call_keys, device)
-            encoders_away(c)
-            on_cpu = [n for n in c.modules() if n.startswith("text_encoder")]
+            with encoders_on_device(c, device, self.dtype):
+                self.prompt_calls = prompt_calls(c, call_keys, device)
+            on_cpu = text_encoder_names(len(c.text_encoders))
         _, self.trained = set_up_method(self.method, c, device, self.dtype, on_cpu=on_cpu)
         self.parts = CheckpointParts(lambda: trained_parameters(c.modules(), self.trained), None,
                                      self.method.checkpoint_objects())

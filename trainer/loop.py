@@ -238,10 +238,11 @@ class TrainingRun:
         """Make the method's weights trainable, move modules to the device (frozen weights in the
         mixed-precision dtype, trained ones in fp32; text encoders whose outputs are `cached` stay on
         the CPU), build optimizer and schedule, and hand the trained modules to accelerate."""
+        from .families.base import text_encoder_names
         from .methods.registry import set_up_method
 
         cfg, acc, c = self.config, self.accelerator, components
-        on_cpu = [n for n in c.modules() if n.startswith("text_encoder")] if cached else []
+        on_cpu = text_encoder_names(len(c.text_encoders)) if cached else []
         groups, trained = set_up_method(method, c, acc.device, weight_dtype(cfg.mixed_precision), on_cpu=on_cpu)
         modules = c.modules()
         if cfg.gradient_checkpointing:

@@ -5,8 +5,9 @@ all of them (and the samples' prompts) before the denoiser is placed, the encode
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 
 PromptKey = tuple  # the prompts of one pipeline call, in order (a sample: one; a scoring batch: several)
@@ -19,40 +20,40 @@ class CachedText:
     calls: dict[PromptKey, dict[str, Any]]     # a call's prompts -> its arguments (Family.prompt_call_kwargs)
 
 
-def encoders_to_device(c, device, dtype) -> str:
+@contextlib.contextmanager
+def encoders_on_device(c, device, dtype) -> Iterator[tuple[str, float]]:
     """The text encoders cast to `dtype` and on `device`, or on the CPU when they do not fit its free
-    memory (trainer.memory.text_encoding_device); returns where they went."""
+    memory (trainer.memory.text_encoding_device), for the block; yields (where they are, their GiB).
+    Afterwards they wait on the CPU, their GPU memory released."""
+    import torch
+
+    from .families.base import text_encoder_names
     from .memory import free_vram_gb, text_encoding_device
     from .training_utils import cast_weights
 
     size_gb = sum(p.numel() for te in c.text_encoders for p in te.parameters()) * dtype.itemsize / 2**30
     where = text_encoding_device(device, size_gb, free_vram_gb(device))
-    cast_weights({n: m for n, m in c.modules().items() if n.startswith("text_encoder")}, where, dtype)
-    return where
-
-
-def encoders_away(c) -> None:
-    """The text encoders back on the CPU, their GPU memory released."""
-    import torch
-
-    for te in c.text_encoders:
-        te.to("cpu")
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    cast_weights(dict(zip(text_encoder_names(len(c.text_encoders)), c.text_encoders)), where, dtype)
+    try:
+        yield where, size_gb
+    finally:
+        for te in c.text_encoders:
+            te.to("cpu")
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
 def prompt_calls(c, keys, device) -> dict[PromptKey, dict[str, Any]]:
-    """Each key's pipeline-call arguments (the text encoders where encoders_to_device put them), on
-    `device`."""
+    """Each key's pipeline-call arguments (inside encoders_on_device), on `device`."""
     import torch
-
-    from .training_utils import to_device
+    from accelerate.utils import send_to_device
 
     if not keys:
         return {}
     pipe = c.family.pipeline(c)
     with torch.no_grad():
-        return to_device({key: c.family.prompt_call_kwargs(pipe, list(key)) for key in dict.fromkeys(keys)}, device)
+        return send_to_device({key: c.family.prompt_call_kwargs(pipe, list(key)) for key in dict.fromkeys(keys)},
+                              device)
 
 
 def cache_text_outputs(c, method, accelerator, *, mixed_precision: str, prompts: list[str],
@@ -63,24 +64,22 @@ def cache_text_outputs(c, method, accelerator, *, mixed_precision: str, prompts:
     advisor's estimate counts (Qwen-Image's 16.6 GB encoder beside an 11 GB NF4 transformer would not
     fit the 24 GB its plan is for). They encode on the CPU when they do not fit the free GPU memory."""
     import torch
+    from accelerate.utils import send_to_device
 
-    from .training_utils import to_device, weight_dtype
+    from .training_utils import weight_dtype
 
     prompts = sorted({method.training_prompt(p) for p in prompts})
-    dtype = weight_dtype(mixed_precision)
-    size_mb = sum(p.numel() for te in c.text_encoders for p in te.parameters()) * dtype.itemsize / 2**20
-    device = encoders_to_device(c, accelerator.device, dtype)
-    with torch.no_grad():
-        embeds, pooled = c.family.encode_prompts(c, prompts)
-    calls = prompt_calls(c, call_keys, accelerator.device)
-    encoders_away(c)
-    size = f"{size_mb / 1024:.1f} GB" if size_mb >= 1024 else f"{size_mb:.1f} MB"
+    with encoders_on_device(c, accelerator.device, weight_dtype(mixed_precision)) as (device, size_gb):
+        with torch.no_grad():
+            embeds, pooled = c.family.encode_prompts(c, prompts)
+        calls = prompt_calls(c, call_keys, accelerator.device)
+    size = f"{size_gb:.1f} GB" if size_gb >= 1 else f"{size_gb * 1024:.1f} MB"
     where = ("" if device == str(accelerator.device)
              else f" (encoded on the CPU: {size} did not fit the free GPU memory)")
     status("text_cache", f"text-encoder outputs cached for {len(prompts)} prompt(s){where}; the text encoders "
-           f"({size}) wait on the CPU", prompts=len(prompts), text_encoders_mb=round(size_mb, 3), device=device)
+           f"({size}) wait on the CPU", prompts=len(prompts), text_encoders_mb=round(size_gb * 1024, 3), device=device)
     cache = {p: (embeds[j], None if pooled is None else pooled[j]) for j, p in enumerate(prompts)}
-    return CachedText(to_device(cache, accelerator.device), calls)
+    return CachedText(send_to_device(cache, accelerator.device), calls)
 
 
 class PromptEmbeddings:

@@ -138,19 +138,6 @@ def load_dtype(mixed_precision: str):
     return None if mixed_precision == "no" else weight_dtype(mixed_precision)
 
 
-def to_device(value: Any, device) -> Any:
-    """`value` with every tensor in it (in dicts, lists, tuples) on `device`; anything else as it is."""
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return value.to(device)
-    if isinstance(value, dict):
-        return {k: to_device(v, device) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(to_device(v, device) for v in value)
-    return value
-
-
 def cast_weights(modules: dict[str, Any], device, dtype, fp32_modules: Iterable[str] = ()) -> None:
     """Move every module to `device`: frozen weights to `dtype`, trained ones (requires_grad) to
     fp32, like diffusers' `cast_training_params`. Modules named in `fp32_modules` are held in fp32

@@ -68,14 +68,3 @@ def test_text_outputs_are_made_on_the_cpu_when_the_encoders_do_not_fit_the_free_
     assert text_encoding_device("cuda:0", 8.04, 7.6) == "cpu"         # ... on an 8 GB card
     assert text_encoding_device("cuda:0", 8.04, 8.04 + TEXT_ENCODING_SLACK_GB) == "cuda:0"
     assert text_encoding_device("cpu", 100.0, None) == "cpu"          # off CUDA: where the run is
-
-
-def test_cached_outputs_move_with_their_containers():
-    import torch
-
-    from trainer.training_utils import to_device
-
-    value = {"a": (torch.zeros(1), None), "b": [torch.ones(2)], "c": 3}
-    moved = to_device(value, "meta")
-    assert moved["a"][0].device.type == "meta" and moved["a"][1] is None and isinstance(moved["a"], tuple)
-    assert moved["b"][0].device.type == "meta" and moved["c"] == 3
