@@ -146,29 +146,26 @@ def real_estimate(s: Scenario, device: str) -> dict:
 
 
 def run_real(bases: list[str], layers: int | None, work: Path, args) -> list[dict]:
-    """Each base built (trainer.real_architectures, bf16, on the GPU when there is one), trained, measured
-    and removed before the next (Qwen-Image's folder alone is 57 GB)."""
+    """Each base built (build_real_architecture, bf16), trained, measured and removed before the next
+    (Qwen-Image's folder alone is 57 GB)."""
     import torch
-
-    from trainer.real_architectures import make_real_architecture
 
     rows = []
     for base in bases:
         folder = work / "models" / f"{base}-real"
+        scenario = real_scenario(base, layers)
         print(f"... building {base}{f' cut to {layers} layer(s)' if layers else ''}", file=sys.stderr, flush=True)
         t0 = time.time()
         try:
             with contextlib.redirect_stdout(sys.stderr):
-                make_real_architecture(folder, base, layers=layers, dtype=torch.bfloat16,
-                                       device="cuda" if torch.cuda.is_available() else "cpu")
+                build_real_architecture(base, folder, dtype="bf16", layers=layers)
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
         except Exception as e:  # one base failing to build is a row, not the end of the table
-            rows.append({"scenario": real_scenario(base, layers), "error": f"build: {type(e).__name__}: {e}"[:200]})
+            rows.append({"scenario": scenario, "error": f"build: {type(e).__name__}: {e}"[:200]})
             continue
-        s = real_scenario(base, layers)
-        row = {"scenario": s, "build_s": time.time() - t0}
-        row.update(run_scenarios([s], {base: folder}, work, args)[0])
+        row = {"scenario": scenario, "build_s": time.time() - t0}
+        row.update(run_scenarios([scenario], {base: folder}, work, args)[0])
         rows.append(row)
         shutil.rmtree(folder, ignore_errors=True)
     return rows
@@ -176,13 +173,13 @@ def run_real(bases: list[str], layers: int | None, work: Path, args) -> list[dic
 
 def print_real_table(rows: list[dict], layers: int | None) -> None:
     print("| base | px | settings | peak (reserved) | estimate | measured / estimate | steps/s | "
-          "estimate (card) | measured / estimate |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "estimate (card) | measured / estimate | build s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         s = row["scenario"]
         settings = f"LoRA rank {s.options['rank']}, bf16, grad-ckpt, cached text"
         if "error" in row:
-            print(f"| {s.model} | {s.resolution} | {settings} | failed: {row['error']} | | | | | |")
+            print(f"| {s.model} | {s.resolution} | {settings} | failed: {row['error']} | | | | | | |")
             continue
         est = real_estimate(s, row["device"])
         gb = 2**30 / 1e9   # GiB -> GB, the advisor's unit
@@ -193,7 +190,7 @@ def print_real_table(rows: list[dict], layers: int | None) -> None:
         mem_ratio = "-" if layers else _ratio(mem / est["vram_gb"])
         speed_ratio = "-" if layers or est["steps_per_s"] is None else _ratio(row["steps_per_s"] / est["steps_per_s"])
         print(f"| {s.model} | {s.resolution} | {settings} | {mem:.1f} GB{held} {kind} | {est['vram_gb']:.1f} GB | "
-              f"{mem_ratio} | {row['steps_per_s']:.3f} | {speed} | {speed_ratio} |")
+              f"{mem_ratio} | {row['steps_per_s']:.3f} | {speed} | {speed_ratio} | {row['build_s']:.0f} |")
     if layers:
         print(f"\nEvery stack cut to {layers} layer(s): the path checked, not the released model's memory or time.")
 
@@ -219,10 +216,10 @@ def cuda_scenarios(methods: list[str]) -> list[Scenario]:
 
 
 # --- building the models the scenarios train ---------------------------------------------
-def build_real_architecture(arch: str, out_dir: Path, dtype: str = "fp16") -> Path:
-    """A planned base model's released architecture with random weights (trainer.real_architectures),
-    made on the GPU when there is one and saved in `dtype` (the loop loads and casts as for real
-    weights); an existing folder is reused."""
+def build_real_architecture(arch: str, out_dir: Path, dtype: str = "fp16", layers: int | None = None) -> Path:
+    """A planned base model's released architecture with random weights (trainer.real_architectures;
+    `layers`: every stack cut to that many), made on the GPU when there is one and saved in `dtype`
+    (the loop loads and casts as for real weights); an existing folder is reused."""
     import torch
 
     from trainer.real_architectures import make_real_architecture
@@ -230,7 +227,7 @@ def build_real_architecture(arch: str, out_dir: Path, dtype: str = "fp16") -> Pa
     if (out_dir / "model_index.json").is_file():
         return out_dir
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    return make_real_architecture(out_dir, arch, device=device, dtype=getattr(torch, DTYPES[dtype]))
+    return make_real_architecture(out_dir, arch, layers=layers, device=device, dtype=getattr(torch, DTYPES[dtype]))
 
 
 def write_images(folder: Path, n: int, size: int) -> Path:
