@@ -32,6 +32,25 @@ def test_bad_requests_are_refused_in_one_line():
     assert set(SHRINKABLE) < set(REAL_BASES) <= set(BASE_MODELS)
 
 
+def test_the_cli_refuses_bad_input_in_one_line(tmp_path, capsys):
+    from trainer.cli import EXIT_BAD_INPUT, main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["make-real-architecture", str(tmp_path / "new"), "--base", "sd2"])
+    assert exited.value.code == EXIT_BAD_INPUT
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "model.safetensors").write_text("mine")
+    assert main(["make-real-architecture", str(taken), "--base", "zimage", "--layers", "1", "--device", "cpu"]) \
+        == EXIT_BAD_INPUT
+    assert main(["make-real-architecture", str(tmp_path / "whole"), "--base", "klein4b", "--layers", "1",
+                 "--device", "cpu"]) == EXIT_BAD_INPUT
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 3 and "invalid choice: 'sd2'" in lines[0]
+    assert "is not empty" in lines[1] and "built whole only" in lines[2]
+    assert (taken / "model.safetensors").read_text() == "mine" and not (tmp_path / "whole").exists()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("base", SHRINKABLE)
 def test_a_one_layer_copy_is_written_recognised_and_trains(base, images, tmp_path):
